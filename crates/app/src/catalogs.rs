@@ -1,0 +1,182 @@
+//! Use cases of catalogs and their resources: create, change and delete catalogs; add a
+//! directory group to a catalog (and take it out again) through resource requests.
+
+use steward_domain::catalog::{self, Catalog, Resource, ResourceRequest, ResourceRole, ResourceScope};
+use steward_domain::enums::{CatalogState, RequestState, RequestType};
+use steward_domain::ids::{CatalogId, GroupId, ResourceId, ResourceRequestId};
+use steward_domain::text::{DESCRIPTION_MAX, DisplayName, bounded};
+
+use crate::auth::AdminCap;
+use crate::ports::Page;
+use crate::query::{ListQuery, RESOURCES};
+use crate::{AppError, Services};
+
+#[derive(Debug, Clone)]
+pub struct NewCatalog {
+    pub display_name: DisplayName,
+    pub description: Option<String>,
+    pub state: Option<CatalogState>,
+    pub is_externally_visible: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CatalogPatch {
+    pub display_name: Option<DisplayName>,
+    pub description: Option<Option<String>>,
+    pub state: Option<CatalogState>,
+    pub is_externally_visible: Option<bool>,
+}
+
+pub async fn create_catalog(s: &Services, _cap: AdminCap, new: NewCatalog) -> Result<Catalog, AppError> {
+    let description = bounded("description", new.description, DESCRIPTION_MAX)?;
+    let c = catalog::new_catalog(new.display_name, description, new.state, new.is_externally_visible, s.clock.now());
+    s.store.insert_catalog(&c).await?;
+    Ok(c)
+}
+
+pub async fn require_catalog(s: &Services, id: CatalogId) -> Result<Catalog, AppError> {
+    s.store.get_catalog(id).await?.ok_or_else(|| AppError::not_found("catalog", id))
+}
+
+pub async fn get_catalog(s: &Services, _cap: AdminCap, id: CatalogId) -> Result<Catalog, AppError> {
+    require_catalog(s, id).await
+}
+
+pub async fn list_catalogs(s: &Services, _cap: AdminCap, q: &ListQuery) -> Result<Page<Catalog>, AppError> {
+    Ok(s.store.list_catalogs(q).await?)
+}
+
+pub async fn update_catalog(s: &Services, _cap: AdminCap, id: CatalogId, p: CatalogPatch) -> Result<Catalog, AppError> {
+    let mut c = require_catalog(s, id).await?;
+    if let Some(v) = p.display_name {
+        c.display_name = v;
+    }
+    if let Some(v) = p.description {
+        c.description = bounded("description", v, DESCRIPTION_MAX)?;
+    }
+    if let Some(v) = p.state {
+        c.state = v;
+    }
+    if let Some(v) = p.is_externally_visible {
+        c.is_externally_visible = v;
+    }
+    c.modified_date_time = s.clock.now();
+    s.store.update_catalog(&c).await?;
+    Ok(c)
+}
+
+pub async fn delete_catalog(s: &Services, _cap: AdminCap, id: CatalogId) -> Result<(), AppError> {
+    Ok(s.store.delete_catalog(id).await?)
+}
+
+/// How a resource request names its resource: by Steward id, or by origin.
+#[derive(Debug, Clone, Default)]
+pub struct ResourceRef {
+    pub id: Option<ResourceId>,
+    pub origin_id: Option<String>,
+    pub origin_system: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewResourceRequest {
+    pub request_type: RequestType,
+    pub catalog_id: CatalogId,
+    pub resource: ResourceRef,
+}
+
+/// Carries out an `adminAdd` or `adminRemove` at once and returns the delivered request.
+pub async fn request_resource(
+    s: &Services,
+    _cap: AdminCap,
+    r: NewResourceRequest,
+) -> Result<ResourceRequest, AppError> {
+    catalog::check_resource_request_type(r.request_type)?;
+    require_catalog(s, r.catalog_id).await?;
+    let now = s.clock.now();
+    match r.request_type {
+        RequestType::AdminAdd => {
+            let origin_system = r.resource.origin_system.as_deref().unwrap_or(catalog::ORIGIN_AAD_GROUP);
+            catalog::check_origin_system(origin_system)?;
+            let origin = r.resource.origin_id.ok_or_else(|| {
+                AppError::Invalid("resource.originId is required for adminAdd: the id of the group to add.".into())
+            })?;
+            let gid: GroupId = origin.parse()?;
+            let group = s.store.get_group(gid).await?.ok_or_else(|| AppError::not_found("group", gid))?;
+            let added = catalog::group_resource(r.catalog_id, &group, now);
+            let request = ResourceRequest {
+                id: ResourceRequestId::new(),
+                catalog_id: r.catalog_id,
+                resource_id: Some(added.resource.id),
+                request_type: RequestType::AdminAdd,
+                state: RequestState::Delivered,
+                created_date_time: now,
+            };
+            s.store.add_resource(&added, &request).await?;
+            Ok(request)
+        }
+        _ => {
+            let resource = find_resource(s, r.catalog_id, &r.resource).await?;
+            let request = ResourceRequest {
+                id: ResourceRequestId::new(),
+                catalog_id: r.catalog_id,
+                resource_id: Some(resource.id),
+                request_type: RequestType::AdminRemove,
+                state: RequestState::Delivered,
+                created_date_time: now,
+            };
+            s.store.remove_resource(resource.id, &request).await?;
+            Ok(request)
+        }
+    }
+}
+
+/// The catalog's resource named by id or by origin id.
+async fn find_resource(s: &Services, catalog: CatalogId, r: &ResourceRef) -> Result<Resource, AppError> {
+    if let Some(id) = r.id {
+        return match s.store.get_resource(id).await? {
+            Some(res) if res.catalog_id == catalog => Ok(res),
+            _ => Err(AppError::not_found("resource", id)),
+        };
+    }
+    let origin = r
+        .origin_id
+        .as_deref()
+        .ok_or_else(|| AppError::Invalid("resource.id or resource.originId is required for adminRemove.".into()))?;
+    let q = ListQuery::all(&RESOURCES).scoped("catalog/id", catalog)?;
+    let q = q.and(crate::query::Cond::Cmp {
+        field: RESOURCES.field("originId").ok_or_else(|| AppError::Invalid("originId".into()))?,
+        op: steward_odata::CmpOp::Eq,
+        value: crate::query::Value::Text(origin.to_owned()),
+        lower: false,
+    });
+    let page = s.store.list_resources(&q).await?;
+    page.items.into_iter().next().ok_or_else(|| AppError::not_found("resource", origin))
+}
+
+pub async fn list_resources(s: &Services, _cap: AdminCap, q: &ListQuery) -> Result<Page<Resource>, AppError> {
+    Ok(s.store.list_resources(q).await?)
+}
+
+pub async fn get_resource(s: &Services, _cap: AdminCap, id: ResourceId) -> Result<Resource, AppError> {
+    s.store.get_resource(id).await?.ok_or_else(|| AppError::not_found("resource", id))
+}
+
+pub async fn list_resource_roles(s: &Services, _cap: AdminCap, q: &ListQuery) -> Result<Page<ResourceRole>, AppError> {
+    Ok(s.store.list_resource_roles(q).await?)
+}
+
+pub async fn list_resource_scopes(
+    s: &Services,
+    _cap: AdminCap,
+    q: &ListQuery,
+) -> Result<Page<ResourceScope>, AppError> {
+    Ok(s.store.list_resource_scopes(q).await?)
+}
+
+pub async fn list_resource_requests(
+    s: &Services,
+    _cap: AdminCap,
+    q: &ListQuery,
+) -> Result<Page<ResourceRequest>, AppError> {
+    Ok(s.store.list_resource_requests(q).await?)
+}

@@ -1,0 +1,264 @@
+//! Use cases of access packages: create, change and delete them, grant resource roles through
+//! role scopes, and declare separation of duties with incompatible packages and groups.
+
+use steward_domain::catalog::{ResourceRole, ResourceScope};
+use steward_domain::ids::{
+    AccessPackageId, CatalogId, GroupId, ResourceId, ResourceRoleId, ResourceRoleScopeId, ResourceScopeId,
+};
+use steward_domain::package::{self, AccessPackage, ResourceRoleScope};
+use steward_domain::text::{DESCRIPTION_MAX, DisplayName, bounded};
+use steward_odata::CmpOp;
+
+use crate::auth::AdminCap;
+use crate::catalogs::require_catalog;
+use crate::ports::Page;
+use crate::query::{Cond, ListQuery, RESOURCE_ROLES, RESOURCE_SCOPES, Schema, Value};
+use crate::{AppError, Services};
+
+#[derive(Debug, Clone)]
+pub struct NewPackage {
+    pub display_name: DisplayName,
+    pub description: Option<String>,
+    pub is_hidden: Option<bool>,
+    pub catalog_id: CatalogId,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PackagePatch {
+    pub display_name: Option<DisplayName>,
+    pub description: Option<Option<String>>,
+    pub is_hidden: Option<bool>,
+}
+
+pub async fn create_package(s: &Services, _cap: AdminCap, new: NewPackage) -> Result<AccessPackage, AppError> {
+    require_catalog(s, new.catalog_id).await?;
+    let now = s.clock.now();
+    let p = AccessPackage {
+        id: AccessPackageId::new(),
+        catalog_id: new.catalog_id,
+        display_name: new.display_name,
+        description: bounded("description", new.description, DESCRIPTION_MAX)?,
+        is_hidden: new.is_hidden.unwrap_or(false),
+        created_date_time: now,
+        modified_date_time: now,
+    };
+    s.store.insert_package(&p).await?;
+    Ok(p)
+}
+
+pub async fn require_package(s: &Services, id: AccessPackageId) -> Result<AccessPackage, AppError> {
+    s.store.get_package(id).await?.ok_or_else(|| AppError::not_found("access package", id))
+}
+
+pub async fn get_package(s: &Services, _cap: AdminCap, id: AccessPackageId) -> Result<AccessPackage, AppError> {
+    require_package(s, id).await
+}
+
+pub async fn list_packages(s: &Services, _cap: AdminCap, q: &ListQuery) -> Result<Page<AccessPackage>, AppError> {
+    Ok(s.store.list_packages(q).await?)
+}
+
+pub async fn update_package(
+    s: &Services,
+    _cap: AdminCap,
+    id: AccessPackageId,
+    p: PackagePatch,
+) -> Result<AccessPackage, AppError> {
+    let mut ap = require_package(s, id).await?;
+    if let Some(v) = p.display_name {
+        ap.display_name = v;
+    }
+    if let Some(v) = p.description {
+        ap.description = bounded("description", v, DESCRIPTION_MAX)?;
+    }
+    if let Some(v) = p.is_hidden {
+        ap.is_hidden = v;
+    }
+    ap.modified_date_time = s.clock.now();
+    s.store.update_package(&ap).await?;
+    Ok(ap)
+}
+
+pub async fn delete_package(s: &Services, _cap: AdminCap, id: AccessPackageId) -> Result<(), AppError> {
+    Ok(s.store.delete_package(id).await?)
+}
+
+/// How a role-scope body names the role: by id, or by origin id (and optionally its resource).
+#[derive(Debug, Clone, Default)]
+pub struct RoleRef {
+    pub id: Option<ResourceRoleId>,
+    pub origin_id: Option<String>,
+    pub resource_id: Option<ResourceId>,
+}
+
+/// How a role-scope body names the scope; all `None` means the resource's root scope.
+#[derive(Debug, Clone, Default)]
+pub struct ScopeRef {
+    pub id: Option<ResourceScopeId>,
+    pub origin_id: Option<String>,
+}
+
+/// Grants a resource role through the package.
+pub async fn add_role_scope(
+    s: &Services,
+    _cap: AdminCap,
+    package_id: AccessPackageId,
+    role: RoleRef,
+    scope: ScopeRef,
+) -> Result<ResourceRoleScope, AppError> {
+    let pkg = require_package(s, package_id).await?;
+    let role = resolve_role(s, &pkg, &role).await?;
+    let scope = resolve_scope(s, &role, &scope).await?;
+    let resource = s
+        .store
+        .get_resource(role.resource_id)
+        .await?
+        .ok_or_else(|| AppError::not_found("resource", role.resource_id))?;
+    package::check_role_scope(&pkg, &role, &scope, resource.catalog_id)?;
+    let rrs = ResourceRoleScope {
+        id: ResourceRoleScopeId::new(),
+        access_package_id: pkg.id,
+        role_id: role.id,
+        scope_id: scope.id,
+        created_date_time: s.clock.now(),
+    };
+    s.store.add_role_scope(&rrs).await?;
+    Ok(rrs)
+}
+
+fn text_eq(schema: &'static Schema, path: &str, v: String) -> Result<Cond, AppError> {
+    let field = schema.field(path).ok_or_else(|| AppError::Invalid(format!("unknown field {path}")))?;
+    Ok(Cond::Cmp { field, op: CmpOp::Eq, value: Value::Text(v), lower: false })
+}
+
+async fn resolve_role(s: &Services, pkg: &AccessPackage, r: &RoleRef) -> Result<ResourceRole, AppError> {
+    if let Some(id) = r.id {
+        return s.store.get_resource_role(id).await?.ok_or_else(|| AppError::not_found("resource role", id));
+    }
+    let origin = r.origin_id.clone().ok_or_else(|| {
+        AppError::Invalid(
+            "role.id or role.originId is required (for a group: Member_<groupId> or Owner_<groupId>).".into(),
+        )
+    })?;
+    let mut q = ListQuery::all(&RESOURCE_ROLES).and(text_eq(&RESOURCE_ROLES, "originId", origin.clone())?);
+    if let Some(res) = r.resource_id {
+        q = q.scoped("resource/id", res)?;
+    }
+    let roles = s.store.list_resource_roles(&q).await?.items;
+    // Among roles with that origin, take the one whose resource is in the package's catalog.
+    for role in roles {
+        if let Some(res) = s.store.get_resource(role.resource_id).await?
+            && res.catalog_id == pkg.catalog_id
+        {
+            return Ok(role);
+        }
+    }
+    Err(AppError::Invalid(format!(
+        "No resource role with originId '{}' is in the access package's catalog; add the resource to the catalog first.",
+        steward_domain::text::clip(&origin, 80)
+    )))
+}
+
+async fn resolve_scope(s: &Services, role: &ResourceRole, r: &ScopeRef) -> Result<ResourceScope, AppError> {
+    if let Some(id) = r.id {
+        return s.store.get_resource_scope(id).await?.ok_or_else(|| AppError::not_found("resource scope", id));
+    }
+    let q = ListQuery::all(&RESOURCE_SCOPES).scoped("resource/id", role.resource_id)?;
+    let q = match &r.origin_id {
+        Some(o) => q.and(text_eq(&RESOURCE_SCOPES, "originId", o.clone())?),
+        None => q.and(Cond::Cmp {
+            field: RESOURCE_SCOPES.field("isRootScope").ok_or_else(|| AppError::Invalid("isRootScope".into()))?,
+            op: CmpOp::Eq,
+            value: Value::Bool(true),
+            lower: false,
+        }),
+    };
+    s.store.list_resource_scopes(&q).await?.items.into_iter().next().ok_or_else(|| {
+        AppError::Invalid(format!(
+            "The resource of role '{}' has no scope with originId '{}'.",
+            role.display_name,
+            r.origin_id.as_deref().unwrap_or("(root)")
+        ))
+    })
+}
+
+pub async fn remove_role_scope(
+    s: &Services,
+    _cap: AdminCap,
+    package: AccessPackageId,
+    id: ResourceRoleScopeId,
+) -> Result<(), AppError> {
+    require_package(s, package).await?;
+    Ok(s.store.remove_role_scope(package, id).await?)
+}
+
+pub async fn get_role_scope(
+    s: &Services,
+    _cap: AdminCap,
+    package: AccessPackageId,
+    id: ResourceRoleScopeId,
+) -> Result<ResourceRoleScope, AppError> {
+    match s.store.get_role_scope(id).await? {
+        Some(r) if r.access_package_id == package => Ok(r),
+        _ => Err(AppError::not_found("resource role scope", id)),
+    }
+}
+
+pub async fn list_role_scopes(
+    s: &Services,
+    _cap: AdminCap,
+    q: &ListQuery,
+) -> Result<Page<ResourceRoleScope>, AppError> {
+    Ok(s.store.list_role_scopes(q).await?)
+}
+
+pub async fn get_resource_role(s: &Services, _cap: AdminCap, id: ResourceRoleId) -> Result<ResourceRole, AppError> {
+    s.store.get_resource_role(id).await?.ok_or_else(|| AppError::not_found("resource role", id))
+}
+
+pub async fn get_resource_scope(s: &Services, _cap: AdminCap, id: ResourceScopeId) -> Result<ResourceScope, AppError> {
+    s.store.get_resource_scope(id).await?.ok_or_else(|| AppError::not_found("resource scope", id))
+}
+
+pub async fn add_incompatible_package(
+    s: &Services,
+    _cap: AdminCap,
+    id: AccessPackageId,
+    other: AccessPackageId,
+) -> Result<(), AppError> {
+    package::check_incompatible_package(id, other)?;
+    require_package(s, id).await?;
+    require_package(s, other).await?;
+    Ok(s.store.add_incompatible_package(id, other).await?)
+}
+
+pub async fn remove_incompatible_package(
+    s: &Services,
+    _cap: AdminCap,
+    id: AccessPackageId,
+    other: AccessPackageId,
+) -> Result<(), AppError> {
+    require_package(s, id).await?;
+    Ok(s.store.remove_incompatible_package(id, other).await?)
+}
+
+pub async fn add_incompatible_group(
+    s: &Services,
+    _cap: AdminCap,
+    id: AccessPackageId,
+    group: GroupId,
+) -> Result<(), AppError> {
+    require_package(s, id).await?;
+    s.store.get_group(group).await?.ok_or_else(|| AppError::not_found("group", group))?;
+    Ok(s.store.add_incompatible_group(id, group).await?)
+}
+
+pub async fn remove_incompatible_group(
+    s: &Services,
+    _cap: AdminCap,
+    id: AccessPackageId,
+    group: GroupId,
+) -> Result<(), AppError> {
+    require_package(s, id).await?;
+    Ok(s.store.remove_incompatible_group(id, group).await?)
+}

@@ -1,0 +1,164 @@
+//! The ports Steward's use cases depend on: the `Store` (one trait, a SQLite and a PostgreSQL
+//! implementation, one contract suite) and the `Clock`.
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use steward_domain::DomainError;
+use steward_domain::catalog::{Catalog, GroupResource, Resource, ResourceRequest, ResourceRole, ResourceScope};
+use steward_domain::directory::{Group, User};
+use steward_domain::ids::{
+    AccessPackageId, CatalogId, GroupId, ResourceId, ResourceRoleId, ResourceRoleScopeId, ResourceScopeId, TokenId,
+    UserId,
+};
+use steward_domain::package::{AccessPackage, ResourceRoleScope};
+
+use crate::auth::ApiToken;
+use crate::query::{ListQuery, Value};
+
+/// Where "now" comes from. Logic is always handed `now`; only the shell reads a clock.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Timestamp;
+}
+
+/// The wall clock, for the running server.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    #[allow(clippy::disallowed_methods)] // the one place the wall clock is read
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}
+
+/// A clock tests set and move by hand.
+#[derive(Debug)]
+pub struct ManualClock(std::sync::Mutex<Timestamp>);
+
+impl ManualClock {
+    pub fn new(start: Timestamp) -> Self {
+        Self(std::sync::Mutex::new(start))
+    }
+    pub fn set(&self, t: Timestamp) {
+        if let Ok(mut g) = self.0.lock() {
+            *g = t;
+        }
+    }
+    pub fn advance(&self, d: jiff::SignedDuration) {
+        if let Ok(mut g) = self.0.lock() {
+            *g = g.checked_add(d).unwrap_or(*g);
+        }
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        self.0.lock().map(|g| *g).unwrap_or(Timestamp::UNIX_EPOCH)
+    }
+}
+
+/// A page of a list: the rows, the total when asked for, and the sort key of the last row when
+/// more rows follow (the keyset cursor of the next page).
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub count: Option<u64>,
+    pub next: Option<Vec<Value>>,
+}
+
+/// What a store can fail with. Constraint violations arrive as `Conflict` or `NotFound`, rules
+/// checked inside a transaction as `Rule`; everything else is the database's trouble.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{kind} '{id}' was not found.")]
+    NotFound { kind: &'static str, id: String },
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Rule(#[from] DomainError),
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Internal(String),
+}
+
+impl StoreError {
+    pub fn not_found(kind: &'static str, id: impl ToString) -> Self {
+        Self::NotFound { kind, id: id.to_string() }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Persistence of every Steward object. Each method is one transaction; rules that depend on
+/// other rows (a catalog may not be deleted while it holds packages) are checked inside it by
+/// calling the domain's rule functions, so two concurrent callers cannot both pass the check.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Whether the database answers (for `/readyz`).
+    async fn ping(&self) -> StoreResult<()>;
+
+    // API tokens
+    async fn insert_token(&self, token: &ApiToken) -> StoreResult<()>;
+    async fn token_by_hash(&self, hash: &str) -> StoreResult<Option<ApiToken>>;
+    async fn list_tokens(&self) -> StoreResult<Vec<ApiToken>>;
+    async fn delete_token(&self, id: TokenId) -> StoreResult<()>;
+
+    // users
+    async fn insert_user(&self, user: &User) -> StoreResult<()>;
+    async fn update_user(&self, user: &User) -> StoreResult<()>;
+    async fn delete_user(&self, id: UserId) -> StoreResult<()>;
+    async fn get_user(&self, id: UserId) -> StoreResult<Option<User>>;
+    async fn user_by_upn(&self, upn: &str) -> StoreResult<Option<User>>;
+    async fn list_users(&self, q: &ListQuery) -> StoreResult<Page<User>>;
+    async fn add_sponsor(&self, user: UserId, sponsor: UserId) -> StoreResult<()>;
+    async fn remove_sponsor(&self, user: UserId, sponsor: UserId) -> StoreResult<()>;
+
+    // groups
+    async fn insert_group(&self, group: &Group) -> StoreResult<()>;
+    async fn update_group(&self, group: &Group) -> StoreResult<()>;
+    async fn delete_group(&self, id: GroupId) -> StoreResult<()>;
+    async fn get_group(&self, id: GroupId) -> StoreResult<Option<Group>>;
+    async fn list_groups(&self, q: &ListQuery) -> StoreResult<Page<Group>>;
+    async fn add_member(&self, group: GroupId, user: UserId) -> StoreResult<()>;
+    async fn remove_member(&self, group: GroupId, user: UserId) -> StoreResult<()>;
+    async fn add_owner(&self, group: GroupId, user: UserId) -> StoreResult<()>;
+    async fn remove_owner(&self, group: GroupId, user: UserId) -> StoreResult<()>;
+
+    // catalogs and their resources
+    async fn insert_catalog(&self, catalog: &Catalog) -> StoreResult<()>;
+    async fn update_catalog(&self, catalog: &Catalog) -> StoreResult<()>;
+    /// Deletes a catalog and its resources, if `check_catalog_deletable` allows.
+    async fn delete_catalog(&self, id: CatalogId) -> StoreResult<()>;
+    async fn get_catalog(&self, id: CatalogId) -> StoreResult<Option<Catalog>>;
+    async fn list_catalogs(&self, q: &ListQuery) -> StoreResult<Page<Catalog>>;
+    /// Adds a group resource with its roles and scope, recording the request. Conflict when the
+    /// catalog already holds a resource with the same origin.
+    async fn add_resource(&self, added: &GroupResource, request: &ResourceRequest) -> StoreResult<()>;
+    /// Removes a resource, if `check_resource_removable` allows, recording the request.
+    async fn remove_resource(&self, id: ResourceId, request: &ResourceRequest) -> StoreResult<()>;
+    async fn get_resource(&self, id: ResourceId) -> StoreResult<Option<Resource>>;
+    async fn list_resources(&self, q: &ListQuery) -> StoreResult<Page<Resource>>;
+    async fn get_resource_role(&self, id: ResourceRoleId) -> StoreResult<Option<ResourceRole>>;
+    async fn list_resource_roles(&self, q: &ListQuery) -> StoreResult<Page<ResourceRole>>;
+    async fn get_resource_scope(&self, id: ResourceScopeId) -> StoreResult<Option<ResourceScope>>;
+    async fn list_resource_scopes(&self, q: &ListQuery) -> StoreResult<Page<ResourceScope>>;
+    async fn list_resource_requests(&self, q: &ListQuery) -> StoreResult<Page<ResourceRequest>>;
+
+    // access packages
+    async fn insert_package(&self, package: &AccessPackage) -> StoreResult<()>;
+    async fn update_package(&self, package: &AccessPackage) -> StoreResult<()>;
+    /// Deletes a package with its role scopes and incompatibility links, if
+    /// `check_package_deletable` allows.
+    async fn delete_package(&self, id: AccessPackageId) -> StoreResult<()>;
+    async fn get_package(&self, id: AccessPackageId) -> StoreResult<Option<AccessPackage>>;
+    async fn list_packages(&self, q: &ListQuery) -> StoreResult<Page<AccessPackage>>;
+    async fn add_role_scope(&self, rrs: &ResourceRoleScope) -> StoreResult<()>;
+    async fn remove_role_scope(&self, package: AccessPackageId, id: ResourceRoleScopeId) -> StoreResult<()>;
+    async fn get_role_scope(&self, id: ResourceRoleScopeId) -> StoreResult<Option<ResourceRoleScope>>;
+    async fn list_role_scopes(&self, q: &ListQuery) -> StoreResult<Page<ResourceRoleScope>>;
+    async fn add_incompatible_package(&self, package: AccessPackageId, other: AccessPackageId) -> StoreResult<()>;
+    async fn remove_incompatible_package(&self, package: AccessPackageId, other: AccessPackageId) -> StoreResult<()>;
+    async fn add_incompatible_group(&self, package: AccessPackageId, group: GroupId) -> StoreResult<()>;
+    async fn remove_incompatible_group(&self, package: AccessPackageId, group: GroupId) -> StoreResult<()>;
+}

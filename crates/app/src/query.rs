@@ -1,0 +1,674 @@
+//! The query schema of every collection and the checks that turn parsed OData options into a
+//! typed `ListQuery` the store can run: every property named in `$filter`, `$orderby` and
+//! `$search` must exist and every literal must fit its property's type, else a 400 names it.
+
+use steward_domain::time::to_micros;
+use steward_odata::{CmpOp, Expr, Func, Literal, QueryOptions};
+
+use crate::AppError;
+
+/// The type of a queryable property.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldType {
+    Guid,
+    Text,
+    Bool,
+    DateTime,
+    /// An enumeration: the canonical wire names.
+    Enum(&'static [&'static str]),
+}
+
+/// A property that can be filtered and ordered on. `column` is the storage name shared by both
+/// databases; it is a compile-time constant, so compiled SQL never contains caller text.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Field {
+    /// The OData path, matched case-insensitively (`catalog/id`).
+    pub path: &'static str,
+    pub ty: FieldType,
+    pub column: &'static str,
+    pub nullable: bool,
+}
+
+/// A collection's schema: its table, its properties and what `$search` looks at.
+#[derive(Debug)]
+pub struct Schema {
+    /// Graph's name of the entity type, for messages.
+    pub entity: &'static str,
+    pub table: &'static str,
+    pub fields: &'static [Field],
+    /// Properties `$search` matches (contains, case-insensitive).
+    pub search: &'static [&'static str],
+    /// The default order (always completed by `id`).
+    pub default_order: &'static str,
+}
+
+impl Schema {
+    pub fn field(&self, path: &str) -> Option<&'static Field> {
+        self.fields.iter().find(|f| f.path.eq_ignore_ascii_case(path))
+    }
+    fn require(&self, path: &str) -> Result<&'static Field, AppError> {
+        self.field(path).ok_or_else(|| AppError::Query {
+            code: "InvalidFilter",
+            message: format!(
+                "Property '{}' is not known on {}; known properties: {}.",
+                steward_domain::text::clip(path, 80),
+                self.entity,
+                self.fields.iter().map(|f| f.path).collect::<Vec<_>>().join(", ")
+            ),
+        })
+    }
+}
+
+const fn f(path: &'static str, ty: FieldType, column: &'static str) -> Field {
+    Field { path, ty, column, nullable: false }
+}
+const fn n(path: &'static str, ty: FieldType, column: &'static str) -> Field {
+    Field { path, ty, column, nullable: true }
+}
+
+use FieldType::{Bool, DateTime, Enum, Guid, Text};
+
+const CATALOG_STATES: &[&str] = &["unpublished", "published", "unknownFutureValue"];
+const CATALOG_TYPES: &[&str] = &["userManaged", "serviceDefault", "serviceManaged", "unknownFutureValue"];
+const USER_TYPES: &[&str] = &["Member", "Guest"];
+const REQUEST_TYPES: &[&str] = &["adminAdd", "adminRemove"];
+const REQUEST_STATES: &[&str] = &["delivered", "deliveryFailed"];
+
+pub static USERS: Schema = Schema {
+    entity: "user",
+    table: "users",
+    fields: &[
+        f("id", Guid, "id"),
+        f("displayName", Text, "display_name"),
+        f("userPrincipalName", Text, "user_principal_name"),
+        n("mail", Text, "mail"),
+        f("userType", Enum(USER_TYPES), "user_type"),
+        f("accountEnabled", Bool, "account_enabled"),
+        n("department", Text, "department"),
+        n("jobTitle", Text, "job_title"),
+        n("companyName", Text, "company_name"),
+        n("employeeId", Text, "employee_id"),
+        n("city", Text, "city"),
+        n("country", Text, "country"),
+        f("createdDateTime", DateTime, "created_at"),
+        n("manager/id", Guid, "manager_id"),
+    ],
+    search: &["displayName", "userPrincipalName", "mail"],
+    default_order: "displayName",
+};
+
+pub static GROUPS: Schema = Schema {
+    entity: "group",
+    table: "groups",
+    fields: &[
+        f("id", Guid, "id"),
+        f("displayName", Text, "display_name"),
+        n("description", Text, "description"),
+        f("mailNickname", Text, "mail_nickname"),
+        f("mailEnabled", Bool, "mail_enabled"),
+        f("securityEnabled", Bool, "security_enabled"),
+        f("createdDateTime", DateTime, "created_at"),
+    ],
+    search: &["displayName", "description", "mailNickname"],
+    default_order: "displayName",
+};
+
+pub static CATALOGS: Schema = Schema {
+    entity: "accessPackageCatalog",
+    table: "catalogs",
+    fields: &[
+        f("id", Guid, "id"),
+        f("displayName", Text, "display_name"),
+        n("description", Text, "description"),
+        f("catalogType", Enum(CATALOG_TYPES), "catalog_type"),
+        f("state", Enum(CATALOG_STATES), "state"),
+        f("isExternallyVisible", Bool, "is_externally_visible"),
+        f("createdDateTime", DateTime, "created_at"),
+        f("modifiedDateTime", DateTime, "modified_at"),
+    ],
+    search: &["displayName", "description"],
+    default_order: "displayName",
+};
+
+pub static ACCESS_PACKAGES: Schema = Schema {
+    entity: "accessPackage",
+    table: "access_packages",
+    fields: &[
+        f("id", Guid, "id"),
+        f("displayName", Text, "display_name"),
+        n("description", Text, "description"),
+        f("isHidden", Bool, "is_hidden"),
+        f("createdDateTime", DateTime, "created_at"),
+        f("modifiedDateTime", DateTime, "modified_at"),
+        f("catalog/id", Guid, "catalog_id"),
+    ],
+    search: &["displayName", "description"],
+    default_order: "displayName",
+};
+
+pub static RESOURCES: Schema = Schema {
+    entity: "accessPackageResource",
+    table: "resources",
+    fields: &[
+        f("id", Guid, "id"),
+        f("displayName", Text, "display_name"),
+        n("description", Text, "description"),
+        f("originId", Text, "origin_id"),
+        f("originSystem", Text, "origin_system"),
+        f("createdDateTime", DateTime, "created_at"),
+        f("modifiedDateTime", DateTime, "modified_at"),
+        f("catalog/id", Guid, "catalog_id"),
+    ],
+    search: &["displayName", "description"],
+    default_order: "displayName",
+};
+
+pub static RESOURCE_ROLES: Schema = Schema {
+    entity: "accessPackageResourceRole",
+    table: "resource_roles",
+    fields: &[
+        f("id", Guid, "id"),
+        f("displayName", Text, "display_name"),
+        n("description", Text, "description"),
+        f("originId", Text, "origin_id"),
+        f("originSystem", Text, "origin_system"),
+        f("resource/id", Guid, "resource_id"),
+    ],
+    search: &["displayName", "description"],
+    default_order: "displayName",
+};
+
+pub static RESOURCE_SCOPES: Schema = Schema {
+    entity: "accessPackageResourceScope",
+    table: "resource_scopes",
+    fields: &[
+        f("id", Guid, "id"),
+        f("displayName", Text, "display_name"),
+        n("description", Text, "description"),
+        f("originId", Text, "origin_id"),
+        f("originSystem", Text, "origin_system"),
+        f("isRootScope", Bool, "is_root_scope"),
+        f("resource/id", Guid, "resource_id"),
+    ],
+    search: &["displayName", "description"],
+    default_order: "displayName",
+};
+
+pub static RESOURCE_REQUESTS: Schema = Schema {
+    entity: "accessPackageResourceRequest",
+    table: "resource_requests",
+    fields: &[
+        f("id", Guid, "id"),
+        f("requestType", Enum(REQUEST_TYPES), "request_type"),
+        f("state", Enum(REQUEST_STATES), "state"),
+        f("createdDateTime", DateTime, "created_at"),
+        f("catalog/id", Guid, "catalog_id"),
+        n("resource/id", Guid, "resource_id"),
+    ],
+    search: &[],
+    default_order: "createdDateTime",
+};
+
+pub static ROLE_SCOPES: Schema = Schema {
+    entity: "accessPackageResourceRoleScope",
+    table: "role_scopes",
+    fields: &[
+        f("id", Guid, "id"),
+        f("createdDateTime", DateTime, "created_at"),
+        f("role/id", Guid, "role_id"),
+        f("scope/id", Guid, "scope_id"),
+        f("accessPackage/id", Guid, "access_package_id"),
+    ],
+    search: &[],
+    default_order: "createdDateTime",
+};
+
+/// A literal checked against its property's type, ready to bind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Text(String),
+    Int(i64),
+    Bool(bool),
+}
+
+/// A string test, always case-insensitive as in Graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Match {
+    Contains,
+    StartsWith,
+    EndsWith,
+}
+
+/// A type-checked `$filter`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cond {
+    /// `field op value`; `lower` when the property was wrapped in `tolower`/`toupper`.
+    Cmp {
+        field: &'static Field,
+        op: CmpOp,
+        value: Value,
+        lower: bool,
+    },
+    IsNull {
+        field: &'static Field,
+        negated: bool,
+    },
+    In {
+        field: &'static Field,
+        values: Vec<Value>,
+        lower: bool,
+    },
+    Match {
+        field: &'static Field,
+        kind: Match,
+        value: String,
+    },
+    And(Box<Cond>, Box<Cond>),
+    Or(Box<Cond>, Box<Cond>),
+    Not(Box<Cond>),
+    Const(bool),
+    /// Rows related to `id` through a link table (members of a group, a package's incompatible
+    /// packages, ...): how navigation collections are listed with the full query machinery.
+    Related {
+        relation: Relation,
+        id: String,
+    },
+}
+
+/// The link tables behind navigation collections. The row's `id` is the related object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relation {
+    /// users who are members of group `id`
+    GroupMembers,
+    /// users who own group `id`
+    GroupOwners,
+    /// users who sponsor user `id`
+    Sponsors,
+    /// users whose manager is user `id`
+    DirectReports,
+    /// packages that package `id` declares incompatible
+    IncompatiblePackages,
+    /// packages that declare package `id` incompatible
+    PackagesIncompatibleWith,
+    /// groups that package `id` declares incompatible
+    IncompatibleGroups,
+    /// roles of the resources in catalog `id`
+    CatalogRoles,
+    /// scopes of the resources in catalog `id`
+    CatalogScopes,
+}
+
+/// One `$orderby` key.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sort {
+    pub field: &'static Field,
+    pub descending: bool,
+}
+
+pub const DEFAULT_TOP: u32 = 100;
+pub const MAX_TOP: u32 = 999;
+
+/// A page request the store can run: a scope (which rows belong to the collection), a filter,
+/// an order that always ends in `id`, a size, an offset and a keyset cursor.
+#[derive(Debug, Clone)]
+pub struct ListQuery {
+    pub schema: &'static Schema,
+    pub filter: Option<Cond>,
+    pub order: Vec<Sort>,
+    pub top: u32,
+    pub skip: u32,
+    /// The sort-key values of the last row of the previous page (server-driven paging).
+    pub after: Option<Vec<Value>>,
+    pub count: bool,
+}
+
+impl ListQuery {
+    /// Everything in the collection, in default order, one full page.
+    pub fn all(schema: &'static Schema) -> Self {
+        let mut order = Vec::new();
+        if let Some(fd) = schema.field(schema.default_order) {
+            order.push(Sort { field: fd, descending: false });
+        }
+        complete_order(schema, &mut order);
+        Self { schema, filter: None, order, top: MAX_TOP, skip: 0, after: None, count: false }
+    }
+
+    /// Builds a query from parsed OData options, checking every name and literal.
+    pub fn from_options(schema: &'static Schema, o: &QueryOptions) -> Result<Self, AppError> {
+        let mut filter = o.filter.as_ref().map(|e| cond(schema, e)).transpose()?;
+        if let Some(s) = &o.search {
+            let search = search_cond(schema, s)?;
+            filter = Some(match filter {
+                Some(f) => Cond::And(Box::new(f), Box::new(search)),
+                None => search,
+            });
+        }
+        let mut order = Vec::new();
+        for ob in &o.orderby {
+            let path = ob.path.join("/");
+            let field = schema.require(&path).map_err(|_| AppError::Query {
+                code: "BadRequest",
+                message: format!(
+                    "$orderby: property '{}' is not known on {}.",
+                    steward_domain::text::clip(&path, 80),
+                    schema.entity
+                ),
+            })?;
+            if !order.iter().any(|s: &Sort| std::ptr::eq(s.field, field)) {
+                order.push(Sort { field, descending: ob.descending });
+            }
+        }
+        if order.is_empty()
+            && let Some(fd) = schema.field(schema.default_order)
+        {
+            order.push(Sort { field: fd, descending: false });
+        }
+        complete_order(schema, &mut order);
+        Ok(Self {
+            schema,
+            filter,
+            order,
+            top: o.top.unwrap_or(DEFAULT_TOP).clamp(1, MAX_TOP),
+            skip: o.skip.unwrap_or(0),
+            after: None,
+            count: o.count,
+        })
+    }
+
+    pub fn and(mut self, extra: Cond) -> Self {
+        self.filter = Some(match self.filter.take() {
+            Some(f) => Cond::And(Box::new(extra), Box::new(f)),
+            None => extra,
+        });
+        self
+    }
+
+    /// Restricts the list to rows related to `id` (a navigation collection).
+    pub fn related(self, relation: Relation, id: impl ToString) -> Self {
+        self.and(Cond::Related { relation, id: id.to_string() })
+    }
+
+    /// `field eq value` on a Guid field: how scoped collections restrict a list.
+    pub fn scoped(self, path: &str, id: impl ToString) -> Result<Self, AppError> {
+        let field = self.schema.require(path)?;
+        Ok(self.and(Cond::Cmp { field, op: CmpOp::Eq, value: Value::Text(id.to_string()), lower: false }))
+    }
+}
+
+/// Keyset paging needs a total order: `id` breaks every tie.
+fn complete_order(schema: &'static Schema, order: &mut Vec<Sort>) {
+    if !order.iter().any(|s| s.field.path == "id")
+        && let Some(id) = schema.field("id")
+    {
+        order.push(Sort { field: id, descending: false });
+    }
+}
+
+fn invalid(message: String) -> AppError {
+    AppError::Query { code: "InvalidFilter", message }
+}
+
+fn search_cond(schema: &'static Schema, s: &steward_odata::SearchTerm) -> Result<Cond, AppError> {
+    let fields: Vec<&'static Field> = match &s.property {
+        Some(p) => vec![schema.require(p)?],
+        None => schema.search.iter().filter_map(|p| schema.field(p)).collect(),
+    };
+    if fields.is_empty() {
+        return Err(AppError::Query {
+            code: "BadRequest",
+            message: format!("$search is not supported on {}.", schema.entity),
+        });
+    }
+    let mut it = fields.into_iter().map(|field| Cond::Match { field, kind: Match::Contains, value: s.value.clone() });
+    let first = it.next().unwrap_or(Cond::Const(false));
+    Ok(it.fold(first, |acc, c| Cond::Or(Box::new(acc), Box::new(c))))
+}
+
+/// A property reference, possibly wrapped in `tolower`/`toupper`.
+fn property(schema: &'static Schema, e: &Expr) -> Result<Option<(&'static Field, bool)>, AppError> {
+    match e {
+        Expr::Property(p) => Ok(Some((schema.require(&p.join("/"))?, false))),
+        Expr::Call { func: Func::ToLower | Func::ToUpper, args } => match args.as_slice() {
+            [Expr::Property(p)] => {
+                let field = schema.require(&p.join("/"))?;
+                if field.ty != Text {
+                    return Err(invalid(format!(
+                        "tolower/toupper apply to text properties; '{}' is not text.",
+                        field.path
+                    )));
+                }
+                Ok(Some((field, true)))
+            }
+            _ => Err(invalid("tolower/toupper take a single property.".into())),
+        },
+        _ => Ok(None),
+    }
+}
+
+fn cond(schema: &'static Schema, e: &Expr) -> Result<Cond, AppError> {
+    match e {
+        Expr::And(a, b) => Ok(Cond::And(Box::new(cond(schema, a)?), Box::new(cond(schema, b)?))),
+        Expr::Or(a, b) => Ok(Cond::Or(Box::new(cond(schema, a)?), Box::new(cond(schema, b)?))),
+        Expr::Not(a) => Ok(Cond::Not(Box::new(cond(schema, a)?))),
+        Expr::Literal(Literal::Bool(b)) => Ok(Cond::Const(*b)),
+        Expr::Property(_) => {
+            // a bare boolean property: `isHidden`
+            let Some((field, _)) = property(schema, e)? else {
+                return Err(invalid("Expected a property.".into()));
+            };
+            if field.ty != Bool {
+                return Err(invalid(format!(
+                    "'{}' is not a boolean property and cannot stand alone in $filter.",
+                    field.path
+                )));
+            }
+            Ok(Cond::Cmp { field, op: CmpOp::Eq, value: Value::Bool(true), lower: false })
+        }
+        Expr::Compare { op, left, right } => compare(schema, *op, left, right),
+        Expr::In { expr, list } => {
+            let Some((field, lower)) = property(schema, expr)? else {
+                return Err(invalid("The left side of 'in' must be a property.".into()));
+            };
+            let values = list.iter().map(|l| literal(field, l, lower)).collect::<Result<Vec<_>, _>>()?;
+            if values.contains(&Value::Null) {
+                return Err(invalid("null is not allowed in an 'in' list.".into()));
+            }
+            Ok(Cond::In { field, values, lower })
+        }
+        Expr::Call { func, args } => {
+            let kind = match func {
+                Func::Contains => Match::Contains,
+                Func::StartsWith => Match::StartsWith,
+                Func::EndsWith => Match::EndsWith,
+                other => {
+                    return Err(invalid(format!(
+                        "Function {other:?} does not return a boolean; compare its result instead."
+                    )));
+                }
+            };
+            let [target, Expr::Literal(Literal::String(value))] = args.as_slice() else {
+                return Err(invalid("contains, startswith and endswith take a property and a string literal.".into()));
+            };
+            let Some((field, _)) = property(schema, target)? else {
+                return Err(invalid("contains, startswith and endswith take a property first.".into()));
+            };
+            if field.ty != Text {
+                return Err(invalid(format!(
+                    "'{}' is not a text property; string functions do not apply.",
+                    field.path
+                )));
+            }
+            Ok(Cond::Match { field, kind, value: value.clone() })
+        }
+        Expr::Any { path, .. } => Err(invalid(format!(
+            "Lambda operator 'any' on '{}' is not supported on {}.",
+            path.join("/"),
+            schema.entity
+        ))),
+        Expr::Literal(_) => Err(invalid("A $filter must be a condition, not a bare value.".into())),
+    }
+}
+
+fn compare(schema: &'static Schema, op: CmpOp, left: &Expr, right: &Expr) -> Result<Cond, AppError> {
+    let (field, lower, lit, op) = match (property(schema, left)?, property(schema, right)?) {
+        (Some((f, l)), None) => (f, l, right, op),
+        (None, Some((f, l))) => (f, l, left, flip(op)),
+        (Some(_), Some(_)) => {
+            return Err(invalid("Comparing two properties is not supported.".into()));
+        }
+        (None, None) => return Err(invalid("A comparison needs a property on one side.".into())),
+    };
+    let Expr::Literal(lit) = lit else {
+        return Err(invalid("The other side of a comparison must be a literal value.".into()));
+    };
+    let value = literal(field, lit, lower)?;
+    if value == Value::Null {
+        return match op {
+            CmpOp::Eq => Ok(Cond::IsNull { field, negated: false }),
+            CmpOp::Ne => Ok(Cond::IsNull { field, negated: true }),
+            _ => Err(invalid("null can only be compared with eq or ne.".into())),
+        };
+    }
+    if matches!(field.ty, Bool) && !matches!(op, CmpOp::Eq | CmpOp::Ne) {
+        return Err(invalid(format!("'{}' is boolean; only eq and ne apply.", field.path)));
+    }
+    Ok(Cond::Cmp { field, op, value, lower })
+}
+
+fn flip(op: CmpOp) -> CmpOp {
+    match op {
+        CmpOp::Gt => CmpOp::Lt,
+        CmpOp::Ge => CmpOp::Le,
+        CmpOp::Lt => CmpOp::Gt,
+        CmpOp::Le => CmpOp::Ge,
+        o => o,
+    }
+}
+
+/// Checks a literal against a property's type and converts it to the stored representation.
+fn literal(field: &Field, lit: &Literal, lower: bool) -> Result<Value, AppError> {
+    let mismatch = || {
+        invalid(format!(
+            "The value {} does not fit property '{}' of type {}.",
+            describe(lit),
+            field.path,
+            type_name(field.ty)
+        ))
+    };
+    Ok(match (field.ty, lit) {
+        (_, Literal::Null) => Value::Null,
+        (Guid, Literal::Guid(s) | Literal::String(s)) => {
+            let u = uuid::Uuid::parse_str(s).map_err(|_| mismatch())?;
+            Value::Text(u.hyphenated().to_string())
+        }
+        (Text, Literal::String(s)) => Value::Text(if lower { s.to_lowercase() } else { s.clone() }),
+        (Bool, Literal::Bool(b)) => Value::Bool(*b),
+        (DateTime, Literal::DateTime(t)) => Value::Int(to_micros(*t)),
+        (DateTime, Literal::Date(d)) => {
+            let z = d.to_zoned(jiff::tz::TimeZone::UTC).map_err(|_| mismatch())?;
+            Value::Int(to_micros(z.timestamp()))
+        }
+        (DateTime, Literal::String(s)) => {
+            Value::Int(to_micros(steward_domain::time::parse_datetime(s).map_err(|_| mismatch())?))
+        }
+        (Enum(names), Literal::String(s)) => match names.iter().find(|n| n.eq_ignore_ascii_case(s)) {
+            Some(n) => Value::Text((*n).to_owned()),
+            None => {
+                return Err(invalid(format!(
+                    "'{}' is not a value of '{}'; expected one of: {}.",
+                    steward_domain::text::clip(s, 64),
+                    field.path,
+                    names.join(", ")
+                )));
+            }
+        },
+        _ => return Err(mismatch()),
+    })
+}
+
+fn describe(l: &Literal) -> String {
+    match l {
+        Literal::Null => "null".into(),
+        Literal::Bool(b) => b.to_string(),
+        Literal::Int(i) => i.to_string(),
+        Literal::Float(x) => x.to_string(),
+        Literal::String(s) => format!("'{}'", steward_domain::text::clip(s, 64)),
+        Literal::DateTime(t) => t.to_string(),
+        Literal::Date(d) => d.to_string(),
+        Literal::Guid(g) => g.clone(),
+    }
+}
+
+fn type_name(t: FieldType) -> &'static str {
+    match t {
+        Guid => "Edm.Guid",
+        Text => "Edm.String",
+        Bool => "Edm.Boolean",
+        DateTime => "Edm.DateTimeOffset",
+        Enum(_) => "enumeration",
+    }
+}
+
+/// Every schema, for tests that check each has a matching table and columns.
+pub static ALL_SCHEMAS: &[&Schema] = &[
+    &USERS,
+    &GROUPS,
+    &CATALOGS,
+    &ACCESS_PACKAGES,
+    &RESOURCES,
+    &RESOURCE_ROLES,
+    &RESOURCE_SCOPES,
+    &RESOURCE_REQUESTS,
+    &ROLE_SCOPES,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(s: &str) -> Result<ListQuery, AppError> {
+        let o = steward_odata::parse_query(s).map_err(AppError::from)?;
+        ListQuery::from_options(&ACCESS_PACKAGES, &o)
+    }
+
+    #[test]
+    fn known_properties_type_check() {
+        assert!(q("$filter=catalog/id eq '6f1c2d3e-0000-4000-8000-00000000000a'").is_ok());
+        assert!(q("$filter=contains(tolower(displayName),'x') and isHidden eq false").is_ok());
+        assert!(q("$filter=createdDateTime ge 2024-01-01T00:00:00Z").is_ok());
+        assert!(q("$filter=description eq null").is_ok());
+    }
+
+    #[test]
+    fn unknown_and_mistyped_are_rejected_with_a_name() {
+        let e = q("$filter=colour eq 'red'").unwrap_err().to_string();
+        assert!(e.contains("colour"), "{e}");
+        let e = q("$filter=isHidden eq 'yes'").unwrap_err().to_string();
+        assert!(e.contains("isHidden"), "{e}");
+        assert!(q("$filter=catalog/id eq 'not-a-guid'").is_err());
+        assert!(q("$orderby=colour").is_err());
+        assert!(q("$filter=isHidden gt true").is_err());
+    }
+
+    #[test]
+    fn order_always_ends_in_id() {
+        let l = q("$orderby=displayName desc").unwrap();
+        assert_eq!(l.order.len(), 2);
+        assert_eq!(l.order[1].field.path, "id");
+        assert!(l.order[0].descending);
+        let l = q("").unwrap();
+        assert_eq!(l.order[0].field.path, "displayName");
+        assert_eq!(l.top, DEFAULT_TOP);
+    }
+
+    #[test]
+    fn enum_literals_are_canonicalised() {
+        let o = steward_odata::parse_query("$filter=state eq 'PUBLISHED'").unwrap();
+        let l = ListQuery::from_options(&CATALOGS, &o).unwrap();
+        match l.filter.unwrap() {
+            Cond::Cmp { value, .. } => assert_eq!(value, Value::Text("published".into())),
+            other => panic!("{other:?}"),
+        }
+    }
+}

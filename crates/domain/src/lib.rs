@@ -1,0 +1,14 @@
+//! Steward's pure model: typed ids, the directory and entitlement-management entities, their
+//! validation rules and the value formats Graph uses on the wire. No I/O, no clock, no async.
+
+pub mod catalog;
+pub mod directory;
+pub mod duration;
+pub mod enums;
+pub mod error;
+pub mod ids;
+pub mod package;
+pub mod text;
+pub mod time;
+
+pub use error::DomainError;

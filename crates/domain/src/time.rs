@@ -1,0 +1,85 @@
+//! Date-times as Graph writes them: accepted with `Z`, an offset (`+00:00`, as Python's
+//! `isoformat` sends) or none at all (taken as UTC), emitted in UTC with `Z`.
+
+use jiff::Timestamp;
+
+use crate::DomainError;
+
+/// Parses a Graph `Edm.DateTimeOffset`.
+pub fn parse_datetime(s: &str) -> Result<Timestamp, DomainError> {
+    let t = s.trim();
+    if let Ok(ts) = t.parse::<Timestamp>() {
+        return Ok(ts);
+    }
+    // No offset: Python's naive datetimes. Graph treats them as UTC.
+    if let Ok(dt) = t.parse::<jiff::civil::DateTime>()
+        && let Ok(z) = dt.to_zoned(jiff::tz::TimeZone::UTC)
+    {
+        return Ok(z.timestamp());
+    }
+    Err(DomainError::invalid(format!(
+        "'{}' is not a valid date-time; use ISO 8601 such as 2030-01-01T00:00:00Z.",
+        crate::text::clip(s, 64)
+    )))
+}
+
+/// Formats a timestamp the way Graph does: UTC, `Z`, fractional seconds only when present.
+pub fn format_datetime(ts: Timestamp) -> String {
+    ts.to_string()
+}
+
+/// Unix microseconds: how both stores keep timestamps, so ordering is numeric and exact.
+pub fn to_micros(ts: Timestamp) -> i64 {
+    ts.as_microsecond()
+}
+
+/// The inverse of [`to_micros`]; out-of-range values (never written by Steward) clamp.
+pub fn from_micros(us: i64) -> Timestamp {
+    Timestamp::from_microsecond(us).unwrap_or(if us < 0 { Timestamp::MIN } else { Timestamp::MAX })
+}
+
+/// Serde helpers so entities serialize timestamps in Graph form.
+pub mod serde_ts {
+    use jiff::Timestamp;
+    use serde::Serializer;
+
+    pub fn serialize<S: Serializer>(ts: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&super::format_datetime(*ts))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_every_form_the_sdk_and_docs_send() {
+        let want: Timestamp = "2030-01-01T00:00:00Z".parse().unwrap();
+        for s in [
+            "2030-01-01T00:00:00Z",
+            "2030-01-01T00:00:00+00:00",
+            "2030-01-01T01:00:00+01:00",
+            "2030-01-01T00:00:00",
+            "2030-01-01T00:00:00.000000+00:00",
+            "2030-01-01T00:00:00.0000000Z",
+        ] {
+            assert_eq!(parse_datetime(s).unwrap(), want, "{s}");
+        }
+        assert!(parse_datetime("yesterday").is_err());
+        assert!(parse_datetime("2030-13-01T00:00:00Z").is_err());
+    }
+
+    #[test]
+    fn emits_z() {
+        let t = parse_datetime("2030-01-01T01:00:00+01:00").unwrap();
+        assert_eq!(format_datetime(t), "2030-01-01T00:00:00Z");
+        let t = parse_datetime("2030-01-01T00:00:00.5Z").unwrap();
+        assert_eq!(format_datetime(t), "2030-01-01T00:00:00.5Z");
+    }
+
+    #[test]
+    fn micros_round_trip() {
+        let t = parse_datetime("2030-01-01T00:00:00.123456Z").unwrap();
+        assert_eq!(from_micros(to_micros(t)), t);
+    }
+}

@@ -1,0 +1,227 @@
+//! The command line: `serve`, `migrate`, `check-config`, `healthcheck` and `token`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use steward_app::auth::{self, local_operator};
+use steward_app::{Services, SystemClock, directory};
+
+use crate::config::{Config, LogFormat, Overrides};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "steward",
+    version,
+    about = "Self-hosted entitlement management (access packages) with a Microsoft Graph v1.0-compatible API",
+    long_about = "Steward bundles resource roles into access packages, lets people request them, and keeps \
+                  an audit trail. Its REST API speaks Microsoft Graph's entitlement-management dialect.\n\n\
+                  Configuration comes from built-in defaults, then a TOML file (--config, STEWARD_CONFIG or \
+                  ./steward.toml), then STEWARD_* environment variables, then flags; flags win."
+)]
+pub struct Cli {
+    /// A TOML configuration file.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (migrations run first).
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate(DbArgs),
+    /// Print the merged configuration (secrets redacted) and exit.
+    CheckConfig(ServeArgs),
+    /// Exit 0 when the server at the configured (or given) address is ready, 1 otherwise.
+    Healthcheck {
+        /// Base URL of the server; defaults to http://<listen address>.
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Debug, Args, Default)]
+pub struct DbArgs {
+    /// Database URL: postgres://… selects PostgreSQL; default: a SQLite file in the data directory.
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Directory for the default SQLite database.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Externally visible base URL, used in @odata.nextLink (default: from the Host header).
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Seed a small demo organization (idempotent).
+    #[arg(long)]
+    pub demo: bool,
+    /// Log line format.
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print its secret once. Without --user it is a global-administrator token.
+    Create {
+        /// A name to recognise the token by.
+        #[arg(long)]
+        name: String,
+        /// Make a personal token acting as this user (id or userPrincipalName).
+        #[arg(long, value_name = "USER")]
+        user: Option<String>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// List tokens (never their secrets).
+    List {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Revoke a token by id.
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+fn overrides(a: &ServeArgs) -> Overrides {
+    Overrides {
+        listen: a.listen.clone(),
+        data_dir: a.db.data_dir.clone(),
+        database_url: a.db.database_url.clone(),
+        public_url: a.public_url.clone(),
+        demo: a.demo.then_some(true),
+        log_format: a.log_format,
+        log: None,
+    }
+}
+
+fn db_overrides(a: &DbArgs) -> Overrides {
+    Overrides { data_dir: a.data_dir.clone(), database_url: a.database_url.clone(), ..Overrides::default() }
+}
+
+/// Opens the configured store, creating the data directory for the default SQLite file.
+pub async fn open_store(cfg: &Config, migrate: bool) -> anyhow::Result<steward_store::SqlStore> {
+    let url = cfg.database_url();
+    if !url.starts_with("postgres") {
+        std::fs::create_dir_all(&cfg.data_dir)
+            .with_context(|| format!("cannot create data directory {}", cfg.data_dir.display()))?;
+    }
+    steward_store::open(&url, migrate)
+        .await
+        .with_context(|| format!("cannot open database {}", crate::config::redact_url(&url)))
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let file = cli.config.as_deref();
+    match cli.command {
+        Command::Serve(a) => {
+            let cfg = Config::load(file, overrides(&a))?;
+            crate::serve::serve(cfg).await?;
+        }
+        Command::CheckConfig(a) => {
+            let cfg = Config::load(file, overrides(&a))?;
+            print!("{}", cfg.redacted_toml());
+        }
+        Command::Migrate(a) => {
+            let cfg = Config::load(file, db_overrides(&a))?;
+            open_store(&cfg, true).await?;
+            let pg = cfg.database_url().starts_with("postgres");
+            let list = steward_store::migration_list(pg);
+            println!("database is at migration {}", list.last().map(|(v, d)| format!("{v} ({d})")).unwrap_or_default());
+        }
+        Command::Healthcheck { url } => {
+            let cfg = Config::load(file, Overrides::default())?;
+            let base = url.unwrap_or_else(|| format!("http://{}", cfg.listen));
+            return Ok(match healthcheck(&base).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("not ready: {e:#}");
+                    ExitCode::FAILURE
+                }
+            });
+        }
+        Command::Token { command } => token(file, command).await?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn token(file: Option<&std::path::Path>, cmd: TokenCommand) -> anyhow::Result<()> {
+    let db = match &cmd {
+        TokenCommand::Create { db, .. } | TokenCommand::List { db } | TokenCommand::Revoke { db, .. } => db,
+    };
+    let cfg = Config::load(file, db_overrides(db))?;
+    let store = open_store(&cfg, true).await?;
+    let services = Services::new(Arc::new(store), Arc::new(SystemClock));
+    let cap = local_operator();
+    match cmd {
+        TokenCommand::Create { name, user, .. } => {
+            let user = match user {
+                Some(key) => {
+                    let reader = steward_app::auth::Principal::Admin { token: None }.directory_reader();
+                    Some(directory::find_user(&services, reader, &key).await.map_err(|e| anyhow::anyhow!("{e}"))?.id)
+                }
+                None => None,
+            };
+            let (t, secret) =
+                auth::create_token(&services, cap, &name, user).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            eprintln!(
+                "Created {} token '{}' (id {}). The secret is shown once; store it now:",
+                if t.user_id.is_some() { "personal" } else { "global-administrator" },
+                t.name,
+                t.id
+            );
+            println!("{}", secret.expose());
+        }
+        TokenCommand::List { .. } => {
+            for t in services.store.list_tokens().await.map_err(|e| anyhow::anyhow!("{e}"))? {
+                let who = t.user_id.map(|u| format!("user {u}")).unwrap_or_else(|| "administrator".into());
+                println!("{}\t{}\t{}\t{}", t.id, t.name, who, steward_domain::time::format_datetime(t.created_at));
+            }
+        }
+        TokenCommand::Revoke { id, .. } => {
+            let id = id.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+            services.store.delete_token(id).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            eprintln!("revoked");
+        }
+    }
+    Ok(())
+}
+
+/// `GET /readyz` over a plain TCP connection (no HTTP client needed for one request).
+async fn healthcheck(base: &str) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let hostport = base.strip_prefix("http://").context("healthcheck speaks plain http:// only")?.trim_end_matches('/');
+    let fut = async {
+        let mut s =
+            tokio::net::TcpStream::connect(hostport).await.with_context(|| format!("cannot connect to {hostport}"))?;
+        s.write_all(format!("GET /readyz HTTP/1.0\r\nHost: {hostport}\r\n\r\n").as_bytes()).await?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await?;
+        let head = String::from_utf8_lossy(&buf);
+        let status = head.split_whitespace().nth(1).unwrap_or("");
+        if status == "200" { Ok(()) } else { bail!("readyz answered {status}") }
+    };
+    tokio::time::timeout(Duration::from_secs(5), fut).await.context("timed out")?
+}

@@ -1,0 +1,227 @@
+//! Compiles a type-checked `ListQuery` into SQL: a WHERE clause from the filter, an ORDER BY
+//! that always ends in `id`, and a keyset condition for server-driven paging. Column names come
+//! from the schema's compile-time constants; every value is a bound parameter.
+
+use steward_app::query::{Cond, Field, FieldType, ListQuery, Match, Relation, Sort, Value};
+use steward_odata::CmpOp;
+
+use crate::driver::Param;
+
+/// Collects parameters and hands out their `$n` placeholders.
+#[derive(Default)]
+pub(crate) struct Params(pub Vec<Param>);
+
+impl Params {
+    pub fn push(&mut self, p: Param) -> String {
+        self.0.push(p);
+        format!("${}", self.0.len())
+    }
+    fn value(&mut self, v: &Value) -> String {
+        self.push(match v {
+            Value::Null => Param::Text(None),
+            Value::Text(s) => Param::Text(Some(s.clone())),
+            Value::Int(i) => Param::Int(Some(*i)),
+            Value::Bool(b) => Param::Bool(Some(*b)),
+        })
+    }
+}
+
+fn op_sql(op: CmpOp) -> &'static str {
+    match op {
+        CmpOp::Eq => "=",
+        CmpOp::Ne => "<>",
+        CmpOp::Gt => ">",
+        CmpOp::Ge => ">=",
+        CmpOp::Lt => "<",
+        CmpOp::Le => "<=",
+    }
+}
+
+fn like_pattern(kind: Match, value: &str) -> String {
+    let mut esc = String::with_capacity(value.len() + 2);
+    for c in value.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            esc.push('\\');
+        }
+        esc.push(c);
+    }
+    match kind {
+        Match::Contains => format!("%{esc}%"),
+        Match::StartsWith => format!("{esc}%"),
+        Match::EndsWith => format!("%{esc}"),
+    }
+}
+
+fn relation_sql(r: Relation, p: &str) -> String {
+    match r {
+        Relation::GroupMembers => {
+            format!("id IN (SELECT user_id FROM group_members WHERE group_id = {p})")
+        }
+        Relation::GroupOwners => {
+            format!("id IN (SELECT user_id FROM group_owners WHERE group_id = {p})")
+        }
+        Relation::Sponsors => {
+            format!("id IN (SELECT sponsor_id FROM user_sponsors WHERE user_id = {p})")
+        }
+        Relation::DirectReports => format!("manager_id = {p}"),
+        Relation::IncompatiblePackages => {
+            format!("id IN (SELECT other_id FROM package_incompatible_packages WHERE access_package_id = {p})")
+        }
+        Relation::PackagesIncompatibleWith => {
+            format!("id IN (SELECT access_package_id FROM package_incompatible_packages WHERE other_id = {p})")
+        }
+        Relation::CatalogRoles | Relation::CatalogScopes => {
+            format!("resource_id IN (SELECT id FROM resources WHERE catalog_id = {p})")
+        }
+        Relation::IncompatibleGroups => {
+            format!("id IN (SELECT group_id FROM package_incompatible_groups WHERE access_package_id = {p})")
+        }
+    }
+}
+
+/// SQL for a condition.
+pub(crate) fn cond(c: &Cond, ps: &mut Params) -> String {
+    match c {
+        Cond::Const(true) => "1 = 1".into(),
+        Cond::Const(false) => "1 = 0".into(),
+        Cond::And(a, b) => format!("({} AND {})", cond(a, ps), cond(b, ps)),
+        Cond::Or(a, b) => format!("({} OR {})", cond(a, ps), cond(b, ps)),
+        Cond::Not(a) => format!("(NOT {} )", cond(a, ps)),
+        Cond::IsNull { field, negated } => {
+            format!("{} IS {}NULL", field.column, if *negated { "NOT " } else { "" })
+        }
+        Cond::Cmp { field, op, value, lower } => {
+            let col = if *lower { format!("lower({})", field.column) } else { field.column.to_owned() };
+            let p = ps.value(value);
+            if *op == CmpOp::Ne && field.nullable {
+                // OData: a null property is "not equal" to any value.
+                format!("({col} <> {p} OR {col} IS NULL)")
+            } else {
+                format!("{col} {} {p}", op_sql(*op))
+            }
+        }
+        Cond::In { field, values, lower } => {
+            let col = if *lower { format!("lower({})", field.column) } else { field.column.to_owned() };
+            if values.is_empty() {
+                return "1 = 0".into();
+            }
+            let ph: Vec<String> = values.iter().map(|v| ps.value(v)).collect();
+            format!("{col} IN ({})", ph.join(", "))
+        }
+        Cond::Match { field, kind, value } => {
+            let p = ps.push(Param::Text(Some(like_pattern(*kind, value))));
+            format!("lower({}) LIKE {p} ESCAPE '\\'", field.column)
+        }
+        Cond::Related { relation, id } => {
+            let p = ps.push(Param::Text(Some(id.clone())));
+            relation_sql(*relation, &p)
+        }
+    }
+}
+
+/// The expression a sort key orders by: nullable columns sort as empty text, so keyset
+/// comparisons never meet NULL.
+fn sort_expr(f: &Field) -> String {
+    if f.nullable {
+        match f.ty {
+            FieldType::Bool => format!("COALESCE({}, FALSE)", f.column),
+            FieldType::DateTime => format!("COALESCE({}, 0)", f.column),
+            _ => format!("COALESCE({}, '')", f.column),
+        }
+    } else {
+        f.column.to_owned()
+    }
+}
+
+/// `(k1, k2, …) after (v1, v2, …)` in the order's directions:
+/// `k1 > v1 OR (k1 = v1 AND (k2 > v2 OR (k2 = v2 AND …)))`.
+fn keyset(order: &[Sort], after: &[Value], ps: &mut Params) -> String {
+    match (order.split_first(), after.split_first()) {
+        (Some((s, rest_order)), Some((v, rest_after))) => {
+            let e = sort_expr(s.field);
+            let p = ps.value(v);
+            let strict = format!("{e} {} {p}", if s.descending { "<" } else { ">" });
+            if rest_order.is_empty() {
+                strict
+            } else {
+                let p2 = ps.value(v);
+                let rest = keyset(rest_order, rest_after, ps);
+                format!("({strict} OR ({e} = {p2} AND {rest}))")
+            }
+        }
+        _ => "1 = 1".into(),
+    }
+}
+
+/// A page query: `SELECT columns, sort keys FROM table WHERE … ORDER BY … LIMIT top+1 OFFSET skip`.
+/// The sort-key columns trail the entity's own so the last row yields the next cursor.
+pub(crate) fn page_sql(q: &ListQuery, columns: &str) -> (String, Vec<Param>) {
+    let mut ps = Params::default();
+    let mut wh: Vec<String> = Vec::new();
+    if let Some(f) = &q.filter {
+        wh.push(cond(f, &mut ps));
+    }
+    if let Some(after) = &q.after
+        && after.len() == q.order.len()
+    {
+        wh.push(keyset(&q.order, after, &mut ps));
+    }
+    let keys: Vec<String> = q.order.iter().map(|s| sort_expr(s.field)).collect();
+    let order: Vec<String> = q
+        .order
+        .iter()
+        .map(|s| format!("{} {}", sort_expr(s.field), if s.descending { "DESC" } else { "ASC" }))
+        .collect();
+    let where_sql = if wh.is_empty() { String::new() } else { format!(" WHERE {}", wh.join(" AND ")) };
+    let limit = ps.push(Param::Int(Some(i64::from(q.top) + 1)));
+    let offset = ps.push(Param::Int(Some(i64::from(q.skip))));
+    let sql = format!(
+        "SELECT {columns}, {} FROM {}{where_sql} ORDER BY {} LIMIT {limit} OFFSET {offset}",
+        keys.join(", "),
+        q.schema.table,
+        order.join(", ")
+    );
+    (sql, ps.0)
+}
+
+/// `SELECT COUNT(*)` over the same filter (no paging).
+pub(crate) fn count_sql(q: &ListQuery) -> (String, Vec<Param>) {
+    let mut ps = Params::default();
+    let where_sql = match &q.filter {
+        Some(f) => format!(" WHERE {}", cond(f, &mut ps)),
+        None => String::new(),
+    };
+    (format!("SELECT COUNT(*) FROM {}{where_sql}", q.schema.table), ps.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use steward_app::query::{ACCESS_PACKAGES, ListQuery};
+
+    fn lq(s: &str) -> ListQuery {
+        ListQuery::from_options(&ACCESS_PACKAGES, &steward_odata::parse_query(s).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn values_are_always_bound() {
+        let (sql, params) = page_sql(&lq("$filter=displayName eq 'x'' OR 1=1 --'"), "id");
+        assert!(!sql.contains("OR 1=1"), "{sql}");
+        assert_eq!(params[0], Param::Text(Some("x' OR 1=1 --".into())));
+    }
+
+    #[test]
+    fn like_metacharacters_are_escaped() {
+        assert_eq!(like_pattern(Match::Contains, "50%_off"), "%50\\%\\_off%");
+        assert_eq!(like_pattern(Match::StartsWith, "AB"), "ab%");
+    }
+
+    #[test]
+    fn keyset_follows_directions() {
+        let mut q = lq("$orderby=displayName desc");
+        q.after = Some(vec![Value::Text("m".into()), Value::Text("id-1".into())]);
+        let (sql, _) = page_sql(&q, "id");
+        assert!(sql.contains("display_name < $1 OR (display_name = $2 AND id > $3)"), "{sql}");
+        assert!(sql.contains("ORDER BY display_name DESC, id ASC"), "{sql}");
+    }
+}

@@ -1,0 +1,110 @@
+//! The narrow waist between the store's logic and a database: run SQL text with typed
+//! parameters, get rows of cells back, in or out of a write transaction.
+
+use async_trait::async_trait;
+use steward_app::StoreError;
+
+/// A bound parameter. Typed even when null, because PostgreSQL checks a parameter's type
+/// against its column.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Param {
+    Text(Option<String>),
+    Int(Option<i64>),
+    Bool(Option<bool>),
+}
+
+impl From<&str> for Param {
+    fn from(s: &str) -> Self {
+        Self::Text(Some(s.to_owned()))
+    }
+}
+impl From<String> for Param {
+    fn from(s: String) -> Self {
+        Self::Text(Some(s))
+    }
+}
+impl From<Option<String>> for Param {
+    fn from(s: Option<String>) -> Self {
+        Self::Text(s)
+    }
+}
+impl From<i64> for Param {
+    fn from(v: i64) -> Self {
+        Self::Int(Some(v))
+    }
+}
+impl From<bool> for Param {
+    fn from(v: bool) -> Self {
+        Self::Bool(Some(v))
+    }
+}
+
+/// One value read back from a row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Null,
+    Text(String),
+    Int(i64),
+    Bool(bool),
+}
+
+/// A row as cells in select-list order.
+#[derive(Debug, Clone, Default)]
+pub struct Row(pub Vec<Cell>);
+
+/// A database backend.
+#[async_trait]
+pub trait Driver: Send + Sync {
+    /// Runs the backend's migrations.
+    async fn migrate(&self) -> Result<(), StoreError>;
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// Runs a read outside any explicit transaction.
+    async fn fetch(&self, sql: &str, params: &[Param]) -> Result<Vec<Row>, StoreError>;
+    /// Starts a write transaction (`BEGIN IMMEDIATE` on SQLite).
+    async fn begin(&self) -> Result<Box<dyn Tx>, StoreError>;
+}
+
+/// A write transaction; dropped without `commit` it rolls back.
+#[async_trait]
+pub trait Tx: Send {
+    async fn fetch(&mut self, sql: &str, params: &[Param]) -> Result<Vec<Row>, StoreError>;
+    async fn execute(&mut self, sql: &str, params: &[Param]) -> Result<u64, StoreError>;
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+/// Maps a sqlx error to the store's error: constraint violations become `Conflict` (callers
+/// replace the text with one that names the object), connection trouble `Unavailable`.
+pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) => match db.kind() {
+            sqlx::error::ErrorKind::UniqueViolation => StoreError::Conflict("unique".into()),
+            sqlx::error::ErrorKind::ForeignKeyViolation => StoreError::Conflict("foreign key".into()),
+            _ => StoreError::Internal(db.to_string()),
+        },
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+            StoreError::Unavailable(e.to_string())
+        }
+        _ => StoreError::Internal(e.to_string()),
+    }
+}
+
+/// Binds the parameters in order, whatever the backend.
+pub(crate) fn bind_params<'q, DB>(
+    mut q: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>,
+    params: &[Param],
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>
+where
+    DB: sqlx::Database,
+    for<'t> Option<String>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> Option<i64>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> Option<bool>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    for p in params {
+        q = match p {
+            Param::Text(v) => q.bind(v.clone()),
+            Param::Int(v) => q.bind(*v),
+            Param::Bool(v) => q.bind(*v),
+        };
+    }
+    q
+}

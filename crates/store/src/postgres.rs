@@ -1,0 +1,96 @@
+//! The PostgreSQL backend: a connection pool, plain `BEGIN` write transactions (row locks and
+//! constraint checks do the serialising), the same SQL text as SQLite.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::{AssertSqlSafe, Column, PgPool, Postgres, Row as _, Transaction, TypeInfo, ValueRef};
+use steward_app::StoreError;
+
+use crate::driver::{Cell, Driver, Param, Row, Tx, bind_params, map_err};
+
+pub(crate) fn migrator() -> &'static sqlx::migrate::Migrator {
+    static M: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+    &M
+}
+
+pub struct PgDriver {
+    pool: PgPool,
+}
+
+impl PgDriver {
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let opts =
+            PgConnectOptions::from_str(url).map_err(|e| StoreError::Unavailable(format!("bad PostgreSQL URL: {e}")))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(opts)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("cannot connect to PostgreSQL: {e}")))?;
+        Ok(Self { pool })
+    }
+}
+
+fn cells(row: &PgRow) -> Result<Row, StoreError> {
+    let mut out = Vec::with_capacity(row.columns().len());
+    for (i, col) in row.columns().iter().enumerate() {
+        let null = row.try_get_raw(i).map_err(map_err)?.is_null();
+        out.push(if null {
+            Cell::Null
+        } else {
+            match col.type_info().name() {
+                "INT8" => Cell::Int(row.try_get::<i64, _>(i).map_err(map_err)?),
+                "INT4" => Cell::Int(i64::from(row.try_get::<i32, _>(i).map_err(map_err)?)),
+                "INT2" => Cell::Int(i64::from(row.try_get::<i16, _>(i).map_err(map_err)?)),
+                "BOOL" => Cell::Bool(row.try_get::<bool, _>(i).map_err(map_err)?),
+                _ => Cell::Text(row.try_get::<String, _>(i).map_err(map_err)?),
+            }
+        });
+    }
+    Ok(Row(out))
+}
+
+#[async_trait]
+impl Driver for PgDriver {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        migrator().run(&self.pool).await.map_err(|e| StoreError::Internal(format!("PostgreSQL migration failed: {e}")))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ()).map_err(map_err)
+    }
+
+    async fn fetch(&self, sql: &str, params: &[Param]) -> Result<Vec<Row>, StoreError> {
+        let q = bind_params(sqlx::query::<Postgres>(AssertSqlSafe(sql.to_owned())), params);
+        let rows = q.fetch_all(&self.pool).await.map_err(map_err)?;
+        rows.iter().map(cells).collect()
+    }
+
+    async fn begin(&self) -> Result<Box<dyn Tx>, StoreError> {
+        let tx = self.pool.begin().await.map_err(map_err)?;
+        Ok(Box::new(PgTx(tx)))
+    }
+}
+
+struct PgTx(Transaction<'static, Postgres>);
+
+#[async_trait]
+impl Tx for PgTx {
+    async fn fetch(&mut self, sql: &str, params: &[Param]) -> Result<Vec<Row>, StoreError> {
+        let q = bind_params(sqlx::query::<Postgres>(AssertSqlSafe(sql.to_owned())), params);
+        let rows = q.fetch_all(&mut *self.0).await.map_err(map_err)?;
+        rows.iter().map(cells).collect()
+    }
+
+    async fn execute(&mut self, sql: &str, params: &[Param]) -> Result<u64, StoreError> {
+        let q = bind_params(sqlx::query::<Postgres>(AssertSqlSafe(sql.to_owned())), params);
+        Ok(q.execute(&mut *self.0).await.map_err(map_err)?.rows_affected())
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        self.0.commit().await.map_err(map_err)
+    }
+}

@@ -1,0 +1,240 @@
+//! Row decoders: each entity's column list and how its cells become the domain type.
+
+use std::str::FromStr;
+
+use steward_app::StoreError;
+use steward_app::auth::ApiToken;
+use steward_domain::catalog::{Catalog, Resource, ResourceRequest, ResourceRole, ResourceScope};
+use steward_domain::directory::{Group, User};
+use steward_domain::package::{AccessPackage, ResourceRoleScope};
+use steward_domain::text::DisplayName;
+use steward_domain::time::from_micros;
+
+use crate::driver::{Cell, Row};
+
+/// Reads a row's cells in order.
+pub(crate) struct Cells<'a> {
+    row: &'a Row,
+    i: usize,
+}
+
+fn corrupt(what: &str, i: usize) -> StoreError {
+    StoreError::Internal(format!("unexpected value in column {i}: expected {what}"))
+}
+
+impl<'a> Cells<'a> {
+    pub fn new(row: &'a Row) -> Self {
+        Self { row, i: 0 }
+    }
+    fn next(&mut self) -> &'a Cell {
+        let c = self.row.0.get(self.i).unwrap_or(&Cell::Null);
+        self.i += 1;
+        c
+    }
+    pub fn opt_text(&mut self) -> Result<Option<String>, StoreError> {
+        match self.next() {
+            Cell::Null => Ok(None),
+            Cell::Text(s) => Ok(Some(s.clone())),
+            _ => Err(corrupt("text", self.i - 1)),
+        }
+    }
+    pub fn text(&mut self) -> Result<String, StoreError> {
+        self.opt_text()?.ok_or_else(|| corrupt("text", self.i - 1))
+    }
+    pub fn int(&mut self) -> Result<i64, StoreError> {
+        match self.next() {
+            Cell::Int(v) => Ok(*v),
+            _ => Err(corrupt("integer", self.i - 1)),
+        }
+    }
+    pub fn bool(&mut self) -> Result<bool, StoreError> {
+        match self.next() {
+            Cell::Bool(b) => Ok(*b),
+            Cell::Int(v) => Ok(*v != 0),
+            _ => Err(corrupt("boolean", self.i - 1)),
+        }
+    }
+    pub fn parse<T: FromStr>(&mut self) -> Result<T, StoreError> {
+        let s = self.text()?;
+        s.parse().map_err(|_| StoreError::Internal(format!("unparsable stored value '{s}'")))
+    }
+    pub fn opt_parse<T: FromStr>(&mut self) -> Result<Option<T>, StoreError> {
+        self.opt_text()?
+            .map(|s| s.parse().map_err(|_| StoreError::Internal(format!("unparsable stored value '{s}'"))))
+            .transpose()
+    }
+    pub fn name(&mut self) -> Result<DisplayName, StoreError> {
+        let s = self.text()?;
+        DisplayName::parse(s).map_err(|e| StoreError::Internal(e.to_string()))
+    }
+    pub fn time(&mut self) -> Result<jiff::Timestamp, StoreError> {
+        Ok(from_micros(self.int()?))
+    }
+    /// The cells after the entity's own: the sort keys of a page query.
+    pub fn rest(&self) -> &'a [Cell] {
+        self.row.0.get(self.i..).unwrap_or(&[])
+    }
+}
+
+/// An entity the store can read from a row.
+pub(crate) trait FromRow: Sized {
+    const COLUMNS: &'static str;
+    fn from_cells(c: &mut Cells<'_>) -> Result<Self, StoreError>;
+}
+
+impl FromRow for User {
+    const COLUMNS: &'static str = "id, display_name, user_principal_name, mail, user_type, account_enabled, department, \
+         job_title, company_name, employee_id, city, country, manager_id, created_at";
+    fn from_cells(c: &mut Cells<'_>) -> Result<Self, StoreError> {
+        Ok(User {
+            id: c.parse()?,
+            display_name: c.name()?,
+            user_principal_name: c.text()?,
+            mail: c.opt_text()?,
+            user_type: c.parse()?,
+            account_enabled: c.bool()?,
+            department: c.opt_text()?,
+            job_title: c.opt_text()?,
+            company_name: c.opt_text()?,
+            employee_id: c.opt_text()?,
+            city: c.opt_text()?,
+            country: c.opt_text()?,
+            manager: c.opt_parse()?,
+            created_date_time: c.time()?,
+        })
+    }
+}
+
+impl FromRow for Group {
+    const COLUMNS: &'static str =
+        "id, display_name, description, mail_nickname, mail_enabled, security_enabled, created_at";
+    fn from_cells(c: &mut Cells<'_>) -> Result<Self, StoreError> {
+        Ok(Group {
+            id: c.parse()?,
+            display_name: c.name()?,
+            description: c.opt_text()?,
+            mail_nickname: c.text()?,
+            mail_enabled: c.bool()?,
+            security_enabled: c.bool()?,
+            created_date_time: c.time()?,
+        })
+    }
+}
+
+impl FromRow for Catalog {
+    const COLUMNS: &'static str =
+        "id, display_name, description, catalog_type, state, is_externally_visible, created_at, modified_at";
+    fn from_cells(c: &mut Cells<'_>) -> Result<Self, StoreError> {
+        Ok(Catalog {
+            id: c.parse()?,
+            display_name: c.name()?,
+            description: c.opt_text()?,
+            catalog_type: c.parse()?,
+            state: c.parse()?,
+            is_externally_visible: c.bool()?,
+            created_date_time: c.time()?,
+            modified_date_time: c.time()?,
+        })
+    }
+}
+
+impl FromRow for Resource {
+    const COLUMNS: &'static str =
+        "id, catalog_id, display_name, description, origin_id, origin_system, created_at, modified_at";
+    fn from_cells(c: &mut Cells<'_>) -> Result<Self, StoreError> {
+        Ok(Resource {
+            id: c.parse()?,
+            catalog_id: c.parse()?,
+            display_name: c.text()?,
+            description: c.opt_text()?,
+            origin_id: c.text()?,
+            origin_system: c.text()?,
+            created_date_time: c.time()?,
+            modified_date_time: c.time()?,
+        })
+    }
+}
+
+impl FromRow for ResourceRole {
+    const COLUMNS: &'static str = "id, resource_id, display_name, description, origin_id, origin_system";
+    fn from_cells(c: &mut Cells<'_>) -> Result<Self, StoreError> {
+        Ok(ResourceRole {
+            id: c.parse()?,
+            resource_id: c.parse()?,
+            display_name: c.text()?,
+            description: c.opt_text()?,
+            origin_id: c.text()?,
+            origin_system: c.text()?,
+        })
+    }
+}
+
+impl FromRow for ResourceScope {
+    const COLUMNS: &'static str = "id, resource_id, display_name, description, origin_id, origin_system, is_root_scope";
+    fn from_cells(c: &mut Cells<'_>) -> Result<Self, StoreError> {
+        Ok(ResourceScope {
+            id: c.parse()?,
+            resource_id: c.parse()?,
+            display_name: c.text()?,
+            description: c.opt_text()?,
+            origin_id: c.text()?,
+            origin_system: c.text()?,
+            is_root_scope: c.bool()?,
+        })
+    }
+}
+
+impl FromRow for ResourceRequest {
+    const COLUMNS: &'static str = "id, catalog_id, resource_id, request_type, state, created_at";
+    fn from_cells(c: &mut Cells<'_>) -> Result<Self, StoreError> {
+        Ok(ResourceRequest {
+            id: c.parse()?,
+            catalog_id: c.parse()?,
+            resource_id: c.opt_parse()?,
+            request_type: c.parse()?,
+            state: c.parse()?,
+            created_date_time: c.time()?,
+        })
+    }
+}
+
+impl FromRow for AccessPackage {
+    const COLUMNS: &'static str = "id, catalog_id, display_name, description, is_hidden, created_at, modified_at";
+    fn from_cells(c: &mut Cells<'_>) -> Result<Self, StoreError> {
+        Ok(AccessPackage {
+            id: c.parse()?,
+            catalog_id: c.parse()?,
+            display_name: c.name()?,
+            description: c.opt_text()?,
+            is_hidden: c.bool()?,
+            created_date_time: c.time()?,
+            modified_date_time: c.time()?,
+        })
+    }
+}
+
+impl FromRow for ResourceRoleScope {
+    const COLUMNS: &'static str = "id, access_package_id, role_id, scope_id, created_at";
+    fn from_cells(c: &mut Cells<'_>) -> Result<Self, StoreError> {
+        Ok(ResourceRoleScope {
+            id: c.parse()?,
+            access_package_id: c.parse()?,
+            role_id: c.parse()?,
+            scope_id: c.parse()?,
+            created_date_time: c.time()?,
+        })
+    }
+}
+
+impl FromRow for ApiToken {
+    const COLUMNS: &'static str = "id, name, hash, user_id, created_at";
+    fn from_cells(c: &mut Cells<'_>) -> Result<Self, StoreError> {
+        Ok(ApiToken {
+            id: c.parse()?,
+            name: c.text()?,
+            hash: c.text()?,
+            user_id: c.opt_parse()?,
+            created_at: c.time()?,
+        })
+    }
+}

@@ -1,0 +1,630 @@
+//! `SqlStore`: the store's logic, written once, over any `Driver`. Each method is one
+//! transaction; rules that depend on other rows call the domain's rule functions inside it.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use steward_app::auth::ApiToken;
+use steward_app::ports::{Page, StoreResult};
+use steward_app::query::{ListQuery, Value};
+use steward_app::{Store, StoreError};
+use steward_domain::catalog::{self, Catalog, GroupResource, Resource, ResourceRequest, ResourceRole, ResourceScope};
+use steward_domain::directory::{self, Group, User};
+use steward_domain::ids::{
+    AccessPackageId, CatalogId, GroupId, ResourceId, ResourceRoleId, ResourceRoleScopeId, ResourceScopeId, TokenId,
+    UserId,
+};
+use steward_domain::package::{self, AccessPackage, PackageContent, ResourceRoleScope};
+use steward_domain::time::to_micros;
+
+use crate::compile;
+use crate::driver::{Cell, Driver, Param, Tx};
+use crate::rows::{Cells, FromRow};
+
+/// The store over one database.
+#[derive(Clone)]
+pub struct SqlStore {
+    driver: Arc<dyn Driver>,
+}
+
+impl SqlStore {
+    pub fn new(driver: Arc<dyn Driver>) -> Self {
+        Self { driver }
+    }
+
+    async fn get<T: FromRow>(&self, table: &'static str, id: String) -> StoreResult<Option<T>> {
+        let sql = format!("SELECT {} FROM {table} WHERE id = $1", T::COLUMNS);
+        let rows = self.driver.fetch(&sql, &[Param::Text(Some(id))]).await?;
+        rows.first().map(|r| T::from_cells(&mut Cells::new(r))).transpose()
+    }
+
+    async fn list<T: FromRow>(&self, q: &ListQuery) -> StoreResult<Page<T>> {
+        let (sql, params) = compile::page_sql(q, T::COLUMNS);
+        let rows = self.driver.fetch(&sql, &params).await?;
+        let top = usize::try_from(q.top).unwrap_or(usize::MAX);
+        let more = rows.len() > top;
+        let mut items = Vec::with_capacity(rows.len().min(top));
+        let mut next = None;
+        for (i, row) in rows.iter().take(top).enumerate() {
+            let mut c = Cells::new(row);
+            items.push(T::from_cells(&mut c)?);
+            if more && i + 1 == top {
+                next = Some(c.rest().iter().map(cell_value).collect());
+            }
+        }
+        let count = if q.count { Some(self.count(q).await?) } else { None };
+        Ok(Page { items, count, next })
+    }
+
+    async fn count(&self, q: &ListQuery) -> StoreResult<u64> {
+        let (sql, params) = compile::count_sql(q);
+        let rows = self.driver.fetch(&sql, &params).await?;
+        let n = rows.first().map(|r| Cells::new(r).int()).transpose()?.unwrap_or(0);
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Runs one statement in its own write transaction.
+    async fn write(&self, sql: &str, params: &[Param]) -> StoreResult<u64> {
+        let mut tx = self.driver.begin().await?;
+        let n = tx.execute(sql, params).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// One statement that must touch a row, else the object was not found.
+    async fn write_one(&self, sql: &str, params: &[Param], kind: &'static str, id: impl ToString) -> StoreResult<()> {
+        match self.write(sql, params).await? {
+            0 => Err(StoreError::not_found(kind, id)),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn cell_value(c: &Cell) -> Value {
+    match c {
+        Cell::Null => Value::Null,
+        Cell::Text(s) => Value::Text(s.clone()),
+        Cell::Int(i) => Value::Int(*i),
+        Cell::Bool(b) => Value::Bool(*b),
+    }
+}
+
+/// Replaces a constraint violation's text with one that names the object.
+fn conflict(message: impl Into<String>) -> impl FnOnce(StoreError) -> StoreError {
+    let message = message.into();
+    move |e| match e {
+        StoreError::Conflict(_) => StoreError::Conflict(message),
+        other => other,
+    }
+}
+
+fn id<T: ToString>(v: T) -> Param {
+    Param::Text(Some(v.to_string()))
+}
+fn ts(t: jiff::Timestamp) -> Param {
+    Param::Int(Some(to_micros(t)))
+}
+
+async fn count_in(tx: &mut Box<dyn Tx>, sql: &str, params: &[Param]) -> StoreResult<u64> {
+    let rows = tx.fetch(sql, params).await?;
+    let n = rows.first().map(|r| Cells::new(r).int()).transpose()?.unwrap_or(0);
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+async fn exists_in(tx: &mut Box<dyn Tx>, table: &'static str, key: Param) -> StoreResult<bool> {
+    let sql = format!("SELECT COUNT(*) FROM {table} WHERE id = $1");
+    Ok(count_in(tx, &sql, &[key]).await? > 0)
+}
+
+/// The user's columns in insert order; `created_at` last so updates can leave it off.
+fn user_params(u: &User) -> Vec<Param> {
+    vec![
+        id(u.id),
+        u.display_name.as_str().into(),
+        u.user_principal_name.clone().into(),
+        u.user_principal_name.to_lowercase().into(),
+        u.mail.clone().into(),
+        u.user_type.as_str().into(),
+        u.account_enabled.into(),
+        u.department.clone().into(),
+        u.job_title.clone().into(),
+        u.company_name.clone().into(),
+        u.employee_id.clone().into(),
+        u.city.clone().into(),
+        u.country.clone().into(),
+        Param::Text(u.manager.map(|m| m.to_string())),
+        ts(u.created_date_time),
+    ]
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn ping(&self) -> StoreResult<()> {
+        self.driver.ping().await
+    }
+
+    async fn insert_token(&self, t: &ApiToken) -> StoreResult<()> {
+        self.write(
+            "INSERT INTO api_tokens (id, name, hash, user_id, created_at) VALUES ($1, $2, $3, $4, $5)",
+            &[
+                id(t.id),
+                t.name.clone().into(),
+                t.hash.clone().into(),
+                Param::Text(t.user_id.map(|u| u.to_string())),
+                ts(t.created_at),
+            ],
+        )
+        .await
+        .map_err(conflict("A token with the same secret already exists."))?;
+        Ok(())
+    }
+
+    async fn token_by_hash(&self, hash: &str) -> StoreResult<Option<ApiToken>> {
+        let sql = format!("SELECT {} FROM api_tokens WHERE hash = $1", ApiToken::COLUMNS);
+        let rows = self.driver.fetch(&sql, &[hash.into()]).await?;
+        rows.first().map(|r| ApiToken::from_cells(&mut Cells::new(r))).transpose()
+    }
+
+    async fn list_tokens(&self) -> StoreResult<Vec<ApiToken>> {
+        let sql = format!("SELECT {} FROM api_tokens ORDER BY created_at, id", ApiToken::COLUMNS);
+        let rows = self.driver.fetch(&sql, &[]).await?;
+        rows.iter().map(|r| ApiToken::from_cells(&mut Cells::new(r))).collect()
+    }
+
+    async fn delete_token(&self, tid: TokenId) -> StoreResult<()> {
+        self.write_one("DELETE FROM api_tokens WHERE id = $1", &[id(tid)], "token", tid).await
+    }
+
+    async fn insert_user(&self, u: &User) -> StoreResult<()> {
+        self.write(
+            "INSERT INTO users (id, display_name, user_principal_name, upn_key, mail, user_type, account_enabled, \
+             department, job_title, company_name, employee_id, city, country, manager_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+            &user_params(u),
+        )
+        .await
+        .map_err(conflict(format!("A user with userPrincipalName '{}' already exists.", u.user_principal_name)))?;
+        Ok(())
+    }
+
+    async fn update_user(&self, u: &User) -> StoreResult<()> {
+        self.write_one(
+            "UPDATE users SET display_name = $2, user_principal_name = $3, upn_key = $4, mail = $5, user_type = $6, \
+             account_enabled = $7, department = $8, job_title = $9, company_name = $10, employee_id = $11, city = $12, \
+             country = $13, manager_id = $14 WHERE id = $1",
+            user_params(u).get(..14).unwrap_or_default(),
+            "user",
+            u.id,
+        )
+        .await
+        .map_err(conflict(format!(
+            "A user with userPrincipalName '{}' already exists, or the manager no longer exists.",
+            u.user_principal_name
+        )))
+    }
+
+    async fn delete_user(&self, uid: UserId) -> StoreResult<()> {
+        self.write_one("DELETE FROM users WHERE id = $1", &[id(uid)], "user", uid).await
+    }
+
+    async fn get_user(&self, uid: UserId) -> StoreResult<Option<User>> {
+        self.get("users", uid.to_string()).await
+    }
+
+    async fn user_by_upn(&self, upn: &str) -> StoreResult<Option<User>> {
+        let sql = format!("SELECT {} FROM users WHERE upn_key = $1", User::COLUMNS);
+        let rows = self.driver.fetch(&sql, &[upn.to_lowercase().into()]).await?;
+        rows.first().map(|r| User::from_cells(&mut Cells::new(r))).transpose()
+    }
+
+    async fn list_users(&self, q: &ListQuery) -> StoreResult<Page<User>> {
+        self.list(q).await
+    }
+
+    async fn add_sponsor(&self, user: UserId, sponsor: UserId) -> StoreResult<()> {
+        self.write("INSERT INTO user_sponsors (user_id, sponsor_id) VALUES ($1, $2)", &[id(user), id(sponsor)])
+            .await
+            .map_err(conflict(format!("User '{sponsor}' already sponsors user '{user}'.")))?;
+        Ok(())
+    }
+
+    async fn remove_sponsor(&self, user: UserId, sponsor: UserId) -> StoreResult<()> {
+        self.write_one(
+            "DELETE FROM user_sponsors WHERE user_id = $1 AND sponsor_id = $2",
+            &[id(user), id(sponsor)],
+            "sponsor of user",
+            sponsor,
+        )
+        .await
+    }
+
+    async fn insert_group(&self, g: &Group) -> StoreResult<()> {
+        self.write(
+            "INSERT INTO groups (id, display_name, description, mail_nickname, mail_enabled, security_enabled, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                id(g.id),
+                g.display_name.as_str().into(),
+                g.description.clone().into(),
+                g.mail_nickname.clone().into(),
+                g.mail_enabled.into(),
+                g.security_enabled.into(),
+                ts(g.created_date_time),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn update_group(&self, g: &Group) -> StoreResult<()> {
+        self.write_one(
+            "UPDATE groups SET display_name = $2, description = $3, mail_nickname = $4, mail_enabled = $5, \
+             security_enabled = $6 WHERE id = $1",
+            &[
+                id(g.id),
+                g.display_name.as_str().into(),
+                g.description.clone().into(),
+                g.mail_nickname.clone().into(),
+                g.mail_enabled.into(),
+                g.security_enabled.into(),
+            ],
+            "group",
+            g.id,
+        )
+        .await
+    }
+
+    async fn delete_group(&self, gid: GroupId) -> StoreResult<()> {
+        let mut tx = self.driver.begin().await?;
+        if !exists_in(&mut tx, "groups", id(gid)).await? {
+            return Err(StoreError::not_found("group", gid));
+        }
+        let used = count_in(
+            &mut tx,
+            "SELECT COUNT(*) FROM resources WHERE origin_system = $1 AND origin_id = $2",
+            &[catalog::ORIGIN_AAD_GROUP.into(), id(gid)],
+        )
+        .await?;
+        directory::check_group_deletable(used)?;
+        tx.execute("DELETE FROM groups WHERE id = $1", &[id(gid)]).await?;
+        tx.commit().await
+    }
+
+    async fn get_group(&self, gid: GroupId) -> StoreResult<Option<Group>> {
+        self.get("groups", gid.to_string()).await
+    }
+
+    async fn list_groups(&self, q: &ListQuery) -> StoreResult<Page<Group>> {
+        self.list(q).await
+    }
+
+    async fn add_member(&self, group: GroupId, user: UserId) -> StoreResult<()> {
+        self.write("INSERT INTO group_members (group_id, user_id) VALUES ($1, $2)", &[id(group), id(user)])
+            .await
+            .map_err(conflict(format!("User '{user}' is already a member of group '{group}'.")))?;
+        Ok(())
+    }
+
+    async fn remove_member(&self, group: GroupId, user: UserId) -> StoreResult<()> {
+        self.write_one(
+            "DELETE FROM group_members WHERE group_id = $1 AND user_id = $2",
+            &[id(group), id(user)],
+            "member of group",
+            user,
+        )
+        .await
+    }
+
+    async fn add_owner(&self, group: GroupId, user: UserId) -> StoreResult<()> {
+        self.write("INSERT INTO group_owners (group_id, user_id) VALUES ($1, $2)", &[id(group), id(user)])
+            .await
+            .map_err(conflict(format!("User '{user}' is already an owner of group '{group}'.")))?;
+        Ok(())
+    }
+
+    async fn remove_owner(&self, group: GroupId, user: UserId) -> StoreResult<()> {
+        self.write_one(
+            "DELETE FROM group_owners WHERE group_id = $1 AND user_id = $2",
+            &[id(group), id(user)],
+            "owner of group",
+            user,
+        )
+        .await
+    }
+
+    async fn insert_catalog(&self, c: &Catalog) -> StoreResult<()> {
+        self.write(
+            "INSERT INTO catalogs (id, display_name, description, catalog_type, state, is_externally_visible, created_at, modified_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &[
+                id(c.id),
+                c.display_name.as_str().into(),
+                c.description.clone().into(),
+                c.catalog_type.as_str().into(),
+                c.state.as_str().into(),
+                c.is_externally_visible.into(),
+                ts(c.created_date_time),
+                ts(c.modified_date_time),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn update_catalog(&self, c: &Catalog) -> StoreResult<()> {
+        self.write_one(
+            "UPDATE catalogs SET display_name = $2, description = $3, state = $4, is_externally_visible = $5, \
+             modified_at = $6 WHERE id = $1",
+            &[
+                id(c.id),
+                c.display_name.as_str().into(),
+                c.description.clone().into(),
+                c.state.as_str().into(),
+                c.is_externally_visible.into(),
+                ts(c.modified_date_time),
+            ],
+            "catalog",
+            c.id,
+        )
+        .await
+    }
+
+    async fn delete_catalog(&self, cid: CatalogId) -> StoreResult<()> {
+        let mut tx = self.driver.begin().await?;
+        if !exists_in(&mut tx, "catalogs", id(cid)).await? {
+            return Err(StoreError::not_found("catalog", cid));
+        }
+        let packages =
+            count_in(&mut tx, "SELECT COUNT(*) FROM access_packages WHERE catalog_id = $1", &[id(cid)]).await?;
+        catalog::check_catalog_deletable(packages)?;
+        tx.execute("DELETE FROM catalogs WHERE id = $1", &[id(cid)])
+            .await
+            .map_err(conflict("The catalog changed while it was being deleted; try again."))?;
+        tx.commit().await
+    }
+
+    async fn get_catalog(&self, cid: CatalogId) -> StoreResult<Option<Catalog>> {
+        self.get("catalogs", cid.to_string()).await
+    }
+
+    async fn list_catalogs(&self, q: &ListQuery) -> StoreResult<Page<Catalog>> {
+        self.list(q).await
+    }
+
+    async fn add_resource(&self, added: &GroupResource, request: &ResourceRequest) -> StoreResult<()> {
+        let r = &added.resource;
+        let mut tx = self.driver.begin().await?;
+        tx.execute(
+            "INSERT INTO resources (id, catalog_id, display_name, description, origin_id, origin_system, created_at, modified_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &[
+                id(r.id),
+                id(r.catalog_id),
+                r.display_name.clone().into(),
+                r.description.clone().into(),
+                r.origin_id.clone().into(),
+                r.origin_system.clone().into(),
+                ts(r.created_date_time),
+                ts(r.modified_date_time),
+            ],
+        )
+        .await
+        .map_err(conflict(format!("The catalog already contains the resource with originId '{}'.", r.origin_id)))?;
+        for role in &added.roles {
+            tx.execute(
+                "INSERT INTO resource_roles (id, resource_id, display_name, description, origin_id, origin_system) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[
+                    id(role.id),
+                    id(role.resource_id),
+                    role.display_name.clone().into(),
+                    role.description.clone().into(),
+                    role.origin_id.clone().into(),
+                    role.origin_system.clone().into(),
+                ],
+            )
+            .await?;
+        }
+        let s = &added.scope;
+        tx.execute(
+            "INSERT INTO resource_scopes (id, resource_id, display_name, description, origin_id, origin_system, is_root_scope) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                id(s.id),
+                id(s.resource_id),
+                s.display_name.clone().into(),
+                s.description.clone().into(),
+                s.origin_id.clone().into(),
+                s.origin_system.clone().into(),
+                s.is_root_scope.into(),
+            ],
+        )
+        .await?;
+        insert_request(&mut tx, request).await?;
+        tx.commit().await
+    }
+
+    async fn remove_resource(&self, rid: ResourceId, request: &ResourceRequest) -> StoreResult<()> {
+        let mut tx = self.driver.begin().await?;
+        if !exists_in(&mut tx, "resources", id(rid)).await? {
+            return Err(StoreError::not_found("resource", rid));
+        }
+        let in_use = count_in(
+            &mut tx,
+            "SELECT COUNT(*) FROM role_scopes WHERE role_id IN (SELECT id FROM resource_roles WHERE resource_id = $1) \
+             OR scope_id IN (SELECT id FROM resource_scopes WHERE resource_id = $1)",
+            &[id(rid)],
+        )
+        .await?;
+        catalog::check_resource_removable(in_use)?;
+        tx.execute("DELETE FROM resources WHERE id = $1", &[id(rid)]).await.map_err(conflict(
+            "The resource became used by an access package while it was being removed; try again.",
+        ))?;
+        insert_request(&mut tx, request).await?;
+        tx.commit().await
+    }
+
+    async fn get_resource(&self, rid: ResourceId) -> StoreResult<Option<Resource>> {
+        self.get("resources", rid.to_string()).await
+    }
+
+    async fn list_resources(&self, q: &ListQuery) -> StoreResult<Page<Resource>> {
+        self.list(q).await
+    }
+
+    async fn get_resource_role(&self, rid: ResourceRoleId) -> StoreResult<Option<ResourceRole>> {
+        self.get("resource_roles", rid.to_string()).await
+    }
+
+    async fn list_resource_roles(&self, q: &ListQuery) -> StoreResult<Page<ResourceRole>> {
+        self.list(q).await
+    }
+
+    async fn get_resource_scope(&self, sid: ResourceScopeId) -> StoreResult<Option<ResourceScope>> {
+        self.get("resource_scopes", sid.to_string()).await
+    }
+
+    async fn list_resource_scopes(&self, q: &ListQuery) -> StoreResult<Page<ResourceScope>> {
+        self.list(q).await
+    }
+
+    async fn list_resource_requests(&self, q: &ListQuery) -> StoreResult<Page<ResourceRequest>> {
+        self.list(q).await
+    }
+
+    async fn insert_package(&self, p: &AccessPackage) -> StoreResult<()> {
+        self.write(
+            "INSERT INTO access_packages (id, catalog_id, display_name, description, is_hidden, created_at, modified_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                id(p.id),
+                id(p.catalog_id),
+                p.display_name.as_str().into(),
+                p.description.clone().into(),
+                p.is_hidden.into(),
+                ts(p.created_date_time),
+                ts(p.modified_date_time),
+            ],
+        )
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => StoreError::not_found("catalog", p.catalog_id),
+            other => other,
+        })?;
+        Ok(())
+    }
+
+    async fn update_package(&self, p: &AccessPackage) -> StoreResult<()> {
+        self.write_one(
+            "UPDATE access_packages SET display_name = $2, description = $3, is_hidden = $4, modified_at = $5 WHERE id = $1",
+            &[id(p.id), p.display_name.as_str().into(), p.description.clone().into(), p.is_hidden.into(), ts(p.modified_date_time)],
+            "access package",
+            p.id,
+        )
+        .await
+    }
+
+    async fn delete_package(&self, pid: AccessPackageId) -> StoreResult<()> {
+        let mut tx = self.driver.begin().await?;
+        if !exists_in(&mut tx, "access_packages", id(pid)).await? {
+            return Err(StoreError::not_found("access package", pid));
+        }
+        // Policies and assignments arrive with the request lifecycle; until then a package
+        // holds neither, and the rule is still the one place that decides.
+        package::check_package_deletable(PackageContent::default())?;
+        tx.execute("DELETE FROM access_packages WHERE id = $1", &[id(pid)]).await?;
+        tx.commit().await
+    }
+
+    async fn get_package(&self, pid: AccessPackageId) -> StoreResult<Option<AccessPackage>> {
+        self.get("access_packages", pid.to_string()).await
+    }
+
+    async fn list_packages(&self, q: &ListQuery) -> StoreResult<Page<AccessPackage>> {
+        self.list(q).await
+    }
+
+    async fn add_role_scope(&self, r: &ResourceRoleScope) -> StoreResult<()> {
+        self.write(
+            "INSERT INTO role_scopes (id, access_package_id, role_id, scope_id, created_at) VALUES ($1, $2, $3, $4, $5)",
+            &[id(r.id), id(r.access_package_id), id(r.role_id), id(r.scope_id), ts(r.created_date_time)],
+        )
+        .await
+        .map_err(conflict("The access package already grants this role at this scope (or the role was removed meanwhile)."))?;
+        Ok(())
+    }
+
+    async fn remove_role_scope(&self, pkg: AccessPackageId, rid: ResourceRoleScopeId) -> StoreResult<()> {
+        self.write_one(
+            "DELETE FROM role_scopes WHERE id = $1 AND access_package_id = $2",
+            &[id(rid), id(pkg)],
+            "resource role scope",
+            rid,
+        )
+        .await
+    }
+
+    async fn get_role_scope(&self, rid: ResourceRoleScopeId) -> StoreResult<Option<ResourceRoleScope>> {
+        self.get("role_scopes", rid.to_string()).await
+    }
+
+    async fn list_role_scopes(&self, q: &ListQuery) -> StoreResult<Page<ResourceRoleScope>> {
+        self.list(q).await
+    }
+
+    async fn add_incompatible_package(&self, pkg: AccessPackageId, other: AccessPackageId) -> StoreResult<()> {
+        self.write(
+            "INSERT INTO package_incompatible_packages (access_package_id, other_id) VALUES ($1, $2)",
+            &[id(pkg), id(other)],
+        )
+        .await
+        .map_err(conflict(format!("Access package '{other}' is already incompatible with '{pkg}'.")))?;
+        Ok(())
+    }
+
+    async fn remove_incompatible_package(&self, pkg: AccessPackageId, other: AccessPackageId) -> StoreResult<()> {
+        self.write_one(
+            "DELETE FROM package_incompatible_packages WHERE access_package_id = $1 AND other_id = $2",
+            &[id(pkg), id(other)],
+            "incompatible access package",
+            other,
+        )
+        .await
+    }
+
+    async fn add_incompatible_group(&self, pkg: AccessPackageId, group: GroupId) -> StoreResult<()> {
+        self.write(
+            "INSERT INTO package_incompatible_groups (access_package_id, group_id) VALUES ($1, $2)",
+            &[id(pkg), id(group)],
+        )
+        .await
+        .map_err(conflict(format!("Group '{group}' is already incompatible with access package '{pkg}'.")))?;
+        Ok(())
+    }
+
+    async fn remove_incompatible_group(&self, pkg: AccessPackageId, group: GroupId) -> StoreResult<()> {
+        self.write_one(
+            "DELETE FROM package_incompatible_groups WHERE access_package_id = $1 AND group_id = $2",
+            &[id(pkg), id(group)],
+            "incompatible group",
+            group,
+        )
+        .await
+    }
+}
+
+async fn insert_request(tx: &mut Box<dyn Tx>, r: &ResourceRequest) -> StoreResult<()> {
+    tx.execute(
+        "INSERT INTO resource_requests (id, catalog_id, resource_id, request_type, state, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        &[
+            id(r.id),
+            id(r.catalog_id),
+            Param::Text(r.resource_id.map(|x| x.to_string())),
+            r.request_type.as_str().into(),
+            r.state.as_str().into(),
+            ts(r.created_date_time),
+        ],
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,251 @@
+//! How each entity is read by Graph clients: its type name, properties, navigation properties
+//! and how `$expand` fetches them (each expansion checks the reader's capability itself).
+
+use async_trait::async_trait;
+use serde_json::Value;
+use steward_app::query::{
+    ACCESS_PACKAGES, GROUPS, RESOURCE_ROLES, RESOURCE_SCOPES, RESOURCES, ROLE_SCOPES, Relation, USERS,
+};
+use steward_app::{catalogs, directory, packages};
+use steward_domain::catalog::{Catalog, Resource, ResourceRequest, ResourceRole, ResourceScope};
+use steward_domain::directory::{Group, User};
+use steward_domain::package::{AccessPackage, ResourceRoleScope};
+use steward_odata::ExpandItem;
+
+use crate::error::ApiError;
+use crate::odata::{Cx, GraphEntity, expand_many, expand_one, expand_query};
+
+fn unknown_nav(nav: &str) -> ApiError {
+    ApiError::bad_request(format!("Navigation property '{nav}' cannot be expanded."))
+}
+
+#[async_trait]
+impl GraphEntity for User {
+    const TYPE: &'static str = "user";
+    const PROPS: &'static [&'static str] = &[
+        "displayName",
+        "userPrincipalName",
+        "mail",
+        "userType",
+        "accountEnabled",
+        "department",
+        "jobTitle",
+        "companyName",
+        "employeeId",
+        "city",
+        "country",
+        "createdDateTime",
+    ];
+    const NAVS: &'static [&'static str] = &["manager", "sponsors", "directReports"];
+
+    async fn expand(&self, cx: &Cx<'_>, nav: &'static str, item: &ExpandItem) -> Result<Value, ApiError> {
+        let cap = cx.p.directory_reader();
+        match nav {
+            "manager" => {
+                let m = match self.manager {
+                    Some(m) => Some(directory::get_user(cx.s, cap, m).await?),
+                    None => None,
+                };
+                expand_one(cx, m, item).await
+            }
+            "sponsors" | "directReports" => {
+                let rel = if nav == "sponsors" { Relation::Sponsors } else { Relation::DirectReports };
+                let q = expand_query(&USERS, item)?.related(rel, self.id);
+                expand_many(cx, directory::list_users(cx.s, cap, &q).await?, item).await
+            }
+            other => Err(unknown_nav(other)),
+        }
+    }
+}
+
+#[async_trait]
+impl GraphEntity for Group {
+    const TYPE: &'static str = "group";
+    const PROPS: &'static [&'static str] =
+        &["displayName", "description", "mailNickname", "mailEnabled", "securityEnabled", "createdDateTime"];
+    const NAVS: &'static [&'static str] = &["members", "owners"];
+
+    async fn expand(&self, cx: &Cx<'_>, nav: &'static str, item: &ExpandItem) -> Result<Value, ApiError> {
+        let rel = match nav {
+            "members" => Relation::GroupMembers,
+            "owners" => Relation::GroupOwners,
+            other => return Err(unknown_nav(other)),
+        };
+        let q = expand_query(&USERS, item)?.related(rel, self.id);
+        expand_many(cx, directory::list_users(cx.s, cx.p.directory_reader(), &q).await?, item).await
+    }
+}
+
+#[async_trait]
+impl GraphEntity for Catalog {
+    const TYPE: &'static str = "accessPackageCatalog";
+    const PROPS: &'static [&'static str] = &[
+        "displayName",
+        "description",
+        "catalogType",
+        "state",
+        "isExternallyVisible",
+        "createdDateTime",
+        "modifiedDateTime",
+    ];
+    const NAVS: &'static [&'static str] = &["accessPackages", "resources", "resourceRoles", "resourceScopes"];
+
+    async fn expand(&self, cx: &Cx<'_>, nav: &'static str, item: &ExpandItem) -> Result<Value, ApiError> {
+        let cap = cx.p.admin()?;
+        match nav {
+            "accessPackages" => {
+                let q = expand_query(&ACCESS_PACKAGES, item)?.scoped("catalog/id", self.id)?;
+                expand_many(cx, packages::list_packages(cx.s, cap, &q).await?, item).await
+            }
+            "resources" => {
+                let q = expand_query(&RESOURCES, item)?.scoped("catalog/id", self.id)?;
+                expand_many(cx, catalogs::list_resources(cx.s, cap, &q).await?, item).await
+            }
+            "resourceRoles" => {
+                let q = expand_query(&RESOURCE_ROLES, item)?.related(Relation::CatalogRoles, self.id);
+                expand_many(cx, catalogs::list_resource_roles(cx.s, cap, &q).await?, item).await
+            }
+            "resourceScopes" => {
+                let q = expand_query(&RESOURCE_SCOPES, item)?.related(Relation::CatalogScopes, self.id);
+                expand_many(cx, catalogs::list_resource_scopes(cx.s, cap, &q).await?, item).await
+            }
+            other => Err(unknown_nav(other)),
+        }
+    }
+}
+
+#[async_trait]
+impl GraphEntity for Resource {
+    const TYPE: &'static str = "accessPackageResource";
+    const PROPS: &'static [&'static str] =
+        &["displayName", "description", "originId", "originSystem", "createdDateTime", "modifiedDateTime"];
+    const NAVS: &'static [&'static str] = &["roles", "scopes", "environment"];
+
+    async fn expand(&self, cx: &Cx<'_>, nav: &'static str, item: &ExpandItem) -> Result<Value, ApiError> {
+        let cap = cx.p.admin()?;
+        match nav {
+            "roles" => {
+                let q = expand_query(&RESOURCE_ROLES, item)?.scoped("resource/id", self.id)?;
+                expand_many(cx, catalogs::list_resource_roles(cx.s, cap, &q).await?, item).await
+            }
+            "scopes" => {
+                let q = expand_query(&RESOURCE_SCOPES, item)?.scoped("resource/id", self.id)?;
+                expand_many(cx, catalogs::list_resource_scopes(cx.s, cap, &q).await?, item).await
+            }
+            // Resources of Steward's own directory live in no separate environment.
+            "environment" => Ok(Value::Null),
+            other => Err(unknown_nav(other)),
+        }
+    }
+}
+
+#[async_trait]
+impl GraphEntity for ResourceRole {
+    const TYPE: &'static str = "accessPackageResourceRole";
+    const PROPS: &'static [&'static str] = &["displayName", "description", "originId", "originSystem"];
+    const NAVS: &'static [&'static str] = &["resource"];
+
+    async fn expand(&self, cx: &Cx<'_>, nav: &'static str, item: &ExpandItem) -> Result<Value, ApiError> {
+        match nav {
+            "resource" => {
+                let r = catalogs::get_resource(cx.s, cx.p.admin()?, self.resource_id).await.ok();
+                expand_one(cx, r, item).await
+            }
+            other => Err(unknown_nav(other)),
+        }
+    }
+}
+
+#[async_trait]
+impl GraphEntity for ResourceScope {
+    const TYPE: &'static str = "accessPackageResourceScope";
+    const PROPS: &'static [&'static str] = &["displayName", "description", "originId", "originSystem", "isRootScope"];
+    const NAVS: &'static [&'static str] = &["resource"];
+
+    async fn expand(&self, cx: &Cx<'_>, nav: &'static str, item: &ExpandItem) -> Result<Value, ApiError> {
+        match nav {
+            "resource" => {
+                let r = catalogs::get_resource(cx.s, cx.p.admin()?, self.resource_id).await.ok();
+                expand_one(cx, r, item).await
+            }
+            other => Err(unknown_nav(other)),
+        }
+    }
+}
+
+#[async_trait]
+impl GraphEntity for ResourceRequest {
+    const TYPE: &'static str = "accessPackageResourceRequest";
+    const PROPS: &'static [&'static str] = &["requestType", "state", "createdDateTime"];
+    const NAVS: &'static [&'static str] = &["catalog", "resource"];
+
+    async fn expand(&self, cx: &Cx<'_>, nav: &'static str, item: &ExpandItem) -> Result<Value, ApiError> {
+        let cap = cx.p.admin()?;
+        match nav {
+            "catalog" => expand_one(cx, catalogs::get_catalog(cx.s, cap, self.catalog_id).await.ok(), item).await,
+            "resource" => {
+                let r = match self.resource_id {
+                    Some(id) => catalogs::get_resource(cx.s, cap, id).await.ok(),
+                    None => None,
+                };
+                expand_one(cx, r, item).await
+            }
+            other => Err(unknown_nav(other)),
+        }
+    }
+}
+
+#[async_trait]
+impl GraphEntity for AccessPackage {
+    const TYPE: &'static str = "accessPackage";
+    const PROPS: &'static [&'static str] =
+        &["displayName", "description", "isHidden", "createdDateTime", "modifiedDateTime"];
+    const NAVS: &'static [&'static str] = &[
+        "catalog",
+        "resourceRoleScopes",
+        "incompatibleAccessPackages",
+        "incompatibleGroups",
+        "accessPackagesIncompatibleWith",
+    ];
+
+    async fn expand(&self, cx: &Cx<'_>, nav: &'static str, item: &ExpandItem) -> Result<Value, ApiError> {
+        let cap = cx.p.admin()?;
+        match nav {
+            "catalog" => expand_one(cx, catalogs::get_catalog(cx.s, cap, self.catalog_id).await.ok(), item).await,
+            "resourceRoleScopes" => {
+                let q = expand_query(&ROLE_SCOPES, item)?.scoped("accessPackage/id", self.id)?;
+                expand_many(cx, packages::list_role_scopes(cx.s, cap, &q).await?, item).await
+            }
+            "incompatibleAccessPackages" | "accessPackagesIncompatibleWith" => {
+                let rel = if nav == "incompatibleAccessPackages" {
+                    Relation::IncompatiblePackages
+                } else {
+                    Relation::PackagesIncompatibleWith
+                };
+                let q = expand_query(&ACCESS_PACKAGES, item)?.related(rel, self.id);
+                expand_many(cx, packages::list_packages(cx.s, cap, &q).await?, item).await
+            }
+            "incompatibleGroups" => {
+                let q = expand_query(&GROUPS, item)?.related(Relation::IncompatibleGroups, self.id);
+                expand_many(cx, directory::list_groups(cx.s, cx.p.directory_reader(), &q).await?, item).await
+            }
+            other => Err(unknown_nav(other)),
+        }
+    }
+}
+
+#[async_trait]
+impl GraphEntity for ResourceRoleScope {
+    const TYPE: &'static str = "accessPackageResourceRoleScope";
+    const PROPS: &'static [&'static str] = &["createdDateTime"];
+    const NAVS: &'static [&'static str] = &["role", "scope"];
+
+    async fn expand(&self, cx: &Cx<'_>, nav: &'static str, item: &ExpandItem) -> Result<Value, ApiError> {
+        let cap = cx.p.admin()?;
+        match nav {
+            "role" => expand_one(cx, packages::get_resource_role(cx.s, cap, self.role_id).await.ok(), item).await,
+            "scope" => expand_one(cx, packages::get_resource_scope(cx.s, cap, self.scope_id).await.ok(), item).await,
+            other => Err(unknown_nav(other)),
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Steward's HTTP surface: the Graph-compatible API under `/v1.0`, the operations endpoints,
+//! and the middleware every request passes (request ids and logs, Graph's error shape, body
+//! limits, timeouts, path normalisation). Handlers extract, call a use case, map the result;
+//! no SQL and no business rules live here.
+
+pub mod api;
+pub mod auth;
+pub mod body;
+pub mod entities;
+pub mod error;
+pub mod odata;
+pub mod request_id;
+pub mod routes;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::Uri;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
+use steward_app::Services;
+use steward_app::auth::Authenticator;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
+
+/// The largest request body accepted (Graph bodies are small; this stops abuse).
+pub const BODY_LIMIT: usize = 1024 * 1024;
+/// How long a request may take before it is answered with 408.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What every handler gets.
+#[derive(Clone)]
+pub struct AppState {
+    pub services: Services,
+    pub auth: Authenticator,
+    /// The externally visible base URL (scheme://host[:port]) used in `@odata.nextLink`; when
+    /// unset, the request's Host header is used.
+    pub public_url: Option<String>,
+    pub metrics: Option<PrometheusHandle>,
+    pub openapi: Arc<serde_json::Value>,
+}
+
+/// Every API route with its documentation.
+pub fn api() -> api::Api {
+    api::Api::new().merge(routes::directory::api()).merge(routes::em::api()).merge(routes::tokens::api())
+}
+
+/// The OpenAPI document, generated from the routes themselves.
+pub fn openapi_document() -> serde_json::Value {
+    let (_, ops) = api().into_parts();
+    api::openapi(&ops)
+}
+
+/// Builds the whole application.
+pub fn app(
+    services: Services,
+    auth: Authenticator,
+    public_url: Option<String>,
+    metrics: Option<PrometheusHandle>,
+) -> Router {
+    let (api_router, ops) = api().into_parts();
+    let canon = Arc::new(canonical_segments(ops.iter().map(|o| o.path)));
+    let state = AppState { services, auth, public_url, metrics, openapi: Arc::new(api::openapi(&ops)) };
+    let inner = api_router
+        .route("/healthz", get(routes::ops::healthz))
+        .route("/readyz", get(routes::ops::readyz))
+        .route("/metrics", get(routes::ops::metrics))
+        .route("/openapi.json", get(routes::ops::openapi))
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        .layer(CatchPanicLayer::new());
+    // The outer router only normalises the path, so the inner one routes on canonical paths;
+    // request ids and error rendering wrap everything, including the inner router's 404/405.
+    Router::new()
+        .fallback_service(inner)
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            let canon = canon.clone();
+            async move { normalize(req, next, &canon).await }
+        }))
+        .layer(middleware::from_fn(error::graph_errors))
+        .layer(middleware::from_fn(request_id::assign))
+}
+
+/// Lowercased static segment → its canonical spelling (`accesspackages` → `accessPackages`).
+fn canonical_segments<'a>(paths: impl Iterator<Item = &'a str>) -> HashMap<String, String> {
+    let mut m = HashMap::new();
+    for p in paths {
+        for seg in p.split('/').filter(|s| !s.is_empty() && !s.starts_with('{')) {
+            m.insert(seg.to_ascii_lowercase(), seg.to_owned());
+        }
+    }
+    m
+}
+
+/// Graph paths are case-insensitive and accept keys as `segment('id')`; route on one form.
+async fn normalize(mut req: Request, next: Next, canon: &HashMap<String, String>) -> Response {
+    let path = req.uri().path();
+    let mut out = String::with_capacity(path.len() + 8);
+    for seg in path.split('/').filter(|s| !s.is_empty()) {
+        out.push('/');
+        let (name, key) = match seg.find('(') {
+            Some(i) if seg.ends_with(')') && !seg.contains("%28") => {
+                (seg.get(..i).unwrap_or(seg), seg.get(i + 1..seg.len() - 1))
+            }
+            _ => (seg, None),
+        };
+        match canon.get(&name.to_ascii_lowercase()) {
+            Some(c) => out.push_str(c),
+            None => out.push_str(name),
+        }
+        if let Some(k) = key {
+            let k = k.trim_matches('\'');
+            let k = k.strip_prefix("%27").and_then(|k| k.strip_suffix("%27")).unwrap_or(k);
+            if !k.is_empty() {
+                out.push('/');
+                out.push_str(k);
+            }
+        }
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    if out != path {
+        let pq = match req.uri().query() {
+            Some(q) => format!("{out}?{q}"),
+            None => out,
+        };
+        let mut parts = req.uri().clone().into_parts();
+        if let Ok(p) = pq.parse() {
+            parts.path_and_query = Some(p);
+            if let Ok(uri) = Uri::from_parts(parts) {
+                *req.uri_mut() = uri;
+            }
+        }
+    }
+    next.run(req).await
+}
