@@ -46,26 +46,51 @@ pub async fn list_catalogs(s: &Services, _cap: AdminCap, q: &ListQuery) -> Resul
     Ok(s.store.list_catalogs(q).await?)
 }
 
-pub async fn update_catalog(s: &Services, _cap: AdminCap, id: CatalogId, p: CatalogPatch) -> Result<Catalog, AppError> {
-    let mut c = require_catalog(s, id).await?;
-    if let Some(v) = p.display_name {
-        c.display_name = v;
+/// Applies a patch; `if_match` (an ETag) makes it conditional. Concurrent writers never lose
+/// each other's changes: the write only lands on the version it read, else it re-reads.
+pub async fn update_catalog(
+    s: &Services,
+    _cap: AdminCap,
+    id: CatalogId,
+    p: CatalogPatch,
+    if_match: Option<&str>,
+) -> Result<Catalog, AppError> {
+    let description = p.description.map(|d| bounded("description", d, DESCRIPTION_MAX)).transpose()?;
+    for _ in 0..crate::WRITE_ATTEMPTS {
+        let mut c = require_catalog(s, id).await?;
+        crate::check_if_match(if_match, "catalog", c.modified_date_time)?;
+        let read_at = c.modified_date_time;
+        if let Some(v) = &p.display_name {
+            c.display_name = v.clone();
+        }
+        if let Some(v) = &description {
+            c.description = v.clone();
+        }
+        if let Some(v) = p.state {
+            c.state = v;
+        }
+        if let Some(v) = p.is_externally_visible {
+            c.is_externally_visible = v;
+        }
+        c.modified_date_time = steward_domain::time::next_modified(read_at, s.clock.now());
+        match s.store.update_catalog(&c, read_at).await {
+            Ok(()) => return Ok(c),
+            Err(e) => crate::lost_race(e, if_match, "catalog")?,
+        }
     }
-    if let Some(v) = p.description {
-        c.description = bounded("description", v, DESCRIPTION_MAX)?;
-    }
-    if let Some(v) = p.state {
-        c.state = v;
-    }
-    if let Some(v) = p.is_externally_visible {
-        c.is_externally_visible = v;
-    }
-    c.modified_date_time = s.clock.now();
-    s.store.update_catalog(&c).await?;
-    Ok(c)
+    Err(AppError::Conflict("The catalog kept changing while it was being updated; try again.".into()))
 }
 
-pub async fn delete_catalog(s: &Services, _cap: AdminCap, id: CatalogId) -> Result<(), AppError> {
+pub async fn delete_catalog(
+    s: &Services,
+    _cap: AdminCap,
+    id: CatalogId,
+    if_match: Option<&str>,
+) -> Result<(), AppError> {
+    if if_match.is_some() {
+        let c = require_catalog(s, id).await?;
+        crate::check_if_match(if_match, "catalog", c.modified_date_time)?;
+    }
     Ok(s.store.delete_catalog(id).await?)
 }
 

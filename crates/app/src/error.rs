@@ -19,6 +19,9 @@ pub enum AppError {
     /// The action conflicts with the current state (409).
     #[error("{0}")]
     Conflict(String),
+    /// An `If-Match` precondition does not hold: the object changed since the caller read it (412).
+    #[error("{0}")]
+    PreconditionFailed(String),
     /// The caller is known but may not do this (403).
     #[error("{0}")]
     Forbidden(String),

@@ -13,6 +13,32 @@ pub mod query;
 use std::sync::Arc;
 
 pub use error::AppError;
+
+/// How many times a read-modify-write is retried when another writer got in between.
+const WRITE_ATTEMPTS: usize = 3;
+
+/// Checks an `If-Match` precondition against the object's current modification time.
+pub(crate) fn check_if_match(if_match: Option<&str>, kind: &str, modified: jiff::Timestamp) -> Result<(), AppError> {
+    match if_match {
+        Some(tag) if !steward_domain::time::etag_matches(tag, modified) => Err(AppError::PreconditionFailed(format!(
+            "The {kind} has changed since it was read (its ETag is now {}); read it again and retry.",
+            steward_domain::time::etag(modified)
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// What to do when an optimistic write lost a race: retry on a fresh read, unless the caller
+/// pinned a version with `If-Match`, which then no longer holds.
+pub(crate) fn lost_race(e: StoreError, if_match: Option<&str>, kind: &str) -> Result<(), AppError> {
+    match (e, if_match) {
+        (StoreError::Conflict(_), None) => Ok(()),
+        (StoreError::Conflict(_), Some(_)) => Err(AppError::PreconditionFailed(format!(
+            "The {kind} changed while it was being updated; read it again and retry."
+        ))),
+        (other, _) => Err(other.into()),
+    }
+}
 pub use ports::{Clock, Store, StoreError, SystemClock};
 
 /// Everything a request handler needs: the ports, shared and cheap to clone.

@@ -58,28 +58,47 @@ pub async fn list_packages(s: &Services, _cap: AdminCap, q: &ListQuery) -> Resul
     Ok(s.store.list_packages(q).await?)
 }
 
+/// Applies a patch, optionally conditional on `if_match`; see `catalogs::update_catalog`.
 pub async fn update_package(
     s: &Services,
     _cap: AdminCap,
     id: AccessPackageId,
     p: PackagePatch,
+    if_match: Option<&str>,
 ) -> Result<AccessPackage, AppError> {
-    let mut ap = require_package(s, id).await?;
-    if let Some(v) = p.display_name {
-        ap.display_name = v;
+    let description = p.description.map(|d| bounded("description", d, DESCRIPTION_MAX)).transpose()?;
+    for _ in 0..crate::WRITE_ATTEMPTS {
+        let mut ap = require_package(s, id).await?;
+        crate::check_if_match(if_match, "access package", ap.modified_date_time)?;
+        let read_at = ap.modified_date_time;
+        if let Some(v) = &p.display_name {
+            ap.display_name = v.clone();
+        }
+        if let Some(v) = &description {
+            ap.description = v.clone();
+        }
+        if let Some(v) = p.is_hidden {
+            ap.is_hidden = v;
+        }
+        ap.modified_date_time = steward_domain::time::next_modified(read_at, s.clock.now());
+        match s.store.update_package(&ap, read_at).await {
+            Ok(()) => return Ok(ap),
+            Err(e) => crate::lost_race(e, if_match, "access package")?,
+        }
     }
-    if let Some(v) = p.description {
-        ap.description = bounded("description", v, DESCRIPTION_MAX)?;
-    }
-    if let Some(v) = p.is_hidden {
-        ap.is_hidden = v;
-    }
-    ap.modified_date_time = s.clock.now();
-    s.store.update_package(&ap).await?;
-    Ok(ap)
+    Err(AppError::Conflict("The access package kept changing while it was being updated; try again.".into()))
 }
 
-pub async fn delete_package(s: &Services, _cap: AdminCap, id: AccessPackageId) -> Result<(), AppError> {
+pub async fn delete_package(
+    s: &Services,
+    _cap: AdminCap,
+    id: AccessPackageId,
+    if_match: Option<&str>,
+) -> Result<(), AppError> {
+    if if_match.is_some() {
+        let ap = require_package(s, id).await?;
+        crate::check_if_match(if_match, "access package", ap.modified_date_time)?;
+    }
     Ok(s.store.delete_package(id).await?)
 }
 

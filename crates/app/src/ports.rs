@@ -127,7 +127,9 @@ pub trait Store: Send + Sync {
 
     // catalogs and their resources
     async fn insert_catalog(&self, catalog: &Catalog) -> StoreResult<()>;
-    async fn update_catalog(&self, catalog: &Catalog) -> StoreResult<()>;
+    /// Writes the catalog if its stored `modifiedDateTime` is still `read_at` (optimistic
+    /// concurrency); `Conflict` when someone changed it in between, `NotFound` when it is gone.
+    async fn update_catalog(&self, catalog: &Catalog, read_at: Timestamp) -> StoreResult<()>;
     /// Deletes a catalog and its resources, if `check_catalog_deletable` allows.
     async fn delete_catalog(&self, id: CatalogId) -> StoreResult<()>;
     async fn get_catalog(&self, id: CatalogId) -> StoreResult<Option<Catalog>>;
@@ -147,7 +149,8 @@ pub trait Store: Send + Sync {
 
     // access packages
     async fn insert_package(&self, package: &AccessPackage) -> StoreResult<()>;
-    async fn update_package(&self, package: &AccessPackage) -> StoreResult<()>;
+    /// Like `update_catalog`: only if the package is unchanged since `read_at`.
+    async fn update_package(&self, package: &AccessPackage, read_at: Timestamp) -> StoreResult<()>;
     /// Deletes a package with its role scopes and incompatibility links, if
     /// `check_package_deletable` allows.
     async fn delete_package(&self, id: AccessPackageId) -> StoreResult<()>;

@@ -38,6 +38,24 @@ pub fn from_micros(us: i64) -> Timestamp {
     Timestamp::from_microsecond(us).unwrap_or(if us < 0 { Timestamp::MIN } else { Timestamp::MAX })
 }
 
+/// The entity tag of an object last modified at `modified`: weak, from its microseconds.
+pub fn etag(modified: Timestamp) -> String {
+    format!("W/\"{}\"", to_micros(modified))
+}
+
+/// Whether an `If-Match` header value (`*`, or a comma-separated list of tags, weak or strong)
+/// matches an object last modified at `modified`.
+pub fn etag_matches(if_match: &str, modified: Timestamp) -> bool {
+    let want = to_micros(modified).to_string();
+    if_match.split(',').map(str::trim).any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t).trim_matches('"') == want)
+}
+
+/// The modification time of a write that read the object at `read_at`: now, but always later
+/// than `read_at`, so every write changes the entity tag even when the clock stands still.
+pub fn next_modified(read_at: Timestamp, now: Timestamp) -> Timestamp {
+    if now > read_at { now } else { read_at.checked_add(jiff::SignedDuration::from_micros(1)).unwrap_or(now) }
+}
+
 /// Serde helpers so entities serialize timestamps in Graph form.
 pub mod serde_ts {
     use jiff::Timestamp;
@@ -75,6 +93,19 @@ mod tests {
         assert_eq!(format_datetime(t), "2030-01-01T00:00:00Z");
         let t = parse_datetime("2030-01-01T00:00:00.5Z").unwrap();
         assert_eq!(format_datetime(t), "2030-01-01T00:00:00.5Z");
+    }
+
+    #[test]
+    fn etags() {
+        let t = parse_datetime("2030-01-01T00:00:00.000001Z").unwrap();
+        let tag = etag(t);
+        assert!(etag_matches(&tag, t));
+        assert!(etag_matches("*", t));
+        assert!(etag_matches(&format!("\"x\", {tag}"), t));
+        assert!(!etag_matches("W/\"1\"", t));
+        assert!(next_modified(t, t) > t);
+        let later = parse_datetime("2031-01-01T00:00:00Z").unwrap();
+        assert_eq!(next_modified(t, later), later);
     }
 
     #[test]

@@ -71,6 +71,30 @@ impl SqlStore {
         Ok(n)
     }
 
+    /// After a conditional update touched `n` rows: fine, or the row changed meanwhile
+    /// (`Conflict`), or it is gone (`NotFound`).
+    async fn changed_since(
+        &self,
+        n: u64,
+        table: &'static str,
+        kind: &'static str,
+        key: impl ToString,
+    ) -> StoreResult<()> {
+        if n > 0 {
+            return Ok(());
+        }
+        let key = key.to_string();
+        match self
+            .driver
+            .fetch(&format!("SELECT id FROM {table} WHERE id = $1"), &[Param::Text(Some(key.clone()))])
+            .await?
+            .len()
+        {
+            0 => Err(StoreError::not_found(kind, key)),
+            _ => Err(StoreError::Conflict(format!("The {kind} was changed by someone else meanwhile."))),
+        }
+    }
+
     /// One statement that must touch a row, else the object was not found.
     async fn write_one(&self, sql: &str, params: &[Param], kind: &'static str, id: impl ToString) -> StoreResult<()> {
         match self.write(sql, params).await? {
@@ -351,22 +375,23 @@ impl Store for SqlStore {
         Ok(())
     }
 
-    async fn update_catalog(&self, c: &Catalog) -> StoreResult<()> {
-        self.write_one(
-            "UPDATE catalogs SET display_name = $2, description = $3, state = $4, is_externally_visible = $5, \
-             modified_at = $6 WHERE id = $1",
-            &[
-                id(c.id),
-                c.display_name.as_str().into(),
-                c.description.clone().into(),
-                c.state.as_str().into(),
-                c.is_externally_visible.into(),
-                ts(c.modified_date_time),
-            ],
-            "catalog",
-            c.id,
-        )
-        .await
+    async fn update_catalog(&self, c: &Catalog, read_at: jiff::Timestamp) -> StoreResult<()> {
+        let n = self
+            .write(
+                "UPDATE catalogs SET display_name = $2, description = $3, state = $4, is_externally_visible = $5, \
+                 modified_at = $6 WHERE id = $1 AND modified_at = $7",
+                &[
+                    id(c.id),
+                    c.display_name.as_str().into(),
+                    c.description.clone().into(),
+                    c.state.as_str().into(),
+                    c.is_externally_visible.into(),
+                    ts(c.modified_date_time),
+                    ts(read_at),
+                ],
+            )
+            .await?;
+        self.changed_since(n, "catalogs", "catalog", c.id).await
     }
 
     async fn delete_catalog(&self, cid: CatalogId) -> StoreResult<()> {
@@ -514,14 +539,22 @@ impl Store for SqlStore {
         Ok(())
     }
 
-    async fn update_package(&self, p: &AccessPackage) -> StoreResult<()> {
-        self.write_one(
-            "UPDATE access_packages SET display_name = $2, description = $3, is_hidden = $4, modified_at = $5 WHERE id = $1",
-            &[id(p.id), p.display_name.as_str().into(), p.description.clone().into(), p.is_hidden.into(), ts(p.modified_date_time)],
-            "access package",
-            p.id,
-        )
-        .await
+    async fn update_package(&self, p: &AccessPackage, read_at: jiff::Timestamp) -> StoreResult<()> {
+        let n = self
+            .write(
+                "UPDATE access_packages SET display_name = $2, description = $3, is_hidden = $4, modified_at = $5 \
+                 WHERE id = $1 AND modified_at = $6",
+                &[
+                    id(p.id),
+                    p.display_name.as_str().into(),
+                    p.description.clone().into(),
+                    p.is_hidden.into(),
+                    ts(p.modified_date_time),
+                    ts(read_at),
+                ],
+            )
+            .await?;
+        self.changed_since(n, "access_packages", "access package", p.id).await
     }
 
     async fn delete_package(&self, pid: AccessPackageId) -> StoreResult<()> {

@@ -78,6 +78,10 @@ impl GraphEntity for Group {
 
 #[async_trait]
 impl GraphEntity for Catalog {
+    fn etag(&self) -> Option<String> {
+        Some(steward_domain::time::etag(self.modified_date_time))
+    }
+
     const TYPE: &'static str = "accessPackageCatalog";
     const PROPS: &'static [&'static str] = &[
         "displayName",
@@ -197,6 +201,10 @@ impl GraphEntity for ResourceRequest {
 
 #[async_trait]
 impl GraphEntity for AccessPackage {
+    fn etag(&self) -> Option<String> {
+        Some(steward_domain::time::etag(self.modified_date_time))
+    }
+
     const TYPE: &'static str = "accessPackage";
     const PROPS: &'static [&'static str] =
         &["displayName", "description", "isHidden", "createdDateTime", "modifiedDateTime"];

@@ -127,6 +127,10 @@ pub trait GraphEntity: Serialize + Send + Sync + Sized {
     const PROPS: &'static [&'static str];
     const NAVS: &'static [&'static str];
     async fn expand(&self, cx: &Cx<'_>, nav: &'static str, item: &ExpandItem) -> Result<Value, ApiError>;
+    /// The entity tag, for entities that support `If-Match`.
+    fn etag(&self) -> Option<String> {
+        None
+    }
 }
 
 fn no_property(kind: &str, name: &str, ty: &str) -> ApiError {
@@ -169,6 +173,9 @@ pub async fn render<E: GraphEntity>(
     };
     let mut m = Map::with_capacity(props.len() + 1 + expand.len());
     m.insert("@odata.type".into(), Value::String(format!("#microsoft.graph.{}", E::TYPE)));
+    if let Some(tag) = e.etag() {
+        m.insert("@odata.etag".into(), Value::String(tag));
+    }
     m.extend(props);
     let mut expanded: Vec<&str> = Vec::new();
     for item in expand {
@@ -231,6 +238,11 @@ pub async fn expand_many<E: GraphEntity>(cx: &Cx<'_>, page: Page<E>, item: &Expa
     Ok(Value::Array(render_all(cx, &page.items, item.select.as_ref(), &item.expand).await?))
 }
 
+/// The `If-Match` header, when the client sent one.
+pub fn if_match(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
 /// A JSON response with Graph's content type.
 pub fn json_response(status: StatusCode, body: Value) -> Response {
     let mut r = (status, body.to_string()).into_response();
@@ -260,6 +272,9 @@ pub async fn entity_response<E: GraphEntity>(
         *m = out;
     }
     let mut r = json_response(status, v);
+    if let Some(tag) = e.etag().and_then(|t| HeaderValue::from_str(&t).ok()) {
+        r.headers_mut().insert(header::ETAG, tag);
+    }
     if status == StatusCode::CREATED {
         let id = e_id(e);
         if let Ok(loc) = HeaderValue::from_str(&format!("{}{}/{}", od.base, od.path, id)) {

@@ -24,7 +24,7 @@ use crate::api::Api;
 use crate::auth::Caller;
 use crate::body::{Body, ref_target};
 use crate::error::ApiError;
-use crate::odata::{Cx, OData, check_shape, count_response, entity_response, page_response};
+use crate::odata::{Cx, OData, check_shape, count_response, entity_response, if_match, page_response};
 use crate::routes::{no_content, path_id};
 
 type R = Result<Response, ApiError>;
@@ -137,12 +137,17 @@ async fn update_catalog(
     b.ignore(&["catalogType"]);
     b.ignore(READ_ONLY);
     b.finish()?;
-    catalogs::update_catalog(&st.services, cap, id, patch).await?;
+    catalogs::update_catalog(&st.services, cap, id, patch, if_match(&headers).as_deref()).await?;
     Ok(no_content())
 }
 
-async fn delete_catalog(State(st): State<AppState>, Caller(p): Caller, Path(id): Path<String>) -> R {
-    catalogs::delete_catalog(&st.services, p.admin()?, path_id(&id)?).await?;
+async fn delete_catalog(
+    State(st): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> R {
+    catalogs::delete_catalog(&st.services, p.admin()?, path_id(&id)?, if_match(&headers).as_deref()).await?;
     Ok(no_content())
 }
 
@@ -359,12 +364,17 @@ async fn update_package(
     }
     b.ignore(READ_ONLY);
     b.finish()?;
-    packages::update_package(&st.services, cap, id, patch).await?;
+    packages::update_package(&st.services, cap, id, patch, if_match(&headers).as_deref()).await?;
     Ok(no_content())
 }
 
-async fn delete_package(State(st): State<AppState>, Caller(p): Caller, Path(id): Path<String>) -> R {
-    packages::delete_package(&st.services, p.admin()?, path_id(&id)?).await?;
+async fn delete_package(
+    State(st): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> R {
+    packages::delete_package(&st.services, p.admin()?, path_id(&id)?, if_match(&headers).as_deref()).await?;
     Ok(no_content())
 }
 

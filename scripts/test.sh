@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Steward's whole test suite, as CI runs it:
+#   1. the Rust tests (unit, store contract suite on SQLite AND PostgreSQL, HTTP tests) with nextest;
+#   2. Microsoft's Graph SDK for Python (msgraph-sdk from PyPI, in a virtualenv) driving a real
+#      `steward serve`, once on SQLite and once on PostgreSQL.
+# PostgreSQL: uses $DATABASE_URL when set, else a server on 127.0.0.1:5432, else starts a
+# throwaway cluster with pg_virtualenv for the duration of the run. Nothing is skipped: a
+# missing peer fails the run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+say() { printf '\n==> %s\n' "$*"; }
+
+pg_reachable() { # url
+  command -v psql >/dev/null 2>&1 && psql "$1" -qAtc 'select 1' >/dev/null 2>&1
+}
+
+if [ -z "${DATABASE_URL:-}" ]; then
+  if pg_reachable "postgres://postgres@127.0.0.1:5432/postgres"; then
+    export DATABASE_URL="postgres://postgres@127.0.0.1:5432/postgres"
+  elif [ -z "${STEWARD_IN_PG_VIRTUALENV:-}" ] && command -v pg_virtualenv >/dev/null 2>&1; then
+    say "no PostgreSQL reachable: starting a throwaway cluster with pg_virtualenv"
+    export STEWARD_IN_PG_VIRTUALENV=1
+    exec pg_virtualenv "$0" "$@"
+  elif [ -n "${PGHOST:-}" ]; then
+    # inside pg_virtualenv: it exported PGHOST/PGPORT/PGUSER/PGPASSWORD
+    export DATABASE_URL="postgres://${PGUSER}:${PGPASSWORD}@${PGHOST}:${PGPORT}/postgres"
+  else
+    echo "error: PostgreSQL is needed (install the postgresql and postgresql-common packages, or set DATABASE_URL)" >&2
+    exit 1
+  fi
+fi
+pg_reachable "$DATABASE_URL" || { echo "error: PostgreSQL at DATABASE_URL does not answer" >&2; exit 1; }
+say "PostgreSQL: ${DATABASE_URL%%@*}@…"
+
+say "building"
+cargo build --workspace --all-targets --locked
+
+say "Rust tests (SQLite and PostgreSQL)"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
+
+say "Microsoft Graph SDK conformance: SQLite"
+tmp=$(mktemp -d)
+sdk_db=""
+cleanup() {
+  if [ -n "$sdk_db" ]; then psql "$DATABASE_URL" -qAtc "DROP DATABASE IF EXISTS $sdk_db WITH (FORCE)" >/dev/null 2>&1 || true; fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+bash tests/sdk/run.sh "$root/target/debug/steward" "sqlite://$tmp/sdk.db"
+
+say "Microsoft Graph SDK conformance: PostgreSQL"
+sdk_db="steward_sdk_$(date +%s)_$$"
+psql "$DATABASE_URL" -qAtc "CREATE DATABASE $sdk_db" >/dev/null
+bash tests/sdk/run.sh "$root/target/debug/steward" "${DATABASE_URL%/*}/$sdk_db"
