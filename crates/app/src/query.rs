@@ -321,6 +321,8 @@ pub struct ListQuery {
     /// The sort-key values of the last row of the previous page (server-driven paging).
     pub after: Option<Vec<Value>>,
     pub count: bool,
+    /// The total, when already known from the first page of the same query.
+    pub known_count: Option<u64>,
 }
 
 impl ListQuery {
@@ -331,7 +333,7 @@ impl ListQuery {
             order.push(Sort { field: fd, descending: false });
         }
         complete_order(schema, &mut order);
-        Self { schema, filter: None, order, top: MAX_TOP, skip: 0, after: None, count: false }
+        Self { schema, filter: None, order, top: MAX_TOP, skip: 0, after: None, count: false, known_count: None }
     }
 
     /// Builds a query from parsed OData options, checking every name and literal.
@@ -373,6 +375,7 @@ impl ListQuery {
             skip: o.skip.unwrap_or(0),
             after: None,
             count: o.count,
+            known_count: None,
         })
     }
 
@@ -396,12 +399,14 @@ impl ListQuery {
     }
 }
 
-/// Keyset paging needs a total order: `id` breaks every tie.
+/// Keyset paging needs a total order: `id` breaks every tie. It runs in the direction of the
+/// last key, so an index on `(key, id)` serves the order in one scan, forwards or backwards.
 fn complete_order(schema: &'static Schema, order: &mut Vec<Sort>) {
     if !order.iter().any(|s| s.field.path == "id")
         && let Some(id) = schema.field("id")
     {
-        order.push(Sort { field: id, descending: false });
+        let descending = order.last().is_some_and(|s| s.descending);
+        order.push(Sort { field: id, descending });
     }
 }
 

@@ -133,9 +133,20 @@ fn sort_expr(f: &Field) -> String {
     }
 }
 
-/// `(k1, k2, …) after (v1, v2, …)` in the order's directions:
-/// `k1 > v1 OR (k1 = v1 AND (k2 > v2 OR (k2 = v2 AND …)))`.
+/// `(k1, k2, …) after (v1, v2, …)`. When every key runs the same way this is a row-value
+/// comparison, `(k1, k2) > ($1, $2)`, which both databases answer with one index range scan;
+/// mixed directions expand to `k1 > v1 OR (k1 = v1 AND (k2 < v2 OR …))`.
 fn keyset(order: &[Sort], after: &[Value], ps: &mut Params) -> String {
+    let descending = order.first().is_some_and(|s| s.descending);
+    if order.len() > 1 && order.iter().all(|s| s.descending == descending) {
+        let keys: Vec<String> = order.iter().map(|s| sort_expr(s.field)).collect();
+        let vals: Vec<String> = after.iter().map(|v| ps.value(v)).collect();
+        return format!("({}) {} ({})", keys.join(", "), if descending { "<" } else { ">" }, vals.join(", "));
+    }
+    expanded_keyset(order, after, ps)
+}
+
+fn expanded_keyset(order: &[Sort], after: &[Value], ps: &mut Params) -> String {
     match (order.split_first(), after.split_first()) {
         (Some((s, rest_order)), Some((v, rest_after))) => {
             let e = sort_expr(s.field);
@@ -145,7 +156,7 @@ fn keyset(order: &[Sort], after: &[Value], ps: &mut Params) -> String {
                 strict
             } else {
                 let p2 = ps.value(v);
-                let rest = keyset(rest_order, rest_after, ps);
+                let rest = expanded_keyset(rest_order, rest_after, ps);
                 format!("({strict} OR ({e} = {p2} AND {rest}))")
             }
         }
@@ -221,7 +232,17 @@ mod tests {
         let mut q = lq("$orderby=displayName desc");
         q.after = Some(vec![Value::Text("m".into()), Value::Text("id-1".into())]);
         let (sql, _) = page_sql(&q, "id");
-        assert!(sql.contains("display_name < $1 OR (display_name = $2 AND id > $3)"), "{sql}");
-        assert!(sql.contains("ORDER BY display_name DESC, id ASC"), "{sql}");
+        assert!(sql.contains("(display_name, id) < ($1, $2)"), "{sql}");
+        assert!(sql.contains("ORDER BY display_name DESC, id DESC"), "{sql}");
+        let mut q = lq("$orderby=isHidden desc, displayName asc");
+        q.after = Some(vec![Value::Bool(true), Value::Text("m".into()), Value::Text("id-1".into())]);
+        let (sql, _) = page_sql(&q, "id");
+        assert!(
+            sql.contains("(is_hidden < $1 OR (is_hidden = $2 AND (display_name, id) > ($3, $4)))")
+                || sql.contains(
+                    "(is_hidden < $1 OR (is_hidden = $2 AND (display_name > $3 OR (display_name = $4 AND id > $5))))"
+                ),
+            "{sql}"
+        );
     }
 }

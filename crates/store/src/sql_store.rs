@@ -52,7 +52,11 @@ impl SqlStore {
                 next = Some(c.rest().iter().map(cell_value).collect());
             }
         }
-        let count = if q.count { Some(self.count(q).await?) } else { None };
+        let count = match (q.count, q.known_count) {
+            (false, _) => None,
+            (true, Some(known)) => Some(known),
+            (true, None) => Some(self.count(q).await?),
+        };
         Ok(Page { items, count, next })
     }
 

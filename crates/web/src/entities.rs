@@ -152,8 +152,11 @@ impl GraphEntity for ResourceRole {
     async fn expand(&self, cx: &Cx<'_>, nav: &'static str, item: &ExpandItem) -> Result<Value, ApiError> {
         match nav {
             "resource" => {
-                let r = catalogs::get_resource(cx.s, cx.p.admin()?, self.resource_id).await.ok();
-                expand_one(cx, r, item).await
+                let (cap, id) = (cx.p.admin()?, self.resource_id);
+                cx.once(format!("resource:{id}:{item:?}"), async {
+                    expand_one(cx, catalogs::get_resource(cx.s, cap, id).await.ok(), item).await
+                })
+                .await
             }
             other => Err(unknown_nav(other)),
         }
@@ -169,8 +172,11 @@ impl GraphEntity for ResourceScope {
     async fn expand(&self, cx: &Cx<'_>, nav: &'static str, item: &ExpandItem) -> Result<Value, ApiError> {
         match nav {
             "resource" => {
-                let r = catalogs::get_resource(cx.s, cx.p.admin()?, self.resource_id).await.ok();
-                expand_one(cx, r, item).await
+                let (cap, id) = (cx.p.admin()?, self.resource_id);
+                cx.once(format!("resource:{id}:{item:?}"), async {
+                    expand_one(cx, catalogs::get_resource(cx.s, cap, id).await.ok(), item).await
+                })
+                .await
             }
             other => Err(unknown_nav(other)),
         }
@@ -186,7 +192,13 @@ impl GraphEntity for ResourceRequest {
     async fn expand(&self, cx: &Cx<'_>, nav: &'static str, item: &ExpandItem) -> Result<Value, ApiError> {
         let cap = cx.p.admin()?;
         match nav {
-            "catalog" => expand_one(cx, catalogs::get_catalog(cx.s, cap, self.catalog_id).await.ok(), item).await,
+            "catalog" => {
+                let id = self.catalog_id;
+                cx.once(format!("catalog:{id}:{item:?}"), async {
+                    expand_one(cx, catalogs::get_catalog(cx.s, cap, id).await.ok(), item).await
+                })
+                .await
+            }
             "resource" => {
                 let r = match self.resource_id {
                     Some(id) => catalogs::get_resource(cx.s, cap, id).await.ok(),
@@ -219,7 +231,13 @@ impl GraphEntity for AccessPackage {
     async fn expand(&self, cx: &Cx<'_>, nav: &'static str, item: &ExpandItem) -> Result<Value, ApiError> {
         let cap = cx.p.admin()?;
         match nav {
-            "catalog" => expand_one(cx, catalogs::get_catalog(cx.s, cap, self.catalog_id).await.ok(), item).await,
+            "catalog" => {
+                let id = self.catalog_id;
+                cx.once(format!("catalog:{id}:{item:?}"), async {
+                    expand_one(cx, catalogs::get_catalog(cx.s, cap, id).await.ok(), item).await
+                })
+                .await
+            }
             "resourceRoleScopes" => {
                 let q = expand_query(&ROLE_SCOPES, item)?.scoped("accessPackage/id", self.id)?;
                 expand_many(cx, packages::list_role_scopes(cx.s, cap, &q).await?, item).await

@@ -68,6 +68,8 @@ impl OData {
     }
 
     /// A `ListQuery` for `schema` from these options, with the `$skiptoken` cursor applied.
+    /// A later page reuses the `@odata.count` of the first (carried in the token) instead of
+    /// counting again, so paging through a large filtered list costs one count, not one per page.
     pub fn list_query(&self, schema: &'static Schema) -> Result<ListQuery, ApiError> {
         let mut q = ListQuery::from_options(schema, &self.options)?;
         if let Some(tok) = &self.options.skiptoken {
@@ -80,6 +82,7 @@ impl OData {
             }
             q.after = Some(cursor.v.iter().map(from_json).collect::<Result<_, _>>()?);
             q.skip = 0;
+            q.known_count = cursor.c;
         }
         Ok(q)
     }
@@ -90,6 +93,9 @@ impl OData {
 struct Cursor {
     o: Vec<String>,
     v: Vec<Value>,
+    /// The total of the first page, when `$count=true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    c: Option<u64>,
 }
 
 fn to_json(v: &steward_app::query::Value) -> Value {
@@ -114,9 +120,33 @@ fn from_json(v: &Value) -> Result<steward_app::query::Value, ApiError> {
 }
 
 /// Who is reading, and with what: handed to expansions so each checks its own capability.
+/// Also remembers to-one expansions within one response, so forty packages of one catalog
+/// fetch that catalog once.
 pub struct Cx<'a> {
     pub s: &'a Services,
     pub p: &'a Principal,
+    memo: std::sync::Mutex<std::collections::HashMap<String, Value>>,
+}
+
+impl<'a> Cx<'a> {
+    pub fn new(s: &'a Services, p: &'a Principal) -> Self {
+        Self { s, p, memo: std::sync::Mutex::default() }
+    }
+
+    /// The value for `key`, computed by `f` the first time in this response.
+    pub async fn once<F>(&self, key: String, f: F) -> Result<Value, ApiError>
+    where
+        F: std::future::Future<Output = Result<Value, ApiError>>,
+    {
+        if let Some(v) = self.memo.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return Ok(v);
+        }
+        let v = f.await?;
+        if let Ok(mut m) = self.memo.lock() {
+            m.insert(key, v.clone());
+        }
+        Ok(v)
+    }
 }
 
 /// An entity Graph clients can read: its type name, its properties and navigation properties,
@@ -309,6 +339,7 @@ pub async fn page_response<E: GraphEntity>(
         let cursor = Cursor {
             o: q.order.iter().map(|s| s.field.path.to_owned()).collect(),
             v: next.iter().map(to_json).collect(),
+            c: page.count,
         };
         let token = steward_odata::skiptoken::encode_skiptoken(&cursor)
             .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "generalException", e.to_string()))?;

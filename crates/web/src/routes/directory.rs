@@ -53,7 +53,7 @@ async fn list_users(State(st): State<AppState>, Caller(p): Caller, od: OData) ->
     crate::odata::check_shape::<steward_domain::directory::User>(od.options.select.as_ref(), &od.options.expand)?;
     let q = od.list_query(&USERS)?;
     let page = dir::list_users(&st.services, p.directory_reader(), &q).await?;
-    page_response(&Cx { s: &st.services, p: &p }, &od, &q, page, "users").await
+    page_response(&Cx::new(&st.services, &p), &od, &q, page, "users").await
 }
 
 async fn count_users(State(st): State<AppState>, Caller(p): Caller, od: OData) -> R {
@@ -93,12 +93,12 @@ async fn create_user(State(st): State<AppState>, Caller(p): Caller, od: OData, h
     b.ignore(USER_READ_ONLY);
     b.finish()?;
     let u = dir::create_user(&st.services, cap, new).await?;
-    entity_response(&Cx { s: &st.services, p: &p }, &od, &u, StatusCode::CREATED, "users").await
+    entity_response(&Cx::new(&st.services, &p), &od, &u, StatusCode::CREATED, "users").await
 }
 
 async fn get_user(State(st): State<AppState>, Caller(p): Caller, od: OData, Path(id): Path<String>) -> R {
     let u = dir::find_user(&st.services, p.directory_reader(), &id).await?;
-    entity_response(&Cx { s: &st.services, p: &p }, &od, &u, StatusCode::OK, "users").await
+    entity_response(&Cx::new(&st.services, &p), &od, &u, StatusCode::OK, "users").await
 }
 
 async fn resolve_user(st: &AppState, p: &steward_app::auth::Principal, key: &str) -> Result<UserId, ApiError> {
@@ -144,7 +144,7 @@ async fn delete_user(State(st): State<AppState>, Caller(p): Caller, Path(id): Pa
 async fn get_manager(State(st): State<AppState>, Caller(p): Caller, od: OData, Path(id): Path<String>) -> R {
     let id = resolve_user(&st, &p, &id).await?;
     let m = dir::get_manager(&st.services, p.directory_reader(), id).await?;
-    entity_response(&Cx { s: &st.services, p: &p }, &od, &m, StatusCode::OK, "users").await
+    entity_response(&Cx::new(&st.services, &p), &od, &m, StatusCode::OK, "users").await
 }
 
 async fn set_manager(
@@ -179,7 +179,7 @@ async fn related_users(
     crate::odata::check_shape::<steward_domain::directory::User>(od.options.select.as_ref(), &od.options.expand)?;
     let q = od.list_query(&USERS)?.related(rel, key);
     let page = dir::list_users(&st.services, p.directory_reader(), &q).await?;
-    page_response(&Cx { s: &st.services, p }, od, &q, page, set).await
+    page_response(&Cx::new(&st.services, p), od, &q, page, set).await
 }
 
 async fn list_direct_reports(State(st): State<AppState>, Caller(p): Caller, od: OData, Path(id): Path<String>) -> R {
@@ -221,7 +221,7 @@ async fn list_groups(State(st): State<AppState>, Caller(p): Caller, od: OData) -
     crate::odata::check_shape::<steward_domain::directory::Group>(od.options.select.as_ref(), &od.options.expand)?;
     let q = od.list_query(&GROUPS)?;
     let page = dir::list_groups(&st.services, p.directory_reader(), &q).await?;
-    page_response(&Cx { s: &st.services, p: &p }, &od, &q, page, "groups").await
+    page_response(&Cx::new(&st.services, &p), &od, &q, page, "groups").await
 }
 
 async fn count_groups(State(st): State<AppState>, Caller(p): Caller, od: OData) -> R {
@@ -247,12 +247,12 @@ async fn create_group(State(st): State<AppState>, Caller(p): Caller, od: OData, 
     b.ignore(GROUP_READ_ONLY);
     b.finish()?;
     let g = dir::create_group(&st.services, cap, new).await?;
-    entity_response(&Cx { s: &st.services, p: &p }, &od, &g, StatusCode::CREATED, "groups").await
+    entity_response(&Cx::new(&st.services, &p), &od, &g, StatusCode::CREATED, "groups").await
 }
 
 async fn get_group(State(st): State<AppState>, Caller(p): Caller, od: OData, Path(id): Path<String>) -> R {
     let g = dir::get_group(&st.services, p.directory_reader(), path_id(&id)?).await?;
-    entity_response(&Cx { s: &st.services, p: &p }, &od, &g, StatusCode::OK, "groups").await
+    entity_response(&Cx::new(&st.services, &p), &od, &g, StatusCode::OK, "groups").await
 }
 
 async fn update_group(

@@ -79,7 +79,7 @@ async fn list_catalogs(State(st): State<AppState>, Caller(p): Caller, od: OData)
     check_shape::<Catalog>(od.options.select.as_ref(), &od.options.expand)?;
     let q = od.list_query(&CATALOGS)?;
     let page = catalogs::list_catalogs(&st.services, p.admin()?, &q).await?;
-    page_response(&Cx { s: &st.services, p: &p }, &od, &q, page, &set("catalogs")).await
+    page_response(&Cx::new(&st.services, &p), &od, &q, page, &set("catalogs")).await
 }
 
 async fn count_catalogs(State(st): State<AppState>, Caller(p): Caller, od: OData) -> R {
@@ -110,12 +110,12 @@ async fn create_catalog(
     b.ignore(READ_ONLY);
     b.finish()?;
     let c = catalogs::create_catalog(&st.services, cap, new).await?;
-    entity_response(&Cx { s: &st.services, p: &p }, &od, &c, StatusCode::CREATED, &set("catalogs")).await
+    entity_response(&Cx::new(&st.services, &p), &od, &c, StatusCode::CREATED, &set("catalogs")).await
 }
 
 async fn get_catalog(State(st): State<AppState>, Caller(p): Caller, od: OData, Path(id): Path<String>) -> R {
     let c = catalogs::get_catalog(&st.services, p.admin()?, path_id(&id)?).await?;
-    entity_response(&Cx { s: &st.services, p: &p }, &od, &c, StatusCode::OK, &set("catalogs")).await
+    entity_response(&Cx::new(&st.services, &p), &od, &c, StatusCode::OK, &set("catalogs")).await
 }
 
 async fn update_catalog(
@@ -162,7 +162,7 @@ async fn catalog_packages(State(st): State<AppState>, Caller(p): Caller, od: ODa
     let cid = in_catalog(&st, &p, &id).await?;
     let q = od.list_query(&ACCESS_PACKAGES)?.scoped("catalog/id", cid)?;
     let page = packages::list_packages(&st.services, p.admin()?, &q).await?;
-    page_response(&Cx { s: &st.services, p: &p }, &od, &q, page, &set("accessPackages")).await
+    page_response(&Cx::new(&st.services, &p), &od, &q, page, &set("accessPackages")).await
 }
 
 async fn catalog_resources(State(st): State<AppState>, Caller(p): Caller, od: OData, Path(id): Path<String>) -> R {
@@ -170,7 +170,7 @@ async fn catalog_resources(State(st): State<AppState>, Caller(p): Caller, od: OD
     let cid = in_catalog(&st, &p, &id).await?;
     let q = od.list_query(&RESOURCES)?.scoped("catalog/id", cid)?;
     let page = catalogs::list_resources(&st.services, p.admin()?, &q).await?;
-    page_response(&Cx { s: &st.services, p: &p }, &od, &q, page, &set(&format!("catalogs('{cid}')/resources"))).await
+    page_response(&Cx::new(&st.services, &p), &od, &q, page, &set(&format!("catalogs('{cid}')/resources"))).await
 }
 
 async fn catalog_resource(
@@ -185,14 +185,8 @@ async fn catalog_resource(
     if r.catalog_id != cid {
         return Err(ApiError::not_found(format!("resource '{rid}' was not found in catalog '{cid}'.")));
     }
-    entity_response(
-        &Cx { s: &st.services, p: &p },
-        &od,
-        &r,
-        StatusCode::OK,
-        &set(&format!("catalogs('{cid}')/resources")),
-    )
-    .await
+    entity_response(&Cx::new(&st.services, &p), &od, &r, StatusCode::OK, &set(&format!("catalogs('{cid}')/resources")))
+        .await
 }
 
 async fn catalog_roles(State(st): State<AppState>, Caller(p): Caller, od: OData, Path(id): Path<String>) -> R {
@@ -200,8 +194,7 @@ async fn catalog_roles(State(st): State<AppState>, Caller(p): Caller, od: OData,
     let cid = in_catalog(&st, &p, &id).await?;
     let q = od.list_query(&RESOURCE_ROLES)?.related(Relation::CatalogRoles, cid);
     let page = catalogs::list_resource_roles(&st.services, p.admin()?, &q).await?;
-    page_response(&Cx { s: &st.services, p: &p }, &od, &q, page, &set(&format!("catalogs('{cid}')/resourceRoles")))
-        .await
+    page_response(&Cx::new(&st.services, &p), &od, &q, page, &set(&format!("catalogs('{cid}')/resourceRoles"))).await
 }
 
 async fn catalog_scopes(State(st): State<AppState>, Caller(p): Caller, od: OData, Path(id): Path<String>) -> R {
@@ -209,8 +202,7 @@ async fn catalog_scopes(State(st): State<AppState>, Caller(p): Caller, od: OData
     let cid = in_catalog(&st, &p, &id).await?;
     let q = od.list_query(&RESOURCE_SCOPES)?.related(Relation::CatalogScopes, cid);
     let page = catalogs::list_resource_scopes(&st.services, p.admin()?, &q).await?;
-    page_response(&Cx { s: &st.services, p: &p }, &od, &q, page, &set(&format!("catalogs('{cid}')/resourceScopes")))
-        .await
+    page_response(&Cx::new(&st.services, &p), &od, &q, page, &set(&format!("catalogs('{cid}')/resourceScopes"))).await
 }
 
 // ---------------------------------------------------------------- resources
@@ -219,14 +211,14 @@ async fn list_resources(State(st): State<AppState>, Caller(p): Caller, od: OData
     check_shape::<Resource>(od.options.select.as_ref(), &od.options.expand)?;
     let q = od.list_query(&RESOURCES)?;
     let page = catalogs::list_resources(&st.services, p.admin()?, &q).await?;
-    page_response(&Cx { s: &st.services, p: &p }, &od, &q, page, &set("resources")).await
+    page_response(&Cx::new(&st.services, &p), &od, &q, page, &set("resources")).await
 }
 
 async fn list_resource_requests(State(st): State<AppState>, Caller(p): Caller, od: OData) -> R {
     check_shape::<ResourceRequest>(od.options.select.as_ref(), &od.options.expand)?;
     let q = od.list_query(&RESOURCE_REQUESTS)?;
     let page = catalogs::list_resource_requests(&st.services, p.admin()?, &q).await?;
-    page_response(&Cx { s: &st.services, p: &p }, &od, &q, page, &set("resourceRequests")).await
+    page_response(&Cx::new(&st.services, &p), &od, &q, page, &set("resourceRequests")).await
 }
 
 /// `{"id": "..."}` of a navigation in a body.
@@ -291,7 +283,7 @@ async fn create_resource_request(
     b.finish()?;
     let r = catalogs::request_resource(&st.services, cap, NewResourceRequest { request_type, catalog_id, resource })
         .await?;
-    entity_response(&Cx { s: &st.services, p: &p }, &od, &r, StatusCode::CREATED, &set("resourceRequests")).await
+    entity_response(&Cx::new(&st.services, &p), &od, &r, StatusCode::CREATED, &set("resourceRequests")).await
 }
 
 // ---------------------------------------------------------------- access packages
@@ -300,7 +292,7 @@ async fn list_packages(State(st): State<AppState>, Caller(p): Caller, od: OData)
     check_shape::<AccessPackage>(od.options.select.as_ref(), &od.options.expand)?;
     let q = od.list_query(&ACCESS_PACKAGES)?;
     let page = packages::list_packages(&st.services, p.admin()?, &q).await?;
-    page_response(&Cx { s: &st.services, p: &p }, &od, &q, page, &set("accessPackages")).await
+    page_response(&Cx::new(&st.services, &p), &od, &q, page, &set("accessPackages")).await
 }
 
 async fn count_packages(State(st): State<AppState>, Caller(p): Caller, od: OData) -> R {
@@ -333,12 +325,12 @@ async fn create_package(
     let ap =
         packages::create_package(&st.services, cap, NewPackage { display_name, description, is_hidden, catalog_id })
             .await?;
-    entity_response(&Cx { s: &st.services, p: &p }, &od, &ap, StatusCode::CREATED, &set("accessPackages")).await
+    entity_response(&Cx::new(&st.services, &p), &od, &ap, StatusCode::CREATED, &set("accessPackages")).await
 }
 
 async fn get_package(State(st): State<AppState>, Caller(p): Caller, od: OData, Path(id): Path<String>) -> R {
     let ap = packages::get_package(&st.services, p.admin()?, path_id(&id)?).await?;
-    entity_response(&Cx { s: &st.services, p: &p }, &od, &ap, StatusCode::OK, &set("accessPackages")).await
+    entity_response(&Cx::new(&st.services, &p), &od, &ap, StatusCode::OK, &set("accessPackages")).await
 }
 
 async fn update_package(
@@ -390,7 +382,7 @@ async fn list_role_scopes(State(st): State<AppState>, Caller(p): Caller, od: ODa
     let q = od.list_query(&ROLE_SCOPES)?.scoped("accessPackage/id", pid)?;
     let page = packages::list_role_scopes(&st.services, p.admin()?, &q).await?;
     page_response(
-        &Cx { s: &st.services, p: &p },
+        &Cx::new(&st.services, &p),
         &od,
         &q,
         page,
@@ -433,7 +425,7 @@ async fn add_role_scope(
     b.finish()?;
     let rrs = packages::add_role_scope(&st.services, cap, pid, role, scope).await?;
     entity_response(
-        &Cx { s: &st.services, p: &p },
+        &Cx::new(&st.services, &p),
         &od,
         &rrs,
         StatusCode::CREATED,
@@ -451,7 +443,7 @@ async fn get_role_scope(
     let pid: AccessPackageId = path_id(&id)?;
     let r = packages::get_role_scope(&st.services, p.admin()?, pid, path_id(&rrs)?).await?;
     entity_response(
-        &Cx { s: &st.services, p: &p },
+        &Cx::new(&st.services, &p),
         &od,
         &r,
         StatusCode::OK,
@@ -474,7 +466,7 @@ async fn related_packages(st: &AppState, p: &Principal, od: &OData, id: &str, re
     let pid = in_package(st, p, id).await?;
     let q = od.list_query(&ACCESS_PACKAGES)?.related(rel, pid);
     let page = packages::list_packages(&st.services, p.admin()?, &q).await?;
-    page_response(&Cx { s: &st.services, p }, od, &q, page, &set("accessPackages")).await
+    page_response(&Cx::new(&st.services, p), od, &q, page, &set("accessPackages")).await
 }
 
 async fn list_incompatible_packages(
@@ -527,7 +519,7 @@ async fn list_incompatible_groups(
     let pid = in_package(&st, &p, &id).await?;
     let q = od.list_query(&GROUPS)?.related(Relation::IncompatibleGroups, pid);
     let page = directory::list_groups(&st.services, p.directory_reader(), &q).await?;
-    page_response(&Cx { s: &st.services, p: &p }, &od, &q, page, "groups").await
+    page_response(&Cx::new(&st.services, &p), &od, &q, page, "groups").await
 }
 
 async fn add_incompatible_group(
