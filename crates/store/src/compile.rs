@@ -79,7 +79,14 @@ fn relation_sql(r: Relation, p: &str) -> String {
     }
 }
 
-/// SQL for a condition.
+/// `test` on a nullable column evaluates to false, not NULL, when the column is null, so the
+/// filter keeps two-valued logic: `not (description eq 'x')` and `description ne 'x'` agree, and
+/// `not contains(description,'x')` includes packages without a description.
+fn non_null(field: &Field, test: String) -> String {
+    if field.nullable { format!("({} IS NOT NULL AND {test})", field.column) } else { test }
+}
+
+/// SQL for a condition; never NULL (see `non_null`).
 pub(crate) fn cond(c: &Cond, ps: &mut Params) -> String {
     match c {
         Cond::Const(true) => "1 = 1".into(),
@@ -97,7 +104,7 @@ pub(crate) fn cond(c: &Cond, ps: &mut Params) -> String {
                 // OData: a null property is "not equal" to any value.
                 format!("({col} <> {p} OR {col} IS NULL)")
             } else {
-                format!("{col} {} {p}", op_sql(*op))
+                non_null(field, format!("{col} {} {p}", op_sql(*op)))
             }
         }
         Cond::In { field, values, lower } => {
@@ -106,11 +113,11 @@ pub(crate) fn cond(c: &Cond, ps: &mut Params) -> String {
                 return "1 = 0".into();
             }
             let ph: Vec<String> = values.iter().map(|v| ps.value(v)).collect();
-            format!("{col} IN ({})", ph.join(", "))
+            non_null(field, format!("{col} IN ({})", ph.join(", ")))
         }
         Cond::Match { field, kind, value } => {
             let p = ps.push(Param::Text(Some(like_pattern(*kind, value))));
-            format!("lower({}) LIKE {p} ESCAPE '\\'", field.column)
+            non_null(field, format!("lower({}) LIKE {p} ESCAPE '\\'", field.column))
         }
         Cond::Related { relation, id } => {
             let p = ps.push(Param::Text(Some(id.clone())));
