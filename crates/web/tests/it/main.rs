@@ -1,0 +1,11 @@
+//! HTTP-level tests: the whole router (middleware included) on a fresh SQLite store, called
+//! with `oneshot`. One integration binary for the crate.
+
+// Test code: unwrapping is how a test says "this must hold".
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod app;
+mod bad_input;
+mod directory;
+mod odata;
+mod ops;
