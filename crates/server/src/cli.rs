@@ -17,8 +17,9 @@ use crate::config::{Config, LogFormat, Overrides};
     name = "steward",
     version,
     about = "Self-hosted entitlement management (access packages) with a Microsoft Graph v1.0-compatible API",
-    long_about = "Steward bundles resource roles into access packages, lets people request them, and keeps \
-                  an audit trail. Its REST API speaks Microsoft Graph's entitlement-management dialect.\n\n\
+    long_about = "Steward bundles resource roles (groups, applications, sites, databases) into access \
+                  packages kept in catalogs. Its REST API speaks Microsoft Graph v1.0's \
+                  entitlement-management dialect, so Graph clients work against it.\n\n\
                   Configuration comes from built-in defaults, then a TOML file (--config, STEWARD_CONFIG or \
                   ./steward.toml), then STEWARD_* environment variables, then flags; flags win."
 )]
