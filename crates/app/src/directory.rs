@@ -162,9 +162,7 @@ pub async fn set_manager(s: &Services, _cap: AdminCap, id: UserId, manager: Opti
 }
 
 pub async fn add_sponsor(s: &Services, _cap: AdminCap, id: UserId, sponsor: UserId) -> Result<(), AppError> {
-    if id == sponsor {
-        return Err(AppError::Invalid("A user cannot sponsor themselves.".into()));
-    }
+    directory::check_sponsor(id, sponsor)?;
     require_user(s, id).await?;
     require_user(s, sponsor).await?;
     Ok(s.store.add_sponsor(id, sponsor).await?)

@@ -19,6 +19,9 @@ pub enum AppError {
     /// The action conflicts with the current state (409).
     #[error("{0}")]
     Conflict(String),
+    /// The request is well formed but breaks a rule of the model (422).
+    #[error("{0}")]
+    Unprocessable(String),
     /// An `If-Match` precondition does not hold: the object changed since the caller read it (412).
     #[error("{0}")]
     PreconditionFailed(String),
@@ -43,6 +46,7 @@ impl From<DomainError> for AppError {
     fn from(e: DomainError) -> Self {
         match e {
             DomainError::Invalid(m) => Self::Invalid(m),
+            DomainError::Rule(m) => Self::Unprocessable(m),
             DomainError::Conflict(m) => Self::Conflict(m),
         }
     }

@@ -172,7 +172,7 @@ async fn resolve_role(s: &Services, pkg: &AccessPackage, r: &RoleRef) -> Result<
             return Ok(role);
         }
     }
-    Err(AppError::Invalid(format!(
+    Err(AppError::Unprocessable(format!(
         "No resource role with originId '{}' is in the access package's catalog; add the resource to the catalog first.",
         steward_domain::text::clip(&origin, 80)
     )))

@@ -91,9 +91,14 @@ pub fn nickname_from(name: &DisplayName) -> String {
     if s.is_empty() { "group".to_owned() } else { s }
 }
 
-/// A user cannot be their own manager, nor sponsor themselves.
+/// A user cannot be their own manager.
 pub fn check_manager(user: UserId, manager: UserId) -> Result<(), DomainError> {
-    if user == manager { Err(DomainError::invalid("A user cannot be their own manager.")) } else { Ok(()) }
+    if user == manager { Err(DomainError::rule("A user cannot be their own manager.")) } else { Ok(()) }
+}
+
+/// A user cannot sponsor themselves.
+pub fn check_sponsor(user: UserId, sponsor: UserId) -> Result<(), DomainError> {
+    if user == sponsor { Err(DomainError::rule("A user cannot sponsor themselves.")) } else { Ok(()) }
 }
 
 /// A group that is a resource in some catalog stays until it is removed from them, so no

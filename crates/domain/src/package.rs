@@ -49,12 +49,12 @@ pub fn check_role_scope(
     resource_catalog: CatalogId,
 ) -> Result<(), DomainError> {
     if resource_catalog != package.catalog_id {
-        return Err(DomainError::invalid(
+        return Err(DomainError::rule(
             "The role's resource is not in the access package's catalog; add the resource to that catalog first.",
         ));
     }
     if role.resource_id != scope.resource_id {
-        return Err(DomainError::invalid("The role and the scope belong to different resources."));
+        return Err(DomainError::rule("The role and the scope belong to different resources."));
     }
     Ok(())
 }
@@ -62,7 +62,7 @@ pub fn check_role_scope(
 /// A package cannot be declared incompatible with itself.
 pub fn check_incompatible_package(package: AccessPackageId, other: AccessPackageId) -> Result<(), DomainError> {
     if package == other {
-        Err(DomainError::invalid("An access package cannot be incompatible with itself."))
+        Err(DomainError::rule("An access package cannot be incompatible with itself."))
     } else {
         Ok(())
     }

@@ -42,6 +42,7 @@ impl From<AppError> for ApiError {
             AppError::Query { code, message } => Self::new(StatusCode::BAD_REQUEST, code, message),
             e @ AppError::NotFound { .. } => Self::not_found(e.to_string()),
             AppError::Conflict(m) => Self::new(StatusCode::CONFLICT, "Conflict", m),
+            AppError::Unprocessable(m) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalidRequest", m),
             AppError::PreconditionFailed(m) => Self::new(StatusCode::PRECONDITION_FAILED, "PreconditionFailed", m),
             AppError::Forbidden(m) => Self::new(StatusCode::FORBIDDEN, "Authorization_RequestDenied", m),
             AppError::Unauthenticated(m) => Self::new(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", m),

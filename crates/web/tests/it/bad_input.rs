@@ -157,9 +157,10 @@ async fn bad_input_answers_graph_errors_and_never_5xx() {
             &json!({"role": {"originId": format!("Member_{g}"), "originSystem": "AadGroup"}}),
         )
         .await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST, "a role from another catalog: {}", r.text);
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "a role from another catalog: {}", r.text);
     let r = app.post(&refs, &json!({"@odata.id": format!("https://x/v1.0/identityGovernance/entitlementManagement/accessPackages/{pkg}")})).await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST, "incompatible with itself");
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "incompatible with itself");
+    r.graph_error();
     let r = app
         .post(
             &format!("{EM}/resourceRequests"),

@@ -70,7 +70,7 @@ async fn users_groups_and_links_round_trip() {
             &json!({"@odata.id": format!("https://graph/v1.0/users/{id}")}),
         )
         .await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST, "nobody manages themselves");
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "nobody manages themselves");
 
     let r = app
         .post(
