@@ -28,6 +28,8 @@ pub struct PackagePatch {
     pub display_name: Option<DisplayName>,
     pub description: Option<Option<String>>,
     pub is_hidden: Option<bool>,
+    /// A client may echo the package's catalog back; it must be the same one.
+    pub catalog_id: Option<CatalogId>,
 }
 
 pub async fn create_package(s: &Services, _cap: AdminCap, new: NewPackage) -> Result<AccessPackage, AppError> {
@@ -70,6 +72,9 @@ pub async fn update_package(
     for _ in 0..crate::WRITE_ATTEMPTS {
         let mut ap = require_package(s, id).await?;
         crate::check_if_match(if_match, "access package", ap.modified_date_time)?;
+        if let Some(c) = p.catalog_id {
+            package::check_same_catalog(&ap, c)?;
+        }
         let read_at = ap.modified_date_time;
         if let Some(v) = &p.display_name {
             ap.display_name = v.clone();

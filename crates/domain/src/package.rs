@@ -59,6 +59,15 @@ pub fn check_role_scope(
     Ok(())
 }
 
+/// A package stays in the catalog it was created in.
+pub fn check_same_catalog(package: &AccessPackage, catalog: CatalogId) -> Result<(), DomainError> {
+    if package.catalog_id == catalog {
+        Ok(())
+    } else {
+        Err(DomainError::rule("An access package cannot be moved to another catalog."))
+    }
+}
+
 /// A package cannot be declared incompatible with itself.
 pub fn check_incompatible_package(package: AccessPackageId, other: AccessPackageId) -> Result<(), DomainError> {
     if package == other {
@@ -147,6 +156,9 @@ mod tests {
     fn incompatibility_and_deletion() {
         let a = AccessPackageId::new();
         assert!(check_incompatible_package(a, a).is_err());
+        let p = package(CatalogId::new());
+        assert!(check_same_catalog(&p, p.catalog_id).is_ok());
+        assert!(matches!(check_same_catalog(&p, CatalogId::new()), Err(DomainError::Rule(_))));
         assert!(check_incompatible_package(a, AccessPackageId::new()).is_ok());
         assert!(check_package_deletable(PackageContent::default()).is_ok());
         let busy = PackageContent { assignment_policies: 0, active_assignments: 3 };

@@ -347,13 +347,8 @@ async fn update_package(
         display_name: b.opt_name()?,
         description: b.patch_str("description")?,
         is_hidden: b.opt_bool("isHidden")?,
+        catalog_id: nav_id(&mut b, "catalog", "accessPackageCatalog")?,
     };
-    if let Some(c) = nav_id::<CatalogId>(&mut b, "catalog", "accessPackageCatalog")? {
-        let current = packages::get_package(&st.services, cap, id).await?;
-        if current.catalog_id != c {
-            return Err(ApiError::invalid_model("An access package cannot be moved to another catalog."));
-        }
-    }
     b.ignore(READ_ONLY);
     b.finish()?;
     packages::update_package(&st.services, cap, id, patch, if_match(&headers).as_deref()).await?;
