@@ -117,6 +117,36 @@ graph_enum!(/// Member or guest.
     Guest = "Guest",
 });
 
+graph_enum!(/// Who may be assigned through a policy.
+    AllowedTargetScope, "allowedTargetScope" {
+    NotSpecified = "notSpecified",
+    SpecificDirectoryUsers = "specificDirectoryUsers",
+    SpecificConnectedOrganizationUsers = "specificConnectedOrganizationUsers",
+    SpecificDirectoryServicePrincipals = "specificDirectoryServicePrincipals",
+    AllMemberUsers = "allMemberUsers",
+    AllDirectoryUsers = "allDirectoryUsers",
+    AllDirectoryServicePrincipals = "allDirectoryServicePrincipals",
+    AllConfiguredConnectedOrganizationUsers = "allConfiguredConnectedOrganizationUsers",
+    AllExternalUsers = "allExternalUsers",
+    UnknownFutureValue = "unknownFutureValue",
+});
+
+graph_enum!(/// How an assignment's end is given.
+    ExpirationPatternType, "expirationPatternType" {
+    NotSpecified = "notSpecified",
+    NoExpiration = "noExpiration",
+    AfterDateTime = "afterDateTime",
+    AfterDuration = "afterDuration",
+});
+
+graph_enum!(/// Whether requestors see who approves.
+    ApproverInformationVisibility, "approverInformationVisibility" {
+    Default = "default",
+    NotVisible = "notVisible",
+    Visible = "visible",
+    UnknownFutureValue = "unknownFutureValue",
+});
+
 #[cfg(test)]
 mod tests {
     use super::*;

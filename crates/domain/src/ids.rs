@@ -108,6 +108,8 @@ id_type!(/// A resource request (adminAdd / adminRemove of a resource into a cat
     ResourceRequestId, "resource request");
 id_type!(/// An API token.
     TokenId, "token");
+id_type!(/// An assignment policy of an access package.
+    PolicyId, "assignment policy");
 
 /// A directory object: what `$ref` bodies, sponsors and memberships point at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -8,6 +8,7 @@ pub mod enums;
 pub mod error;
 pub mod ids;
 pub mod package;
+pub mod policy;
 pub mod text;
 pub mod time;
 

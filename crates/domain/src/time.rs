@@ -66,6 +66,26 @@ pub mod serde_ts {
     }
 }
 
+/// Serde for optional date-times in bodies: every form `parse_datetime` accepts comes in,
+/// Graph's form goes out.
+pub mod serde_opt_ts {
+    use jiff::Timestamp;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(ts: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
+        match ts {
+            Some(t) => s.collect_str(&super::format_datetime(*t)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|s| super::parse_datetime(&s).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
