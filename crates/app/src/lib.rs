@@ -7,6 +7,7 @@ pub mod catalogs;
 pub mod directory;
 pub mod error;
 pub mod packages;
+pub mod policies;
 pub mod ports;
 pub mod query;
 

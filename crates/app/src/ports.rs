@@ -6,11 +6,13 @@ use jiff::Timestamp;
 use steward_domain::DomainError;
 use steward_domain::catalog::{Catalog, GroupResource, Resource, ResourceRequest, ResourceRole, ResourceScope};
 use steward_domain::directory::{Group, User};
+use steward_domain::ids::PolicyId;
 use steward_domain::ids::{
     AccessPackageId, CatalogId, GroupId, ResourceId, ResourceRoleId, ResourceRoleScopeId, ResourceScopeId, TokenId,
     UserId,
 };
 use steward_domain::package::{AccessPackage, ResourceRoleScope};
+use steward_domain::policy::AssignmentPolicy;
 
 use crate::auth::ApiToken;
 use crate::query::{ListQuery, Value};
@@ -25,9 +27,12 @@ pub trait Clock: Send + Sync {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    /// Microsecond precision: what both stores keep, so an object reads back exactly as the
+    /// response that created it showed it.
     #[allow(clippy::disallowed_methods)] // the one place the wall clock is read
     fn now(&self) -> Timestamp {
-        Timestamp::now()
+        let now = Timestamp::now();
+        Timestamp::from_microsecond(now.as_microsecond()).unwrap_or(now)
     }
 }
 
@@ -164,4 +169,23 @@ pub trait Store: Send + Sync {
     async fn remove_incompatible_package(&self, package: AccessPackageId, other: AccessPackageId) -> StoreResult<()>;
     async fn add_incompatible_group(&self, package: AccessPackageId, group: GroupId) -> StoreResult<()>;
     async fn remove_incompatible_group(&self, package: AccessPackageId, group: GroupId) -> StoreResult<()>;
+
+    // assignment policies
+    async fn insert_policy(&self, policy: &AssignmentPolicy) -> StoreResult<()>;
+    /// Like `update_catalog`: only if the policy is unchanged since `read_at`.
+    async fn update_policy(&self, policy: &AssignmentPolicy, read_at: Timestamp) -> StoreResult<()>;
+    async fn delete_policy(&self, id: PolicyId) -> StoreResult<()>;
+    async fn get_policy(&self, id: PolicyId) -> StoreResult<Option<AssignmentPolicy>>;
+    async fn list_policies(&self, q: &ListQuery) -> StoreResult<Page<AssignmentPolicy>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_system_clock_keeps_what_the_store_keeps() {
+        let t = SystemClock.now();
+        assert_eq!(t.subsec_nanosecond() % 1000, 0);
+    }
 }

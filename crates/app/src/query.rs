@@ -223,6 +223,36 @@ pub static ROLE_SCOPES: Schema = Schema {
     default_order: "createdDateTime",
 };
 
+const TARGET_SCOPES: &[&str] = &[
+    "notSpecified",
+    "specificDirectoryUsers",
+    "specificConnectedOrganizationUsers",
+    "specificDirectoryServicePrincipals",
+    "allMemberUsers",
+    "allDirectoryUsers",
+    "allDirectoryServicePrincipals",
+    "allConfiguredConnectedOrganizationUsers",
+    "allExternalUsers",
+    "unknownFutureValue",
+];
+
+pub static POLICIES: Schema = Schema {
+    entity: "accessPackageAssignmentPolicy",
+    table: "assignment_policies",
+    fields: &[
+        f("id", Guid, "id"),
+        f("displayName", Text, "display_name"),
+        n("description", Text, "description"),
+        f("allowedTargetScope", Enum(TARGET_SCOPES), "allowed_target_scope"),
+        f("createdDateTime", DateTime, "created_at"),
+        f("modifiedDateTime", DateTime, "modified_at"),
+        f("accessPackage/id", Guid, "access_package_id"),
+        f("catalog/id", Guid, "catalog_id"),
+    ],
+    search: &["displayName", "description"],
+    default_order: "displayName",
+};
+
 /// A literal checked against its property's type, ready to bind.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -626,6 +656,7 @@ pub static ALL_SCHEMAS: &[&Schema] = &[
     &RESOURCE_SCOPES,
     &RESOURCE_REQUESTS,
     &ROLE_SCOPES,
+    &POLICIES,
 ];
 
 #[cfg(test)]

@@ -217,10 +217,13 @@ pub struct AutomaticRequestSettings {
     pub grace_period_before_access_removal: Option<GraphDuration>,
 }
 
-/// The settings of a policy: everything a client writes.
+/// The settings of a policy: everything a client writes but its name and description.
+/// Unknown properties are refused, so a misspelt setting is not silently dropped.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PolicySettings {
+    /// Without it a policy is for direct assignment by administrators only.
+    #[serde(default = "not_specified")]
     pub allowed_target_scope: AllowedTargetScope,
     #[serde(default)]
     pub specific_allowed_targets: Vec<SubjectSet>,
@@ -243,6 +246,10 @@ pub struct PolicySettings {
     /// Stored and returned now; acted on by custom extensions.
     #[serde(default)]
     pub custom_extension_stage_settings: Vec<Value>,
+}
+
+fn not_specified() -> AllowedTargetScope {
+    AllowedTargetScope::NotSpecified
 }
 
 /// An assignment policy of one access package.

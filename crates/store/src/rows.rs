@@ -7,6 +7,7 @@ use steward_app::auth::ApiToken;
 use steward_domain::catalog::{Catalog, Resource, ResourceRequest, ResourceRole, ResourceScope};
 use steward_domain::directory::{Group, User};
 use steward_domain::package::{AccessPackage, ResourceRoleScope};
+use steward_domain::policy::AssignmentPolicy;
 use steward_domain::text::DisplayName;
 use steward_domain::time::from_micros;
 
@@ -222,6 +223,24 @@ impl FromRow for ResourceRoleScope {
             role_id: c.parse()?,
             scope_id: c.parse()?,
             created_date_time: c.time()?,
+        })
+    }
+}
+
+impl FromRow for AssignmentPolicy {
+    const COLUMNS: &'static str =
+        "id, access_package_id, catalog_id, display_name, description, settings, created_at, modified_at";
+    fn from_cells(c: &mut Cells<'_>) -> Result<Self, StoreError> {
+        Ok(AssignmentPolicy {
+            id: c.parse()?,
+            access_package_id: c.parse()?,
+            catalog_id: c.parse()?,
+            display_name: c.name()?,
+            description: c.opt_text()?,
+            settings: serde_json::from_str(&c.text()?)
+                .map_err(|e| StoreError::Internal(format!("stored policy settings do not parse: {e}")))?,
+            created_date_time: c.time()?,
+            modified_date_time: c.time()?,
         })
     }
 }

@@ -10,11 +10,13 @@ use steward_app::query::{ListQuery, Value};
 use steward_app::{Store, StoreError};
 use steward_domain::catalog::{self, Catalog, GroupResource, Resource, ResourceRequest, ResourceRole, ResourceScope};
 use steward_domain::directory::{self, Group, User};
+use steward_domain::ids::PolicyId;
 use steward_domain::ids::{
     AccessPackageId, CatalogId, GroupId, ResourceId, ResourceRoleId, ResourceRoleScopeId, ResourceScopeId, TokenId,
     UserId,
 };
 use steward_domain::package::{self, AccessPackage, PackageContent, ResourceRoleScope};
+use steward_domain::policy::AssignmentPolicy;
 use steward_domain::time::to_micros;
 
 use crate::compile;
@@ -566,9 +568,11 @@ impl Store for SqlStore {
         if !exists_in(&mut tx, "access_packages", id(pid)).await? {
             return Err(StoreError::not_found("access package", pid));
         }
-        // Policies and assignments arrive with the request lifecycle; until then a package
-        // holds neither, and the rule is still the one place that decides.
-        package::check_package_deletable(PackageContent::default())?;
+        let policies =
+            count_in(&mut tx, "SELECT COUNT(*) FROM assignment_policies WHERE access_package_id = $1", &[id(pid)])
+                .await?;
+        // Assignments arrive with the request lifecycle.
+        package::check_package_deletable(PackageContent { assignment_policies: policies, active_assignments: 0 })?;
         tx.execute("DELETE FROM access_packages WHERE id = $1", &[id(pid)]).await?;
         tx.commit().await
     }
@@ -639,6 +643,47 @@ impl Store for SqlStore {
         Ok(())
     }
 
+    async fn insert_policy(&self, p: &AssignmentPolicy) -> StoreResult<()> {
+        self.write(
+            "INSERT INTO assignment_policies (id, access_package_id, catalog_id, display_name, description, \
+             allowed_target_scope, settings, created_at, modified_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            &policy_params(p)?,
+        )
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => StoreError::not_found("access package", p.access_package_id),
+            other => other,
+        })?;
+        Ok(())
+    }
+
+    async fn update_policy(&self, p: &AssignmentPolicy, read_at: jiff::Timestamp) -> StoreResult<()> {
+        let mut params = policy_params(p)?;
+        params.push(ts(read_at));
+        // Sets everything but the keys and createdDateTime, and only on the version that was read.
+        let n = self
+            .write(
+                "UPDATE assignment_policies SET display_name = $4, description = $5, allowed_target_scope = $6, \
+                 settings = $7, modified_at = $9 WHERE id = $1 AND access_package_id = $2 AND catalog_id = $3 \
+                 AND created_at = $8 AND modified_at = $10",
+                &params,
+            )
+            .await?;
+        self.changed_since(n, "assignment_policies", "assignment policy", p.id).await
+    }
+
+    async fn delete_policy(&self, pid: PolicyId) -> StoreResult<()> {
+        self.write_one("DELETE FROM assignment_policies WHERE id = $1", &[id(pid)], "assignment policy", pid).await
+    }
+
+    async fn get_policy(&self, pid: PolicyId) -> StoreResult<Option<AssignmentPolicy>> {
+        self.get("assignment_policies", pid.to_string()).await
+    }
+
+    async fn list_policies(&self, q: &ListQuery) -> StoreResult<Page<AssignmentPolicy>> {
+        self.list(q).await
+    }
+
     async fn remove_incompatible_group(&self, pkg: AccessPackageId, group: GroupId) -> StoreResult<()> {
         self.write_one(
             "DELETE FROM package_incompatible_groups WHERE access_package_id = $1 AND group_id = $2",
@@ -648,6 +693,22 @@ impl Store for SqlStore {
         )
         .await
     }
+}
+
+fn policy_params(p: &AssignmentPolicy) -> StoreResult<Vec<Param>> {
+    let settings = serde_json::to_string(&p.settings)
+        .map_err(|e| StoreError::Internal(format!("cannot encode policy settings: {e}")))?;
+    Ok(vec![
+        id(p.id),
+        id(p.access_package_id),
+        id(p.catalog_id),
+        p.display_name.as_str().into(),
+        p.description.clone().into(),
+        p.settings.allowed_target_scope.as_str().into(),
+        settings.into(),
+        ts(p.created_date_time),
+        ts(p.modified_date_time),
+    ])
 }
 
 async fn insert_request(tx: &mut Box<dyn Tx>, r: &ResourceRequest) -> StoreResult<()> {

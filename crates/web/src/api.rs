@@ -92,6 +92,12 @@ impl Api {
         self.add(MethodFilter::DELETE, h, op)
     }
 
+    /// PUT that replaces and answers with the entity (Graph's assignment policies).
+    pub fn replace<H: Handler<T, AppState>, T: 'static>(self, path: &'static str, h: H, summary: &'static str) -> Self {
+        let op = self.op("put", path, summary, 200, "entity");
+        self.add(MethodFilter::PUT, h, op)
+    }
+
     pub fn merge(mut self, other: Api) -> Self {
         self.router = self.router.merge(other.router);
         self.ops.extend(other.ops);

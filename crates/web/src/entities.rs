@@ -4,12 +4,13 @@
 use async_trait::async_trait;
 use serde_json::Value;
 use steward_app::query::{
-    ACCESS_PACKAGES, GROUPS, RESOURCE_ROLES, RESOURCE_SCOPES, RESOURCES, ROLE_SCOPES, Relation, USERS,
+    ACCESS_PACKAGES, GROUPS, POLICIES, RESOURCE_ROLES, RESOURCE_SCOPES, RESOURCES, ROLE_SCOPES, Relation, USERS,
 };
-use steward_app::{catalogs, directory, packages};
+use steward_app::{catalogs, directory, packages, policies};
 use steward_domain::catalog::{Catalog, Resource, ResourceRequest, ResourceRole, ResourceScope};
 use steward_domain::directory::{Group, User};
 use steward_domain::package::{AccessPackage, ResourceRoleScope};
+use steward_domain::policy::AssignmentPolicy;
 use steward_odata::ExpandItem;
 
 use crate::error::ApiError;
@@ -226,6 +227,7 @@ impl GraphEntity for AccessPackage {
         "incompatibleAccessPackages",
         "incompatibleGroups",
         "accessPackagesIncompatibleWith",
+        "assignmentPolicies",
     ];
 
     async fn expand(&self, cx: &Cx<'_>, nav: &'static str, item: &ExpandItem) -> Result<Value, ApiError> {
@@ -251,9 +253,60 @@ impl GraphEntity for AccessPackage {
                 let q = expand_query(&ACCESS_PACKAGES, item)?.related(rel, self.id);
                 expand_many(cx, packages::list_packages(cx.s, cap, &q).await?, item).await
             }
+            "assignmentPolicies" => {
+                let q = expand_query(&POLICIES, item)?.scoped("accessPackage/id", self.id)?;
+                expand_many(cx, policies::list_policies(cx.s, cap, &q).await?, item).await
+            }
             "incompatibleGroups" => {
                 let q = expand_query(&GROUPS, item)?.related(Relation::IncompatibleGroups, self.id);
                 expand_many(cx, directory::list_groups(cx.s, cx.p.directory_reader(), &q).await?, item).await
+            }
+            other => Err(unknown_nav(other)),
+        }
+    }
+}
+
+#[async_trait]
+impl GraphEntity for AssignmentPolicy {
+    const TYPE: &'static str = "accessPackageAssignmentPolicy";
+    const PROPS: &'static [&'static str] = &[
+        "displayName",
+        "description",
+        "allowedTargetScope",
+        "specificAllowedTargets",
+        "expiration",
+        "requestorSettings",
+        "requestApprovalSettings",
+        "automaticRequestSettings",
+        "reviewSettings",
+        "notificationSettings",
+        "createdDateTime",
+        "modifiedDateTime",
+    ];
+    const NAVS: &'static [&'static str] = &["accessPackage", "catalog", "questions", "customExtensionStageSettings"];
+
+    fn etag(&self) -> Option<String> {
+        Some(steward_domain::time::etag(self.modified_date_time))
+    }
+
+    async fn expand(&self, cx: &Cx<'_>, nav: &'static str, item: &ExpandItem) -> Result<Value, ApiError> {
+        let cap = cx.p.admin()?;
+        let contained = |v: Result<Value, serde_json::Error>| v.map_err(|e| ApiError::bad_request(e.to_string()));
+        match nav {
+            "accessPackage" => {
+                expand_one(cx, packages::get_package(cx.s, cap, self.access_package_id).await.ok(), item).await
+            }
+            "catalog" => {
+                let id = self.catalog_id;
+                cx.once(format!("catalog:{id}:{item:?}"), async {
+                    expand_one(cx, catalogs::get_catalog(cx.s, cap, id).await.ok(), item).await
+                })
+                .await
+            }
+            // Contained in the policy and always returned with it; expanding keeps them.
+            "questions" => contained(serde_json::to_value(&self.settings.questions)),
+            "customExtensionStageSettings" => {
+                contained(serde_json::to_value(&self.settings.custom_extension_stage_settings))
             }
             other => Err(unknown_nav(other)),
         }

@@ -47,7 +47,11 @@ pub struct AppState {
 
 /// Every API route with its documentation.
 pub fn api() -> api::Api {
-    api::Api::new().merge(routes::directory::api()).merge(routes::em::api()).merge(routes::tokens::api())
+    api::Api::new()
+        .merge(routes::directory::api())
+        .merge(routes::em::api())
+        .merge(routes::policies::api())
+        .merge(routes::tokens::api())
 }
 
 /// The OpenAPI document, generated from the routes themselves.

@@ -549,3 +549,60 @@ pub async fn optimistic_updates_never_lose_a_write(s: SqlStore) {
     assert!(is_conflict(s.update_package(&p2, p.modified_date_time).await));
     assert_eq!(s.get_package(p.id).await.unwrap().unwrap(), p2);
 }
+
+pub async fn policies_round_trip(s: SqlStore) {
+    use steward_app::query::POLICIES;
+    use steward_domain::ids::PolicyId;
+    use steward_domain::policy::{AssignmentPolicy, PolicySettings};
+
+    let c = catalog_named("Policies");
+    s.insert_catalog(&c).await.unwrap();
+    let pkg = package(c.id, "Pkg", None, at(1));
+    s.insert_package(&pkg).await.unwrap();
+    let mut settings: PolicySettings = serde_json::from_value(serde_json::json!({
+        "allowedTargetScope": "specificDirectoryUsers",
+        "specificAllowedTargets": [{"@odata.type": "#microsoft.graph.groupMembers", "groupId": "g"}],
+        "expiration": {"type": "afterDuration", "duration": "P30D"},
+        "questions": [{"@odata.type": "#microsoft.graph.accessPackageTextInputQuestion", "text": "Why?"}],
+        "reviewSettings": {"isEnabled": true}
+    }))
+    .unwrap();
+    settings.check().unwrap();
+    let p = AssignmentPolicy {
+        id: PolicyId::new(),
+        access_package_id: pkg.id,
+        catalog_id: c.id,
+        display_name: DisplayName::parse("Self service").unwrap(),
+        description: Some("d".into()),
+        settings,
+        created_date_time: at(2),
+        modified_date_time: at(2),
+    };
+    s.insert_policy(&p).await.unwrap();
+    assert_eq!(s.get_policy(p.id).await.unwrap().unwrap(), p, "every setting round-trips");
+    let listed = s
+        .list_policies(&query(
+            &POLICIES,
+            &format!("$filter=accessPackage/id eq '{}' and allowedTargetScope eq 'specificDirectoryUsers'", pkg.id),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(listed.items, vec![p.clone()]);
+
+    assert!(is_rule_conflict(s.delete_package(pkg.id).await), "a package with a policy stays");
+
+    let mut changed = p.clone();
+    changed.display_name = DisplayName::parse("Renamed").unwrap();
+    changed.settings.questions.clear();
+    changed.modified_date_time = at(3);
+    s.update_policy(&changed, p.modified_date_time).await.unwrap();
+    assert!(is_conflict(s.update_policy(&changed, p.modified_date_time).await), "stale version");
+    assert_eq!(s.get_policy(p.id).await.unwrap().unwrap(), changed);
+
+    let orphan = AssignmentPolicy { id: PolicyId::new(), access_package_id: AccessPackageId::new(), ..p.clone() };
+    assert!(matches!(s.insert_policy(&orphan).await, Err(StoreError::NotFound { .. })));
+
+    s.delete_policy(p.id).await.unwrap();
+    assert!(matches!(s.delete_policy(p.id).await, Err(StoreError::NotFound { .. })));
+    s.delete_package(pkg.id).await.unwrap();
+}

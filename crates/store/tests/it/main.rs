@@ -44,6 +44,7 @@ contract!(
     concurrent_links_have_one_winner,
     concurrent_resource_adds_have_one_winner,
     optimistic_updates_never_lose_a_write,
+    policies_round_trip,
 );
 
 #[test]

@@ -3,6 +3,7 @@
 pub mod directory;
 pub mod em;
 pub mod ops;
+pub mod policies;
 pub mod tokens;
 
 use axum::body::Bytes;

@@ -9,3 +9,4 @@ mod bad_input;
 mod directory;
 mod odata;
 mod ops;
+mod policies;

@@ -1,0 +1,109 @@
+//! Use cases of assignment policies: create, read, replace (PUT) and delete them; PATCH is a
+//! replace of the merged document (the web layer merges, this layer checks and writes).
+
+use jiff::Timestamp;
+use steward_domain::ids::{AccessPackageId, PolicyId};
+use steward_domain::policy::{AssignmentPolicy, PolicySettings};
+use steward_domain::text::{DESCRIPTION_MAX, DisplayName, bounded};
+
+use crate::auth::AdminCap;
+use crate::packages::require_package;
+use crate::ports::Page;
+use crate::query::ListQuery;
+use crate::{AppError, Services, StoreError};
+
+/// What a client writes: the whole policy but its keys and timestamps.
+#[derive(Debug, Clone)]
+pub struct PolicyInput {
+    pub display_name: DisplayName,
+    pub description: Option<String>,
+    pub settings: PolicySettings,
+}
+
+pub async fn create_policy(
+    s: &Services,
+    _cap: AdminCap,
+    package: AccessPackageId,
+    mut input: PolicyInput,
+) -> Result<AssignmentPolicy, AppError> {
+    let pkg = require_package(s, package).await?;
+    input.settings.check()?;
+    let now = s.clock.now();
+    let p = AssignmentPolicy {
+        id: PolicyId::new(),
+        access_package_id: pkg.id,
+        catalog_id: pkg.catalog_id,
+        display_name: input.display_name,
+        description: bounded("description", input.description, DESCRIPTION_MAX)?,
+        settings: input.settings,
+        created_date_time: now,
+        modified_date_time: now,
+    };
+    s.store.insert_policy(&p).await?;
+    Ok(p)
+}
+
+pub async fn get_policy(s: &Services, _cap: AdminCap, id: PolicyId) -> Result<AssignmentPolicy, AppError> {
+    s.store.get_policy(id).await?.ok_or_else(|| AppError::not_found("assignment policy", id))
+}
+
+pub async fn list_policies(s: &Services, _cap: AdminCap, q: &ListQuery) -> Result<Page<AssignmentPolicy>, AppError> {
+    Ok(s.store.list_policies(q).await?)
+}
+
+/// Replaces a policy's content. `package`, when the client names one, must be the policy's own;
+/// `read_at` is the version the content was derived from (a PATCH merge), else the current one.
+pub async fn replace_policy(
+    s: &Services,
+    cap: AdminCap,
+    id: PolicyId,
+    mut input: PolicyInput,
+    package: Option<AccessPackageId>,
+    read_at: Option<Timestamp>,
+    if_match: Option<&str>,
+) -> Result<AssignmentPolicy, AppError> {
+    let current = get_policy(s, cap, id).await?;
+    crate::check_if_match(if_match, "assignment policy", current.modified_date_time)?;
+    if package.is_some_and(|p| p != current.access_package_id) {
+        return Err(AppError::Unprocessable("A policy cannot be moved to another access package.".into()));
+    }
+    input.settings.check()?;
+    let read_at = read_at.unwrap_or(current.modified_date_time);
+    let p = AssignmentPolicy {
+        display_name: input.display_name,
+        description: bounded("description", input.description, DESCRIPTION_MAX)?,
+        settings: input.settings,
+        modified_date_time: steward_domain::time::next_modified(read_at, s.clock.now()),
+        ..current
+    };
+    match s.store.update_policy(&p, read_at).await {
+        Ok(()) => Ok(p),
+        Err(StoreError::Conflict(_)) if if_match.is_some() => Err(AppError::PreconditionFailed(
+            "The assignment policy changed while it was being updated; read it again.".into(),
+        )),
+        Err(StoreError::Conflict(_)) => Err(AppError::Conflict(
+            "The assignment policy changed while it was being updated; read it again and retry.".into(),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn delete_policy(s: &Services, cap: AdminCap, id: PolicyId, if_match: Option<&str>) -> Result<(), AppError> {
+    if if_match.is_some() {
+        let p = get_policy(s, cap, id).await?;
+        crate::check_if_match(if_match, "assignment policy", p.modified_date_time)?;
+    }
+    // Assignments arrive with the request lifecycle; then a policy in use stays.
+    Ok(s.store.delete_policy(id).await?)
+}
+
+/// Checks that a policy belongs to a package (for the `/accessPackages/{id}/assignmentPolicies` paths).
+pub async fn policy_of_package(
+    s: &Services,
+    cap: AdminCap,
+    package: AccessPackageId,
+    id: PolicyId,
+) -> Result<AssignmentPolicy, AppError> {
+    let p = get_policy(s, cap, id).await?;
+    if p.access_package_id == package { Ok(p) } else { Err(AppError::not_found("assignment policy", id)) }
+}
