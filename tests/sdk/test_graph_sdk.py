@@ -437,3 +437,81 @@ def test_unknown_id_is_a_graph_404():
         assert e.value.error.inner_error is not None and e.value.error.inner_error.request_id
 
     run(story)
+
+
+def test_assignment_policy_post_put_patch_delete():
+    """The policy of the reference's tested recipe (§6.1): two approval stages, a question,
+    durations as Python timedeltas; then PUT (replace), PATCH (merge) and DELETE."""
+    from msgraph.generated.models.access_package_approval_stage import AccessPackageApprovalStage
+    from msgraph.generated.models.access_package_assignment_approval_settings import AccessPackageAssignmentApprovalSettings
+    from msgraph.generated.models.access_package_assignment_policy import AccessPackageAssignmentPolicy
+    from msgraph.generated.models.access_package_assignment_requestor_settings import AccessPackageAssignmentRequestorSettings
+    from msgraph.generated.models.access_package_text_input_question import AccessPackageTextInputQuestion
+    from msgraph.generated.models.allowed_target_scope import AllowedTargetScope
+    from msgraph.generated.models.expiration_pattern import ExpirationPattern
+    from msgraph.generated.models.expiration_pattern_type import ExpirationPatternType
+    from msgraph.generated.models.group_members import GroupMembers
+    from msgraph.generated.models.requestor_manager import RequestorManager
+    from msgraph.generated.models.single_user import SingleUser
+
+    async def story(c: GraphServiceClient):
+        em = em_of(c)
+        catalog = await em.catalogs.post(AccessPackageCatalog(display_name=f"{RUN} policies"))
+        package = await new_package(c, f"{RUN}-policy-package", catalog.id, "has a policy")
+        group = await new_group(c, f"{RUN} Requestors", f"{RUN.lower()}-requestors")
+        policy = await em.assignment_policies.post(AccessPackageAssignmentPolicy(
+            display_name="Employees self-service", description="two-stage",
+            allowed_target_scope=AllowedTargetScope.SpecificDirectoryUsers,
+            specific_allowed_targets=[GroupMembers(group_id=group.id, description="Requestors")],
+            access_package=AccessPackage(id=package.id),
+            expiration=ExpirationPattern(type=ExpirationPatternType.AfterDuration, duration=datetime.timedelta(days=30)),
+            requestor_settings=AccessPackageAssignmentRequestorSettings(
+                enable_targets_to_self_add_access=True, enable_targets_to_self_update_access=True,
+                enable_targets_to_self_remove_access=True, allow_custom_assignment_schedule=True),
+            request_approval_settings=AccessPackageAssignmentApprovalSettings(
+                is_approval_required_for_add=True, is_approval_required_for_update=True, is_requestor_justification_required=True,
+                stages=[
+                    AccessPackageApprovalStage(duration_before_automatic_denial=datetime.timedelta(days=14),
+                                               is_approver_justification_required=True, is_escalation_enabled=False,
+                                               primary_approvers=[RequestorManager(manager_level=1)],
+                                               fallback_primary_approvers=[SingleUser(user_id=group.id)]),
+                    AccessPackageApprovalStage(duration_before_automatic_denial=datetime.timedelta(days=14),
+                                               primary_approvers=[GroupMembers(group_id=group.id)]),
+                ]),
+            questions=[AccessPackageTextInputQuestion(text="Why?", is_required=True, is_single_line_question=True, sequence=1)]))
+        assert policy.id and policy.display_name == "Employees self-service" and policy.description == "two-stage"
+        assert policy.allowed_target_scope == AllowedTargetScope.SpecificDirectoryUsers
+        assert policy.expiration.type == ExpirationPatternType.AfterDuration
+        assert policy.expiration.duration == datetime.timedelta(days=30)
+        stages = policy.request_approval_settings.stages
+        assert len(stages) == 2 and stages[0].duration_before_automatic_denial == datetime.timedelta(days=14)
+        assert isinstance(stages[0].primary_approvers[0], RequestorManager) and stages[0].primary_approvers[0].manager_level == 1
+        assert isinstance(stages[0].fallback_primary_approvers[0], SingleUser)
+        assert isinstance(stages[1].primary_approvers[0], GroupMembers) and stages[1].primary_approvers[0].group_id == group.id
+        assert isinstance(policy.specific_allowed_targets[0], GroupMembers)
+        assert isinstance(policy.questions[0], AccessPackageTextInputQuestion) and policy.questions[0].text == "Why?"
+        assert policy.requestor_settings.allow_custom_assignment_schedule is True
+
+        # PUT is a full replace (the SDK exposes only .put() on /assignmentPolicies/{id})
+        await em.assignment_policies.by_access_package_assignment_policy_id(policy.id).put(
+            AccessPackageAssignmentPolicy(display_name="renamed", access_package=AccessPackage(id=package.id),
+                                          allowed_target_scope=AllowedTargetScope.AllMemberUsers))
+        got = await em.assignment_policies.by_access_package_assignment_policy_id(policy.id).get()
+        assert got.display_name == "renamed" and got.allowed_target_scope == AllowedTargetScope.AllMemberUsers
+        assert got.request_approval_settings is None and got.questions == []
+
+        # PATCH merges, under the package's path
+        pkg_policy = em.access_packages.by_access_package_id(package.id).assignment_policies.by_access_package_assignment_policy_id(policy.id)
+        await pkg_policy.patch(AccessPackageAssignmentPolicy(description="merged"))
+        got = await pkg_policy.get()
+        assert got.description == "merged" and got.display_name == "renamed"
+
+        # a package with a policy cannot be deleted; after the policy goes, it can
+        with pytest.raises(ODataError) as e:
+            await em.access_packages.by_access_package_id(package.id).delete()
+        assert e.value.response_status_code == 409
+        await em.assignment_policies.by_access_package_assignment_policy_id(policy.id).delete()
+        await em.access_packages.by_access_package_id(package.id).delete()
+        await em.catalogs.by_access_package_catalog_id(catalog.id).delete()
+
+    run(story)
