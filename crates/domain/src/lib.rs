@@ -9,6 +9,7 @@ pub mod error;
 pub mod ids;
 pub mod package;
 pub mod policy;
+pub mod rule;
 pub mod text;
 pub mod time;
 
