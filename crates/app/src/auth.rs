@@ -89,6 +89,17 @@ pub enum Principal {
 #[derive(Debug, Clone, Copy)]
 pub struct AdminCap(());
 
+/// Proof that the caller is a signed-in directory user, acting as themselves (requesting,
+/// approving, cancelling their own requests). Only `Principal::user` makes one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserCap(UserId);
+
+impl UserCap {
+    pub fn id(self) -> UserId {
+        self.0
+    }
+}
+
 /// Proof that the caller may read the directory (every signed-in principal may, as in Entra).
 #[derive(Debug, Clone, Copy)]
 pub struct DirectoryReadCap(());
@@ -99,6 +110,16 @@ impl Principal {
             Self::Admin { .. } => Ok(AdminCap(())),
             Self::User { .. } => Err(AppError::Forbidden(
                 "Insufficient privileges to complete the operation: it needs the global administrator role.".into(),
+            )),
+        }
+    }
+    pub fn user(&self) -> Result<UserCap, AppError> {
+        match self {
+            Self::User { user, .. } => Ok(UserCap(*user)),
+            Self::Admin { .. } => Err(AppError::Forbidden(
+                "This action is taken by a signed-in user for themselves; an administrator token is not a user \
+                 (administrators use adminAdd, adminUpdate and adminRemove)."
+                    .into(),
             )),
         }
     }

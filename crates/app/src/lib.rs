@@ -4,8 +4,11 @@
 
 pub mod auth;
 pub mod catalogs;
+pub mod connector;
 pub mod directory;
 pub mod error;
+pub mod jobs;
+pub mod lifecycle;
 pub mod packages;
 pub mod policies;
 pub mod ports;
@@ -47,10 +50,18 @@ pub use ports::{Clock, Store, StoreError, SystemClock};
 pub struct Services {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
+    pub connectors: connector::Connectors,
 }
 
 impl Services {
+    /// The services with the built-in directory as the only delivery target.
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock }
+        let directory: Arc<dyn connector::Connector> = Arc::new(connector::DirectoryConnector::new(store.clone()));
+        Self { store, clock, connectors: connector::Connectors::new(vec![directory]) }
+    }
+
+    pub fn with_connectors(mut self, connectors: connector::Connectors) -> Self {
+        self.connectors = connectors;
+        self
     }
 }

@@ -4,17 +4,20 @@
 use async_trait::async_trait;
 use jiff::Timestamp;
 use steward_domain::DomainError;
+use steward_domain::assignment::{Assignment, Delivery};
+use steward_domain::audit::AuditEvent;
 use steward_domain::catalog::{Catalog, GroupResource, Resource, ResourceRequest, ResourceRole, ResourceScope};
 use steward_domain::directory::{Group, User};
-use steward_domain::ids::PolicyId;
 use steward_domain::ids::{
-    AccessPackageId, CatalogId, GroupId, ResourceId, ResourceRoleId, ResourceRoleScopeId, ResourceScopeId, TokenId,
-    UserId,
+    AccessPackageId, AssignmentId, CatalogId, GroupId, JobId, PolicyId, RequestId, ResourceId, ResourceRoleId,
+    ResourceRoleScopeId, ResourceScopeId, TokenId, UserId,
 };
 use steward_domain::package::{AccessPackage, ResourceRoleScope};
 use steward_domain::policy::AssignmentPolicy;
+use steward_domain::request::AssignmentRequest;
 
 use crate::auth::ApiToken;
+use crate::jobs::{Job, NewJob};
 use crate::query::{ListQuery, Value};
 
 /// Where "now" comes from. Logic is always handed `now`; only the shell reads a clock.
@@ -177,6 +180,123 @@ pub trait Store: Send + Sync {
     async fn delete_policy(&self, id: PolicyId) -> StoreResult<()>;
     async fn get_policy(&self, id: PolicyId) -> StoreResult<Option<AssignmentPolicy>>;
     async fn list_policies(&self, q: &ListQuery) -> StoreResult<Page<AssignmentPolicy>>;
+    /// Every policy of a package, in creation order.
+    async fn policies_of_package(&self, package: AccessPackageId) -> StoreResult<Vec<AssignmentPolicy>>;
+
+    // The directory as the lifecycle reads it.
+    /// The groups `user` is a direct member of.
+    async fn groups_of(&self, user: UserId) -> StoreResult<Vec<GroupId>>;
+    /// The direct members of `group`.
+    async fn member_ids(&self, group: GroupId) -> StoreResult<Vec<UserId>>;
+    /// The direct owners of `group`.
+    async fn owner_ids(&self, group: GroupId) -> StoreResult<Vec<UserId>>;
+    /// The sponsors of `user`.
+    async fn sponsor_ids(&self, user: UserId) -> StoreResult<Vec<UserId>>;
+    /// One resource role with the origin of its resource, whatever package grants it.
+    async fn role_grant(&self, role: ResourceRoleId) -> StoreResult<Option<RoleGrant>>;
+    /// The package's grants: each role scope's role with the origin of its resource.
+    async fn package_grants(&self, package: AccessPackageId) -> StoreResult<Vec<RoleGrant>>;
+    /// Packages that `package` names as incompatible, and packages naming it (both directions).
+    async fn incompatible_packages(&self, package: AccessPackageId) -> StoreResult<Vec<AccessPackageId>>;
+    /// Groups that `package` names as incompatible.
+    async fn incompatible_groups(&self, package: AccessPackageId) -> StoreResult<Vec<GroupId>>;
+
+    // The request lifecycle.
+    /// Writes a decision's changes in one transaction: requests, assignments, deliveries, jobs
+    /// and audit events. A `Put::Changed` whose row changed since `read_at` fails the whole
+    /// batch with `Conflict`, as does a second open request or active assignment for one
+    /// target and package.
+    async fn apply(&self, batch: &Batch) -> StoreResult<()>;
+    async fn get_request(&self, id: RequestId) -> StoreResult<Option<AssignmentRequest>>;
+    async fn list_requests(&self, q: &ListQuery) -> StoreResult<Page<AssignmentRequest>>;
+    /// The open request of `target` for `package`, if any.
+    async fn open_request(&self, target: UserId, package: AccessPackageId) -> StoreResult<Option<AssignmentRequest>>;
+    async fn get_assignment(&self, id: AssignmentId) -> StoreResult<Option<Assignment>>;
+    async fn list_assignments(&self, q: &ListQuery) -> StoreResult<Page<Assignment>>;
+    /// The active assignments of `target`.
+    async fn active_assignments_of(&self, target: UserId) -> StoreResult<Vec<Assignment>>;
+    /// The active assignment of `target` to `package`, if any.
+    async fn active_assignment(&self, target: UserId, package: AccessPackageId) -> StoreResult<Option<Assignment>>;
+    /// Whether any active assignment other than `except` grants `role` to `target`.
+    async fn role_held_elsewhere(
+        &self,
+        target: UserId,
+        role: ResourceRoleId,
+        except: AssignmentId,
+    ) -> StoreResult<bool>;
+    async fn deliveries(&self, assignment: AssignmentId) -> StoreResult<Vec<Delivery>>;
+    /// Open requests whose `due` time has come, oldest first.
+    async fn due_requests(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<AssignmentRequest>>;
+    /// Active assignments whose end has come, earliest first.
+    async fn ending_assignments(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<Assignment>>;
+    /// The audit events of one correlation id (a request), in order.
+    async fn events_of(&self, correlation_id: &str) -> StoreResult<Vec<AuditEvent>>;
+
+    // Jobs: a lease-based queue several processes share.
+    /// Leases up to `limit` due jobs to `owner` until `lease_until`; a job whose lease ran out
+    /// is due again.
+    async fn claim_jobs(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<Job>>;
+    /// Removes a job `owner` holds and applies its effects, in one transaction. `Conflict` when
+    /// the lease was lost (another process may be running it).
+    async fn finish_job(&self, id: JobId, owner: &str, effects: &Batch) -> StoreResult<()>;
+    /// Gives a job back to run again at `run_at`, recording why it failed.
+    async fn retry_job(&self, id: JobId, owner: &str, run_at: Timestamp, error: &str) -> StoreResult<()>;
+    /// How many jobs wait (for metrics and tests).
+    async fn pending_jobs(&self) -> StoreResult<u64>;
+}
+
+/// One resource role an access package grants, with where it lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleGrant {
+    pub role_id: ResourceRoleId,
+    pub role_name: String,
+    pub role_origin_id: String,
+    pub origin_system: String,
+    /// The origin id of the role's resource (a group id for `AadGroup`).
+    pub resource_origin_id: String,
+    pub resource_name: String,
+}
+
+/// A row to insert, or to update when it has not changed since it was read.
+#[derive(Debug, Clone)]
+pub enum Put<T> {
+    New(T),
+    Changed { row: T, read_at: Timestamp },
+}
+
+impl<T> Put<T> {
+    pub fn row(&self) -> &T {
+        match self {
+            Self::New(r) | Self::Changed { row: r, .. } => r,
+        }
+    }
+}
+
+/// The changes of one decision, written together or not at all.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    pub requests: Vec<Put<AssignmentRequest>>,
+    pub assignments: Vec<Put<Assignment>>,
+    /// Inserted or replaced (by assignment, role and action).
+    pub deliveries: Vec<Delivery>,
+    pub jobs: Vec<NewJob>,
+    pub events: Vec<AuditEvent>,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.requests.is_empty()
+            && self.assignments.is_empty()
+            && self.deliveries.is_empty()
+            && self.jobs.is_empty()
+            && self.events.is_empty()
+    }
 }
 
 #[cfg(test)]

@@ -73,6 +73,34 @@ const CATALOG_TYPES: &[&str] = &["userManaged", "serviceDefault", "serviceManage
 const USER_TYPES: &[&str] = &["Member", "Guest"];
 const REQUEST_TYPES: &[&str] = &["adminAdd", "adminRemove"];
 const REQUEST_STATES: &[&str] = &["delivered", "deliveryFailed"];
+const ALL_REQUEST_TYPES: &[&str] = &[
+    "notSpecified",
+    "userAdd",
+    "userUpdate",
+    "userRemove",
+    "adminAdd",
+    "adminUpdate",
+    "adminRemove",
+    "systemAdd",
+    "systemUpdate",
+    "systemRemove",
+    "onBehalfAdd",
+    "unknownFutureValue",
+];
+const ALL_REQUEST_STATES: &[&str] = &[
+    "submitted",
+    "pendingApproval",
+    "delivering",
+    "delivered",
+    "deliveryFailed",
+    "denied",
+    "scheduled",
+    "canceled",
+    "partiallyDelivered",
+    "unknownFutureValue",
+];
+const ASSIGNMENT_STATES: &[&str] =
+    &["delivering", "partiallyDelivered", "delivered", "expired", "deliveryFailed", "unknownFutureValue"];
 
 pub static USERS: Schema = Schema {
     entity: "user",
@@ -253,6 +281,47 @@ pub static POLICIES: Schema = Schema {
     default_order: "displayName",
 };
 
+pub static ASSIGNMENT_REQUESTS: Schema = Schema {
+    entity: "accessPackageAssignmentRequest",
+    table: "assignment_requests",
+    fields: &[
+        f("id", Guid, "id"),
+        f("requestType", Enum(ALL_REQUEST_TYPES), "request_type"),
+        f("state", Enum(ALL_REQUEST_STATES), "state"),
+        f("createdDateTime", DateTime, "created_at"),
+        n("completedDateTime", DateTime, "completed_at"),
+        f("accessPackage/id", Guid, "access_package_id"),
+        f("accessPackage/catalog/id", Guid, "catalog_id"),
+        n("requestor/objectId", Guid, "requestor_id"),
+        n("requestor/id", Guid, "requestor_id"),
+        n("assignment/id", Guid, "assignment_id"),
+        f("assignment/target/objectId", Guid, "target_id"),
+        n("assignment/assignmentPolicy/id", Guid, "policy_id"),
+    ],
+    search: &[],
+    default_order: "createdDateTime",
+};
+
+pub static ASSIGNMENTS: Schema = Schema {
+    entity: "accessPackageAssignment",
+    table: "assignments",
+    fields: &[
+        f("id", Guid, "id"),
+        f("state", Enum(ASSIGNMENT_STATES), "state"),
+        f("accessPackage/id", Guid, "access_package_id"),
+        f("accessPackage/catalog/id", Guid, "catalog_id"),
+        n("assignmentPolicy/id", Guid, "policy_id"),
+        f("target/objectId", Guid, "target_id"),
+        f("target/id", Guid, "target_id"),
+        n("expiredDateTime", DateTime, "expired_at"),
+        f("schedule/startDateTime", DateTime, "start_at"),
+        n("schedule/expiration/endDateTime", DateTime, "end_at"),
+        f("createdDateTime", DateTime, "created_at"),
+    ],
+    search: &[],
+    default_order: "createdDateTime",
+};
+
 /// A literal checked against its property's type, ready to bind.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -323,6 +392,8 @@ pub enum Relation {
     PackagesIncompatibleWith,
     /// groups that package `id` declares incompatible
     IncompatibleGroups,
+    /// requests that user `id` is or was asked to approve
+    RequestsToApprove,
     /// roles of the resources in catalog `id`
     CatalogRoles,
     /// scopes of the resources in catalog `id`
@@ -657,6 +728,8 @@ pub static ALL_SCHEMAS: &[&Schema] = &[
     &RESOURCE_REQUESTS,
     &ROLE_SCOPES,
     &POLICIES,
+    &ASSIGNMENT_REQUESTS,
+    &ASSIGNMENTS,
 ];
 
 #[cfg(test)]

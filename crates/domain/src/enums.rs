@@ -102,6 +102,16 @@ graph_enum!(/// The state of an assignment or resource request.
     UnknownFutureValue = "unknownFutureValue",
 });
 
+graph_enum!(/// The state of an access package assignment.
+    AssignmentState, "accessPackageAssignmentState" {
+    Delivering = "delivering",
+    PartiallyDelivered = "partiallyDelivered",
+    Delivered = "delivered",
+    Expired = "expired",
+    DeliveryFailed = "deliveryFailed",
+    UnknownFutureValue = "unknownFutureValue",
+});
+
 graph_enum!(/// The kind of a resource role.
     RoleType, "roleType" {
     Active = "active",

@@ -110,6 +110,16 @@ id_type!(/// An API token.
     TokenId, "token");
 id_type!(/// An assignment policy of an access package.
     PolicyId, "assignment policy");
+id_type!(/// An assignment request (add, update or remove access).
+    RequestId, "assignment request");
+id_type!(/// An access package assignment.
+    AssignmentId, "assignment");
+id_type!(/// One approval stage of an assignment request.
+    ApprovalStageId, "approval stage");
+id_type!(/// A background job.
+    JobId, "job");
+id_type!(/// An audit event.
+    AuditEventId, "audit event");
 
 /// A directory object: what `$ref` bodies, sponsors and memberships point at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

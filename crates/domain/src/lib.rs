@@ -1,15 +1,21 @@
 //! Steward's pure model: typed ids, the directory and entitlement-management entities, their
 //! validation rules and the value formats Graph uses on the wire. No I/O, no clock, no async.
 
+pub mod approval;
+pub mod assignment;
+pub mod audit;
 pub mod catalog;
 pub mod directory;
 pub mod duration;
+pub mod eligibility;
 pub mod enums;
 pub mod error;
 pub mod ids;
 pub mod package;
 pub mod policy;
+pub mod request;
 pub mod rule;
+pub mod schedule;
 pub mod text;
 pub mod time;
 

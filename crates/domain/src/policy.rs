@@ -130,6 +130,10 @@ pub struct ApprovalStage {
     pub escalation_approvers: Vec<SubjectSet>,
     pub fallback_escalation_approvers: Vec<SubjectSet>,
     pub approver_information_visibility: Option<ApproverInformationVisibility>,
+    /// Beyond Graph: approvals needed to complete the stage (default 1). Graph clients that
+    /// do not know it never send it and never see it unless it was set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quorum: Option<u32>,
 }
 
 /// Whether and how requests are approved.
@@ -383,6 +387,9 @@ fn check_stage(n: usize, s: &ApprovalStage) -> Result<(), DomainError> {
         }
     }
     positive(s.duration_before_automatic_denial, &format!("Approval stage {n}: durationBeforeAutomaticDenial"))?;
+    if s.quorum == Some(0) {
+        return Err(DomainError::invalid(format!("Approval stage {n}: quorum must be at least 1.")));
+    }
     if s.is_escalation_enabled {
         if s.escalation_approvers.is_empty() {
             return Err(DomainError::invalid(format!(

@@ -76,6 +76,9 @@ fn relation_sql(r: Relation, p: &str) -> String {
         Relation::IncompatibleGroups => {
             format!("id IN (SELECT group_id FROM package_incompatible_groups WHERE access_package_id = {p})")
         }
+        Relation::RequestsToApprove => {
+            format!("id IN (SELECT request_id FROM request_approvers WHERE user_id = {p})")
+        }
     }
 }
 

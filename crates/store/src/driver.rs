@@ -62,6 +62,11 @@ pub trait Driver: Send + Sync {
     async fn fetch(&self, sql: &str, params: &[Param]) -> Result<Vec<Row>, StoreError>;
     /// Starts a write transaction (`BEGIN IMMEDIATE` on SQLite).
     async fn begin(&self) -> Result<Box<dyn Tx>, StoreError>;
+    /// Whether concurrent writers can run at once and queue claims need `FOR UPDATE SKIP
+    /// LOCKED` (PostgreSQL); SQLite serializes writers, so it needs none.
+    fn concurrent_writers(&self) -> bool {
+        false
+    }
 }
 
 /// A write transaction; dropped without `commit` it rolls back.

@@ -9,6 +9,7 @@
 
 mod compile;
 mod driver;
+mod lifecycle;
 mod postgres;
 mod rows;
 mod sql_store;

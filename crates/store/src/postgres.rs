@@ -73,6 +73,10 @@ impl Driver for PgDriver {
         let tx = self.pool.begin().await.map_err(map_err)?;
         Ok(Box::new(PgTx(tx)))
     }
+
+    fn concurrent_writers(&self) -> bool {
+        true
+    }
 }
 
 struct PgTx(Transaction<'static, Postgres>);

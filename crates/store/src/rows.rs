@@ -71,6 +71,13 @@ impl<'a> Cells<'a> {
     pub fn time(&mut self) -> Result<jiff::Timestamp, StoreError> {
         Ok(from_micros(self.int()?))
     }
+    pub fn opt_time(&mut self) -> Result<Option<jiff::Timestamp>, StoreError> {
+        match self.next() {
+            Cell::Null => Ok(None),
+            Cell::Int(v) => Ok(Some(from_micros(*v))),
+            _ => Err(corrupt("integer", self.i - 1)),
+        }
+    }
     /// The cells after the entity's own: the sort keys of a page query.
     pub fn rest(&self) -> &'a [Cell] {
         self.row.0.get(self.i..).unwrap_or(&[])

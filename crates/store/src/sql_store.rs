@@ -5,23 +5,27 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use steward_app::auth::ApiToken;
+use steward_app::jobs::Job;
+use steward_app::ports::{Batch, RoleGrant};
 use steward_app::ports::{Page, StoreResult};
 use steward_app::query::{ListQuery, Value};
 use steward_app::{Store, StoreError};
+use steward_domain::assignment::{Assignment, Delivery};
+use steward_domain::audit::AuditEvent;
 use steward_domain::catalog::{self, Catalog, GroupResource, Resource, ResourceRequest, ResourceRole, ResourceScope};
 use steward_domain::directory::{self, Group, User};
-use steward_domain::ids::PolicyId;
 use steward_domain::ids::{
-    AccessPackageId, CatalogId, GroupId, ResourceId, ResourceRoleId, ResourceRoleScopeId, ResourceScopeId, TokenId,
-    UserId,
+    AccessPackageId, AssignmentId, CatalogId, GroupId, JobId, PolicyId, RequestId, ResourceId, ResourceRoleId,
+    ResourceRoleScopeId, ResourceScopeId, TokenId, UserId,
 };
 use steward_domain::package::{self, AccessPackage, PackageContent, ResourceRoleScope};
 use steward_domain::policy::AssignmentPolicy;
+use steward_domain::request::AssignmentRequest;
 use steward_domain::time::to_micros;
 
-use crate::compile;
 use crate::driver::{Cell, Driver, Param, Tx};
 use crate::rows::{Cells, FromRow};
+use crate::{compile, lifecycle};
 
 /// The store over one database.
 #[derive(Clone)]
@@ -67,6 +71,16 @@ impl SqlStore {
         let rows = self.driver.fetch(&sql, &params).await?;
         let n = rows.first().map(|r| Cells::new(r).int()).transpose()?.unwrap_or(0);
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn rows<T: FromRow>(&self, sql: &str, params: &[Param]) -> StoreResult<Vec<T>> {
+        let rows = self.driver.fetch(sql, params).await?;
+        rows.iter().map(|r| T::from_cells(&mut Cells::new(r))).collect()
+    }
+
+    async fn ids<T: std::str::FromStr>(&self, sql: &str, params: &[Param]) -> StoreResult<Vec<T>> {
+        let rows = self.driver.fetch(sql, params).await?;
+        rows.iter().map(|r| Cells::new(r).parse()).collect()
     }
 
     /// Runs one statement in its own write transaction.
@@ -571,8 +585,13 @@ impl Store for SqlStore {
         let policies =
             count_in(&mut tx, "SELECT COUNT(*) FROM assignment_policies WHERE access_package_id = $1", &[id(pid)])
                 .await?;
-        // Assignments arrive with the request lifecycle.
-        package::check_package_deletable(PackageContent { assignment_policies: policies, active_assignments: 0 })?;
+        let active = count_in(
+            &mut tx,
+            "SELECT COUNT(*) FROM assignments WHERE access_package_id = $1 AND active_key IS NOT NULL",
+            &[id(pid)],
+        )
+        .await?;
+        package::check_package_deletable(PackageContent { assignment_policies: policies, active_assignments: active })?;
         tx.execute("DELETE FROM access_packages WHERE id = $1", &[id(pid)]).await?;
         tx.commit().await
     }
@@ -673,7 +692,30 @@ impl Store for SqlStore {
     }
 
     async fn delete_policy(&self, pid: PolicyId) -> StoreResult<()> {
-        self.write_one("DELETE FROM assignment_policies WHERE id = $1", &[id(pid)], "assignment policy", pid).await
+        let mut tx = self.driver.begin().await?;
+        // Lock the policy row first, so an assignment cannot be created under it meanwhile.
+        if tx.execute("UPDATE assignment_policies SET id = id WHERE id = $1", &[id(pid)]).await? == 0 {
+            return Err(StoreError::not_found("assignment policy", pid));
+        }
+        let active = count_in(
+            &mut tx,
+            "SELECT COUNT(*) FROM assignments WHERE policy_id = $1 AND active_key IS NOT NULL",
+            &[id(pid)],
+        )
+        .await?;
+        let open = count_in(
+            &mut tx,
+            "SELECT COUNT(*) FROM assignment_requests WHERE policy_id = $1 AND open_key IS NOT NULL",
+            &[id(pid)],
+        )
+        .await?;
+        if active + open > 0 {
+            return Err(StoreError::Rule(steward_domain::DomainError::conflict(format!(
+                "The policy is in use by {active} active assignment(s) and {open} open request(s); remove them first."
+            ))));
+        }
+        tx.execute("DELETE FROM assignment_policies WHERE id = $1", &[id(pid)]).await?;
+        tx.commit().await
     }
 
     async fn get_policy(&self, pid: PolicyId) -> StoreResult<Option<AssignmentPolicy>> {
@@ -693,6 +735,225 @@ impl Store for SqlStore {
         )
         .await
     }
+
+    async fn policies_of_package(&self, package: AccessPackageId) -> StoreResult<Vec<AssignmentPolicy>> {
+        let sql = format!(
+            "SELECT {} FROM assignment_policies WHERE access_package_id = $1 ORDER BY created_at, id",
+            AssignmentPolicy::COLUMNS
+        );
+        self.rows(&sql, &[id(package)]).await
+    }
+
+    async fn groups_of(&self, user: UserId) -> StoreResult<Vec<GroupId>> {
+        self.ids("SELECT group_id FROM group_members WHERE user_id = $1 ORDER BY group_id", &[id(user)]).await
+    }
+
+    async fn member_ids(&self, group: GroupId) -> StoreResult<Vec<UserId>> {
+        self.ids("SELECT user_id FROM group_members WHERE group_id = $1 ORDER BY user_id", &[id(group)]).await
+    }
+
+    async fn owner_ids(&self, group: GroupId) -> StoreResult<Vec<UserId>> {
+        self.ids("SELECT user_id FROM group_owners WHERE group_id = $1 ORDER BY user_id", &[id(group)]).await
+    }
+
+    async fn sponsor_ids(&self, user: UserId) -> StoreResult<Vec<UserId>> {
+        self.ids("SELECT sponsor_id FROM user_sponsors WHERE user_id = $1 ORDER BY sponsor_id", &[id(user)]).await
+    }
+
+    async fn role_grant(&self, role: ResourceRoleId) -> StoreResult<Option<RoleGrant>> {
+        let rows = self
+            .driver
+            .fetch(
+                "SELECT rr.id, rr.display_name, rr.origin_id, rr.origin_system, r.origin_id, r.display_name \
+                 FROM resource_roles rr JOIN resources r ON r.id = rr.resource_id WHERE rr.id = $1",
+                &[id(role)],
+            )
+            .await?;
+        Ok(grants(&rows)?.into_iter().next())
+    }
+
+    async fn package_grants(&self, package: AccessPackageId) -> StoreResult<Vec<RoleGrant>> {
+        let rows = self
+            .driver
+            .fetch(
+                "SELECT DISTINCT rr.id, rr.display_name, rr.origin_id, rr.origin_system, r.origin_id, r.display_name \
+                 FROM role_scopes rs JOIN resource_roles rr ON rr.id = rs.role_id \
+                 JOIN resources r ON r.id = rr.resource_id WHERE rs.access_package_id = $1 ORDER BY rr.id",
+                &[id(package)],
+            )
+            .await?;
+        grants(&rows)
+    }
+
+    async fn incompatible_packages(&self, package: AccessPackageId) -> StoreResult<Vec<AccessPackageId>> {
+        let mut v: Vec<AccessPackageId> = self
+            .ids(
+                "SELECT other_id FROM package_incompatible_packages WHERE access_package_id = $1 \
+                 UNION SELECT access_package_id FROM package_incompatible_packages WHERE other_id = $1",
+                &[id(package)],
+            )
+            .await?;
+        v.sort_unstable();
+        Ok(v)
+    }
+
+    async fn incompatible_groups(&self, package: AccessPackageId) -> StoreResult<Vec<GroupId>> {
+        self.ids(
+            "SELECT group_id FROM package_incompatible_groups WHERE access_package_id = $1 ORDER BY group_id",
+            &[id(package)],
+        )
+        .await
+    }
+
+    async fn apply(&self, batch: &Batch) -> StoreResult<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.driver.begin().await?;
+        lifecycle::apply_in(&mut tx, batch).await?;
+        tx.commit().await
+    }
+
+    async fn get_request(&self, rid: RequestId) -> StoreResult<Option<AssignmentRequest>> {
+        self.get("assignment_requests", rid.to_string()).await
+    }
+
+    async fn list_requests(&self, q: &ListQuery) -> StoreResult<Page<AssignmentRequest>> {
+        self.list(q).await
+    }
+
+    async fn open_request(&self, target: UserId, package: AccessPackageId) -> StoreResult<Option<AssignmentRequest>> {
+        let sql = format!("SELECT {} FROM assignment_requests WHERE open_key = $1", AssignmentRequest::COLUMNS);
+        Ok(self.rows(&sql, &[format!("{target}:{package}").into()]).await?.into_iter().next())
+    }
+
+    async fn get_assignment(&self, aid: AssignmentId) -> StoreResult<Option<Assignment>> {
+        self.get("assignments", aid.to_string()).await
+    }
+
+    async fn list_assignments(&self, q: &ListQuery) -> StoreResult<Page<Assignment>> {
+        self.list(q).await
+    }
+
+    async fn active_assignments_of(&self, target: UserId) -> StoreResult<Vec<Assignment>> {
+        let sql = format!(
+            "SELECT {} FROM assignments WHERE target_id = $1 AND active_key IS NOT NULL ORDER BY id",
+            Assignment::COLUMNS
+        );
+        self.rows(&sql, &[id(target)]).await
+    }
+
+    async fn active_assignment(&self, target: UserId, package: AccessPackageId) -> StoreResult<Option<Assignment>> {
+        let sql = format!("SELECT {} FROM assignments WHERE active_key = $1", Assignment::COLUMNS);
+        Ok(self.rows(&sql, &[format!("{target}:{package}").into()]).await?.into_iter().next())
+    }
+
+    async fn role_held_elsewhere(
+        &self,
+        target: UserId,
+        role: ResourceRoleId,
+        except: AssignmentId,
+    ) -> StoreResult<bool> {
+        let rows = self
+            .driver
+            .fetch(
+                "SELECT COUNT(*) FROM assignments a JOIN role_scopes rs ON rs.access_package_id = a.access_package_id \
+                 WHERE a.target_id = $1 AND a.active_key IS NOT NULL AND a.id <> $3 AND rs.role_id = $2",
+                &[id(target), id(role), id(except)],
+            )
+            .await?;
+        Ok(rows.first().map(|r| Cells::new(r).int()).transpose()?.unwrap_or(0) > 0)
+    }
+
+    async fn deliveries(&self, assignment: AssignmentId) -> StoreResult<Vec<Delivery>> {
+        let sql = format!(
+            "SELECT {} FROM deliveries WHERE assignment_id = $1 ORDER BY resource_role_id, action",
+            Delivery::COLUMNS
+        );
+        self.rows(&sql, &[id(assignment)]).await
+    }
+
+    async fn due_requests(&self, now: jiff::Timestamp, limit: u32) -> StoreResult<Vec<AssignmentRequest>> {
+        let sql = format!(
+            "SELECT {} FROM assignment_requests WHERE due IS NOT NULL AND due <= $1 ORDER BY due, id LIMIT $2",
+            AssignmentRequest::COLUMNS
+        );
+        self.rows(&sql, &[ts(now), i64::from(limit).into()]).await
+    }
+
+    async fn ending_assignments(&self, now: jiff::Timestamp, limit: u32) -> StoreResult<Vec<Assignment>> {
+        let sql = format!(
+            "SELECT {} FROM assignments WHERE active_key IS NOT NULL AND end_at IS NOT NULL AND end_at <= $1 \
+             ORDER BY end_at, id LIMIT $2",
+            Assignment::COLUMNS
+        );
+        self.rows(&sql, &[ts(now), i64::from(limit).into()]).await
+    }
+
+    async fn events_of(&self, correlation_id: &str) -> StoreResult<Vec<AuditEvent>> {
+        let sql = format!("SELECT {} FROM audit_events WHERE correlation_id = $1 ORDER BY at, id", AuditEvent::COLUMNS);
+        self.rows(&sql, &[correlation_id.into()]).await
+    }
+
+    async fn claim_jobs(
+        &self,
+        owner: &str,
+        now: jiff::Timestamp,
+        lease_until: jiff::Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<Job>> {
+        let mut tx = self.driver.begin().await?;
+        let jobs =
+            lifecycle::claim_in(&mut tx, self.driver.concurrent_writers(), owner, now, lease_until, limit).await?;
+        tx.commit().await?;
+        Ok(jobs)
+    }
+
+    async fn finish_job(&self, job: JobId, owner: &str, effects: &Batch) -> StoreResult<()> {
+        let mut tx = self.driver.begin().await?;
+        let n = tx.execute("DELETE FROM jobs WHERE id = $1 AND lease_owner = $2", &[id(job), owner.into()]).await?;
+        if n == 0 {
+            return Err(StoreError::Conflict(format!("The lease on job {job} was lost.")));
+        }
+        lifecycle::apply_in(&mut tx, effects).await?;
+        tx.commit().await
+    }
+
+    async fn retry_job(&self, job: JobId, owner: &str, run_at: jiff::Timestamp, error: &str) -> StoreResult<()> {
+        let n = self
+            .write(
+                "UPDATE jobs SET run_at = $3, lease_owner = NULL, lease_until = NULL, last_error = $4 \
+                 WHERE id = $1 AND lease_owner = $2",
+                &[id(job), owner.into(), ts(run_at), error.into()],
+            )
+            .await?;
+        if n == 0 {
+            return Err(StoreError::Conflict(format!("The lease on job {job} was lost.")));
+        }
+        Ok(())
+    }
+
+    async fn pending_jobs(&self) -> StoreResult<u64> {
+        let rows = self.driver.fetch("SELECT COUNT(*) FROM jobs", &[]).await?;
+        let n = rows.first().map(|r| Cells::new(r).int()).transpose()?.unwrap_or(0);
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
+
+fn grants(rows: &[crate::driver::Row]) -> StoreResult<Vec<RoleGrant>> {
+    rows.iter()
+        .map(|r| {
+            let mut c = Cells::new(r);
+            Ok(RoleGrant {
+                role_id: c.parse()?,
+                role_name: c.text()?,
+                role_origin_id: c.text()?,
+                origin_system: c.text()?,
+                resource_origin_id: c.text()?,
+                resource_name: c.text()?,
+            })
+        })
+        .collect()
 }
 
 fn policy_params(p: &AssignmentPolicy) -> StoreResult<Vec<Param>> {

@@ -1,0 +1,136 @@
+//! The `Connector` port: how Steward grants and revokes a resource role in the system the
+//! resource lives in, reads who holds it, and discovers resources. The built-in directory is
+//! the first implementation; LDAP, SCIM and PostgreSQL follow.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use steward_domain::directory::User;
+use steward_domain::ids::GroupId;
+
+use crate::ports::{RoleGrant, Store, StoreError};
+
+/// What a connector can fail with. `Transient` failures are retried with backoff; `Permanent`
+/// ones fail the delivery at once (with the message shown per resource).
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectorError {
+    #[error("{0}")]
+    Transient(String),
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl From<StoreError> for ConnectorError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound { kind, id } => Self::Permanent(format!("{kind} '{id}' no longer exists")),
+            StoreError::Rule(e) => Self::Permanent(e.to_string()),
+            StoreError::Conflict(m) => Self::Transient(m),
+            other => Self::Transient(other.to_string()),
+        }
+    }
+}
+
+/// A resource a connector found in its system.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiscoveredResource {
+    pub origin_id: String,
+    pub display_name: String,
+    /// The roles it offers, by origin id and name.
+    pub roles: Vec<(String, String)>,
+}
+
+/// A delivery target. Every call is idempotent: granting what is held, or revoking what is
+/// not, succeeds and changes nothing. No call is made while a database row lock is held.
+#[async_trait]
+pub trait Connector: Send + Sync {
+    /// The origin systems (`AadGroup`, …) this connector serves.
+    fn serves(&self, origin_system: &str) -> bool;
+    async fn grant(&self, grant: &RoleGrant, subject: &User) -> Result<(), ConnectorError>;
+    async fn revoke(&self, grant: &RoleGrant, subject: &User) -> Result<(), ConnectorError>;
+    /// Whether `subject` holds the role now.
+    async fn holds(&self, grant: &RoleGrant, subject: &User) -> Result<bool, ConnectorError>;
+    async fn discover(&self) -> Result<Vec<DiscoveredResource>, ConnectorError>;
+}
+
+/// Steward's own directory: group membership (`Member_<id>`) and ownership (`Owner_<id>`).
+pub struct DirectoryConnector {
+    store: Arc<dyn Store>,
+}
+
+impl DirectoryConnector {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
+    fn target(grant: &RoleGrant) -> Result<(GroupId, bool), ConnectorError> {
+        let group: GroupId = grant
+            .resource_origin_id
+            .parse()
+            .map_err(|_| ConnectorError::Permanent(format!("'{}' is not a group id", grant.resource_origin_id)))?;
+        let owner = grant.role_origin_id.starts_with("Owner_") || grant.role_name.eq_ignore_ascii_case("Owner");
+        Ok((group, owner))
+    }
+}
+
+#[async_trait]
+impl Connector for DirectoryConnector {
+    fn serves(&self, origin_system: &str) -> bool {
+        origin_system.eq_ignore_ascii_case(steward_domain::catalog::ORIGIN_AAD_GROUP)
+    }
+
+    async fn grant(&self, grant: &RoleGrant, subject: &User) -> Result<(), ConnectorError> {
+        let (group, owner) = Self::target(grant)?;
+        let r = if owner {
+            self.store.add_owner(group, subject.id).await
+        } else {
+            self.store.add_member(group, subject.id).await
+        };
+        match r {
+            Ok(()) => Ok(()),
+            // Already held: granting is idempotent.
+            Err(StoreError::Conflict(_)) if self.holds(grant, subject).await? => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn revoke(&self, grant: &RoleGrant, subject: &User) -> Result<(), ConnectorError> {
+        let (group, owner) = Self::target(grant)?;
+        let r = if owner {
+            self.store.remove_owner(group, subject.id).await
+        } else {
+            self.store.remove_member(group, subject.id).await
+        };
+        match r {
+            // Not held (or the group is gone): revoking is idempotent.
+            Ok(()) | Err(StoreError::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn holds(&self, grant: &RoleGrant, subject: &User) -> Result<bool, ConnectorError> {
+        let (group, owner) = Self::target(grant)?;
+        if owner {
+            Ok(self.store.owner_ids(group).await?.contains(&subject.id))
+        } else {
+            Ok(self.store.member_ids(group).await?.contains(&subject.id))
+        }
+    }
+
+    async fn discover(&self) -> Result<Vec<DiscoveredResource>, ConnectorError> {
+        Ok(Vec::new())
+    }
+}
+
+/// The connectors of a running Steward, found by origin system.
+#[derive(Clone, Default)]
+pub struct Connectors(Vec<Arc<dyn Connector>>);
+
+impl Connectors {
+    pub fn new(list: Vec<Arc<dyn Connector>>) -> Self {
+        Self(list)
+    }
+    pub fn for_origin(&self, origin_system: &str) -> Option<&Arc<dyn Connector>> {
+        self.0.iter().find(|c| c.serves(origin_system))
+    }
+}

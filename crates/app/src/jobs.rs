@@ -1,0 +1,66 @@
+//! Background jobs: what a job does (its kind and payload) and the rows the store's lease-based
+//! queue keeps. Handlers live with their use cases; the worker loop runs them.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use steward_domain::assignment::GrantAction;
+use steward_domain::ids::{AssignmentId, JobId, RequestId, ResourceRoleId};
+
+/// What a job does. Stored as JSON; handlers are idempotent, so running one twice is harmless.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum JobKind {
+    /// Grant or revoke one resource role of an assignment in its target system.
+    #[serde(rename_all = "camelCase")]
+    Deliver {
+        assignment: AssignmentId,
+        role: ResourceRoleId,
+        action: GrantAction,
+        /// The request the delivery completes, if any.
+        request: Option<RequestId>,
+    },
+    /// Look at everything the clock has made due: approval escalations and timeouts,
+    /// scheduled starts, expiries. One at a time across all processes (a singleton job).
+    Sweep,
+}
+
+impl JobKind {
+    /// A short name for the store's `kind` column and for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Deliver { .. } => "deliver",
+            Self::Sweep => "sweep",
+        }
+    }
+}
+
+/// The singleton key of the sweep job.
+pub const SWEEP_KEY: &str = "sweep";
+
+/// A job to enqueue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewJob {
+    pub id: JobId,
+    pub kind: JobKind,
+    pub run_at: Timestamp,
+    /// At most one job with a given key exists; inserting a second is a no-op.
+    pub singleton: Option<&'static str>,
+}
+
+impl NewJob {
+    pub fn now(kind: JobKind, now: Timestamp) -> Self {
+        Self { id: JobId::new(), kind, run_at: now, singleton: None }
+    }
+    pub fn sweep(run_at: Timestamp) -> Self {
+        Self { id: JobId::new(), kind: JobKind::Sweep, run_at, singleton: Some(SWEEP_KEY) }
+    }
+}
+
+/// A leased job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub id: JobId,
+    pub kind: JobKind,
+    /// How many times it has been claimed, this claim included.
+    pub attempts: u32,
+}

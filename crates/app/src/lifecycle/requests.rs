@@ -1,0 +1,807 @@
+//! Submitting assignment requests (add, extend, remove; by users, on behalf, by administrators),
+//! reading them, cancelling and reprocessing them, and explaining who may request a package.
+
+use jiff::Timestamp;
+use steward_domain::approval::{self, Outcome, StageRecord};
+use steward_domain::assignment::{Assignment, DeliveryState, GrantAction};
+use steward_domain::audit::Activity;
+use steward_domain::directory::User;
+use steward_domain::eligibility::{self, Facts, Verdict};
+use steward_domain::enums::{AllowedTargetScope, AssignmentState, RequestState, RequestType};
+use steward_domain::ids::{AccessPackageId, AssignmentId, PolicyId, RequestId, UserId};
+use steward_domain::package::AccessPackage;
+use steward_domain::policy::{AssignmentPolicy, RequestorSettings};
+use steward_domain::request::{self, Answer, AssignmentRequest, RequestDetail, RequestStatus};
+use steward_domain::schedule::{self, Schedule};
+
+use super::{Actor, approvers, changed, end_access, request_event, require_request, separation, start_access};
+use crate::auth::{AdminCap, Principal, UserCap};
+use crate::jobs::{JobKind, NewJob};
+use crate::packages::require_package;
+use crate::ports::{Batch, Page, Put};
+use crate::query::{ListQuery, Relation};
+use crate::{AppError, Services, WRITE_ATTEMPTS};
+
+/// What a client submits.
+#[derive(Debug, Clone, Default)]
+pub struct RequestInput {
+    pub request_type: Option<RequestType>,
+    pub access_package_id: Option<AccessPackageId>,
+    pub policy_id: Option<PolicyId>,
+    pub target_id: Option<UserId>,
+    pub assignment_id: Option<AssignmentId>,
+    pub justification: Option<String>,
+    pub answers: Vec<Answer>,
+    pub schedule: Option<Schedule>,
+}
+
+/// Submits a request. Administrators add, extend and remove anyone's access directly; users
+/// request for themselves (or on behalf of others where a policy allows it).
+pub async fn submit(s: &Services, caller: &Principal, input: RequestInput) -> Result<AssignmentRequest, AppError> {
+    let kind = input.request_type.unwrap_or(match caller {
+        Principal::Admin { .. } => RequestType::AdminAdd,
+        Principal::User { .. } => RequestType::UserAdd,
+    });
+    match kind {
+        RequestType::AdminAdd => admin_add(s, caller.admin()?, caller, input).await,
+        RequestType::UserAdd => user_add(s, caller.user()?, input, false).await,
+        RequestType::OnBehalfAdd => user_add(s, caller.user()?, input, true).await,
+        RequestType::AdminUpdate => update(s, Who::Admin(caller.admin()?, caller.label()), input).await,
+        RequestType::UserUpdate => update(s, Who::User(caller.user()?), input).await,
+        RequestType::AdminRemove => remove(s, Who::Admin(caller.admin()?, caller.label()), input).await,
+        RequestType::UserRemove => remove(s, Who::User(caller.user()?), input).await,
+        other => Err(AppError::Invalid(format!(
+            "requestType {other} cannot be submitted; use userAdd, userUpdate, userRemove, onBehalfAdd, adminAdd, \
+             adminUpdate or adminRemove."
+        ))),
+    }
+}
+
+enum Who {
+    Admin(AdminCap, String),
+    User(UserCap),
+}
+
+impl Who {
+    fn actor(&self) -> Actor {
+        match self {
+            Self::Admin(_, label) => Actor::Admin(label.clone()),
+            Self::User(u) => Actor::User(u.id()),
+        }
+    }
+}
+
+async fn require_user(s: &Services, id: UserId) -> Result<User, AppError> {
+    s.store.get_user(id).await?.ok_or_else(|| AppError::not_found("user", id))
+}
+
+fn requestor_settings(p: &AssignmentPolicy) -> RequestorSettings {
+    // A policy without requestor settings lets its targets add, extend and remove their own access.
+    p.settings.requestor_settings.clone().unwrap_or(RequestorSettings {
+        enable_targets_to_self_add_access: true,
+        enable_targets_to_self_update_access: true,
+        enable_targets_to_self_remove_access: true,
+        ..Default::default()
+    })
+}
+
+fn needs_approval(p: &AssignmentPolicy, add: bool) -> bool {
+    p.settings.request_approval_settings.as_ref().is_some_and(|a| {
+        (if add { a.is_approval_required_for_add } else { a.is_approval_required_for_update }) && !a.stages.is_empty()
+    })
+}
+
+fn justification_required(p: &AssignmentPolicy) -> bool {
+    p.settings.request_approval_settings.as_ref().is_some_and(|a| a.is_requestor_justification_required)
+}
+
+/// Whether `target` may be assigned through `policy`, and why.
+pub async fn verdict(s: &Services, policy: &AssignmentPolicy, target: &User) -> Result<Verdict, AppError> {
+    let groups = s.store.groups_of(target.id).await?;
+    Ok(eligibility::target_allowed(&policy.settings, Facts { user: target, groups: &groups }))
+}
+
+/// The policy a user's request for `package` falls under: the named one if it lets them in,
+/// else the most specific of the package's policies that does (reference §5).
+pub async fn choose_policy(
+    s: &Services,
+    pkg: &AccessPackage,
+    target: &User,
+    named: Option<PolicyId>,
+) -> Result<AssignmentPolicy, AppError> {
+    let policies = s.store.policies_of_package(pkg.id).await?;
+    let groups = s.store.groups_of(target.id).await?;
+    let facts = Facts { user: target, groups: &groups };
+    if let Some(id) = named {
+        let p = policies.into_iter().find(|p| p.id == id).ok_or_else(|| {
+            AppError::Invalid(format!("Assignment policy '{id}' is not a policy of access package '{}'.", pkg.id))
+        })?;
+        let v = eligibility::target_allowed(&p.settings, facts);
+        return if v.allowed {
+            Ok(p)
+        } else {
+            Err(AppError::Forbidden(format!(
+                "The policy '{}' does not allow this request: {}.",
+                p.display_name, v.reason
+            )))
+        };
+    }
+    let mut reasons = Vec::new();
+    let mut best: Option<(u8, AssignmentPolicy)> = None;
+    for p in policies {
+        let v = eligibility::target_allowed(&p.settings, facts);
+        if !v.allowed {
+            reasons.push(format!("{}: {}", p.display_name, v.reason));
+            continue;
+        }
+        let rank = eligibility::specificity(p.settings.allowed_target_scope);
+        if best.as_ref().is_none_or(|(r, _)| rank > *r) {
+            best = Some((rank, p));
+        }
+    }
+    best.map(|(_, p)| p).ok_or_else(|| {
+        AppError::Forbidden(if reasons.is_empty() {
+            format!("Access package '{}' has no policy under which it can be requested.", pkg.display_name)
+        } else {
+            format!("No policy of access package '{}' allows this request ({}).", pkg.display_name, reasons.join("; "))
+        })
+    })
+}
+
+async fn package_and_policy(
+    s: &Services,
+    input: &RequestInput,
+) -> Result<(AccessPackage, Option<AssignmentPolicy>), AppError> {
+    let pkg_id = match (input.access_package_id, input.policy_id) {
+        (Some(p), _) => p,
+        (None, Some(pol)) => {
+            s.store
+                .get_policy(pol)
+                .await?
+                .ok_or_else(|| AppError::not_found("assignment policy", pol))?
+                .access_package_id
+        }
+        (None, None) => {
+            return Err(AppError::Invalid(
+                "The request needs assignment.accessPackageId (the package to request).".into(),
+            ));
+        }
+    };
+    let pkg = require_package(s, pkg_id).await?;
+    let policy = match input.policy_id {
+        Some(id) => {
+            let p = s.store.get_policy(id).await?.ok_or_else(|| AppError::not_found("assignment policy", id))?;
+            if p.access_package_id != pkg.id {
+                return Err(AppError::Invalid(format!(
+                    "Assignment policy '{id}' is not a policy of access package '{}'.",
+                    pkg.id
+                )));
+            }
+            Some(p)
+        }
+        None => None,
+    };
+    Ok((pkg, policy))
+}
+
+/// Refuses a second open request or an existing assignment for the same target and package.
+async fn check_not_duplicate(s: &Services, target: UserId, pkg: &AccessPackage) -> Result<(), AppError> {
+    if let Some(r) = s.store.open_request(target, pkg.id).await? {
+        return Err(AppError::Conflict(format!(
+            "The target already has an open request ({}) for access package '{}'.",
+            r.id, pkg.display_name
+        )));
+    }
+    if let Some(a) = s.store.active_assignment(target, pkg.id).await? {
+        return Err(AppError::Conflict(format!(
+            "The target already has access package '{}' (assignment {}); extend it with an update request instead.",
+            pkg.display_name, a.id
+        )));
+    }
+    Ok(())
+}
+
+fn new_request(
+    kind: RequestType,
+    pkg: &AccessPackage,
+    policy: &AssignmentPolicy,
+    target: UserId,
+    requestor: Option<UserId>,
+    detail: RequestDetail,
+    now: Timestamp,
+) -> AssignmentRequest {
+    AssignmentRequest {
+        id: RequestId::new(),
+        request_type: kind,
+        state: RequestState::Submitted,
+        status: RequestStatus::Accepted,
+        access_package_id: pkg.id,
+        catalog_id: pkg.catalog_id,
+        policy_id: Some(policy.id),
+        target_id: target,
+        requestor_id: requestor,
+        assignment_id: None,
+        detail,
+        created_date_time: now,
+        completed_date_time: None,
+        modified_date_time: now,
+        due: None,
+    }
+}
+
+async fn admin_add(
+    s: &Services,
+    _cap: AdminCap,
+    caller: &Principal,
+    input: RequestInput,
+) -> Result<AssignmentRequest, AppError> {
+    let target_id = input
+        .target_id
+        .ok_or_else(|| AppError::Invalid("adminAdd needs assignment.targetId (the user to assign).".into()))?;
+    let (pkg, policy) = package_and_policy(s, &input).await?;
+    let target = require_user(s, target_id).await?;
+    let policy = match policy {
+        Some(p) => p,
+        None => {
+            let mut all = s.store.policies_of_package(pkg.id).await?;
+            if all.len() != 1 {
+                return Err(AppError::Invalid(format!(
+                    "adminAdd needs assignment.assignmentPolicyId: access package '{}' has {} policies.",
+                    pkg.display_name,
+                    all.len()
+                )));
+            }
+            all.remove(0)
+        }
+    };
+    check_not_duplicate(s, target.id, &pkg).await?;
+    separation::check(s, target.id, pkg.id).await?;
+    let now = s.clock.now();
+    let window = schedule::window_for_add(policy.settings.expiration.as_ref(), input.schedule.as_ref(), true, now)?;
+    // Administrators assign directly: answers are optional, but those given must be valid.
+    let answers = if input.answers.is_empty() {
+        Vec::new()
+    } else {
+        request::check_answers(&policy.settings.questions, input.answers)?
+    };
+    let detail = RequestDetail {
+        justification: request::check_justification(input.justification.as_deref(), false)?,
+        answers,
+        schedule: input.schedule.unwrap_or_default(),
+        window: Some(window),
+        ..Default::default()
+    };
+    let actor = Actor::Admin(caller.label());
+    let mut req = new_request(RequestType::AdminAdd, &pkg, &policy, target.id, None, detail, now);
+    let mut batch = Batch::default();
+    batch.events.push(request_event(&req, Activity::AdminAssigns, &actor, now));
+    approved(s, &mut req, &actor, now, &mut batch).await?;
+    batch.requests.insert(0, Put::New(req.clone()));
+    s.store.apply(&batch).await?;
+    Ok(req)
+}
+
+async fn user_add(
+    s: &Services,
+    me: UserCap,
+    input: RequestInput,
+    on_behalf: bool,
+) -> Result<AssignmentRequest, AppError> {
+    let target_id = match (on_behalf, input.target_id) {
+        (false, None) => me.id(),
+        (false, Some(t)) if t == me.id() => t,
+        (false, Some(_)) => {
+            return Err(AppError::Invalid(
+                "userAdd requests access for the caller; to request for someone else use onBehalfAdd.".into(),
+            ));
+        }
+        (true, Some(t)) => t,
+        (true, None) => return Err(AppError::Invalid("onBehalfAdd needs assignment.targetId.".into())),
+    };
+    let (pkg, named) = package_and_policy(s, &input).await?;
+    let target = require_user(s, target_id).await?;
+    let policy = choose_policy(s, &pkg, &target, named.map(|p| p.id)).await?;
+    let settings = requestor_settings(&policy);
+    if on_behalf {
+        let requestor = require_user(s, me.id()).await?;
+        let groups = s.store.groups_of(requestor.id).await?;
+        let v = eligibility::on_behalf_allowed(
+            &policy.settings,
+            Facts { user: &requestor, groups: &groups },
+            target.manager,
+        );
+        if !v.allowed {
+            return Err(AppError::Forbidden(format!(
+                "This request on behalf of another user is not allowed: {}.",
+                v.reason
+            )));
+        }
+    } else if !settings.enable_targets_to_self_add_access {
+        return Err(AppError::Forbidden(format!(
+            "The policy '{}' does not let users request this access for themselves.",
+            policy.display_name
+        )));
+    }
+    check_not_duplicate(s, target.id, &pkg).await?;
+    separation::check(s, target.id, pkg.id).await?;
+    let now = s.clock.now();
+    let justification = request::check_justification(input.justification.as_deref(), justification_required(&policy))?;
+    let answers = request::check_answers(&policy.settings.questions, input.answers)?;
+    let window = schedule::window_for_add(
+        policy.settings.expiration.as_ref(),
+        input.schedule.as_ref(),
+        settings.allow_custom_assignment_schedule,
+        now,
+    )?;
+    let detail = RequestDetail {
+        justification,
+        answers,
+        schedule: input.schedule.unwrap_or_default(),
+        window: Some(window),
+        ..Default::default()
+    };
+    let kind = if on_behalf { RequestType::OnBehalfAdd } else { RequestType::UserAdd };
+    let actor = Actor::User(me.id());
+    let mut req = new_request(kind, &pkg, &policy, target.id, Some(me.id()), detail, now);
+    let mut batch = Batch::default();
+    batch.events.push(request_event(&req, Activity::UserRequestsAssignment, &actor, now));
+    if needs_approval(&policy, true) {
+        begin_approval(s, &mut req, &policy, now, &mut batch).await?;
+    } else {
+        batch.events.push(request_event(&req, Activity::AutoApprove, &Actor::System, now));
+        approved(s, &mut req, &actor, now, &mut batch).await?;
+    }
+    batch.requests.insert(0, Put::New(req.clone()));
+    s.store.apply(&batch).await?;
+    Ok(req)
+}
+
+/// Plans the policy's stages and starts the first.
+async fn begin_approval(
+    s: &Services,
+    req: &mut AssignmentRequest,
+    policy: &AssignmentPolicy,
+    now: Timestamp,
+    batch: &mut Batch,
+) -> Result<(), AppError> {
+    let stages = policy.settings.request_approval_settings.as_ref().map(|a| a.stages.clone()).unwrap_or_default();
+    req.detail.stages = stages.iter().map(StageRecord::planned).collect();
+    req.set(RequestState::PendingApproval, RequestStatus::PendingApproval, now);
+    let first = stages.first().ok_or_else(|| AppError::Invalid("The policy has no approval stage.".into()))?;
+    let people = approvers::resolve_stage(s, req, first, false).await?;
+    if approval::start_stage(&mut req.detail.stages, &stages, 0, people, now) == Outcome::Denied {
+        deny(req, RequestStatus::Denied, "No approver could be found for approval stage 1.", now, batch);
+    }
+    req.due = approval::next_due(&req.detail.stages);
+    Ok(())
+}
+
+pub(crate) fn deny(
+    req: &mut AssignmentRequest,
+    status: RequestStatus,
+    reason: &str,
+    now: Timestamp,
+    batch: &mut Batch,
+) {
+    approval::skip_rest(&mut req.detail.stages, 0);
+    req.detail.reason = Some(reason.to_owned());
+    req.set(RequestState::Denied, status, now);
+    let activity = if status == RequestStatus::TimedOut { Activity::TimedOut } else { Activity::Deny };
+    batch.events.push(request_event(req, activity, &Actor::System, now).with_detail(reason));
+}
+
+/// An add request is approved: it waits for its start, or its access starts now.
+pub(crate) async fn approved(
+    s: &Services,
+    req: &mut AssignmentRequest,
+    actor: &Actor,
+    now: Timestamp,
+    batch: &mut Batch,
+) -> Result<(), AppError> {
+    let window = req.detail.window.ok_or_else(|| AppError::Invalid("The request has no schedule.".into()))?;
+    if window.start > now {
+        req.set(RequestState::Scheduled, RequestStatus::PendingNotBefore, now);
+        req.due = Some(window.start);
+        batch.events.push(request_event(req, Activity::ScheduleFuture, actor, now));
+        return Ok(());
+    }
+    let grants = s.store.package_grants(req.access_package_id).await?;
+    start_access(req, &grants, actor, now, batch)?;
+    Ok(())
+}
+
+async fn target_assignment(s: &Services, input: &RequestInput, target: Option<UserId>) -> Result<Assignment, AppError> {
+    let a = match (input.assignment_id, input.access_package_id, target) {
+        (Some(id), _, _) => s.store.get_assignment(id).await?.ok_or_else(|| AppError::not_found("assignment", id))?,
+        (None, Some(pkg), Some(t)) => s.store.active_assignment(t, pkg).await?.ok_or_else(|| {
+            AppError::Invalid(format!("The target has no active assignment to access package '{pkg}'."))
+        })?,
+        _ => return Err(AppError::Invalid("The request needs assignment.id (the assignment to change).".into())),
+    };
+    if !a.is_active() {
+        return Err(AppError::Conflict(format!("Assignment '{}' has already ended.", a.id)));
+    }
+    Ok(a)
+}
+
+async fn update(s: &Services, who: Who, input: RequestInput) -> Result<AssignmentRequest, AppError> {
+    let me = match &who {
+        Who::User(u) => Some(u.id()),
+        Who::Admin(..) => None,
+    };
+    let a = target_assignment(s, &input, me).await?;
+    if me.is_some_and(|m| m != a.target_id) {
+        return Err(AppError::Forbidden("Users can extend only their own assignments.".into()));
+    }
+    let pkg = require_package(s, a.access_package_id).await?;
+    let policy_id =
+        a.policy_id.ok_or_else(|| AppError::Conflict("The assignment's policy no longer exists.".into()))?;
+    let policy =
+        s.store.get_policy(policy_id).await?.ok_or_else(|| AppError::not_found("assignment policy", policy_id))?;
+    let settings = requestor_settings(&policy);
+    let now = s.clock.now();
+    let user_call = me.is_some();
+    if user_call {
+        if !settings.enable_targets_to_self_update_access {
+            return Err(AppError::Forbidden(format!(
+                "The policy '{}' does not let users extend their access.",
+                policy.display_name
+            )));
+        }
+        let target = require_user(s, a.target_id).await?;
+        let v = verdict(s, &policy, &target).await?;
+        if !v.allowed {
+            return Err(AppError::Forbidden(format!(
+                "An extension needs the target to still be in the policy's scope: {}.",
+                v.reason
+            )));
+        }
+    }
+    if let Some(open) = s.store.open_request(a.target_id, a.access_package_id).await? {
+        return Err(AppError::Conflict(format!(
+            "The target already has an open request ({}) for this package.",
+            open.id
+        )));
+    }
+    let custom = !user_call || settings.allow_custom_assignment_schedule;
+    let window = schedule::window_for_extension(
+        a.window,
+        policy.settings.expiration.as_ref(),
+        input.schedule.as_ref(),
+        custom,
+        now,
+    )?;
+    let justification =
+        request::check_justification(input.justification.as_deref(), user_call && justification_required(&policy))?;
+    let answers = if input.answers.is_empty() {
+        Vec::new()
+    } else {
+        request::check_answers(&policy.settings.questions, input.answers)?
+    };
+    let kind = if user_call { RequestType::UserUpdate } else { RequestType::AdminUpdate };
+    let detail = RequestDetail {
+        justification,
+        answers,
+        schedule: input.schedule.unwrap_or_default(),
+        window: Some(window),
+        ..Default::default()
+    };
+    let actor = who.actor();
+    let mut req = new_request(kind, &pkg, &policy, a.target_id, me, detail, now);
+    req.assignment_id = Some(a.id);
+    let mut batch = Batch::default();
+    let activity = if user_call { Activity::UserRequestsExtension } else { Activity::AdminUpdatesAssignment };
+    batch.events.push(request_event(&req, activity, &actor, now));
+    if user_call && needs_approval(&policy, false) {
+        begin_approval(s, &mut req, &policy, now, &mut batch).await?;
+    } else {
+        extend(&mut req, &a, &actor, now, &mut batch)?;
+    }
+    batch.requests.insert(0, Put::New(req.clone()));
+    s.store.apply(&batch).await?;
+    Ok(req)
+}
+
+/// Applies an approved extension: the assignment's window moves; nothing needs delivering.
+pub(crate) fn extend(
+    req: &mut AssignmentRequest,
+    a: &Assignment,
+    actor: &Actor,
+    now: Timestamp,
+    batch: &mut Batch,
+) -> Result<(), AppError> {
+    let window = req.detail.window.ok_or_else(|| AppError::Invalid("The extension has no schedule.".into()))?;
+    let mut extended = a.clone();
+    extended.window = window;
+    extended.modified_date_time = steward_domain::time::next_modified(a.modified_date_time, now);
+    batch.assignments.push(Put::Changed { row: extended.clone(), read_at: a.modified_date_time });
+    req.set(RequestState::Delivered, RequestStatus::Delivered, now);
+    batch.events.push(super::assignment_event(&extended, Some(req), Activity::Extend, actor, now));
+    Ok(())
+}
+
+async fn remove(s: &Services, who: Who, input: RequestInput) -> Result<AssignmentRequest, AppError> {
+    let me = match &who {
+        Who::User(u) => Some(u.id()),
+        Who::Admin(..) => None,
+    };
+    let a = target_assignment(s, &input, me).await?;
+    if me.is_some_and(|m| m != a.target_id) {
+        return Err(AppError::Forbidden("Users can remove only their own assignments.".into()));
+    }
+    let pkg = require_package(s, a.access_package_id).await?;
+    let policy = match a.policy_id {
+        Some(p) => s.store.get_policy(p).await?,
+        None => None,
+    };
+    if me.is_some() && !policy.as_ref().map(requestor_settings).is_some_and(|r| r.enable_targets_to_self_remove_access)
+    {
+        return Err(AppError::Forbidden("The assignment's policy does not let users remove their own access.".into()));
+    }
+    let now = s.clock.now();
+    let kind = if me.is_some() { RequestType::UserRemove } else { RequestType::AdminRemove };
+    let actor = who.actor();
+    let mut req = AssignmentRequest {
+        id: RequestId::new(),
+        request_type: kind,
+        state: RequestState::Delivering,
+        status: RequestStatus::Delivering,
+        access_package_id: pkg.id,
+        catalog_id: pkg.catalog_id,
+        policy_id: a.policy_id,
+        target_id: a.target_id,
+        requestor_id: me,
+        assignment_id: Some(a.id),
+        detail: RequestDetail {
+            justification: request::check_justification(input.justification.as_deref(), false)?,
+            ..Default::default()
+        },
+        created_date_time: now,
+        completed_date_time: None,
+        modified_date_time: now,
+        due: None,
+    };
+    let mut batch = Batch::default();
+    let activity = if me.is_some() { Activity::UserRequestsRemoval } else { Activity::AdminRemoves };
+    batch.events.push(request_event(&req, activity, &actor, now));
+    // A pending request for the same package (an extension) ends with the assignment.
+    if let Some(mut open) = s.store.open_request(a.target_id, a.access_package_id).await? {
+        let read_at = open.modified_date_time;
+        approval::skip_rest(&mut open.detail.stages, 0);
+        open.detail.reason = Some("The assignment was removed.".into());
+        open.set(RequestState::Canceled, RequestStatus::Canceled, now);
+        batch.requests.push(changed(open, read_at, now));
+    }
+    let grants = s.store.package_grants(a.access_package_id).await?;
+    if grants.is_empty() {
+        req.set(RequestState::Delivered, RequestStatus::Delivered, now);
+    }
+    end_access(&a, &grants, "Removed", Some(&req), now, &mut batch);
+    batch.requests.insert(0, Put::New(req.clone()));
+    s.store.apply(&batch).await?;
+    Ok(req)
+}
+
+/// Who may see a request: administrators; its target and requestor; its approvers.
+fn may_see(caller: &Principal, r: &AssignmentRequest) -> bool {
+    match caller {
+        Principal::Admin { .. } => true,
+        Principal::User { user, .. } => {
+            r.target_id == *user
+                || r.requestor_id == Some(*user)
+                || r.detail.stages.iter().any(|st| st.approvers.contains(user))
+        }
+    }
+}
+
+pub async fn get_request(s: &Services, caller: &Principal, id: RequestId) -> Result<AssignmentRequest, AppError> {
+    let r = require_request(s, id).await?;
+    if !may_see(caller, &r) {
+        // Indistinguishable from a request that does not exist.
+        return Err(AppError::not_found("assignment request", id));
+    }
+    Ok(r)
+}
+
+/// Every request (administrators only).
+pub async fn list_requests(s: &Services, _cap: AdminCap, q: &ListQuery) -> Result<Page<AssignmentRequest>, AppError> {
+    Ok(s.store.list_requests(q).await?)
+}
+
+/// `filterByCurrentUser(on=…)` over requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestsOf {
+    Target,
+    CreatedBy,
+    Approver,
+}
+
+pub async fn list_my_requests(
+    s: &Services,
+    me: UserCap,
+    on: RequestsOf,
+    q: ListQuery,
+) -> Result<Page<AssignmentRequest>, AppError> {
+    let q = match on {
+        RequestsOf::Target => q.scoped("assignment/target/objectId", me.id())?,
+        RequestsOf::CreatedBy => q.scoped("requestor/objectId", me.id())?,
+        RequestsOf::Approver => q.related(Relation::RequestsToApprove, me.id()),
+    };
+    Ok(s.store.list_requests(&q).await?)
+}
+
+/// Cancels a request that has not been delivered (or whose delivery failed). Its target,
+/// its requestor and administrators may.
+pub async fn cancel(s: &Services, caller: &Principal, id: RequestId) -> Result<(), AppError> {
+    for _ in 0..WRITE_ATTEMPTS {
+        let r = require_request(s, id).await?;
+        let allowed = match caller {
+            Principal::Admin { .. } => true,
+            Principal::User { user, .. } => r.target_id == *user || r.requestor_id == Some(*user),
+        };
+        if !allowed {
+            return Err(if may_see(caller, &r) {
+                AppError::Forbidden("Only the requestor, the target or an administrator can cancel a request.".into())
+            } else {
+                AppError::not_found("assignment request", id)
+            });
+        }
+        if !r.can_cancel() {
+            return Err(AppError::Conflict(format!(
+                "The request is {}; only a request that is not yet delivered (or whose delivery failed) can be cancelled.",
+                r.state
+            )));
+        }
+        let now = s.clock.now();
+        let read_at = r.modified_date_time;
+        let mut r2 = r.clone();
+        approval::skip_rest(&mut r2.detail.stages, 0);
+        r2.set(RequestState::Canceled, RequestStatus::Canceled, now);
+        let actor = match caller {
+            Principal::Admin { .. } => Actor::Admin(caller.label()),
+            Principal::User { user, .. } => Actor::User(*user),
+        };
+        let mut batch = Batch::default();
+        batch.events.push(request_event(&r2, Activity::Cancel, &actor, now));
+        if r.is_add()
+            && let Some(aid) = r.assignment_id
+            && let Some(a) = s.store.get_assignment(aid).await?
+            && a.is_active()
+        {
+            let grants = s.store.package_grants(a.access_package_id).await?;
+            end_access(&a, &grants, "Removed", None, now, &mut batch);
+        }
+        batch.requests.push(changed(r2, read_at, now));
+        match s.store.apply(&batch).await {
+            Ok(()) => return Ok(()),
+            Err(crate::StoreError::Conflict(m)) if m.contains("changed by someone else") => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(AppError::Conflict("The request kept changing while it was being cancelled; try again.".into()))
+}
+
+/// Retries the failed deliveries of a request that is `deliveryFailed` or `partiallyDelivered`.
+pub async fn reprocess(s: &Services, _cap: AdminCap, id: RequestId) -> Result<(), AppError> {
+    let r = require_request(s, id).await?;
+    if !matches!(r.state, RequestState::DeliveryFailed | RequestState::PartiallyDelivered) {
+        return Err(AppError::Conflict(format!(
+            "Only a request that is deliveryFailed or partiallyDelivered can be reprocessed; this one is {}.",
+            r.state
+        )));
+    }
+    let aid = r.assignment_id.ok_or_else(|| AppError::Conflict("The request has no assignment to deliver.".into()))?;
+    let a = s.store.get_assignment(aid).await?.ok_or_else(|| AppError::not_found("assignment", aid))?;
+    let now = s.clock.now();
+    let mut batch = retry_failed(s, &a, Some(r.id), now).await?;
+    let read_at = r.modified_date_time;
+    let mut r2 = r;
+    r2.detail.failures.clear();
+    r2.set(RequestState::Delivering, RequestStatus::Delivering, now);
+    r2.completed_date_time = None;
+    batch.requests.push(changed(r2, read_at, now));
+    s.store.apply(&batch).await?;
+    Ok(())
+}
+
+/// Retries the failed grants of an assignment (`assignments/{id}/reprocess`).
+pub async fn reprocess_assignment(s: &Services, _cap: AdminCap, id: AssignmentId) -> Result<(), AppError> {
+    let a = s.store.get_assignment(id).await?.ok_or_else(|| AppError::not_found("assignment", id))?;
+    if !matches!(a.state, AssignmentState::DeliveryFailed | AssignmentState::PartiallyDelivered) {
+        return Err(AppError::Conflict(format!(
+            "Only an assignment that is deliveryFailed or partiallyDelivered can be reprocessed; this one is {}.",
+            a.state
+        )));
+    }
+    let now = s.clock.now();
+    let batch = retry_failed(s, &a, None, now).await?;
+    s.store.apply(&batch).await?;
+    Ok(())
+}
+
+async fn retry_failed(
+    s: &Services,
+    a: &Assignment,
+    request: Option<RequestId>,
+    now: Timestamp,
+) -> Result<Batch, AppError> {
+    let mut batch = Batch::default();
+    for mut d in s.store.deliveries(a.id).await? {
+        if d.state == DeliveryState::Failed && d.action == GrantAction::Grant {
+            d.state = DeliveryState::Pending;
+            d.attempts = 0;
+            d.detail = None;
+            batch.jobs.push(NewJob::now(
+                JobKind::Deliver { assignment: a.id, role: d.resource_role_id, action: d.action, request },
+                now,
+            ));
+            batch.deliveries.push(d);
+        }
+    }
+    let mut a2 = a.clone();
+    a2.state = AssignmentState::Delivering;
+    a2.status = "Delivering".into();
+    a2.modified_date_time = steward_domain::time::next_modified(a.modified_date_time, now);
+    batch.assignments.push(Put::Changed { row: a2, read_at: a.modified_date_time });
+    Ok(batch)
+}
+
+/// The answer to "may this user request this package, under which policy, and who approves?".
+#[derive(Debug, Clone)]
+pub struct Explanation {
+    pub allowed: bool,
+    pub policy: Option<AssignmentPolicy>,
+    /// Per policy: its name and the verdict.
+    pub policies: Vec<(AssignmentPolicy, Verdict)>,
+    /// Per stage of the chosen policy: who would approve.
+    pub approvers: Vec<Vec<UserId>>,
+    /// Separation-of-duties conflict or existing access that stands in the way.
+    pub blocked_by: Option<String>,
+}
+
+/// Explains, for `user` and `package`, whether a request can be made and what would happen.
+pub async fn explain(s: &Services, user: UserId, package: AccessPackageId) -> Result<Explanation, AppError> {
+    let pkg = require_package(s, package).await?;
+    let target = require_user(s, user).await?;
+    let mut policies = Vec::new();
+    for p in s.store.policies_of_package(pkg.id).await? {
+        let mut v = verdict(s, &p, &target).await?;
+        if v.allowed && !requestor_settings(&p).enable_targets_to_self_add_access {
+            v = Verdict { allowed: false, reason: "the policy does not let users request for themselves".into() };
+        }
+        policies.push((p, v));
+    }
+    let chosen = policies
+        .iter()
+        .filter(|(p, v)| v.allowed && p.settings.allowed_target_scope != AllowedTargetScope::NotSpecified)
+        .max_by_key(|(p, _)| eligibility::specificity(p.settings.allowed_target_scope))
+        .map(|(p, _)| p.clone());
+    let mut approvers = Vec::new();
+    if let Some(p) = &chosen
+        && needs_approval(p, true)
+    {
+        let probe = new_request(
+            RequestType::UserAdd,
+            &pkg,
+            p,
+            target.id,
+            Some(target.id),
+            RequestDetail::default(),
+            s.clock.now(),
+        );
+        for st in p.settings.request_approval_settings.iter().flat_map(|a| a.stages.iter()) {
+            approvers.push(approvers::resolve_stage(s, &probe, st, false).await?);
+        }
+    }
+    let mut blocked_by = separation::find(s, target.id, pkg.id).await?;
+    if blocked_by.is_none() && s.store.active_assignment(target.id, pkg.id).await?.is_some() {
+        blocked_by = Some("The user already has this access package.".into());
+    }
+    Ok(Explanation {
+        allowed: chosen.is_some() && blocked_by.is_none(),
+        policy: chosen,
+        policies,
+        approvers,
+        blocked_by,
+    })
+}

@@ -1,0 +1,136 @@
+//! What the clock makes due, swept by one process at a time (the sweep is a singleton job):
+//! approval escalations and timeouts, scheduled starts, expiries. Each item is its own
+//! decision; one that changed meanwhile is left for the next sweep.
+
+use std::collections::HashMap;
+
+use jiff::{SignedDuration, Timestamp};
+use steward_domain::approval::{self, Timer};
+use steward_domain::audit::Activity;
+use steward_domain::enums::RequestState;
+use steward_domain::ids::AccessPackageId;
+use steward_domain::request::{AssignmentRequest, RequestStatus};
+
+use super::requests::deny;
+use super::{Actor, approvers, assignment_event, changed, end_access, request_event, separation, start_access};
+use crate::jobs::{Job, NewJob};
+use crate::ports::{Batch, RoleGrant};
+use crate::{AppError, Services, StoreError};
+
+/// How many due requests and ending assignments one sweep takes on.
+pub const BATCH: u32 = 500;
+/// How often the sweep runs when nothing is left over.
+pub const EVERY: SignedDuration = SignedDuration::from_secs(1);
+/// Expiries written per transaction.
+const EXPIRIES_PER_WRITE: usize = 100;
+
+/// What one sweep did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swept {
+    pub requests: usize,
+    pub expired: usize,
+}
+
+pub(crate) async fn run(s: &Services, job: &Job, owner: &str) -> Result<Swept, AppError> {
+    let now = s.clock.now();
+    let mut swept = Swept::default();
+    let due = s.store.due_requests(now, BATCH).await?;
+    let mut more = due.len() >= BATCH as usize;
+    for r in due {
+        let id = r.id;
+        match on_due_request(s, r, now).await {
+            Ok(()) => swept.requests += 1,
+            Err(e) => tracing::warn!(request = %id, error = %e, "a due request could not be handled; will retry"),
+        }
+    }
+    let ending = s.store.ending_assignments(now, BATCH).await?;
+    more |= ending.len() >= BATCH as usize;
+    let mut grants: HashMap<AccessPackageId, Vec<RoleGrant>> = HashMap::new();
+    for chunk in ending.chunks(EXPIRIES_PER_WRITE) {
+        let mut batch = Batch::default();
+        for a in chunk {
+            if let std::collections::hash_map::Entry::Vacant(e) = grants.entry(a.access_package_id) {
+                e.insert(s.store.package_grants(a.access_package_id).await?);
+            }
+            let g = grants.get(&a.access_package_id).map(Vec::as_slice).unwrap_or_default();
+            end_access(a, g, "Expired", None, now, &mut batch);
+            batch.events.push(assignment_event(a, None, Activity::Expire, &Actor::System, now));
+        }
+        match s.store.apply(&batch).await {
+            Ok(()) => swept.expired += chunk.len(),
+            // One of them changed meanwhile (an extension, a removal): expire one by one.
+            Err(StoreError::Conflict(_)) => {
+                for a in chunk {
+                    let mut one = Batch::default();
+                    let g = grants.get(&a.access_package_id).map(Vec::as_slice).unwrap_or_default();
+                    end_access(a, g, "Expired", None, now, &mut one);
+                    one.events.push(assignment_event(a, None, Activity::Expire, &Actor::System, now));
+                    match s.store.apply(&one).await {
+                        Ok(()) => swept.expired += 1,
+                        Err(StoreError::Conflict(_)) => more = true,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let next = if more { now } else { now.saturating_add(EVERY).unwrap_or(now) };
+    s.store.finish_job(job.id, owner, &Batch { jobs: vec![NewJob::sweep(next)], ..Batch::default() }).await?;
+    Ok(swept)
+}
+
+async fn on_due_request(s: &Services, r: AssignmentRequest, now: Timestamp) -> Result<(), AppError> {
+    let read_at = r.modified_date_time;
+    let mut req = r;
+    let mut batch = Batch::default();
+    match req.state {
+        RequestState::PendingApproval => match approval::due(&req.detail.stages, now) {
+            Timer::TimeOut(i) => {
+                approval::time_out(&mut req.detail.stages, i, now);
+                deny(
+                    &mut req,
+                    RequestStatus::TimedOut,
+                    &format!("Approval stage {} timed out.", i + 1),
+                    now,
+                    &mut batch,
+                );
+            }
+            Timer::Escalate(i) => {
+                let stages = match req.policy_id {
+                    Some(p) => s.store.get_policy(p).await?.and_then(|p| p.settings.request_approval_settings),
+                    None => None,
+                }
+                .map(|a| a.stages)
+                .unwrap_or_default();
+                let people = match stages.get(i) {
+                    Some(cfg) => approvers::resolve_stage(s, &req, cfg, true).await?,
+                    None => Vec::new(),
+                };
+                approval::escalate(&mut req.detail.stages, i, people);
+                req.status = RequestStatus::PendingApprovalEscalated;
+                req.due = approval::next_due(&req.detail.stages);
+                batch.events.push(
+                    request_event(&req, Activity::ApprovalStageCompleted, &Actor::System, now)
+                        .with_detail(format!("Approval stage {} escalated.", i + 1)),
+                );
+            }
+            Timer::Idle => req.due = approval::next_due(&req.detail.stages),
+        },
+        RequestState::Scheduled if req.detail.window.is_some_and(|w| w.start <= now) => {
+            if let Some(conflict) = separation::find(s, req.target_id, req.access_package_id).await? {
+                deny(&mut req, RequestStatus::Denied, &conflict, now, &mut batch);
+            } else {
+                let grants = s.store.package_grants(req.access_package_id).await?;
+                start_access(&mut req, &grants, &Actor::System, now, &mut batch)?;
+            }
+        }
+        RequestState::Scheduled => req.due = req.detail.window.map(|w| w.start),
+        _ => req.due = None,
+    }
+    batch.requests.insert(0, changed(req, read_at, now));
+    match s.store.apply(&batch).await {
+        Ok(()) | Err(StoreError::Conflict(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}

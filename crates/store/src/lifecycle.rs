@@ -1,0 +1,350 @@
+//! The request lifecycle's persistence: requests, approvers, assignments, deliveries, audit
+//! events and the lease-based job queue. Decisions arrive as a `Batch` written in one
+//! transaction; this module only stores, it decides nothing.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use steward_app::StoreError;
+use steward_app::jobs::{Job, JobKind};
+use steward_app::ports::{Batch, Put, StoreResult};
+use steward_domain::assignment::{Assignment, Delivery};
+use steward_domain::audit::AuditEvent;
+use steward_domain::request::{AssignmentRequest, RequestDetail};
+use steward_domain::schedule::Window;
+use steward_domain::time::to_micros;
+
+use crate::driver::{Param, Tx};
+use crate::rows::{Cells, FromRow};
+
+/// A unit enum's serde name (`"grant"`, `"UserRequestsAssignment"`).
+pub(crate) fn enum_str<T: Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        other => format!("{other:?}"),
+    }
+}
+
+pub(crate) fn enum_parse<T: DeserializeOwned>(s: &str) -> Result<T, StoreError> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned()))
+        .map_err(|_| StoreError::Internal(format!("unparsable stored value '{s}'")))
+}
+
+fn json<T: Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Internal(format!("cannot encode: {e}")))
+}
+
+fn id<T: ToString>(v: T) -> Param {
+    Param::Text(Some(v.to_string()))
+}
+fn opt_id<T: ToString>(v: Option<T>) -> Param {
+    Param::Text(v.map(|v| v.to_string()))
+}
+fn ts(t: jiff::Timestamp) -> Param {
+    Param::Int(Some(to_micros(t)))
+}
+fn opt_ts(t: Option<jiff::Timestamp>) -> Param {
+    Param::Int(t.map(to_micros))
+}
+
+impl FromRow for AssignmentRequest {
+    const COLUMNS: &'static str = "id, request_type, state, status, access_package_id, catalog_id, policy_id, \
+        target_id, requestor_id, assignment_id, detail, created_at, completed_at, modified_at, due";
+    fn from_cells(c: &mut Cells<'_>) -> Result<Self, StoreError> {
+        Ok(AssignmentRequest {
+            id: c.parse()?,
+            request_type: c.parse()?,
+            state: c.parse()?,
+            status: c.parse()?,
+            access_package_id: c.parse()?,
+            catalog_id: c.parse()?,
+            policy_id: c.opt_parse()?,
+            target_id: c.parse()?,
+            requestor_id: c.opt_parse()?,
+            assignment_id: c.opt_parse()?,
+            detail: serde_json::from_str::<RequestDetail>(&c.text()?)
+                .map_err(|e| StoreError::Internal(format!("stored request detail does not parse: {e}")))?,
+            created_date_time: c.time()?,
+            completed_date_time: c.opt_time()?,
+            modified_date_time: c.time()?,
+            due: c.opt_time()?,
+        })
+    }
+}
+
+impl FromRow for Assignment {
+    const COLUMNS: &'static str = "id, access_package_id, catalog_id, policy_id, target_id, state, status, start_at, \
+        end_at, expired_at, created_at, modified_at";
+    fn from_cells(c: &mut Cells<'_>) -> Result<Self, StoreError> {
+        Ok(Assignment {
+            id: c.parse()?,
+            access_package_id: c.parse()?,
+            catalog_id: c.parse()?,
+            policy_id: c.opt_parse()?,
+            target_id: c.parse()?,
+            state: c.parse()?,
+            status: c.text()?,
+            window: Window { start: c.time()?, end: c.opt_time()? },
+            expired_date_time: c.opt_time()?,
+            created_date_time: c.time()?,
+            modified_date_time: c.time()?,
+        })
+    }
+}
+
+impl FromRow for Delivery {
+    const COLUMNS: &'static str = "assignment_id, resource_role_id, action, state, attempts, detail";
+    fn from_cells(c: &mut Cells<'_>) -> Result<Self, StoreError> {
+        Ok(Delivery {
+            assignment_id: c.parse()?,
+            resource_role_id: c.parse()?,
+            action: enum_parse(&c.text()?)?,
+            state: enum_parse(&c.text()?)?,
+            attempts: u32::try_from(c.int()?).unwrap_or(u32::MAX),
+            detail: c.opt_text()?,
+        })
+    }
+}
+
+impl FromRow for AuditEvent {
+    const COLUMNS: &'static str =
+        "id, at, activity, category, initiator, target_type, target_id, correlation_id, result, detail";
+    fn from_cells(c: &mut Cells<'_>) -> Result<Self, StoreError> {
+        Ok(AuditEvent {
+            id: c.parse()?,
+            at: c.time()?,
+            activity: enum_parse(&c.text()?)?,
+            category: c.text()?,
+            initiator: serde_json::from_str(&c.text()?)
+                .map_err(|e| StoreError::Internal(format!("stored initiator does not parse: {e}")))?,
+            target_type: c.text()?,
+            target_id: c.text()?,
+            correlation_id: c.text()?,
+            result: c.text()?,
+            detail: c.opt_text()?,
+        })
+    }
+}
+
+fn open_key(r: &AssignmentRequest) -> Option<String> {
+    r.is_open().then(|| format!("{}:{}", r.target_id, r.access_package_id))
+}
+fn active_key(a: &Assignment) -> Option<String> {
+    a.is_active().then(|| format!("{}:{}", a.target_id, a.access_package_id))
+}
+
+fn request_params(r: &AssignmentRequest) -> Result<Vec<Param>, StoreError> {
+    Ok(vec![
+        id(r.id),
+        r.request_type.as_str().into(),
+        r.state.as_str().into(),
+        r.status.as_str().into(),
+        id(r.access_package_id),
+        id(r.catalog_id),
+        opt_id(r.policy_id),
+        id(r.target_id),
+        opt_id(r.requestor_id),
+        opt_id(r.assignment_id),
+        Param::Text(open_key(r)),
+        json(&r.detail)?.into(),
+        ts(r.created_date_time),
+        opt_ts(r.completed_date_time),
+        ts(r.modified_date_time),
+        opt_ts(r.due),
+    ])
+}
+
+fn assignment_params(a: &Assignment) -> Vec<Param> {
+    vec![
+        id(a.id),
+        id(a.access_package_id),
+        id(a.catalog_id),
+        opt_id(a.policy_id),
+        id(a.target_id),
+        a.state.as_str().into(),
+        a.status.clone().into(),
+        ts(a.window.start),
+        opt_ts(a.window.end),
+        opt_ts(a.expired_date_time),
+        Param::Text(active_key(a)),
+        ts(a.created_date_time),
+        ts(a.modified_date_time),
+    ]
+}
+
+/// Maps a unique violation of the one-open-request / one-active-assignment rule.
+fn one_at_a_time(what: &'static str) -> impl FnOnce(StoreError) -> StoreError {
+    move |e| match e {
+        StoreError::Conflict(_) => StoreError::Conflict(what.to_owned()),
+        other => other,
+    }
+}
+
+fn lost_race(n: u64, kind: &str) -> StoreResult<()> {
+    if n == 0 {
+        Err(StoreError::Conflict(format!("The {kind} was changed by someone else meanwhile; read it again.")))
+    } else {
+        Ok(())
+    }
+}
+
+/// Writes a batch inside an open transaction.
+pub(crate) async fn apply_in(tx: &mut Box<dyn Tx>, batch: &Batch) -> StoreResult<()> {
+    for put in &batch.requests {
+        let r = put.row();
+        let p = request_params(r)?;
+        match put {
+            Put::New(_) => {
+                tx.execute(
+                    "INSERT INTO assignment_requests (id, request_type, state, status, access_package_id, catalog_id, \
+                     policy_id, target_id, requestor_id, assignment_id, open_key, detail, created_at, completed_at, \
+                     modified_at, due) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                    &p,
+                )
+                .await
+                .map_err(one_at_a_time("The target already has an open request for this access package."))?;
+            }
+            Put::Changed { read_at, .. } => {
+                let mut p = p;
+                p.push(ts(*read_at));
+                let n = tx
+                    .execute(
+                        "UPDATE assignment_requests SET request_type = $2, state = $3, status = $4, \
+                         access_package_id = $5, catalog_id = $6, policy_id = $7, target_id = $8, requestor_id = $9, \
+                         assignment_id = $10, open_key = $11, detail = $12, created_at = $13, completed_at = $14, \
+                         modified_at = $15, due = $16 WHERE id = $1 AND modified_at = $17",
+                        &p,
+                    )
+                    .await
+                    .map_err(one_at_a_time("The target already has an open request for this access package."))?;
+                lost_race(n, "assignment request")?;
+            }
+        }
+        let mut approvers: Vec<_> = r.detail.stages.iter().flat_map(|s| s.approvers.iter().copied()).collect();
+        approvers.sort_unstable();
+        approvers.dedup();
+        for a in approvers {
+            tx.execute(
+                "INSERT INTO request_approvers (user_id, request_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[id(a), id(r.id)],
+            )
+            .await?;
+        }
+    }
+    for put in &batch.assignments {
+        let a = put.row();
+        let p = assignment_params(a);
+        match put {
+            Put::New(_) => {
+                tx.execute(
+                    "INSERT INTO assignments (id, access_package_id, catalog_id, policy_id, target_id, state, status, \
+                     start_at, end_at, expired_at, active_key, created_at, modified_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                    &p,
+                )
+                .await
+                .map_err(one_at_a_time("The target already has an active assignment to this access package."))?;
+            }
+            Put::Changed { read_at, .. } => {
+                let mut p = p;
+                p.push(ts(*read_at));
+                let n = tx
+                    .execute(
+                        "UPDATE assignments SET access_package_id = $2, catalog_id = $3, policy_id = $4, \
+                         target_id = $5, state = $6, status = $7, start_at = $8, end_at = $9, expired_at = $10, \
+                         active_key = $11, created_at = $12, modified_at = $13 WHERE id = $1 AND modified_at = $14",
+                        &p,
+                    )
+                    .await
+                    .map_err(one_at_a_time("The target already has an active assignment to this access package."))?;
+                lost_race(n, "assignment")?;
+            }
+        }
+    }
+    for d in &batch.deliveries {
+        tx.execute(
+            "INSERT INTO deliveries (assignment_id, resource_role_id, action, state, attempts, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (assignment_id, resource_role_id, action) \
+             DO UPDATE SET state = excluded.state, attempts = excluded.attempts, detail = excluded.detail",
+            &[
+                id(d.assignment_id),
+                id(d.resource_role_id),
+                enum_str(&d.action).into(),
+                enum_str(&d.state).into(),
+                i64::from(d.attempts).into(),
+                d.detail.clone().into(),
+            ],
+        )
+        .await?;
+    }
+    for j in &batch.jobs {
+        let sql = if j.singleton.is_some() {
+            "INSERT INTO jobs (id, kind, payload, run_at, attempts, singleton) VALUES ($1, $2, $3, $4, 0, $5) \
+             ON CONFLICT DO NOTHING"
+        } else {
+            "INSERT INTO jobs (id, kind, payload, run_at, attempts, singleton) VALUES ($1, $2, $3, $4, 0, $5)"
+        };
+        tx.execute(
+            sql,
+            &[
+                id(j.id),
+                j.kind.name().into(),
+                json(&j.kind)?.into(),
+                ts(j.run_at),
+                Param::Text(j.singleton.map(str::to_owned)),
+            ],
+        )
+        .await?;
+    }
+    for e in &batch.events {
+        tx.execute(
+            "INSERT INTO audit_events (id, at, activity, display_name, category, initiator, target_type, target_id, \
+             correlation_id, result, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            &[
+                id(e.id),
+                ts(e.at),
+                enum_str(&e.activity).into(),
+                e.activity.display_name().into(),
+                e.category.clone().into(),
+                json(&e.initiator)?.into(),
+                e.target_type.clone().into(),
+                e.target_id.clone().into(),
+                e.correlation_id.clone().into(),
+                e.result.clone().into(),
+                e.detail.clone().into(),
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Leases due jobs. The lease condition is repeated outside the subquery so that, on
+/// PostgreSQL, a row another claimer leased meanwhile is re-checked and skipped.
+pub(crate) async fn claim_in(
+    tx: &mut Box<dyn Tx>,
+    skip_locked: bool,
+    owner: &str,
+    now: jiff::Timestamp,
+    lease_until: jiff::Timestamp,
+    limit: u32,
+) -> StoreResult<Vec<Job>> {
+    let lock = if skip_locked { " FOR UPDATE SKIP LOCKED" } else { "" };
+    let sql = format!(
+        "UPDATE jobs SET lease_owner = $1, lease_until = $2, attempts = attempts + 1 \
+         WHERE id IN (SELECT id FROM jobs WHERE run_at <= $3 AND (lease_until IS NULL OR lease_until <= $3) \
+         ORDER BY run_at, id LIMIT $4{lock}) \
+         AND run_at <= $3 AND (lease_until IS NULL OR lease_until <= $3) \
+         RETURNING id, payload, attempts"
+    );
+    let rows = tx.fetch(&sql, &[owner.into(), ts(lease_until), ts(now), i64::from(limit).into()]).await?;
+    rows.iter()
+        .map(|r| {
+            let mut c = Cells::new(r);
+            let id = c.parse()?;
+            let kind: JobKind = serde_json::from_str(&c.text()?)
+                .map_err(|e| StoreError::Internal(format!("stored job {id} does not parse: {e}")))?;
+            let attempts = u32::try_from(c.int()?).unwrap_or(u32::MAX);
+            Ok(Job { id, kind, attempts })
+        })
+        .collect()
+}

@@ -1,0 +1,577 @@
+//! The request lifecycle end to end through the use cases, on each backend: approval stages,
+//! delivery into the built-in directory, timeouts, extension, removal, scheduled start,
+//! expiry, separation of duties, and concurrency (two approvers, three workers). Time moves
+//! by a manual clock, never by sleeping.
+
+use std::sync::Arc;
+
+use jiff::{SignedDuration, Timestamp};
+use serde_json::json;
+use steward_app::auth::Principal;
+use steward_app::lifecycle::approvals;
+use steward_app::lifecycle::requests::{self, RequestInput};
+use steward_app::lifecycle::worker::Worker;
+use steward_app::ports::{ManualClock, Put};
+use steward_app::{AppError, Services, Store};
+use steward_domain::approval::StageStatus;
+use steward_domain::assignment::Assignment;
+use steward_domain::catalog::{self, Catalog, ResourceRequest};
+use steward_domain::directory::{Group, User};
+use steward_domain::enums::{AssignmentState, CatalogState, CatalogType, RequestState, RequestType, UserType};
+use steward_domain::ids::{
+    AccessPackageId, AssignmentId, CatalogId, GroupId, PolicyId, ResourceRequestId, ResourceRoleScopeId, TokenId,
+    UserId,
+};
+use steward_domain::package::{AccessPackage, ResourceRoleScope};
+use steward_domain::policy::{AssignmentPolicy, PolicySettings, canonicalize_types};
+use steward_domain::request::{Answer, AssignmentRequest};
+use steward_domain::schedule::Window;
+use steward_domain::text::DisplayName;
+use steward_store::SqlStore;
+
+fn t(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+
+const START: &str = "2031-03-01T09:00:00Z";
+
+struct World {
+    s: Services,
+    clock: Arc<ManualClock>,
+    worker: Worker,
+    catalog: Catalog,
+    /// The group the package grants membership of.
+    group: Group,
+    package: AccessPackage,
+    alice: User,
+    manager: User,
+    approver: User,
+}
+
+fn user(name: &str, dept: &str, manager: Option<UserId>) -> User {
+    User {
+        id: UserId::new(),
+        display_name: DisplayName::parse(name).unwrap(),
+        user_principal_name: format!("{name}@contoso.com"),
+        mail: Some(format!("{name}@contoso.com")),
+        user_type: UserType::Member,
+        account_enabled: true,
+        department: Some(dept.into()),
+        job_title: None,
+        company_name: None,
+        employee_id: None,
+        city: None,
+        country: None,
+        created_date_time: t(START),
+        manager,
+    }
+}
+
+fn group(name: &str) -> Group {
+    Group {
+        id: GroupId::new(),
+        display_name: DisplayName::parse(name).unwrap(),
+        description: None,
+        mail_nickname: name.to_lowercase(),
+        mail_enabled: false,
+        security_enabled: true,
+        created_date_time: t(START),
+    }
+}
+
+async fn package_granting(s: &SqlStore, catalog: CatalogId, name: &str, g: &Group) -> AccessPackage {
+    let now = t(START);
+    let added = catalog::group_resource(catalog, g, now);
+    let rr = ResourceRequest {
+        id: ResourceRequestId::new(),
+        catalog_id: catalog,
+        resource_id: Some(added.resource.id),
+        request_type: RequestType::AdminAdd,
+        state: RequestState::Delivered,
+        created_date_time: now,
+    };
+    s.add_resource(&added, &rr).await.unwrap();
+    let p = AccessPackage {
+        id: AccessPackageId::new(),
+        catalog_id: catalog,
+        display_name: DisplayName::parse(name).unwrap(),
+        description: None,
+        is_hidden: false,
+        created_date_time: now,
+        modified_date_time: now,
+    };
+    s.insert_package(&p).await.unwrap();
+    let member = added.roles.iter().find(|r| r.display_name == "Member").unwrap();
+    s.add_role_scope(&ResourceRoleScope {
+        id: ResourceRoleScopeId::new(),
+        access_package_id: p.id,
+        role_id: member.id,
+        scope_id: added.scope.id,
+        created_date_time: now,
+    })
+    .await
+    .unwrap();
+    p
+}
+
+async fn policy(s: &SqlStore, pkg: &AccessPackage, settings: serde_json::Value) -> AssignmentPolicy {
+    let mut v = settings;
+    canonicalize_types(&mut v);
+    let mut settings: PolicySettings = serde_json::from_value(v).unwrap();
+    settings.check().unwrap();
+    let p = AssignmentPolicy {
+        id: PolicyId::new(),
+        access_package_id: pkg.id,
+        catalog_id: pkg.catalog_id,
+        display_name: DisplayName::parse("Policy").unwrap(),
+        description: None,
+        settings,
+        created_date_time: t(START),
+        modified_date_time: t(START),
+    };
+    s.insert_policy(&p).await.unwrap();
+    p
+}
+
+async fn world(s: SqlStore) -> World {
+    let clock = Arc::new(ManualClock::new(t(START)));
+    let services = Services::new(Arc::new(s.clone()), clock.clone());
+    let catalog = Catalog {
+        id: CatalogId::new(),
+        display_name: DisplayName::parse("Sales").unwrap(),
+        description: None,
+        catalog_type: CatalogType::UserManaged,
+        state: CatalogState::Published,
+        is_externally_visible: false,
+        created_date_time: t(START),
+        modified_date_time: t(START),
+    };
+    s.insert_catalog(&catalog).await.unwrap();
+    let manager = user("manager", "Sales", None);
+    let approver = user("approver", "Security", None);
+    let alice = user("alice", "Sales", Some(manager.id));
+    for u in [&manager, &approver, &alice] {
+        s.insert_user(u).await.unwrap();
+    }
+    let group = group("SugarLearning Prod");
+    s.insert_group(&group).await.unwrap();
+    let package = package_granting(&s, catalog.id, "SugarLearning Prod Contributor", &group).await;
+    let worker = Worker::new(services.clone(), "worker-1");
+    worker.ensure_sweep().await.unwrap();
+    World { s: services, clock, worker, catalog, group, package, alice, manager, approver }
+}
+
+fn as_user(u: &User) -> Principal {
+    Principal::User { user: u.id, token: TokenId::new() }
+}
+fn admin() -> Principal {
+    Principal::Admin { token: None }
+}
+
+async fn reload(w: &World, r: &AssignmentRequest) -> AssignmentRequest {
+    w.s.store.get_request(r.id).await.unwrap().unwrap()
+}
+
+async fn members(w: &World, g: GroupId) -> Vec<UserId> {
+    w.s.store.member_ids(g).await.unwrap()
+}
+
+fn add(pkg: AccessPackageId) -> RequestInput {
+    RequestInput { request_type: Some(RequestType::UserAdd), access_package_id: Some(pkg), ..Default::default() }
+}
+
+fn two_stage_policy(security: GroupId) -> serde_json::Value {
+    json!({
+        "allowedTargetScope": "allMemberUsers",
+        "expiration": {"type": "afterDuration", "duration": "P30D"},
+        "requestorSettings": {"enableTargetsToSelfAddAccess": true, "enableTargetsToSelfUpdateAccess": true,
+            "enableTargetsToSelfRemoveAccess": true, "allowCustomAssignmentSchedule": true},
+        "requestApprovalSettings": {"isApprovalRequiredForAdd": true, "isApprovalRequiredForUpdate": true,
+            "isRequestorJustificationRequired": true, "stages": [
+            {"durationBeforeAutomaticDenial": "P14D", "primaryApprovers": [{"@odata.type": "#microsoft.graph.requestorManager", "managerLevel": 1}]},
+            {"durationBeforeAutomaticDenial": "P14D", "isApproverJustificationRequired": true,
+             "primaryApprovers": [{"@odata.type": "#microsoft.graph.groupMembers", "groupId": security.to_string()}]}
+        ]},
+        "questions": [{"@odata.type": "#microsoft.graph.accessPackageTextInputQuestion", "id": "ticket", "text": "Ticket?",
+            "isRequired": true, "regexPattern": "[A-Z]+-[0-9]+"}]
+    })
+}
+
+/// The whole walk: two stages (manager, then a group), justification, answers, a custom
+/// schedule; delivered into the group; extended; removed by the user.
+pub async fn two_stage_approval_delivers_into_the_group(s: SqlStore) {
+    let w = world(s.clone()).await;
+    let security = group("Security approvers");
+    s.insert_group(&security).await.unwrap();
+    s.add_member(security.id, w.approver.id).await.unwrap();
+    policy(&s, &w.package, two_stage_policy(security.id)).await;
+
+    // Bad input changes nothing.
+    let mut bad = add(w.package.id);
+    bad.answers = vec![Answer { question_id: "ticket".into(), value: "ABC-1".into(), display_value: None }];
+    let e = requests::submit(&w.s, &as_user(&w.alice), bad.clone()).await.unwrap_err();
+    assert!(matches!(e, AppError::Invalid(ref m) if m.contains("justification")), "{e:?}");
+    bad.justification = Some("Quarterly close".into());
+    bad.answers[0].value = "nope".into();
+    let e = requests::submit(&w.s, &as_user(&w.alice), bad.clone()).await.unwrap_err();
+    assert!(matches!(e, AppError::Invalid(ref m) if m.contains("pattern")), "{e:?}");
+    bad.answers[0].value = "ABC-1".into();
+    bad.schedule = Some(
+        serde_json::from_value(json!({"startDateTime": "2031-03-05T00:00:00Z",
+        "expiration": {"endDateTime": "2031-06-01T00:00:00Z"}}))
+        .unwrap(),
+    );
+    let e = requests::submit(&w.s, &as_user(&w.alice), bad.clone()).await.unwrap_err();
+    assert!(matches!(e, AppError::Invalid(ref m) if m.contains("later than the policy allows")), "{e:?}");
+    assert!(w.s.store.open_request(w.alice.id, w.package.id).await.unwrap().is_none());
+
+    let mut good = bad;
+    good.schedule = Some(
+        serde_json::from_value(json!({"startDateTime": START,
+        "expiration": {"endDateTime": "2031-03-20T00:00:00Z"}}))
+        .unwrap(),
+    );
+    let r = requests::submit(&w.s, &as_user(&w.alice), good).await.unwrap();
+    assert_eq!(r.state, RequestState::PendingApproval);
+    assert_eq!(r.detail.stages[0].approvers, vec![w.manager.id]);
+    // A second request while one is open is refused.
+    let again = requests::submit(&w.s, &as_user(&w.alice), {
+        let mut i = add(w.package.id);
+        i.justification = Some("x".into());
+        i.answers = vec![Answer { question_id: "ticket".into(), value: "A-1".into(), display_value: None }];
+        i
+    })
+    .await;
+    assert!(matches!(again, Err(AppError::Conflict(_))), "{again:?}");
+
+    // The requestor cannot approve; a stranger is not an approver.
+    let s0 = r.detail.stages[0].id;
+    let e = approvals::decide(&w.s, as_user(&w.alice).user().unwrap(), r.id, s0, true, None).await.unwrap_err();
+    assert!(matches!(e, AppError::Forbidden(_)), "{e:?}");
+    let e = approvals::decide(&w.s, as_user(&w.approver).user().unwrap(), r.id, s0, true, None).await.unwrap_err();
+    assert!(matches!(e, AppError::Forbidden(_) | AppError::NotFound { .. }), "{e:?}");
+    approvals::decide(&w.s, as_user(&w.manager).user().unwrap(), r.id, s0, true, None).await.unwrap();
+    let e = approvals::decide(&w.s, as_user(&w.manager).user().unwrap(), r.id, s0, true, None).await.unwrap_err();
+    assert!(matches!(e, AppError::Conflict(_)), "a second decision is a conflict: {e:?}");
+    let r = reload(&w, &r).await;
+    assert_eq!(r.detail.stages[1].approvers, vec![w.approver.id]);
+    let s1 = r.detail.stages[1].id;
+    let e = approvals::decide(&w.s, as_user(&w.approver).user().unwrap(), r.id, s1, true, None).await.unwrap_err();
+    assert!(matches!(e, AppError::Invalid(_)), "stage 2 needs a justification: {e:?}");
+    approvals::decide(&w.s, as_user(&w.approver).user().unwrap(), r.id, s1, true, Some("ok".into())).await.unwrap();
+    let r = reload(&w, &r).await;
+    assert_eq!(r.state, RequestState::Delivering);
+    assert!(members(&w, w.group.id).await.is_empty(), "nothing is delivered before the job runs");
+    w.worker.drain(10).await.unwrap();
+    let r = reload(&w, &r).await;
+    assert_eq!(r.state, RequestState::Delivered, "{:?}", r.detail);
+    assert_eq!(members(&w, w.group.id).await, vec![w.alice.id]);
+    let a = w.s.store.get_assignment(r.assignment_id.unwrap()).await.unwrap().unwrap();
+    assert_eq!(a.state, AssignmentState::Delivered);
+    assert_eq!(a.window, Window { start: t(START), end: Some(t("2031-03-20T00:00:00Z")) });
+    let events: Vec<_> = w.s.store.events_of(&r.id.to_string()).await.unwrap().iter().map(|e| e.activity).collect();
+    use steward_domain::audit::Activity::*;
+    for want in [UserRequestsAssignment, ApprovalStageCompleted, Approve, ReadyToFulfill, FulfillResource, Fulfill] {
+        assert!(events.contains(&want), "{want:?} missing from {events:?}");
+    }
+    // A delivered request cannot be cancelled.
+    let e = requests::cancel(&w.s, &as_user(&w.alice), r.id).await.unwrap_err();
+    assert!(matches!(e, AppError::Conflict(_)), "{e:?}");
+
+    // Extension: through both stages again, never past the policy's 30 days from now.
+    w.clock.advance(SignedDuration::from_hours(24 * 10));
+    let ext = requests::submit(
+        &w.s,
+        &as_user(&w.alice),
+        RequestInput {
+            request_type: Some(RequestType::UserUpdate),
+            assignment_id: Some(a.id),
+            justification: Some("still needed".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(ext.state, RequestState::PendingApproval);
+    approvals::decide(&w.s, as_user(&w.manager).user().unwrap(), ext.id, ext.detail.stages[0].id, true, None)
+        .await
+        .unwrap();
+    let ext = reload(&w, &ext).await;
+    approvals::decide(
+        &w.s,
+        as_user(&w.approver).user().unwrap(),
+        ext.id,
+        ext.detail.stages[1].id,
+        true,
+        Some("y".into()),
+    )
+    .await
+    .unwrap();
+    let a2 = w.s.store.get_assignment(a.id).await.unwrap().unwrap();
+    assert_eq!(a2.window.end, Some(t("2031-04-10T09:00:00Z")), "30 days from the extension");
+    assert_eq!(reload(&w, &ext).await.state, RequestState::Delivered);
+
+    // Self-removal revokes the membership.
+    let rm = requests::submit(
+        &w.s,
+        &as_user(&w.alice),
+        RequestInput { request_type: Some(RequestType::UserRemove), assignment_id: Some(a.id), ..Default::default() },
+    )
+    .await
+    .unwrap();
+    w.worker.drain(10).await.unwrap();
+    assert_eq!(reload(&w, &rm).await.state, RequestState::Delivered);
+    assert!(members(&w, w.group.id).await.is_empty());
+    let a3 = w.s.store.get_assignment(a.id).await.unwrap().unwrap();
+    assert_eq!(a3.state, AssignmentState::Expired);
+    assert_eq!(a3.status, "Removed");
+}
+
+/// Denial, timeout and escalation.
+pub async fn denial_timeout_and_escalation(s: SqlStore) {
+    let w = world(s.clone()).await;
+    let bob = user("bob", "Sales", Some(w.manager.id));
+    s.insert_user(&bob).await.unwrap();
+    policy(&s, &w.package, json!({
+        "allowedTargetScope": "allMemberUsers",
+        "requestApprovalSettings": {"isApprovalRequiredForAdd": true, "stages": [
+            {"durationBeforeAutomaticDenial": "P4D", "isEscalationEnabled": true, "durationBeforeEscalation": "P1D",
+             "primaryApprovers": [{"@odata.type": "#microsoft.graph.requestorManager"}],
+             "escalationApprovers": [{"@odata.type": "#microsoft.graph.singleUser", "userId": w.approver.id.to_string()}]}
+        ]}
+    })).await;
+    // Denied by the manager, with the reason kept.
+    let r = requests::submit(&w.s, &as_user(&w.alice), add(w.package.id)).await.unwrap();
+    approvals::decide(
+        &w.s,
+        as_user(&w.manager).user().unwrap(),
+        r.id,
+        r.detail.stages[0].id,
+        false,
+        Some("not now".into()),
+    )
+    .await
+    .unwrap();
+    let r = reload(&w, &r).await;
+    assert_eq!(r.state, RequestState::Denied);
+    assert_eq!(r.detail.reason.as_deref(), Some("not now"));
+
+    // Escalated after a day, timed out after four.
+    let r = requests::submit(&w.s, &as_user(&bob), add(w.package.id)).await.unwrap();
+    w.clock.advance(SignedDuration::from_hours(25));
+    w.worker.drain(10).await.unwrap();
+    let r = reload(&w, &r).await;
+    assert_eq!(r.detail.stages[0].status, StageStatus::Escalated);
+    assert_eq!(r.detail.stages[0].approvers, vec![w.approver.id]);
+    w.clock.advance(SignedDuration::from_hours(24 * 3));
+    w.worker.drain(10).await.unwrap();
+    let r = reload(&w, &r).await;
+    assert_eq!(r.state, RequestState::Denied);
+    assert_eq!(r.status.as_str(), "TimedOut");
+    assert!(members(&w, w.group.id).await.is_empty());
+}
+
+/// Administrators assign and remove directly; a scheduled start waits; expiry revokes.
+pub async fn admin_assignment_schedule_and_expiry(s: SqlStore) {
+    let w = world(s.clone()).await;
+    let p = policy(
+        &s,
+        &w.package,
+        json!({"allowedTargetScope": "notSpecified",
+        "expiration": {"type": "afterDuration", "duration": "P7D"}}),
+    )
+    .await;
+    // A user may not request under an admin-only policy.
+    let e = requests::submit(&w.s, &as_user(&w.alice), add(w.package.id)).await.unwrap_err();
+    assert!(matches!(e, AppError::Forbidden(_)), "{e:?}");
+    // Nor use adminAdd.
+    let e = requests::submit(
+        &w.s,
+        &as_user(&w.alice),
+        RequestInput {
+            request_type: Some(RequestType::AdminAdd),
+            access_package_id: Some(w.package.id),
+            target_id: Some(w.alice.id),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(e, AppError::Forbidden(_)), "{e:?}");
+
+    let direct = RequestInput {
+        request_type: Some(RequestType::AdminAdd),
+        access_package_id: Some(w.package.id),
+        policy_id: Some(p.id),
+        target_id: Some(w.alice.id),
+        ..Default::default()
+    };
+    let r = requests::submit(&w.s, &admin(), direct.clone()).await.unwrap();
+    w.worker.drain(10).await.unwrap();
+    assert_eq!(reload(&w, &r).await.state, RequestState::Delivered);
+    assert_eq!(members(&w, w.group.id).await, vec![w.alice.id]);
+    let rm = requests::submit(
+        &w.s,
+        &admin(),
+        RequestInput {
+            request_type: Some(RequestType::AdminRemove),
+            assignment_id: reload(&w, &r).await.assignment_id,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    w.worker.drain(10).await.unwrap();
+    assert_eq!(reload(&w, &rm).await.state, RequestState::Delivered);
+    assert!(members(&w, w.group.id).await.is_empty());
+
+    // Scheduled two days out: nothing until the clock gets there.
+    let mut later = direct;
+    later.schedule = Some(serde_json::from_value(json!({"startDateTime": "2031-03-03T09:00:00Z"})).unwrap());
+    let r = requests::submit(&w.s, &admin(), later).await.unwrap();
+    assert_eq!(r.state, RequestState::Scheduled);
+    w.worker.drain(10).await.unwrap();
+    assert!(members(&w, w.group.id).await.is_empty());
+    w.clock.set(t("2031-03-03T09:00:00Z"));
+    w.worker.drain(10).await.unwrap();
+    let r = reload(&w, &r).await;
+    assert_eq!(r.state, RequestState::Delivered, "{:?}", r.detail);
+    assert_eq!(members(&w, w.group.id).await, vec![w.alice.id]);
+    let a = w.s.store.get_assignment(r.assignment_id.unwrap()).await.unwrap().unwrap();
+    assert_eq!(a.window.end, Some(t("2031-03-10T09:00:00Z")));
+    // Expiry at the end of the window revokes.
+    w.clock.set(t("2031-03-10T09:00:00Z"));
+    w.worker.drain(10).await.unwrap();
+    let a = w.s.store.get_assignment(a.id).await.unwrap().unwrap();
+    assert_eq!(a.state, AssignmentState::Expired);
+    assert!(members(&w, w.group.id).await.is_empty());
+}
+
+/// Incompatible packages and groups refuse a request, naming the conflict.
+pub async fn separation_of_duties_refuses(s: SqlStore) {
+    let w = world(s.clone()).await;
+    let other_group = group("Payments");
+    s.insert_group(&other_group).await.unwrap();
+    let other = package_granting(&s, w.catalog.id, "Payments approver", &other_group).await;
+    policy(&s, &w.package, json!({"allowedTargetScope": "allMemberUsers"})).await;
+    policy(&s, &other, json!({"allowedTargetScope": "allMemberUsers"})).await;
+    s.add_incompatible_package(w.package.id, other.id).await.unwrap();
+    requests::submit(&w.s, &as_user(&w.alice), add(other.id)).await.unwrap();
+    w.worker.drain(10).await.unwrap();
+    // Declared on the other side: still refused (both directions).
+    let e = requests::submit(&w.s, &as_user(&w.alice), add(w.package.id)).await.unwrap_err();
+    assert!(matches!(e, AppError::Unprocessable(ref m) if m.contains("Payments approver")), "{e:?}");
+    let barred = group("Auditors");
+    s.insert_group(&barred).await.unwrap();
+    s.add_member(barred.id, w.manager.id).await.unwrap();
+    s.add_incompatible_group(w.package.id, barred.id).await.unwrap();
+    let e = requests::submit(&w.s, &as_user(&w.manager), add(w.package.id)).await.unwrap_err();
+    assert!(matches!(e, AppError::Unprocessable(ref m) if m.contains("Auditors")), "{e:?}");
+    assert!(w.s.store.open_request(w.manager.id, w.package.id).await.unwrap().is_none());
+}
+
+/// Two approvers deciding the same requests at once: exactly one decision each.
+pub async fn two_approvers_decide_each_request_once(s: SqlStore) {
+    let w = world(s.clone()).await;
+    let approvers = group("Approvers");
+    s.insert_group(&approvers).await.unwrap();
+    let second = user("second", "Security", None);
+    s.insert_user(&second).await.unwrap();
+    s.add_member(approvers.id, w.approver.id).await.unwrap();
+    s.add_member(approvers.id, second.id).await.unwrap();
+    policy(&s, &w.package, json!({"allowedTargetScope": "allMemberUsers",
+        "requestApprovalSettings": {"isApprovalRequiredForAdd": true, "stages": [
+            {"primaryApprovers": [{"@odata.type": "#microsoft.graph.groupMembers", "groupId": approvers.id.to_string()}]}]}
+    })).await;
+    let mut reqs = Vec::new();
+    for i in 0..100 {
+        let u = user(&format!("u{i}"), "Sales", None);
+        s.insert_user(&u).await.unwrap();
+        reqs.push(requests::submit(&w.s, &as_user(&u), add(w.package.id)).await.unwrap());
+    }
+    let decide_all = |who: UserId, approve: bool| {
+        let s = w.s.clone();
+        let reqs = reqs.clone();
+        tokio::spawn(async move {
+            let me = Principal::User { user: who, token: TokenId::new() }.user().unwrap();
+            let mut won = 0;
+            for r in reqs {
+                match approvals::decide(&s, me, r.id, r.detail.stages[0].id, approve, None).await {
+                    Ok(()) => won += 1,
+                    Err(AppError::Conflict(_)) => {}
+                    Err(e) => panic!("unexpected {e:?}"),
+                }
+            }
+            won
+        })
+    };
+    let (a, b) = tokio::join!(decide_all(w.approver.id, true), decide_all(second.id, false));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a + b, 100, "every request got exactly one decision ({a} approvals, {b} denials)");
+    let mut approved = 0;
+    for r in &reqs {
+        let r = reload(&w, r).await;
+        assert_eq!(r.detail.stages[0].decisions.len(), 1, "{:?}", r.detail.stages[0]);
+        if r.state != RequestState::Denied {
+            approved += 1;
+        }
+    }
+    assert_eq!(approved, a);
+}
+
+/// Three workers share the queue: every expiring assignment expires once and its membership
+/// is revoked once.
+pub async fn three_workers_expire_each_assignment_once(s: SqlStore) {
+    let w = world(s.clone()).await;
+    let p = policy(
+        &s,
+        &w.package,
+        json!({"allowedTargetScope": "allMemberUsers",
+        "expiration": {"type": "afterDuration", "duration": "P1D"}}),
+    )
+    .await;
+    let n = 300;
+    let now = t(START);
+    let end = t("2031-03-02T09:00:00Z");
+    let mut batch = steward_app::ports::Batch::default();
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let u = user(&format!("e{i}"), "Sales", None);
+        s.insert_user(&u).await.unwrap();
+        s.add_member(w.group.id, u.id).await.unwrap();
+        let a = Assignment {
+            id: AssignmentId::new(),
+            access_package_id: w.package.id,
+            catalog_id: w.catalog.id,
+            policy_id: Some(p.id),
+            target_id: u.id,
+            state: AssignmentState::Delivered,
+            status: "Delivered".into(),
+            window: Window { start: now, end: Some(end) },
+            expired_date_time: None,
+            created_date_time: now,
+            modified_date_time: now,
+        };
+        ids.push(a.id);
+        batch.assignments.push(Put::New(a));
+    }
+    s.apply(&batch).await.unwrap();
+    assert_eq!(members(&w, w.group.id).await.len(), n);
+    w.clock.set(end);
+    let workers: Vec<_> = (0..3).map(|i| Worker::new(w.s.clone(), format!("w{i}"))).collect();
+    let runs: Vec<_> =
+        workers.into_iter().map(|wk| tokio::spawn(async move { wk.drain(200).await.unwrap() })).collect();
+    for r in runs {
+        r.await.unwrap();
+    }
+    w.worker.drain(200).await.unwrap();
+    assert!(members(&w, w.group.id).await.is_empty());
+    for id in &ids {
+        let a = w.s.store.get_assignment(*id).await.unwrap().unwrap();
+        assert_eq!(a.state, AssignmentState::Expired);
+        let ev = w.s.store.events_of(&id.to_string()).await.unwrap();
+        let expiries = ev.iter().filter(|e| e.activity == steward_domain::audit::Activity::Expire).count();
+        assert_eq!(expiries, 1, "assignment {id} expired {expiries} times");
+    }
+    assert_eq!(w.s.store.pending_jobs().await.unwrap(), 1, "only the sweep is left");
+}
