@@ -394,6 +394,10 @@ pub enum Relation {
     IncompatibleGroups,
     /// requests that user `id` is or was asked to approve
     RequestsToApprove,
+    /// assignments created by requests that user `id` made
+    AssignmentsRequestedBy,
+    /// active assignments whose target also actively holds package `id`
+    TargetsHoldingPackage,
     /// roles of the resources in catalog `id`
     CatalogRoles,
     /// scopes of the resources in catalog `id`

@@ -76,6 +76,13 @@ fn relation_sql(r: Relation, p: &str) -> String {
         Relation::IncompatibleGroups => {
             format!("id IN (SELECT group_id FROM package_incompatible_groups WHERE access_package_id = {p})")
         }
+        Relation::AssignmentsRequestedBy => format!(
+            "id IN (SELECT assignment_id FROM assignment_requests WHERE requestor_id = {p} AND assignment_id IS NOT NULL)"
+        ),
+        Relation::TargetsHoldingPackage => format!(
+            "active_key IS NOT NULL AND target_id IN \
+             (SELECT target_id FROM assignments WHERE access_package_id = {p} AND active_key IS NOT NULL)"
+        ),
         Relation::RequestsToApprove => {
             format!("id IN (SELECT request_id FROM request_approvers WHERE user_id = {p})")
         }

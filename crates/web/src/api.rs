@@ -79,6 +79,16 @@ impl Api {
         let op = self.op("post", path, summary, 204, "none");
         self.add(MethodFilter::POST, h, op)
     }
+    /// An action that answers 202 Accepted (work continues in the background).
+    pub fn accepted<H: Handler<T, AppState>, T: 'static>(
+        self,
+        path: &'static str,
+        h: H,
+        summary: &'static str,
+    ) -> Self {
+        let op = self.op("post", path, summary, 202, "none");
+        self.add(MethodFilter::POST, h, op)
+    }
     pub fn patch<H: Handler<T, AppState>, T: 'static>(self, path: &'static str, h: H, summary: &'static str) -> Self {
         let op = self.op("patch", path, summary, 204, "none");
         self.add(MethodFilter::PATCH, h, op)

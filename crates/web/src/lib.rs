@@ -11,6 +11,7 @@ pub mod error;
 pub mod odata;
 pub mod request_id;
 pub mod routes;
+pub mod views;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -51,6 +52,7 @@ pub fn api() -> api::Api {
         .merge(routes::directory::api())
         .merge(routes::em::api())
         .merge(routes::policies::api())
+        .merge(routes::lifecycle::api())
         .merge(routes::tokens::api())
 }
 
@@ -118,7 +120,13 @@ async fn normalize(mut req: Request, next: Next, canon: &HashMap<String, String>
             Some(c) => out.push_str(c),
             None => out.push_str(name),
         }
-        if let Some(k) = key {
+        // A function call with named parameters (`filterByCurrentUser(on='target')`) stays one
+        // segment; only a bare key (`accessPackages('id')`) becomes a path segment.
+        if let Some(k) = key.filter(|k| k.contains('=') || k.contains("%3D") || k.contains("%3d")) {
+            out.push('(');
+            out.push_str(k);
+            out.push(')');
+        } else if let Some(k) = key {
             let k = k.trim_matches('\'');
             let k = k.strip_prefix("%27").and_then(|k| k.strip_suffix("%27")).unwrap_or(k);
             if !k.is_empty() {

@@ -329,6 +329,9 @@ async fn create_package(
 }
 
 async fn get_package(State(st): State<AppState>, Caller(p): Caller, od: OData, Path(id): Path<String>) -> R {
+    if crate::routes::lifecycle::function_call(&id).is_some() {
+        return crate::routes::lifecycle::requestable_packages(&st, &p, &od, &id).await;
+    }
     let ap = packages::get_package(&st.services, p.admin()?, path_id(&id)?).await?;
     entity_response(&Cx::new(&st.services, &p), &od, &ap, StatusCode::OK, &set("accessPackages")).await
 }

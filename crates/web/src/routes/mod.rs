@@ -2,6 +2,7 @@
 
 pub mod directory;
 pub mod em;
+pub mod lifecycle;
 pub mod ops;
 pub mod policies;
 pub mod tokens;

@@ -7,6 +7,7 @@
 mod app;
 mod bad_input;
 mod directory;
+mod lifecycle;
 mod odata;
 mod ops;
 mod policies;
