@@ -71,6 +71,7 @@ pub async fn create_user(s: &Services, _cap: AdminCap, new: NewUser) -> Result<U
         manager: None,
     };
     s.store.insert_user(&user).await?;
+    crate::lifecycle::automatic::directory_changed(s).await?;
     Ok(user)
 }
 
@@ -106,11 +107,13 @@ pub async fn update_user(s: &Services, _cap: AdminCap, id: UserId, p: UserPatch)
         }
     }
     s.store.update_user(&u).await?;
+    crate::lifecycle::automatic::directory_changed(s).await?;
     Ok(u)
 }
 
 pub async fn delete_user(s: &Services, _cap: AdminCap, id: UserId) -> Result<(), AppError> {
-    Ok(s.store.delete_user(id).await?)
+    s.store.delete_user(id).await?;
+    crate::lifecycle::automatic::directory_changed(s).await
 }
 
 async fn require_user(s: &Services, id: UserId) -> Result<User, AppError> {

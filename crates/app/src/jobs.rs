@@ -4,7 +4,7 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use steward_domain::assignment::GrantAction;
-use steward_domain::ids::{AssignmentId, JobId, RequestId, ResourceRoleId};
+use steward_domain::ids::{AssignmentId, JobId, PolicyId, RequestId, ResourceRoleId};
 
 /// What a job does. Stored as JSON; handlers are idempotent, so running one twice is harmless.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,6 +22,9 @@ pub enum JobKind {
     /// Look at everything the clock has made due: approval escalations and timeouts,
     /// scheduled starts, expiries. One at a time across all processes (a singleton job).
     Sweep,
+    /// Bring an automatic-assignment policy's assignments in step with its rule.
+    #[serde(rename_all = "camelCase")]
+    Reconcile { policy: PolicyId },
 }
 
 impl JobKind {
@@ -30,6 +33,7 @@ impl JobKind {
         match self {
             Self::Deliver { .. } => "deliver",
             Self::Sweep => "sweep",
+            Self::Reconcile { .. } => "reconcile",
         }
     }
 }

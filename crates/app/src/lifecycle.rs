@@ -5,6 +5,7 @@
 
 pub mod approvals;
 mod approvers;
+pub mod automatic;
 pub mod delivery;
 pub mod requests;
 mod separation;

@@ -40,6 +40,7 @@ pub async fn create_policy(
         modified_date_time: now,
     };
     s.store.insert_policy(&p).await?;
+    crate::lifecycle::automatic::policy_changed(s, &p).await?;
     Ok(p)
 }
 
@@ -77,7 +78,10 @@ pub async fn replace_policy(
         ..current
     };
     match s.store.update_policy(&p, read_at).await {
-        Ok(()) => Ok(p),
+        Ok(()) => {
+            crate::lifecycle::automatic::policy_changed(s, &p).await?;
+            Ok(p)
+        }
         Err(StoreError::Conflict(_)) if if_match.is_some() => Err(AppError::PreconditionFailed(
             "The assignment policy changed while it was being updated; read it again.".into(),
         )),

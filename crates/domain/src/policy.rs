@@ -416,6 +416,11 @@ fn check_question(n: usize, q: &mut Question) -> Result<(), DomainError> {
     if base.id.is_none() {
         base.id = Some(uuid::Uuid::now_v7().to_string());
     }
+    if let Question::TextInput { regex_pattern: Some(p), .. } = q
+        && !p.is_empty()
+    {
+        crate::request::answer_pattern(p).map_err(|e| DomainError::invalid(format!("Question {n}: {e}")))?;
+    }
     if let Question::MultipleChoice { choices, .. } = q {
         if choices.is_empty() {
             return Err(DomainError::invalid(format!("Multiple-choice question {n} needs at least one choice.")));

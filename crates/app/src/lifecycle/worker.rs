@@ -3,7 +3,7 @@
 
 use jiff::SignedDuration;
 
-use super::{delivery, sweep};
+use super::{automatic, delivery, sweep};
 use crate::jobs::{JobKind, NewJob};
 use crate::ports::Batch;
 use crate::{AppError, Services};
@@ -48,6 +48,7 @@ impl Worker {
                     delivery::run(&self.s, &job, &self.owner, *assignment, *role, *action, *request).await
                 }
                 JobKind::Sweep => sweep::run(&self.s, &job, &self.owner).await.map(|_| ()),
+                JobKind::Reconcile { policy } => automatic::run(&self.s, &job, &self.owner, *policy).await.map(|_| ()),
             };
             if let Err(e) = r {
                 tracing::warn!(job = %job.id, kind = job.kind.name(), error = %e, "job failed; will retry");

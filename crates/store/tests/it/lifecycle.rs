@@ -575,3 +575,39 @@ pub async fn three_workers_expire_each_assignment_once(s: SqlStore) {
     }
     assert_eq!(w.s.store.pending_jobs().await.unwrap(), 1, "only the sweep is left");
 }
+
+/// An automatic-assignment policy follows its rule: matching people are assigned, a changed
+/// department adds or removes access.
+pub async fn automatic_assignment_follows_the_rule(s: SqlStore) {
+    use steward_app::directory::{self, UserPatch};
+    use steward_app::policies::{self, PolicyInput};
+    let w = world(s.clone()).await;
+    let mut v = json!({"allowedTargetScope": "specificDirectoryUsers",
+        "specificAllowedTargets": [{"@odata.type": "#microsoft.graph.attributeRuleMembers",
+            "membershipRule": "(user.department -eq \"Sales\") -and (user.accountEnabled -eq true)"}],
+        "automaticRequestSettings": {"requestAccessForAllowedTargets": true, "removeAccessWhenTargetLeavesAllowedTargets": true}});
+    canonicalize_types(&mut v);
+    let settings: PolicySettings = serde_json::from_value(v).unwrap();
+    let cap = steward_app::auth::local_operator();
+    let input =
+        PolicyInput { display_name: DisplayName::parse("Sales, automatically").unwrap(), description: None, settings };
+    policies::create_policy(&w.s, cap, w.package.id, input).await.unwrap();
+    w.worker.drain(20).await.unwrap();
+    let mut want = vec![w.alice.id, w.manager.id];
+    want.sort();
+    assert_eq!(members(&w, w.group.id).await, want, "the two Sales users are assigned and delivered");
+
+    let to_sales = UserPatch { department: Some(Some("sales".into())), ..Default::default() };
+    directory::update_user(&w.s, cap, w.approver.id, to_sales).await.unwrap();
+    w.worker.drain(20).await.unwrap();
+    assert!(members(&w, w.group.id).await.contains(&w.approver.id), "matching is case-insensitive, as in Entra");
+
+    let away = UserPatch { department: Some(Some("Marketing".into())), ..Default::default() };
+    directory::update_user(&w.s, cap, w.alice.id, away).await.unwrap();
+    w.worker.drain(20).await.unwrap();
+    let now_members = members(&w, w.group.id).await;
+    assert!(!now_members.contains(&w.alice.id), "alice left Sales and lost the access");
+    assert_eq!(now_members.len(), 2);
+    let a = w.s.store.active_assignment(w.alice.id, w.package.id).await.unwrap();
+    assert!(a.is_none());
+}

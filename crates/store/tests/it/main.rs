@@ -52,6 +52,7 @@ contract!(
     lifecycle::separation_of_duties_refuses,
     lifecycle::two_approvers_decide_each_request_once,
     lifecycle::three_workers_expire_each_assignment_once,
+    lifecycle::automatic_assignment_follows_the_rule,
 );
 
 #[test]
