@@ -229,6 +229,9 @@ pub trait Store: Send + Sync {
     async fn due_requests(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<AssignmentRequest>>;
     /// Active assignments whose end has come, earliest first.
     async fn ending_assignments(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<Assignment>>;
+    /// Existing separation-of-duties violations: active assignments whose target also holds an
+    /// incompatible package (either side declared it) or is a member of an incompatible group.
+    async fn sod_violations(&self, limit: u32) -> StoreResult<Vec<Violation>>;
     /// The audit events of one correlation id (a request), in order.
     async fn events_of(&self, correlation_id: &str) -> StoreResult<Vec<AuditEvent>>;
 
@@ -249,6 +252,22 @@ pub trait Store: Send + Sync {
     async fn retry_job(&self, id: JobId, owner: &str, run_at: Timestamp, error: &str) -> StoreResult<()>;
     /// How many jobs wait (for metrics and tests).
     async fn pending_jobs(&self) -> StoreResult<u64>;
+}
+
+/// One separation-of-duties violation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub target: UserId,
+    pub assignment: AssignmentId,
+    pub package: AccessPackageId,
+    pub conflict: Conflicting,
+}
+
+/// What an assignment conflicts with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conflicting {
+    Package(AccessPackageId),
+    Group(GroupId),
 }
 
 /// One resource role an access package grants, with where it lives.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use steward_app::auth::ApiToken;
 use steward_app::jobs::Job;
-use steward_app::ports::{Batch, RoleGrant};
+use steward_app::ports::{Batch, Conflicting, RoleGrant, Violation};
 use steward_app::ports::{Page, StoreResult};
 use steward_app::query::{ListQuery, Value};
 use steward_app::{Store, StoreError};
@@ -888,6 +888,50 @@ impl Store for SqlStore {
             Assignment::COLUMNS
         );
         self.rows(&sql, &[ts(now), i64::from(limit).into()]).await
+    }
+
+    async fn sod_violations(&self, limit: u32) -> StoreResult<Vec<Violation>> {
+        let lim = i64::from(limit);
+        let packages = self
+            .driver
+            .fetch(
+                "SELECT a.target_id, a.id, a.access_package_id, b.access_package_id FROM assignments a \
+                 JOIN package_incompatible_packages i \
+                   ON (i.access_package_id = a.access_package_id) \
+                 JOIN assignments b ON b.target_id = a.target_id AND b.access_package_id = i.other_id \
+                 WHERE a.active_key IS NOT NULL AND b.active_key IS NOT NULL \
+                 UNION \
+                 SELECT a.target_id, a.id, a.access_package_id, b.access_package_id FROM assignments a \
+                 JOIN package_incompatible_packages i ON (i.other_id = a.access_package_id) \
+                 JOIN assignments b ON b.target_id = a.target_id AND b.access_package_id = i.access_package_id \
+                 WHERE a.active_key IS NOT NULL AND b.active_key IS NOT NULL \
+                 ORDER BY 1, 2, 4 LIMIT $1",
+                &[lim.into()],
+            )
+            .await?;
+        let groups = self
+            .driver
+            .fetch(
+                "SELECT a.target_id, a.id, a.access_package_id, g.group_id FROM assignments a \
+                 JOIN package_incompatible_groups g ON g.access_package_id = a.access_package_id \
+                 JOIN group_members m ON m.group_id = g.group_id AND m.user_id = a.target_id \
+                 WHERE a.active_key IS NOT NULL ORDER BY 1, 2, 4 LIMIT $1",
+                &[lim.into()],
+            )
+            .await?;
+        let mut out = Vec::new();
+        for (rows, is_group) in [(packages, false), (groups, true)] {
+            for r in &rows {
+                let mut c = Cells::new(r);
+                let target = c.parse()?;
+                let assignment = c.parse()?;
+                let package = c.parse()?;
+                let conflict = if is_group { Conflicting::Group(c.parse()?) } else { Conflicting::Package(c.parse()?) };
+                out.push(Violation { target, assignment, package, conflict });
+            }
+        }
+        out.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(out)
     }
 
     async fn events_of(&self, correlation_id: &str) -> StoreResult<Vec<AuditEvent>> {

@@ -468,6 +468,16 @@ pub async fn separation_of_duties_refuses(s: SqlStore) {
     let e = requests::submit(&w.s, &as_user(&w.manager), add(w.package.id)).await.unwrap_err();
     assert!(matches!(e, AppError::Unprocessable(ref m) if m.contains("Auditors")), "{e:?}");
     assert!(w.s.store.open_request(w.manager.id, w.package.id).await.unwrap().is_none());
+    assert!(s.sod_violations(100).await.unwrap().is_empty());
+    // A rule added after the fact: the existing overlap is listed, both ways round.
+    let third = group("Treasury");
+    s.insert_group(&third).await.unwrap();
+    s.add_member(third.id, w.alice.id).await.unwrap();
+    s.add_incompatible_group(other.id, third.id).await.unwrap();
+    let v = s.sod_violations(100).await.unwrap();
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(v[0].conflict, steward_app::ports::Conflicting::Group(third.id));
+    assert_eq!(v[0].target, w.alice.id);
 }
 
 /// Two approvers deciding the same requests at once: exactly one decision each.

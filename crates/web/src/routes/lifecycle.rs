@@ -71,6 +71,11 @@ pub fn api() -> Api {
             explanation,
             "Beyond Graph: may a user request this package, under which policy, who approves, and if not, why (?userId=, default the caller)",
         )
+        .get(
+            "/v1.0/steward/separationOfDuties/violations",
+            violations,
+            "Beyond Graph: active assignments that break a separation-of-duties rule (an incompatible package or group)",
+        )
         .tag("approvals")
         .get(
             "/v1.0/identityGovernance/entitlementManagement/accessPackageAssignmentApprovals/{id}",
@@ -571,6 +576,31 @@ async fn applicable_policy_requirements(
             "@odata.context": "$metadata#Collection(microsoft.graph.accessPackageAssignmentRequestRequirements)",
             "value": value,
         }),
+    ))
+}
+
+async fn violations(State(st): State<AppState>, Caller(p): Caller) -> R {
+    p.admin()?;
+    let limit = 10_000;
+    let found = st.services.store.sod_violations(limit).await.map_err(steward_app::AppError::from)?;
+    let value: Vec<Value> = found
+        .iter()
+        .map(|v| {
+            let (kind, id) = match v.conflict {
+                steward_app::ports::Conflicting::Package(p) => ("accessPackage", p.to_string()),
+                steward_app::ports::Conflicting::Group(g) => ("group", g.to_string()),
+            };
+            serde_json::json!({
+                "targetId": v.target.to_string(),
+                "assignmentId": v.assignment.to_string(),
+                "accessPackageId": v.package.to_string(),
+                "conflictsWith": {"type": kind, "id": id},
+            })
+        })
+        .collect();
+    Ok(crate::odata::json_response(
+        StatusCode::OK,
+        serde_json::json!({"truncated": found.len() as u32 >= limit, "value": value}),
     ))
 }
 
