@@ -27,6 +27,19 @@ pub struct Field {
     pub ty: FieldType,
     pub column: &'static str,
     pub nullable: bool,
+    /// For text: the column holding the value case-folded by the store with Rust's
+    /// `str::to_lowercase` (null exactly when `column` is), which case-insensitive tests
+    /// (`contains`, `startswith`, `endswith`, `tolower`, `$search`) compare against. Neither
+    /// database lowercases like Rust (SQLite's `lower` is ASCII-only, PostgreSQL's depends on
+    /// the collation), so folding happens once, at write time, in Rust.
+    pub fold: Option<&'static str>,
+}
+
+impl Field {
+    /// The column case-insensitive tests compare against: the folded one for text.
+    pub fn folded_column(&self) -> &'static str {
+        self.fold.unwrap_or(self.column)
+    }
 }
 
 /// A collection's schema: its table, its properties and what `$search` looks at.
@@ -60,10 +73,18 @@ impl Schema {
 }
 
 const fn f(path: &'static str, ty: FieldType, column: &'static str) -> Field {
-    Field { path, ty, column, nullable: false }
+    Field { path, ty, column, nullable: false, fold: None }
 }
 const fn n(path: &'static str, ty: FieldType, column: &'static str) -> Field {
-    Field { path, ty, column, nullable: true }
+    Field { path, ty, column, nullable: true, fold: None }
+}
+/// A required text property and its folded column.
+const fn t(path: &'static str, column: &'static str, fold: &'static str) -> Field {
+    Field { path, ty: FieldType::Text, column, nullable: false, fold: Some(fold) }
+}
+/// An optional text property and its folded column.
+const fn nt(path: &'static str, column: &'static str, fold: &'static str) -> Field {
+    Field { path, ty: FieldType::Text, column, nullable: true, fold: Some(fold) }
 }
 
 use FieldType::{Bool, DateTime, Enum, Guid, Text};
@@ -107,17 +128,17 @@ pub static USERS: Schema = Schema {
     table: "users",
     fields: &[
         f("id", Guid, "id"),
-        f("displayName", Text, "display_name"),
-        f("userPrincipalName", Text, "user_principal_name"),
-        n("mail", Text, "mail"),
+        t("displayName", "display_name", "display_name_fold"),
+        t("userPrincipalName", "user_principal_name", "upn_key"),
+        nt("mail", "mail", "mail_fold"),
         f("userType", Enum(USER_TYPES), "user_type"),
         f("accountEnabled", Bool, "account_enabled"),
-        n("department", Text, "department"),
-        n("jobTitle", Text, "job_title"),
-        n("companyName", Text, "company_name"),
-        n("employeeId", Text, "employee_id"),
-        n("city", Text, "city"),
-        n("country", Text, "country"),
+        nt("department", "department", "department_fold"),
+        nt("jobTitle", "job_title", "job_title_fold"),
+        nt("companyName", "company_name", "company_name_fold"),
+        nt("employeeId", "employee_id", "employee_id_fold"),
+        nt("city", "city", "city_fold"),
+        nt("country", "country", "country_fold"),
         f("createdDateTime", DateTime, "created_at"),
         n("manager/id", Guid, "manager_id"),
     ],
@@ -130,9 +151,9 @@ pub static GROUPS: Schema = Schema {
     table: "groups",
     fields: &[
         f("id", Guid, "id"),
-        f("displayName", Text, "display_name"),
-        n("description", Text, "description"),
-        f("mailNickname", Text, "mail_nickname"),
+        t("displayName", "display_name", "display_name_fold"),
+        nt("description", "description", "description_fold"),
+        t("mailNickname", "mail_nickname", "mail_nickname_fold"),
         f("mailEnabled", Bool, "mail_enabled"),
         f("securityEnabled", Bool, "security_enabled"),
         f("createdDateTime", DateTime, "created_at"),
@@ -146,8 +167,8 @@ pub static CATALOGS: Schema = Schema {
     table: "catalogs",
     fields: &[
         f("id", Guid, "id"),
-        f("displayName", Text, "display_name"),
-        n("description", Text, "description"),
+        t("displayName", "display_name", "display_name_fold"),
+        nt("description", "description", "description_fold"),
         f("catalogType", Enum(CATALOG_TYPES), "catalog_type"),
         f("state", Enum(CATALOG_STATES), "state"),
         f("isExternallyVisible", Bool, "is_externally_visible"),
@@ -163,8 +184,8 @@ pub static ACCESS_PACKAGES: Schema = Schema {
     table: "access_packages",
     fields: &[
         f("id", Guid, "id"),
-        f("displayName", Text, "display_name"),
-        n("description", Text, "description"),
+        t("displayName", "display_name", "display_name_fold"),
+        nt("description", "description", "description_fold"),
         f("isHidden", Bool, "is_hidden"),
         f("createdDateTime", DateTime, "created_at"),
         f("modifiedDateTime", DateTime, "modified_at"),
@@ -179,10 +200,10 @@ pub static RESOURCES: Schema = Schema {
     table: "resources",
     fields: &[
         f("id", Guid, "id"),
-        f("displayName", Text, "display_name"),
-        n("description", Text, "description"),
-        f("originId", Text, "origin_id"),
-        f("originSystem", Text, "origin_system"),
+        t("displayName", "display_name", "display_name_fold"),
+        nt("description", "description", "description_fold"),
+        t("originId", "origin_id", "origin_id_fold"),
+        t("originSystem", "origin_system", "origin_system_fold"),
         f("createdDateTime", DateTime, "created_at"),
         f("modifiedDateTime", DateTime, "modified_at"),
         f("catalog/id", Guid, "catalog_id"),
@@ -196,10 +217,10 @@ pub static RESOURCE_ROLES: Schema = Schema {
     table: "resource_roles",
     fields: &[
         f("id", Guid, "id"),
-        f("displayName", Text, "display_name"),
-        n("description", Text, "description"),
-        f("originId", Text, "origin_id"),
-        f("originSystem", Text, "origin_system"),
+        t("displayName", "display_name", "display_name_fold"),
+        nt("description", "description", "description_fold"),
+        t("originId", "origin_id", "origin_id_fold"),
+        t("originSystem", "origin_system", "origin_system_fold"),
         f("resource/id", Guid, "resource_id"),
     ],
     search: &["displayName", "description"],
@@ -211,10 +232,10 @@ pub static RESOURCE_SCOPES: Schema = Schema {
     table: "resource_scopes",
     fields: &[
         f("id", Guid, "id"),
-        f("displayName", Text, "display_name"),
-        n("description", Text, "description"),
-        f("originId", Text, "origin_id"),
-        f("originSystem", Text, "origin_system"),
+        t("displayName", "display_name", "display_name_fold"),
+        nt("description", "description", "description_fold"),
+        t("originId", "origin_id", "origin_id_fold"),
+        t("originSystem", "origin_system", "origin_system_fold"),
         f("isRootScope", Bool, "is_root_scope"),
         f("resource/id", Guid, "resource_id"),
     ],
@@ -269,8 +290,8 @@ pub static POLICIES: Schema = Schema {
     table: "assignment_policies",
     fields: &[
         f("id", Guid, "id"),
-        f("displayName", Text, "display_name"),
-        n("description", Text, "description"),
+        t("displayName", "display_name", "display_name_fold"),
+        nt("description", "description", "description_fold"),
         f("allowedTargetScope", Enum(TARGET_SCOPES), "allowed_target_scope"),
         f("createdDateTime", DateTime, "created_at"),
         f("modifiedDateTime", DateTime, "modified_at"),
@@ -363,8 +384,11 @@ pub enum Cond {
         kind: Match,
         value: String,
     },
-    And(Box<Cond>, Box<Cond>),
-    Or(Box<Cond>, Box<Cond>),
+    /// Every operand holds (true when empty). N-ary, like the parser's `Expr::And`, so a long
+    /// chain is wide rather than deep.
+    And(Vec<Cond>),
+    /// Some operand holds (false when empty).
+    Or(Vec<Cond>),
     Not(Box<Cond>),
     Const(bool),
     /// Rows related to `id` through a link table (members of a group, a package's incompatible
@@ -373,6 +397,20 @@ pub enum Cond {
         relation: Relation,
         id: String,
     },
+}
+
+impl Cond {
+    /// `a and b`, flattened: an `And` operand is spliced in rather than nested.
+    pub fn and(a: Cond, b: Cond) -> Cond {
+        let mut terms = Vec::new();
+        for c in [a, b] {
+            match c {
+                Cond::And(inner) => terms.extend(inner),
+                other => terms.push(other),
+            }
+        }
+        Cond::And(terms)
+    }
 }
 
 /// The link tables behind navigation collections. The row's `id` is the related object.
@@ -447,7 +485,7 @@ impl ListQuery {
         if let Some(s) = &o.search {
             let search = search_cond(schema, s)?;
             filter = Some(match filter {
-                Some(f) => Cond::And(Box::new(f), Box::new(search)),
+                Some(f) => Cond::and(f, search),
                 None => search,
             });
         }
@@ -486,7 +524,7 @@ impl ListQuery {
 
     pub fn and(mut self, extra: Cond) -> Self {
         self.filter = Some(match self.filter.take() {
-            Some(f) => Cond::And(Box::new(extra), Box::new(f)),
+            Some(f) => Cond::and(extra, f),
             None => extra,
         });
         self
@@ -530,9 +568,9 @@ fn search_cond(schema: &'static Schema, s: &steward_odata::SearchTerm) -> Result
             message: format!("$search is not supported on {}.", schema.entity),
         });
     }
-    let mut it = fields.into_iter().map(|field| Cond::Match { field, kind: Match::Contains, value: s.value.clone() });
-    let first = it.next().unwrap_or(Cond::Const(false));
-    Ok(it.fold(first, |acc, c| Cond::Or(Box::new(acc), Box::new(c))))
+    let mut terms: Vec<Cond> =
+        fields.into_iter().map(|field| Cond::Match { field, kind: Match::Contains, value: s.value.clone() }).collect();
+    Ok(if terms.len() == 1 { terms.pop().unwrap_or(Cond::Const(false)) } else { Cond::Or(terms) })
 }
 
 /// A property reference, possibly wrapped in `tolower`/`toupper`.
@@ -558,8 +596,10 @@ fn property(schema: &'static Schema, e: &Expr) -> Result<Option<(&'static Field,
 
 fn cond(schema: &'static Schema, e: &Expr) -> Result<Cond, AppError> {
     match e {
-        Expr::And(a, b) => Ok(Cond::And(Box::new(cond(schema, a)?), Box::new(cond(schema, b)?))),
-        Expr::Or(a, b) => Ok(Cond::Or(Box::new(cond(schema, a)?), Box::new(cond(schema, b)?))),
+        // The parser keeps chains flat, so this recursion follows nesting (bounded by the
+        // parser's depth limit), not chain length.
+        Expr::And(terms) => Ok(Cond::And(terms.iter().map(|t| cond(schema, t)).collect::<Result<_, _>>()?)),
+        Expr::Or(terms) => Ok(Cond::Or(terms.iter().map(|t| cond(schema, t)).collect::<Result<_, _>>()?)),
         Expr::Not(a) => Ok(Cond::Not(Box::new(cond(schema, a)?))),
         Expr::Literal(Literal::Bool(b)) => Ok(Cond::Const(*b)),
         Expr::Property(_) => {

@@ -18,6 +18,11 @@ use crate::{ODataError, shorten};
 pub const MAX_FILTER_LEN: usize = 8 * 1024;
 /// Deepest nesting accepted (parentheses, `not`, function calls and lambdas each add a level).
 pub const MAX_DEPTH: usize = 100;
+/// Most conditions one `$filter` may combine with `and` / `or` (counted over the whole
+/// expression). Chains are n-ary nodes, so length costs no recursion; the cap keeps the SQL a
+/// database is asked to plan reasonable (SQLite refuses expression trees over 1000 deep, and a
+/// left-deep `a AND b AND …` is as deep as it is long).
+pub const MAX_TERMS: usize = 200;
 
 /// Characters of the input echoed back in an error message.
 const ECHO_CHARS: usize = 200;
@@ -36,8 +41,12 @@ pub enum Expr {
         left: Box<Expr>,
         right: Box<Expr>,
     },
-    And(Box<Expr>, Box<Expr>),
-    Or(Box<Expr>, Box<Expr>),
+    /// Two or more operands, all true. Never directly contains another `And`: chains and
+    /// parenthesised sub-chains are flattened (see [`Expr::and`]), so a long chain is wide, not
+    /// deep, and nothing that walks the tree recurses once per operand.
+    And(Vec<Expr>),
+    /// Two or more operands, one true; flattened like `And`.
+    Or(Vec<Expr>),
     Not(Box<Expr>),
     /// `state in ('a','b')`.
     In {
@@ -55,6 +64,32 @@ pub enum Expr {
         var: String,
         predicate: Box<Expr>,
     },
+}
+
+impl Expr {
+    /// `left and right`, flattened: operands that are themselves `And` are spliced in.
+    pub fn and(left: Expr, right: Expr) -> Expr {
+        let mut terms = Vec::new();
+        for e in [left, right] {
+            match e {
+                Expr::And(inner) => terms.extend(inner),
+                other => terms.push(other),
+            }
+        }
+        Expr::And(terms)
+    }
+
+    /// `left or right`, flattened like [`Expr::and`].
+    pub fn or(left: Expr, right: Expr) -> Expr {
+        let mut terms = Vec::new();
+        for e in [left, right] {
+            match e {
+                Expr::Or(inner) => terms.extend(inner),
+                other => terms.push(other),
+            }
+        }
+        Expr::Or(terms)
+    }
 }
 
 /// A literal value. GUIDs are normalised to lower case; DateTimeOffsets to an instant.
@@ -219,13 +254,15 @@ struct Parser<'a> {
     tokens: Vec<Token>,
     idx: usize,
     depth: usize,
+    /// Conditions joined by `and`/`or` so far (see [`MAX_TERMS`]).
+    terms: usize,
     eof: Token,
 }
 
 impl<'a> Parser<'a> {
     fn new(src: &'a str, tokens: Vec<Token>) -> Self {
         let eof = Token { kind: Tok::Eof, start: src.len(), end: src.len() };
-        Self { src, tokens, idx: 0, depth: 0, eof }
+        Self { src, tokens, idx: 0, depth: 0, terms: 1, eof }
     }
 
     // ---- token access -------------------------------------------------------------------
@@ -254,14 +291,6 @@ impl<'a> Parser<'a> {
         matches!(&tok.kind, Tok::Word(w) if w.eq_ignore_ascii_case(keyword))
     }
 
-    fn eat_keyword(&mut self, keyword: &str) -> bool {
-        let found = Self::is_keyword(self.peek(), keyword);
-        if found {
-            self.bump();
-        }
-        found
-    }
-
     /// `'text'` of a token for messages, or "the end of the input".
     fn describe(&self, tok: &Token) -> String {
         if tok.kind == Tok::Eof {
@@ -285,6 +314,21 @@ impl<'a> Parser<'a> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             return Err(SyntaxError::new(pos, format!("the expression is nested more than {MAX_DEPTH} levels deep")));
+        }
+        Ok(())
+    }
+
+    /// Counts one more condition joined by `and`/`or` at `pos`.
+    fn join(&mut self, pos: usize) -> PResult<()> {
+        self.terms += 1;
+        if self.terms > MAX_TERMS {
+            return Err(SyntaxError::new(
+                pos,
+                format!(
+                    "the expression combines more than {MAX_TERMS} conditions with 'and'/'or'; \
+                     use 'in' for a list of values or split the query"
+                ),
+            ));
         }
         Ok(())
     }
@@ -322,20 +366,25 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// Operands of `or` in a loop, so a chain of any length costs no recursion.
     fn parse_or(&mut self) -> PResult<Expr> {
         let mut left = self.parse_and()?;
-        while self.eat_keyword("or") {
+        while Self::is_keyword(self.peek(), "or") {
+            let op = self.bump();
+            self.join(op.start)?;
             let right = self.parse_and()?;
-            left = Expr::Or(Box::new(left), Box::new(right));
+            left = Expr::or(left, right);
         }
         Ok(left)
     }
 
     fn parse_and(&mut self) -> PResult<Expr> {
         let mut left = self.parse_comparison()?;
-        while self.eat_keyword("and") {
+        while Self::is_keyword(self.peek(), "and") {
+            let op = self.bump();
+            self.join(op.start)?;
             let right = self.parse_comparison()?;
-            left = Expr::And(Box::new(left), Box::new(right));
+            left = Expr::and(left, right);
         }
         Ok(left)
     }

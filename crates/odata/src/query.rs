@@ -19,6 +19,10 @@ pub use expand::MAX_EXPAND_DEPTH;
 /// Largest `$top` accepted (Graph's page-size ceiling).
 pub const MAX_TOP: u32 = 999;
 
+/// Longest `$search` term accepted, in characters. A search is a substring match, so a longer
+/// term finds nothing useful, and SQLite refuses LIKE patterns over 50 000 bytes.
+pub const MAX_SEARCH_CHARS: usize = 512;
+
 /// Characters of a user-supplied value echoed back in an error message.
 const ECHO_CHARS: usize = 100;
 
@@ -305,6 +309,12 @@ fn parse_search(value: &str) -> Result<SearchTerm, ODataError> {
         return Err(ODataError::bad_request(
             "Query option '$search' must not be empty; expected e.g. \"sales\" or \"displayName:sales\".",
         ));
+    }
+    let chars = value.chars().count();
+    if chars > MAX_SEARCH_CHARS {
+        return Err(ODataError::bad_request(format!(
+            "Query option '$search' is too long ({chars} characters); the limit is {MAX_SEARCH_CHARS}."
+        )));
     }
     Ok(SearchTerm { property, value: value.to_owned() })
 }

@@ -97,18 +97,26 @@ fn non_null(field: &Field, test: String) -> String {
 }
 
 /// SQL for a condition; never NULL (see `non_null`).
+///
+/// Case-insensitive tests (`tolower(p)`, `contains`/`startswith`/`endswith`, `$search`) read the
+/// property's folded column (`Field::fold`, written by the store with Rust's `to_lowercase`)
+/// and compare it with a literal folded the same way in Rust (`ListQuery` folds `tolower`
+/// literals, `like_pattern` folds match values), so both databases agree with Rust exactly.
+///
+/// `And`/`Or` are n-ary and rendered in one flat parenthesised list; recursion follows only
+/// the nesting of the filter, which the parser bounds.
 pub(crate) fn cond(c: &Cond, ps: &mut Params) -> String {
     match c {
         Cond::Const(true) => "1 = 1".into(),
         Cond::Const(false) => "1 = 0".into(),
-        Cond::And(a, b) => format!("({} AND {})", cond(a, ps), cond(b, ps)),
-        Cond::Or(a, b) => format!("({} OR {})", cond(a, ps), cond(b, ps)),
+        Cond::And(terms) => junction(terms, " AND ", "1 = 1", ps),
+        Cond::Or(terms) => junction(terms, " OR ", "1 = 0", ps),
         Cond::Not(a) => format!("(NOT {} )", cond(a, ps)),
         Cond::IsNull { field, negated } => {
             format!("{} IS {}NULL", field.column, if *negated { "NOT " } else { "" })
         }
         Cond::Cmp { field, op, value, lower } => {
-            let col = if *lower { format!("lower({})", field.column) } else { field.column.to_owned() };
+            let col = if *lower { field.folded_column() } else { field.column };
             let p = ps.value(value);
             if *op == CmpOp::Ne && field.nullable {
                 // OData: a null property is "not equal" to any value.
@@ -118,7 +126,7 @@ pub(crate) fn cond(c: &Cond, ps: &mut Params) -> String {
             }
         }
         Cond::In { field, values, lower } => {
-            let col = if *lower { format!("lower({})", field.column) } else { field.column.to_owned() };
+            let col = if *lower { field.folded_column() } else { field.column };
             if values.is_empty() {
                 return "1 = 0".into();
             }
@@ -127,11 +135,23 @@ pub(crate) fn cond(c: &Cond, ps: &mut Params) -> String {
         }
         Cond::Match { field, kind, value } => {
             let p = ps.push(Param::Text(Some(like_pattern(*kind, value))));
-            non_null(field, format!("lower({}) LIKE {p} ESCAPE '\\'", field.column))
+            non_null(field, format!("{} LIKE {p} ESCAPE '\\'", field.folded_column()))
         }
         Cond::Related { relation, id } => {
             let p = ps.push(Param::Text(Some(id.clone())));
             relation_sql(*relation, &p)
+        }
+    }
+}
+
+/// `(t1 AND t2 AND …)`; `empty` when there are no operands.
+fn junction(terms: &[Cond], op: &str, empty: &str, ps: &mut Params) -> String {
+    match terms {
+        [] => empty.into(),
+        [only] => cond(only, ps),
+        _ => {
+            let parts: Vec<String> = terms.iter().map(|t| cond(t, ps)).collect();
+            format!("({})", parts.join(op))
         }
     }
 }
@@ -242,6 +262,29 @@ mod tests {
     fn like_metacharacters_are_escaped() {
         assert_eq!(like_pattern(Match::Contains, "50%_off"), "%50\\%\\_off%");
         assert_eq!(like_pattern(Match::StartsWith, "AB"), "ab%");
+    }
+
+    #[test]
+    fn case_insensitive_tests_read_the_folded_column() {
+        let (sql, params) =
+            page_sql(&lq("$filter=tolower(displayName) eq 'ÄRZTE' and contains(description,'Öl')"), "id");
+        assert!(sql.contains("display_name_fold = $1"), "{sql}");
+        assert!(sql.contains("description_fold LIKE $2"), "{sql}");
+        assert!(!sql.contains("lower("), "{sql}");
+        assert_eq!(params[0], Param::Text(Some("ärzte".into())));
+        assert_eq!(params[1], Param::Text(Some("%öl%".into())));
+        let (sql, _) = page_sql(&lq("$filter=displayName eq 'A'"), "id");
+        assert!(sql.contains("WHERE display_name = $1"), "exact comparisons keep the column: {sql}");
+    }
+
+    #[test]
+    fn chains_compile_flat() {
+        let chain = vec!["isHidden"; 150].join(" or ");
+        let (sql, params) = page_sql(&lq(&format!("$filter={chain}")), "id");
+        assert_eq!(sql.matches(" OR ").count(), 149, "{sql}");
+        assert_eq!(sql.matches('(').count(), sql.matches(')').count());
+        assert!(!sql.contains("((is_hidden"), "one flat list, not nested pairs: {sql}");
+        assert_eq!(params.len(), 152);
     }
 
     #[test]

@@ -77,13 +77,20 @@ pub trait Tx: Send {
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
 
-/// Maps a sqlx error to the store's error: constraint violations become `Conflict` (callers
-/// replace the text with one that names the object), connection trouble `Unavailable`.
+/// The text of a `Conflict` that is a unique-constraint violation, before a caller relabels it.
+pub(crate) const UNIQUE_VIOLATION: &str = "A unique constraint was violated.";
+/// The text of a `Conflict` that is a foreign-key violation, before a caller relabels it: an
+/// insert naming a row that does not exist, or a delete of a row that is still referenced.
+pub(crate) const FOREIGN_KEY_VIOLATION: &str = "A foreign key constraint was violated.";
+
+/// Maps a sqlx error to the store's error: constraint violations become `Conflict` with one of
+/// the two texts above (callers tell them apart and replace the text with one that names the
+/// object, or turn a missing reference into `NotFound`), connection trouble `Unavailable`.
 pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(db) => match db.kind() {
-            sqlx::error::ErrorKind::UniqueViolation => StoreError::Conflict("unique".into()),
-            sqlx::error::ErrorKind::ForeignKeyViolation => StoreError::Conflict("foreign key".into()),
+            sqlx::error::ErrorKind::UniqueViolation => StoreError::Conflict(UNIQUE_VIOLATION.into()),
+            sqlx::error::ErrorKind::ForeignKeyViolation => StoreError::Conflict(FOREIGN_KEY_VIOLATION.into()),
             _ => StoreError::Internal(db.to_string()),
         },
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {

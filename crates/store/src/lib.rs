@@ -4,8 +4,17 @@
 //!
 //! Portability choices, so no query needs a dialect branch: ids are GUID text, timestamps are
 //! unix microseconds (BIGINT) taken from the application's clock, booleans are `BOOLEAN`,
-//! placeholders are `$n` (which sqlx's SQLite driver accepts too), and PostgreSQL text columns
-//! that are sorted on use the "C" collation so both databases order strings bytewise.
+//! placeholders are `$n` (which sqlx's SQLite driver accepts too), and every PostgreSQL text
+//! column uses the "C" collation so both databases order and compare strings bytewise.
+//!
+//! Case-insensitive comparisons never use the database's `lower()` (ASCII-only on SQLite,
+//! collation-dependent on PostgreSQL). Each filterable text column has a folded companion
+//! (`*_fold`, or `upn_key` for the userPrincipalName) that the store fills with Rust's
+//! `str::to_lowercase` on every write, null exactly when the value is; the compiler compares
+//! those columns with literals folded the same way, so both databases agree with Rust to the
+//! letter. `steward_app::query::Field::fold` names the companion of each property, and
+//! `SqlStore::fold_missing` (run by `open` after migrating) folds rows written before the
+//! columns existed.
 
 mod compile;
 mod driver;
@@ -32,10 +41,15 @@ pub async fn open(url: &str, migrate: bool) -> Result<SqlStore, StoreError> {
     } else {
         Arc::new(SqliteDriver::open(url).await?)
     };
+    let store = SqlStore::new(driver.clone());
     if migrate {
         driver.migrate().await?;
+        let folded = store.fold_missing().await?;
+        if folded > 0 {
+            tracing::info!(rows = folded, "filled the case-folded text columns of existing rows");
+        }
     }
-    Ok(SqlStore::new(driver))
+    Ok(store)
 }
 
 /// The (version, description) list of a migration tree, for the parity test and `migrate`.

@@ -8,7 +8,7 @@ use steward_app::auth::ApiToken;
 use steward_app::jobs::Job;
 use steward_app::ports::{Batch, Conflicting, RoleGrant, Violation};
 use steward_app::ports::{Page, StoreResult};
-use steward_app::query::{ListQuery, Value};
+use steward_app::query::{ALL_SCHEMAS, ListQuery, Value};
 use steward_app::{Store, StoreError};
 use steward_domain::assignment::{Assignment, Delivery};
 use steward_domain::audit::AuditEvent;
@@ -23,7 +23,7 @@ use steward_domain::policy::AssignmentPolicy;
 use steward_domain::request::AssignmentRequest;
 use steward_domain::time::to_micros;
 
-use crate::driver::{Cell, Driver, Param, Tx};
+use crate::driver::{Cell, Driver, FOREIGN_KEY_VIOLATION, Param, Tx, UNIQUE_VIOLATION};
 use crate::rows::{Cells, FromRow};
 use crate::{compile, lifecycle};
 
@@ -36,6 +36,51 @@ pub struct SqlStore {
 impl SqlStore {
     pub fn new(driver: Arc<dyn Driver>) -> Self {
         Self { driver }
+    }
+
+    /// Fills the folded columns (`*_fold`) of rows written before those columns existed:
+    /// migration 0003 adds them empty, because neither database lowercases like Rust. Which
+    /// columns fold into which comes from the app's query schemas, the same declarations the
+    /// filter compiler reads. Idempotent, and one query per table when nothing is missing;
+    /// `open` runs it after migrating. Returns how many rows it folded.
+    pub async fn fold_missing(&self) -> StoreResult<u64> {
+        const BATCH: usize = 500;
+        let mut folded = 0;
+        for schema in ALL_SCHEMAS {
+            let pairs: Vec<(&str, &str)> =
+                schema.fields.iter().filter_map(|f| f.fold.map(|fold| (f.column, fold))).collect();
+            if pairs.is_empty() {
+                continue;
+            }
+            let columns: Vec<&str> = pairs.iter().map(|(c, _)| *c).collect();
+            let stale: Vec<String> = pairs.iter().map(|(c, f)| format!("({c} IS NOT NULL AND {f} IS NULL)")).collect();
+            let set: Vec<String> = pairs.iter().enumerate().map(|(i, (_, f))| format!("{f} = ${}", i + 2)).collect();
+            let select = format!(
+                "SELECT id, {} FROM {} WHERE {} LIMIT {BATCH}",
+                columns.join(", "),
+                schema.table,
+                stale.join(" OR ")
+            );
+            let update = format!("UPDATE {} SET {} WHERE id = $1", schema.table, set.join(", "));
+            loop {
+                let rows = self.driver.fetch(&select, &[]).await?;
+                if rows.is_empty() {
+                    break;
+                }
+                let mut tx = self.driver.begin().await?;
+                for row in &rows {
+                    let mut c = Cells::new(row);
+                    let mut params = vec![Param::Text(Some(c.text()?))];
+                    for _ in &pairs {
+                        params.push(fold_opt(c.opt_text()?.as_deref()));
+                    }
+                    tx.execute(&update, &params).await?;
+                }
+                tx.commit().await?;
+                folded += rows.len() as u64;
+            }
+        }
+        Ok(folded)
     }
 
     async fn get<T: FromRow>(&self, table: &'static str, id: String) -> StoreResult<Option<T>> {
@@ -115,6 +160,43 @@ impl SqlStore {
         }
     }
 
+    /// Names what a failed insert ran into, precisely: a unique violation is a duplicate
+    /// (`Conflict` with `duplicate`), a foreign-key violation means one of `refs` does not
+    /// exist (`NotFound` naming the first that is missing, looked up after the failed
+    /// transaction has rolled back); anything else passes unchanged.
+    async fn insert_error(&self, e: StoreError, duplicate: impl FnOnce() -> String, refs: &[Ref]) -> StoreError {
+        if is_violation(&e, UNIQUE_VIOLATION) {
+            return StoreError::Conflict(duplicate());
+        }
+        if !is_violation(&e, FOREIGN_KEY_VIOLATION) {
+            return e;
+        }
+        for (table, kind, key) in refs {
+            let sql = format!("SELECT id FROM {table} WHERE id = $1");
+            match self.driver.fetch(&sql, &[Param::Text(Some(key.clone()))]).await {
+                Ok(rows) if rows.is_empty() => return StoreError::not_found(kind, key),
+                Ok(_) => {}
+                Err(e) => return e,
+            }
+        }
+        // Whatever was missing came back before we looked.
+        StoreError::Conflict("An object this one refers to changed meanwhile; try again.".into())
+    }
+
+    /// One insert in its own transaction, its failure named by `insert_error`.
+    async fn insert(
+        &self,
+        sql: &str,
+        params: &[Param],
+        duplicate: impl FnOnce() -> String,
+        refs: &[Ref],
+    ) -> StoreResult<()> {
+        match self.write(sql, params).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.insert_error(e, duplicate, refs).await),
+        }
+    }
+
     /// One statement that must touch a row, else the object was not found.
     async fn write_one(&self, sql: &str, params: &[Param], kind: &'static str, id: impl ToString) -> StoreResult<()> {
         match self.write(sql, params).await? {
@@ -133,13 +215,30 @@ fn cell_value(c: &Cell) -> Value {
     }
 }
 
-/// Replaces a constraint violation's text with one that names the object.
+/// Replaces any constraint violation's text with one that names the object: for statements
+/// where every violation means the same thing (a delete that finds its row still referenced).
 fn conflict(message: impl Into<String>) -> impl FnOnce(StoreError) -> StoreError {
     let message = message.into();
     move |e| match e {
         StoreError::Conflict(_) => StoreError::Conflict(message),
         other => other,
     }
+}
+
+/// A row an insert refers to: its table, the kind of object for messages, its id.
+type Ref = (&'static str, &'static str, String);
+
+fn is_violation(e: &StoreError, which: &str) -> bool {
+    matches!(e, StoreError::Conflict(m) if m == which)
+}
+
+/// The value of a `*_fold` column: the text case-folded with Rust's `to_lowercase`, which is
+/// what case-insensitive filters compare (see `steward_app::query::Field::fold`).
+fn fold(s: &str) -> Param {
+    Param::Text(Some(s.to_lowercase()))
+}
+fn fold_opt(s: Option<&str>) -> Param {
+    Param::Text(s.map(str::to_lowercase))
 }
 
 fn id<T: ToString>(v: T) -> Param {
@@ -160,12 +259,14 @@ async fn exists_in(tx: &mut Box<dyn Tx>, table: &'static str, key: Param) -> Sto
     Ok(count_in(tx, &sql, &[key]).await? > 0)
 }
 
-/// The user's columns in insert order; `created_at` last so updates can leave it off.
+/// The user's columns as `insert_user` and `update_user` bind them (`created_at` is bound by
+/// the insert alone, after these): `$1` id, `$2`..`$14` the properties, `$15`..`$22` the folds.
 fn user_params(u: &User) -> Vec<Param> {
     vec![
         id(u.id),
         u.display_name.as_str().into(),
         u.user_principal_name.clone().into(),
+        // upn_key: unique, and the folded userPrincipalName
         u.user_principal_name.to_lowercase().into(),
         u.mail.clone().into(),
         u.user_type.as_str().into(),
@@ -177,7 +278,32 @@ fn user_params(u: &User) -> Vec<Param> {
         u.city.clone().into(),
         u.country.clone().into(),
         Param::Text(u.manager.map(|m| m.to_string())),
-        ts(u.created_date_time),
+        fold(u.display_name.as_str()),
+        fold_opt(u.mail.as_deref()),
+        fold_opt(u.department.as_deref()),
+        fold_opt(u.job_title.as_deref()),
+        fold_opt(u.company_name.as_deref()),
+        fold_opt(u.employee_id.as_deref()),
+        fold_opt(u.city.as_deref()),
+        fold_opt(u.country.as_deref()),
+    ]
+}
+
+fn user_refs(u: &User) -> Vec<Ref> {
+    u.manager.iter().map(|m| ("users", "manager (user)", m.to_string())).collect()
+}
+
+fn group_params(g: &Group) -> Vec<Param> {
+    vec![
+        id(g.id),
+        g.display_name.as_str().into(),
+        g.description.clone().into(),
+        g.mail_nickname.clone().into(),
+        g.mail_enabled.into(),
+        g.security_enabled.into(),
+        fold(g.display_name.as_str()),
+        fold_opt(g.description.as_deref()),
+        fold(&g.mail_nickname),
     ]
 }
 
@@ -188,7 +314,7 @@ impl Store for SqlStore {
     }
 
     async fn insert_token(&self, t: &ApiToken) -> StoreResult<()> {
-        self.write(
+        self.insert(
             "INSERT INTO api_tokens (id, name, hash, user_id, created_at) VALUES ($1, $2, $3, $4, $5)",
             &[
                 id(t.id),
@@ -197,10 +323,10 @@ impl Store for SqlStore {
                 Param::Text(t.user_id.map(|u| u.to_string())),
                 ts(t.created_at),
             ],
+            || "A token with the same secret already exists.".into(),
+            &t.user_id.iter().map(|u| ("users", "user", u.to_string())).collect::<Vec<_>>(),
         )
         .await
-        .map_err(conflict("A token with the same secret already exists."))?;
-        Ok(())
     }
 
     async fn token_by_hash(&self, hash: &str) -> StoreResult<Option<ApiToken>> {
@@ -220,31 +346,44 @@ impl Store for SqlStore {
     }
 
     async fn insert_user(&self, u: &User) -> StoreResult<()> {
-        self.write(
+        let mut params = user_params(u);
+        params.push(ts(u.created_date_time));
+        self.insert(
             "INSERT INTO users (id, display_name, user_principal_name, upn_key, mail, user_type, account_enabled, \
-             department, job_title, company_name, employee_id, city, country, manager_id, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-            &user_params(u),
+             department, job_title, company_name, employee_id, city, country, manager_id, display_name_fold, \
+             mail_fold, department_fold, job_title_fold, company_name_fold, employee_id_fold, city_fold, \
+             country_fold, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
+             $21, $22, $23)",
+            &params,
+            || format!("A user with id '{}' or userPrincipalName '{}' already exists.", u.id, u.user_principal_name),
+            &user_refs(u),
         )
         .await
-        .map_err(conflict(format!("A user with userPrincipalName '{}' already exists.", u.user_principal_name)))?;
-        Ok(())
     }
 
     async fn update_user(&self, u: &User) -> StoreResult<()> {
-        self.write_one(
-            "UPDATE users SET display_name = $2, user_principal_name = $3, upn_key = $4, mail = $5, user_type = $6, \
-             account_enabled = $7, department = $8, job_title = $9, company_name = $10, employee_id = $11, city = $12, \
-             country = $13, manager_id = $14 WHERE id = $1",
-            user_params(u).get(..14).unwrap_or_default(),
-            "user",
-            u.id,
-        )
-        .await
-        .map_err(conflict(format!(
-            "A user with userPrincipalName '{}' already exists, or the manager no longer exists.",
-            u.user_principal_name
-        )))
+        let n = match self
+            .write(
+                "UPDATE users SET display_name = $2, user_principal_name = $3, upn_key = $4, mail = $5, \
+                 user_type = $6, account_enabled = $7, department = $8, job_title = $9, company_name = $10, \
+                 employee_id = $11, city = $12, country = $13, manager_id = $14, display_name_fold = $15, \
+                 mail_fold = $16, department_fold = $17, job_title_fold = $18, company_name_fold = $19, \
+                 employee_id_fold = $20, city_fold = $21, country_fold = $22 WHERE id = $1",
+                &user_params(u),
+            )
+            .await
+        {
+            Ok(n) => n,
+            Err(e) => {
+                let duplicate = || format!("A user with userPrincipalName '{}' already exists.", u.user_principal_name);
+                return Err(self.insert_error(e, duplicate, &user_refs(u)).await);
+            }
+        };
+        match n {
+            0 => Err(StoreError::not_found("user", u.id)),
+            _ => Ok(()),
+        }
     }
 
     async fn delete_user(&self, uid: UserId) -> StoreResult<()> {
@@ -266,10 +405,13 @@ impl Store for SqlStore {
     }
 
     async fn add_sponsor(&self, user: UserId, sponsor: UserId) -> StoreResult<()> {
-        self.write("INSERT INTO user_sponsors (user_id, sponsor_id) VALUES ($1, $2)", &[id(user), id(sponsor)])
-            .await
-            .map_err(conflict(format!("User '{sponsor}' already sponsors user '{user}'.")))?;
-        Ok(())
+        self.insert(
+            "INSERT INTO user_sponsors (user_id, sponsor_id) VALUES ($1, $2)",
+            &[id(user), id(sponsor)],
+            || format!("User '{sponsor}' already sponsors user '{user}'."),
+            &[("users", "user", user.to_string()), ("users", "sponsor (user)", sponsor.to_string())],
+        )
+        .await
     }
 
     async fn remove_sponsor(&self, user: UserId, sponsor: UserId) -> StoreResult<()> {
@@ -283,35 +425,25 @@ impl Store for SqlStore {
     }
 
     async fn insert_group(&self, g: &Group) -> StoreResult<()> {
-        self.write(
-            "INSERT INTO groups (id, display_name, description, mail_nickname, mail_enabled, security_enabled, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            &[
-                id(g.id),
-                g.display_name.as_str().into(),
-                g.description.clone().into(),
-                g.mail_nickname.clone().into(),
-                g.mail_enabled.into(),
-                g.security_enabled.into(),
-                ts(g.created_date_time),
-            ],
+        let mut params = group_params(g);
+        params.push(ts(g.created_date_time));
+        self.insert(
+            "INSERT INTO groups (id, display_name, description, mail_nickname, mail_enabled, security_enabled, \
+             display_name_fold, description_fold, mail_nickname_fold, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            &params,
+            || format!("A group with id '{}' already exists.", g.id),
+            &[],
         )
-        .await?;
-        Ok(())
+        .await
     }
 
     async fn update_group(&self, g: &Group) -> StoreResult<()> {
         self.write_one(
             "UPDATE groups SET display_name = $2, description = $3, mail_nickname = $4, mail_enabled = $5, \
-             security_enabled = $6 WHERE id = $1",
-            &[
-                id(g.id),
-                g.display_name.as_str().into(),
-                g.description.clone().into(),
-                g.mail_nickname.clone().into(),
-                g.mail_enabled.into(),
-                g.security_enabled.into(),
-            ],
+             security_enabled = $6, display_name_fold = $7, description_fold = $8, mail_nickname_fold = $9 \
+             WHERE id = $1",
+            &group_params(g),
             "group",
             g.id,
         )
@@ -320,7 +452,10 @@ impl Store for SqlStore {
 
     async fn delete_group(&self, gid: GroupId) -> StoreResult<()> {
         let mut tx = self.driver.begin().await?;
-        if !exists_in(&mut tx, "groups", id(gid)).await? {
+        // Locks the group row first, as `add_resource` does, so the two serialise: a resource
+        // cannot be added for a group that is being deleted, nor the group deleted while a
+        // resource for it is being added (SQLite's write transactions are serial anyway).
+        if !lock_row(&mut tx, "groups", id(gid)).await? {
             return Err(StoreError::not_found("group", gid));
         }
         let used = count_in(
@@ -343,10 +478,13 @@ impl Store for SqlStore {
     }
 
     async fn add_member(&self, group: GroupId, user: UserId) -> StoreResult<()> {
-        self.write("INSERT INTO group_members (group_id, user_id) VALUES ($1, $2)", &[id(group), id(user)])
-            .await
-            .map_err(conflict(format!("User '{user}' is already a member of group '{group}'.")))?;
-        Ok(())
+        self.insert(
+            "INSERT INTO group_members (group_id, user_id) VALUES ($1, $2)",
+            &[id(group), id(user)],
+            || format!("User '{user}' is already a member of group '{group}'."),
+            &[("groups", "group", group.to_string()), ("users", "user", user.to_string())],
+        )
+        .await
     }
 
     async fn remove_member(&self, group: GroupId, user: UserId) -> StoreResult<()> {
@@ -360,10 +498,13 @@ impl Store for SqlStore {
     }
 
     async fn add_owner(&self, group: GroupId, user: UserId) -> StoreResult<()> {
-        self.write("INSERT INTO group_owners (group_id, user_id) VALUES ($1, $2)", &[id(group), id(user)])
-            .await
-            .map_err(conflict(format!("User '{user}' is already an owner of group '{group}'.")))?;
-        Ok(())
+        self.insert(
+            "INSERT INTO group_owners (group_id, user_id) VALUES ($1, $2)",
+            &[id(group), id(user)],
+            || format!("User '{user}' is already an owner of group '{group}'."),
+            &[("groups", "group", group.to_string()), ("users", "user", user.to_string())],
+        )
+        .await
     }
 
     async fn remove_owner(&self, group: GroupId, user: UserId) -> StoreResult<()> {
@@ -377,9 +518,10 @@ impl Store for SqlStore {
     }
 
     async fn insert_catalog(&self, c: &Catalog) -> StoreResult<()> {
-        self.write(
-            "INSERT INTO catalogs (id, display_name, description, catalog_type, state, is_externally_visible, created_at, modified_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        self.insert(
+            "INSERT INTO catalogs (id, display_name, description, catalog_type, state, is_externally_visible, \
+             created_at, modified_at, display_name_fold, description_fold) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             &[
                 id(c.id),
                 c.display_name.as_str().into(),
@@ -389,17 +531,21 @@ impl Store for SqlStore {
                 c.is_externally_visible.into(),
                 ts(c.created_date_time),
                 ts(c.modified_date_time),
+                fold(c.display_name.as_str()),
+                fold_opt(c.description.as_deref()),
             ],
+            || format!("A catalog with id '{}' already exists.", c.id),
+            &[],
         )
-        .await?;
-        Ok(())
+        .await
     }
 
     async fn update_catalog(&self, c: &Catalog, read_at: jiff::Timestamp) -> StoreResult<()> {
         let n = self
             .write(
                 "UPDATE catalogs SET display_name = $2, description = $3, state = $4, is_externally_visible = $5, \
-                 modified_at = $6 WHERE id = $1 AND modified_at = $7",
+                 modified_at = $6, display_name_fold = $8, description_fold = $9 \
+                 WHERE id = $1 AND modified_at = $7",
                 &[
                     id(c.id),
                     c.display_name.as_str().into(),
@@ -408,6 +554,8 @@ impl Store for SqlStore {
                     c.is_externally_visible.into(),
                     ts(c.modified_date_time),
                     ts(read_at),
+                    fold(c.display_name.as_str()),
+                    fold_opt(c.description.as_deref()),
                 ],
             )
             .await?;
@@ -438,55 +586,16 @@ impl Store for SqlStore {
 
     async fn add_resource(&self, added: &GroupResource, request: &ResourceRequest) -> StoreResult<()> {
         let r = &added.resource;
-        let mut tx = self.driver.begin().await?;
-        tx.execute(
-            "INSERT INTO resources (id, catalog_id, display_name, description, origin_id, origin_system, created_at, modified_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            &[
-                id(r.id),
-                id(r.catalog_id),
-                r.display_name.clone().into(),
-                r.description.clone().into(),
-                r.origin_id.clone().into(),
-                r.origin_system.clone().into(),
-                ts(r.created_date_time),
-                ts(r.modified_date_time),
-            ],
-        )
-        .await
-        .map_err(conflict(format!("The catalog already contains the resource with originId '{}'.", r.origin_id)))?;
-        for role in &added.roles {
-            tx.execute(
-                "INSERT INTO resource_roles (id, resource_id, display_name, description, origin_id, origin_system) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-                &[
-                    id(role.id),
-                    id(role.resource_id),
-                    role.display_name.clone().into(),
-                    role.description.clone().into(),
-                    role.origin_id.clone().into(),
-                    role.origin_system.clone().into(),
-                ],
-            )
-            .await?;
+        match add_resource_tx(self.driver.as_ref(), added, request).await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self
+                .insert_error(
+                    e,
+                    || format!("The catalog already contains the resource with originId '{}'.", r.origin_id),
+                    &[("catalogs", "catalog", r.catalog_id.to_string())],
+                )
+                .await),
         }
-        let s = &added.scope;
-        tx.execute(
-            "INSERT INTO resource_scopes (id, resource_id, display_name, description, origin_id, origin_system, is_root_scope) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            &[
-                id(s.id),
-                id(s.resource_id),
-                s.display_name.clone().into(),
-                s.description.clone().into(),
-                s.origin_id.clone().into(),
-                s.origin_system.clone().into(),
-                s.is_root_scope.into(),
-            ],
-        )
-        .await?;
-        insert_request(&mut tx, request).await?;
-        tx.commit().await
     }
 
     async fn remove_resource(&self, rid: ResourceId, request: &ResourceRequest) -> StoreResult<()> {
@@ -538,9 +647,9 @@ impl Store for SqlStore {
     }
 
     async fn insert_package(&self, p: &AccessPackage) -> StoreResult<()> {
-        self.write(
-            "INSERT INTO access_packages (id, catalog_id, display_name, description, is_hidden, created_at, modified_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        self.insert(
+            "INSERT INTO access_packages (id, catalog_id, display_name, description, is_hidden, created_at, \
+             modified_at, display_name_fold, description_fold) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             &[
                 id(p.id),
                 id(p.catalog_id),
@@ -549,21 +658,20 @@ impl Store for SqlStore {
                 p.is_hidden.into(),
                 ts(p.created_date_time),
                 ts(p.modified_date_time),
+                fold(p.display_name.as_str()),
+                fold_opt(p.description.as_deref()),
             ],
+            || format!("An access package with id '{}' already exists.", p.id),
+            &[("catalogs", "catalog", p.catalog_id.to_string())],
         )
         .await
-        .map_err(|e| match e {
-            StoreError::Conflict(_) => StoreError::not_found("catalog", p.catalog_id),
-            other => other,
-        })?;
-        Ok(())
     }
 
     async fn update_package(&self, p: &AccessPackage, read_at: jiff::Timestamp) -> StoreResult<()> {
         let n = self
             .write(
-                "UPDATE access_packages SET display_name = $2, description = $3, is_hidden = $4, modified_at = $5 \
-                 WHERE id = $1 AND modified_at = $6",
+                "UPDATE access_packages SET display_name = $2, description = $3, is_hidden = $4, modified_at = $5, \
+                 display_name_fold = $7, description_fold = $8 WHERE id = $1 AND modified_at = $6",
                 &[
                     id(p.id),
                     p.display_name.as_str().into(),
@@ -571,6 +679,8 @@ impl Store for SqlStore {
                     p.is_hidden.into(),
                     ts(p.modified_date_time),
                     ts(read_at),
+                    fold(p.display_name.as_str()),
+                    fold_opt(p.description.as_deref()),
                 ],
             )
             .await?;
@@ -592,7 +702,9 @@ impl Store for SqlStore {
         )
         .await?;
         package::check_package_deletable(PackageContent { assignment_policies: policies, active_assignments: active })?;
-        tx.execute("DELETE FROM access_packages WHERE id = $1", &[id(pid)]).await?;
+        tx.execute("DELETE FROM access_packages WHERE id = $1", &[id(pid)])
+            .await
+            .map_err(conflict("The access package changed while it was being deleted; try again."))?;
         tx.commit().await
     }
 
@@ -605,13 +717,17 @@ impl Store for SqlStore {
     }
 
     async fn add_role_scope(&self, r: &ResourceRoleScope) -> StoreResult<()> {
-        self.write(
+        self.insert(
             "INSERT INTO role_scopes (id, access_package_id, role_id, scope_id, created_at) VALUES ($1, $2, $3, $4, $5)",
             &[id(r.id), id(r.access_package_id), id(r.role_id), id(r.scope_id), ts(r.created_date_time)],
+            || "The access package already grants this role at this scope.".into(),
+            &[
+                ("access_packages", "access package", r.access_package_id.to_string()),
+                ("resource_roles", "resource role", r.role_id.to_string()),
+                ("resource_scopes", "resource scope", r.scope_id.to_string()),
+            ],
         )
         .await
-        .map_err(conflict("The access package already grants this role at this scope (or the role was removed meanwhile)."))?;
-        Ok(())
     }
 
     async fn remove_role_scope(&self, pkg: AccessPackageId, rid: ResourceRoleScopeId) -> StoreResult<()> {
@@ -633,13 +749,16 @@ impl Store for SqlStore {
     }
 
     async fn add_incompatible_package(&self, pkg: AccessPackageId, other: AccessPackageId) -> StoreResult<()> {
-        self.write(
+        self.insert(
             "INSERT INTO package_incompatible_packages (access_package_id, other_id) VALUES ($1, $2)",
             &[id(pkg), id(other)],
+            || format!("Access package '{other}' is already incompatible with '{pkg}'."),
+            &[
+                ("access_packages", "access package", pkg.to_string()),
+                ("access_packages", "access package", other.to_string()),
+            ],
         )
         .await
-        .map_err(conflict(format!("Access package '{other}' is already incompatible with '{pkg}'.")))?;
-        Ok(())
     }
 
     async fn remove_incompatible_package(&self, pkg: AccessPackageId, other: AccessPackageId) -> StoreResult<()> {
@@ -653,27 +772,28 @@ impl Store for SqlStore {
     }
 
     async fn add_incompatible_group(&self, pkg: AccessPackageId, group: GroupId) -> StoreResult<()> {
-        self.write(
+        self.insert(
             "INSERT INTO package_incompatible_groups (access_package_id, group_id) VALUES ($1, $2)",
             &[id(pkg), id(group)],
+            || format!("Group '{group}' is already incompatible with access package '{pkg}'."),
+            &[("access_packages", "access package", pkg.to_string()), ("groups", "group", group.to_string())],
         )
         .await
-        .map_err(conflict(format!("Group '{group}' is already incompatible with access package '{pkg}'.")))?;
-        Ok(())
     }
 
     async fn insert_policy(&self, p: &AssignmentPolicy) -> StoreResult<()> {
-        self.write(
+        self.insert(
             "INSERT INTO assignment_policies (id, access_package_id, catalog_id, display_name, description, \
-             allowed_target_scope, settings, created_at, modified_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             allowed_target_scope, settings, created_at, modified_at, display_name_fold, description_fold) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             &policy_params(p)?,
+            || format!("An assignment policy with id '{}' already exists.", p.id),
+            &[
+                ("access_packages", "access package", p.access_package_id.to_string()),
+                ("catalogs", "catalog", p.catalog_id.to_string()),
+            ],
         )
         .await
-        .map_err(|e| match e {
-            StoreError::Conflict(_) => StoreError::not_found("access package", p.access_package_id),
-            other => other,
-        })?;
-        Ok(())
     }
 
     async fn update_policy(&self, p: &AssignmentPolicy, read_at: jiff::Timestamp) -> StoreResult<()> {
@@ -683,8 +803,9 @@ impl Store for SqlStore {
         let n = self
             .write(
                 "UPDATE assignment_policies SET display_name = $4, description = $5, allowed_target_scope = $6, \
-                 settings = $7, modified_at = $9 WHERE id = $1 AND access_package_id = $2 AND catalog_id = $3 \
-                 AND created_at = $8 AND modified_at = $10",
+                 settings = $7, modified_at = $9, display_name_fold = $10, description_fold = $11 \
+                 WHERE id = $1 AND access_package_id = $2 AND catalog_id = $3 AND created_at = $8 \
+                 AND modified_at = $12",
                 &params,
             )
             .await?;
@@ -1013,7 +1134,89 @@ fn policy_params(p: &AssignmentPolicy) -> StoreResult<Vec<Param>> {
         settings.into(),
         ts(p.created_date_time),
         ts(p.modified_date_time),
+        fold(p.display_name.as_str()),
+        fold_opt(p.description.as_deref()),
     ])
+}
+
+/// Takes the row's write lock (`UPDATE … SET id = id`) until the transaction ends; false when
+/// there is no such row. Two transactions that lock the same row first run one after the other.
+async fn lock_row(tx: &mut Box<dyn Tx>, table: &'static str, key: Param) -> StoreResult<bool> {
+    let sql = format!("UPDATE {table} SET id = id WHERE id = $1");
+    Ok(tx.execute(&sql, &[key]).await? > 0)
+}
+
+async fn add_resource_tx(driver: &dyn Driver, added: &GroupResource, request: &ResourceRequest) -> StoreResult<()> {
+    let r = &added.resource;
+    let mut tx = driver.begin().await?;
+    // The app found the group before calling, outside this transaction; it may have been
+    // deleted since. Locking its row (as `delete_group` does) settles the race: a group that
+    // is gone is refused, and one being deleted waits for this resource and then stays.
+    if r.origin_system == catalog::ORIGIN_AAD_GROUP && !lock_row(&mut tx, "groups", r.origin_id.clone().into()).await? {
+        return Err(StoreError::not_found("group", &r.origin_id));
+    }
+    tx.execute(
+        "INSERT INTO resources (id, catalog_id, display_name, description, origin_id, origin_system, created_at, \
+         modified_at, display_name_fold, description_fold, origin_id_fold, origin_system_fold) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        &[
+            id(r.id),
+            id(r.catalog_id),
+            r.display_name.clone().into(),
+            r.description.clone().into(),
+            r.origin_id.clone().into(),
+            r.origin_system.clone().into(),
+            ts(r.created_date_time),
+            ts(r.modified_date_time),
+            fold(&r.display_name),
+            fold_opt(r.description.as_deref()),
+            fold(&r.origin_id),
+            fold(&r.origin_system),
+        ],
+    )
+    .await?;
+    for role in &added.roles {
+        tx.execute(
+            "INSERT INTO resource_roles (id, resource_id, display_name, description, origin_id, origin_system, \
+             display_name_fold, description_fold, origin_id_fold, origin_system_fold) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            &[
+                id(role.id),
+                id(role.resource_id),
+                role.display_name.clone().into(),
+                role.description.clone().into(),
+                role.origin_id.clone().into(),
+                role.origin_system.clone().into(),
+                fold(&role.display_name),
+                fold_opt(role.description.as_deref()),
+                fold(&role.origin_id),
+                fold(&role.origin_system),
+            ],
+        )
+        .await?;
+    }
+    let s = &added.scope;
+    tx.execute(
+        "INSERT INTO resource_scopes (id, resource_id, display_name, description, origin_id, origin_system, \
+         is_root_scope, display_name_fold, description_fold, origin_id_fold, origin_system_fold) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        &[
+            id(s.id),
+            id(s.resource_id),
+            s.display_name.clone().into(),
+            s.description.clone().into(),
+            s.origin_id.clone().into(),
+            s.origin_system.clone().into(),
+            s.is_root_scope.into(),
+            fold(&s.display_name),
+            fold_opt(s.description.as_deref()),
+            fold(&s.origin_id),
+            fold(&s.origin_system),
+        ],
+    )
+    .await?;
+    insert_request(&mut tx, request).await?;
+    tx.commit().await
 }
 
 async fn insert_request(tx: &mut Box<dyn Tx>, r: &ResourceRequest) -> StoreResult<()> {

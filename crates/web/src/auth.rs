@@ -1,10 +1,11 @@
-//! The `Caller` extractor: `Authorization: Bearer <token>` checked on every API request.
+//! The `Caller` extractor: `Authorization: Bearer <token>` checked on every API request; and
+//! `Admin`, which also requires the global administrator role.
 
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
 use steward_app::AppError;
-use steward_app::auth::Principal;
+use steward_app::auth::{AdminCap, Principal};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -34,5 +35,22 @@ impl FromRequestParts<AppState> for Caller {
         let p = state.auth.authenticate(&state.services, token).await?;
         tracing::debug!(principal = %p.label(), "authenticated");
         Ok(Caller(p))
+    }
+}
+
+/// An authenticated global administrator: the principal and the capability its check handed
+/// out. Handlers of administrator-only endpoints take it as their first extractor, so a caller
+/// without the role is answered 403 before the query options or the body are even read: a
+/// malformed request from someone who may not make it at all learns nothing about it.
+#[derive(Debug, Clone)]
+pub struct Admin(pub Principal, pub AdminCap);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Caller(p) = Caller::from_request_parts(parts, state).await?;
+        let cap = p.admin()?;
+        Ok(Admin(p, cap))
     }
 }

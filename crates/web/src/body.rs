@@ -192,8 +192,21 @@ impl Body {
         }
     }
 
-    /// Refuses any property that was not read (annotations such as `@odata.type` excepted).
+    /// Refuses any property that was not read. Instance annotations (`@odata.type`,
+    /// `@odata.etag`, ...) are tolerated, but not `name@odata.bind`: that asks for links to be
+    /// made (Graph's "create group with members" examples), and accepting the object while
+    /// dropping its links would report success for work not done.
     pub fn finish(self) -> Result<(), ApiError> {
+        if let Some(k) = self.map.keys().find(|k| !self.read.contains(*k) && is_bind(k)) {
+            let nav = k.split('@').next().unwrap_or("");
+            return Err(ApiError::invalid_model(format!(
+                "'{}' is not supported: Steward does not create links from a {} body. Create the \
+                 object first, then link with its $ref endpoint, …/{{id}}/{}/$ref.",
+                steward_domain::text::clip(k, 80),
+                self.entity,
+                steward_domain::text::clip(nav, 40),
+            )));
+        }
         let unknown: Vec<&String> = self
             .map
             .keys()
@@ -208,6 +221,11 @@ impl Body {
             ))),
         }
     }
+}
+
+/// `members@odata.bind`, `manager@odata.bind`, ... (annotation names match case-insensitively).
+fn is_bind(key: &str) -> bool {
+    key.to_ascii_lowercase().ends_with("@odata.bind")
 }
 
 /// The id at the end of an `@odata.id` URL of a `$ref` body, checked to point at `collection`

@@ -14,10 +14,19 @@ use steward_domain::policy::AssignmentPolicy;
 use steward_odata::ExpandItem;
 
 use crate::error::ApiError;
-use crate::odata::{Cx, GraphEntity, expand_many, expand_one, expand_query};
+use crate::odata::{Cx, GraphEntity, check_nested, expand_many, expand_one, expand_query};
 
 fn unknown_nav(nav: &str) -> ApiError {
     ApiError::bad_request(format!("Navigation property '{nav}' cannot be expanded."))
+}
+
+/// Nested options of an expansion that is not an entity of ours (contained complex values,
+/// an environment that is always null): nothing can be selected or expanded inside it.
+fn no_options(nav: &str, item: &ExpandItem) -> Result<(), ApiError> {
+    if item.select.is_some() || !item.expand.is_empty() || item.filter.is_some() || !item.orderby.is_empty() {
+        return Err(ApiError::bad_request(format!("'{nav}' does not take nested query options.")));
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -38,6 +47,14 @@ impl GraphEntity for User {
         "createdDateTime",
     ];
     const NAVS: &'static [&'static str] = &["manager", "sponsors", "directReports"];
+
+    fn check_expand(nav: &'static str, item: &ExpandItem) -> Result<(), ApiError> {
+        match nav {
+            "manager" => check_nested::<User>(item, None),
+            "sponsors" | "directReports" => check_nested::<User>(item, Some(&USERS)),
+            other => Err(unknown_nav(other)),
+        }
+    }
 
     async fn expand(&self, cx: &Cx<'_>, nav: &'static str, item: &ExpandItem) -> Result<Value, ApiError> {
         let cap = cx.p.directory_reader();
@@ -65,6 +82,13 @@ impl GraphEntity for Group {
     const PROPS: &'static [&'static str] =
         &["displayName", "description", "mailNickname", "mailEnabled", "securityEnabled", "createdDateTime"];
     const NAVS: &'static [&'static str] = &["members", "owners"];
+
+    fn check_expand(nav: &'static str, item: &ExpandItem) -> Result<(), ApiError> {
+        match nav {
+            "members" | "owners" => check_nested::<User>(item, Some(&USERS)),
+            other => Err(unknown_nav(other)),
+        }
+    }
 
     async fn expand(&self, cx: &Cx<'_>, nav: &'static str, item: &ExpandItem) -> Result<Value, ApiError> {
         let rel = match nav {
@@ -94,6 +118,16 @@ impl GraphEntity for Catalog {
         "modifiedDateTime",
     ];
     const NAVS: &'static [&'static str] = &["accessPackages", "resources", "resourceRoles", "resourceScopes"];
+
+    fn check_expand(nav: &'static str, item: &ExpandItem) -> Result<(), ApiError> {
+        match nav {
+            "accessPackages" => check_nested::<AccessPackage>(item, Some(&ACCESS_PACKAGES)),
+            "resources" => check_nested::<Resource>(item, Some(&RESOURCES)),
+            "resourceRoles" => check_nested::<ResourceRole>(item, Some(&RESOURCE_ROLES)),
+            "resourceScopes" => check_nested::<ResourceScope>(item, Some(&RESOURCE_SCOPES)),
+            other => Err(unknown_nav(other)),
+        }
+    }
 
     async fn expand(&self, cx: &Cx<'_>, nav: &'static str, item: &ExpandItem) -> Result<Value, ApiError> {
         let cap = cx.p.admin()?;
@@ -126,6 +160,15 @@ impl GraphEntity for Resource {
         &["displayName", "description", "originId", "originSystem", "createdDateTime", "modifiedDateTime"];
     const NAVS: &'static [&'static str] = &["roles", "scopes", "environment"];
 
+    fn check_expand(nav: &'static str, item: &ExpandItem) -> Result<(), ApiError> {
+        match nav {
+            "roles" => check_nested::<ResourceRole>(item, Some(&RESOURCE_ROLES)),
+            "scopes" => check_nested::<ResourceScope>(item, Some(&RESOURCE_SCOPES)),
+            "environment" => no_options(nav, item),
+            other => Err(unknown_nav(other)),
+        }
+    }
+
     async fn expand(&self, cx: &Cx<'_>, nav: &'static str, item: &ExpandItem) -> Result<Value, ApiError> {
         let cap = cx.p.admin()?;
         match nav {
@@ -150,6 +193,13 @@ impl GraphEntity for ResourceRole {
     const PROPS: &'static [&'static str] = &["displayName", "description", "originId", "originSystem"];
     const NAVS: &'static [&'static str] = &["resource"];
 
+    fn check_expand(nav: &'static str, item: &ExpandItem) -> Result<(), ApiError> {
+        match nav {
+            "resource" => check_nested::<Resource>(item, None),
+            other => Err(unknown_nav(other)),
+        }
+    }
+
     async fn expand(&self, cx: &Cx<'_>, nav: &'static str, item: &ExpandItem) -> Result<Value, ApiError> {
         match nav {
             "resource" => {
@@ -170,6 +220,13 @@ impl GraphEntity for ResourceScope {
     const PROPS: &'static [&'static str] = &["displayName", "description", "originId", "originSystem", "isRootScope"];
     const NAVS: &'static [&'static str] = &["resource"];
 
+    fn check_expand(nav: &'static str, item: &ExpandItem) -> Result<(), ApiError> {
+        match nav {
+            "resource" => check_nested::<Resource>(item, None),
+            other => Err(unknown_nav(other)),
+        }
+    }
+
     async fn expand(&self, cx: &Cx<'_>, nav: &'static str, item: &ExpandItem) -> Result<Value, ApiError> {
         match nav {
             "resource" => {
@@ -189,6 +246,14 @@ impl GraphEntity for ResourceRequest {
     const TYPE: &'static str = "accessPackageResourceRequest";
     const PROPS: &'static [&'static str] = &["requestType", "state", "createdDateTime"];
     const NAVS: &'static [&'static str] = &["catalog", "resource"];
+
+    fn check_expand(nav: &'static str, item: &ExpandItem) -> Result<(), ApiError> {
+        match nav {
+            "catalog" => check_nested::<Catalog>(item, None),
+            "resource" => check_nested::<Resource>(item, None),
+            other => Err(unknown_nav(other)),
+        }
+    }
 
     async fn expand(&self, cx: &Cx<'_>, nav: &'static str, item: &ExpandItem) -> Result<Value, ApiError> {
         let cap = cx.p.admin()?;
@@ -229,6 +294,19 @@ impl GraphEntity for AccessPackage {
         "accessPackagesIncompatibleWith",
         "assignmentPolicies",
     ];
+
+    fn check_expand(nav: &'static str, item: &ExpandItem) -> Result<(), ApiError> {
+        match nav {
+            "catalog" => check_nested::<Catalog>(item, None),
+            "resourceRoleScopes" => check_nested::<ResourceRoleScope>(item, Some(&ROLE_SCOPES)),
+            "incompatibleAccessPackages" | "accessPackagesIncompatibleWith" => {
+                check_nested::<AccessPackage>(item, Some(&ACCESS_PACKAGES))
+            }
+            "assignmentPolicies" => check_nested::<AssignmentPolicy>(item, Some(&POLICIES)),
+            "incompatibleGroups" => check_nested::<Group>(item, Some(&GROUPS)),
+            other => Err(unknown_nav(other)),
+        }
+    }
 
     async fn expand(&self, cx: &Cx<'_>, nav: &'static str, item: &ExpandItem) -> Result<Value, ApiError> {
         let cap = cx.p.admin()?;
@@ -289,6 +367,15 @@ impl GraphEntity for AssignmentPolicy {
         Some(steward_domain::time::etag(self.modified_date_time))
     }
 
+    fn check_expand(nav: &'static str, item: &ExpandItem) -> Result<(), ApiError> {
+        match nav {
+            "accessPackage" => check_nested::<AccessPackage>(item, None),
+            "catalog" => check_nested::<Catalog>(item, None),
+            "questions" | "customExtensionStageSettings" => no_options(nav, item),
+            other => Err(unknown_nav(other)),
+        }
+    }
+
     async fn expand(&self, cx: &Cx<'_>, nav: &'static str, item: &ExpandItem) -> Result<Value, ApiError> {
         let cap = cx.p.admin()?;
         let contained = |v: Result<Value, serde_json::Error>| v.map_err(|e| ApiError::bad_request(e.to_string()));
@@ -318,6 +405,14 @@ impl GraphEntity for ResourceRoleScope {
     const TYPE: &'static str = "accessPackageResourceRoleScope";
     const PROPS: &'static [&'static str] = &["createdDateTime"];
     const NAVS: &'static [&'static str] = &["role", "scope"];
+
+    fn check_expand(nav: &'static str, item: &ExpandItem) -> Result<(), ApiError> {
+        match nav {
+            "role" => check_nested::<ResourceRole>(item, None),
+            "scope" => check_nested::<ResourceScope>(item, None),
+            other => Err(unknown_nav(other)),
+        }
+    }
 
     async fn expand(&self, cx: &Cx<'_>, nav: &'static str, item: &ExpandItem) -> Result<Value, ApiError> {
         let cap = cx.p.admin()?;

@@ -157,6 +157,10 @@ pub trait GraphEntity: Serialize + Send + Sync + Sized {
     const PROPS: &'static [&'static str];
     const NAVS: &'static [&'static str];
     async fn expand(&self, cx: &Cx<'_>, nav: &'static str, item: &ExpandItem) -> Result<Value, ApiError>;
+    /// Checks the options of an expansion of `nav` (one of `NAVS`) against the type it leads
+    /// to, usually with [`check_nested`]. Graph validates the whole query, not only the part
+    /// that happens to meet data: `$expand=roles($expand=nope)` is refused on an empty list too.
+    fn check_expand(nav: &'static str, item: &ExpandItem) -> Result<(), ApiError>;
     /// The entity tag, for entities that support `If-Match`.
     fn etag(&self) -> Option<String> {
         None
@@ -170,11 +174,20 @@ fn no_property(kind: &str, name: &str, ty: &str) -> ApiError {
     ))
 }
 
-/// Checks `$select` and `$expand` names up front, so an empty page still rejects bad names.
+/// Checks `$select` and `$expand` names up front, so an empty page still rejects bad names;
+/// nested expansions are checked against their own types, to any depth the parser allows.
 pub fn check_shape<E: GraphEntity>(select: Option<&Vec<String>>, expand: &[ExpandItem]) -> Result<(), ApiError> {
     for e in expand {
-        if e.path != "*" && !E::NAVS.iter().any(|n| n.eq_ignore_ascii_case(&e.path)) {
+        let navs: Vec<&'static str> = if e.path == "*" {
+            E::NAVS.to_vec()
+        } else {
+            E::NAVS.iter().filter(|n| n.eq_ignore_ascii_case(&e.path)).copied().collect()
+        };
+        if navs.is_empty() {
             return Err(no_property("navigation property", &e.path, E::TYPE));
+        }
+        for nav in navs {
+            E::check_expand(nav, e)?;
         }
     }
     if let Some(sel) = select {
@@ -184,6 +197,17 @@ pub fn check_shape<E: GraphEntity>(select: Option<&Vec<String>>, expand: &[Expan
                 return Err(no_property("property", s, E::TYPE));
             }
         }
+    }
+    Ok(())
+}
+
+/// Checks an expansion's options against the entity type `T` it leads to: its `$select` and
+/// `$expand` names (recursively), and, for a collection (`schema` given), its `$filter` and
+/// `$orderby` against that collection's query schema.
+pub fn check_nested<T: GraphEntity>(item: &ExpandItem, schema: Option<&'static Schema>) -> Result<(), ApiError> {
+    check_shape::<T>(item.select.as_ref(), &item.expand)?;
+    if let Some(schema) = schema {
+        expand_query(schema, item)?;
     }
     Ok(())
 }

@@ -19,7 +19,7 @@ use steward_domain::schedule::Schedule;
 use steward_odata::ExpandItem;
 
 use crate::error::ApiError;
-use crate::odata::{Cx, GraphEntity, expand_one};
+use crate::odata::{Cx, GraphEntity, check_nested, expand_one};
 
 fn unknown_nav(nav: &str) -> ApiError {
     ApiError::bad_request(format!("Navigation property '{nav}' cannot be expanded."))
@@ -140,6 +140,15 @@ impl GraphEntity for RequestView {
     ];
     const NAVS: &'static [&'static str] = &["accessPackage", "assignment", "requestor"];
 
+    fn check_expand(nav: &'static str, item: &ExpandItem) -> Result<(), ApiError> {
+        match nav {
+            "accessPackage" => check_nested::<steward_domain::package::AccessPackage>(item, None),
+            "assignment" => check_nested::<AssignmentView>(item, None),
+            "requestor" => check_nested::<SubjectView>(item, None),
+            other => Err(unknown_nav(other)),
+        }
+    }
+
     async fn expand(&self, cx: &Cx<'_>, nav: &'static str, item: &ExpandItem) -> Result<Value, ApiError> {
         match nav {
             "accessPackage" => {
@@ -194,6 +203,15 @@ impl GraphEntity for AssignmentView {
     const PROPS: &'static [&'static str] =
         &["state", "status", "expiredDateTime", "schedule", "customExtensionCalloutInstances"];
     const NAVS: &'static [&'static str] = &["accessPackage", "assignmentPolicy", "target"];
+
+    fn check_expand(nav: &'static str, item: &ExpandItem) -> Result<(), ApiError> {
+        match nav {
+            "accessPackage" => check_nested::<steward_domain::package::AccessPackage>(item, None),
+            "assignmentPolicy" => check_nested::<steward_domain::policy::AssignmentPolicy>(item, None),
+            "target" => check_nested::<SubjectView>(item, None),
+            other => Err(unknown_nav(other)),
+        }
+    }
 
     async fn expand(&self, cx: &Cx<'_>, nav: &'static str, item: &ExpandItem) -> Result<Value, ApiError> {
         match nav {
@@ -257,6 +275,10 @@ impl GraphEntity for SubjectView {
     ];
     const NAVS: &'static [&'static str] = &[];
 
+    fn check_expand(nav: &'static str, _item: &ExpandItem) -> Result<(), ApiError> {
+        Err(unknown_nav(nav))
+    }
+
     async fn expand(&self, _cx: &Cx<'_>, nav: &'static str, _item: &ExpandItem) -> Result<Value, ApiError> {
         Err(unknown_nav(nav))
     }
@@ -289,6 +311,13 @@ impl GraphEntity for ApprovalView {
     const TYPE: &'static str = "approval";
     const PROPS: &'static [&'static str] = &[];
     const NAVS: &'static [&'static str] = &["stages"];
+
+    fn check_expand(nav: &'static str, item: &ExpandItem) -> Result<(), ApiError> {
+        match nav {
+            "stages" => check_nested::<StageView>(item, None),
+            other => Err(unknown_nav(other)),
+        }
+    }
 
     async fn expand(&self, cx: &Cx<'_>, nav: &'static str, item: &ExpandItem) -> Result<Value, ApiError> {
         match nav {
@@ -358,6 +387,10 @@ impl GraphEntity for StageView {
     const PROPS: &'static [&'static str] =
         &["assignedToMe", "displayName", "justification", "reviewedBy", "reviewedDateTime", "reviewResult", "status"];
     const NAVS: &'static [&'static str] = &[];
+
+    fn check_expand(nav: &'static str, _item: &ExpandItem) -> Result<(), ApiError> {
+        Err(unknown_nav(nav))
+    }
 
     async fn expand(&self, _cx: &Cx<'_>, nav: &'static str, _item: &ExpandItem) -> Result<Value, ApiError> {
         Err(unknown_nav(nav))

@@ -27,11 +27,11 @@ fn eq(left: Expr, right: Expr) -> Expr {
 }
 
 fn and(left: Expr, right: Expr) -> Expr {
-    Expr::And(Box::new(left), Box::new(right))
+    Expr::and(left, right)
 }
 
 fn or(left: Expr, right: Expr) -> Expr {
-    Expr::Or(Box::new(left), Box::new(right))
+    Expr::or(left, right)
 }
 
 fn not(inner: Expr) -> Expr {
@@ -338,6 +338,29 @@ fn nesting_limit() {
         assert_eq!(err.code, "InvalidFilter");
         assert!(err.message.contains("nested more than"), "{}", err.message);
     }
+}
+
+#[test]
+fn chains_are_flat_and_capped() {
+    // a chain is one n-ary node, whatever its length or parenthesisation
+    let chain = vec!["a eq 1"; MAX_TERMS].join(" or ");
+    match parse_filter(&chain).unwrap() {
+        Expr::Or(terms) => assert_eq!(terms.len(), MAX_TERMS),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(parse_filter("(a eq 1 and b eq 2) and (c eq 3 and a eq 1)").unwrap(), {
+        let t = |e| parse_filter(e).unwrap();
+        Expr::And(vec![t("a eq 1"), t("b eq 2"), t("c eq 3"), t("a eq 1")])
+    });
+    // the cap counts every condition joined by and/or, across both operators and parentheses
+    for joiner in [" or ", " and "] {
+        let too_many = vec!["a eq 1"; MAX_TERMS + 1].join(joiner);
+        let err = parse_filter(&too_many).unwrap_err();
+        assert_eq!(err.code, "InvalidFilter");
+        assert!(err.message.contains("more than 200 conditions"), "{}", err.message);
+    }
+    let mixed = format!("({}) and ({})", vec!["a eq 1"; 100].join(" or "), vec!["b eq 1"; 101].join(" and "));
+    assert!(parse_filter(&mixed).unwrap_err().message.contains("more than 200 conditions"));
 }
 
 #[test]

@@ -193,6 +193,16 @@ fn search_forms() {
 }
 
 #[test]
+fn search_length_is_capped() {
+    let ok = format!("$search=\"{}\"", "é".repeat(MAX_SEARCH_CHARS));
+    assert_eq!(parse_query(&ok).unwrap().search.unwrap().value.chars().count(), MAX_SEARCH_CHARS);
+    let long = format!("$search=\"{}\"", "x".repeat(MAX_SEARCH_CHARS + 1));
+    let err = parse_query(&long).unwrap_err();
+    assert_eq!(err.code, "BadRequest");
+    assert!(err.message.contains("too long"), "{}", err.message);
+}
+
+#[test]
 fn format_values() {
     for raw in
         ["$format=json", "$format=JSON", "$format=application/json", "$format=application/json;odata.metadata=minimal"]

@@ -11,7 +11,7 @@ use steward_domain::ids::{GroupId, UserId};
 
 use crate::AppState;
 use crate::api::Api;
-use crate::auth::Caller;
+use crate::auth::{Admin, Caller};
 use crate::body::{Body, ref_target};
 use crate::error::ApiError;
 use crate::odata::{Cx, OData, count_response, entity_response, page_response};
@@ -78,8 +78,13 @@ fn user_attributes(b: &mut Body) -> Result<UserAttributes, ApiError> {
 
 const USER_READ_ONLY: &[&str] = &["id", "createdDateTime"];
 
-async fn create_user(State(st): State<AppState>, Caller(p): Caller, od: OData, headers: HeaderMap, bytes: Bytes) -> R {
-    let cap = p.admin()?;
+async fn create_user(
+    State(st): State<AppState>,
+    Admin(p, cap): Admin,
+    od: OData,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> R {
     let mut b = Body::parse(&headers, &bytes, "user")?;
     let new = NewUser {
         display_name: b.req_name()?,
@@ -107,12 +112,11 @@ async fn resolve_user(st: &AppState, p: &steward_app::auth::Principal, key: &str
 
 async fn update_user(
     State(st): State<AppState>,
-    Caller(p): Caller,
+    Admin(p, cap): Admin,
     Path(id): Path<String>,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> R {
-    let cap = p.admin()?;
     let id = resolve_user(&st, &p, &id).await?;
     let mut b = Body::parse(&headers, &bytes, "user")?;
     let patch = UserPatch {
@@ -134,8 +138,7 @@ async fn update_user(
     Ok(no_content())
 }
 
-async fn delete_user(State(st): State<AppState>, Caller(p): Caller, Path(id): Path<String>) -> R {
-    let cap = p.admin()?;
+async fn delete_user(State(st): State<AppState>, Admin(p, cap): Admin, Path(id): Path<String>) -> R {
     let id = resolve_user(&st, &p, &id).await?;
     dir::delete_user(&st.services, cap, id).await?;
     Ok(no_content())
@@ -149,20 +152,18 @@ async fn get_manager(State(st): State<AppState>, Caller(p): Caller, od: OData, P
 
 async fn set_manager(
     State(st): State<AppState>,
-    Caller(p): Caller,
+    Admin(p, cap): Admin,
     Path(id): Path<String>,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> R {
-    let cap = p.admin()?;
     let id = resolve_user(&st, &p, &id).await?;
     let m: UserId = path_id(&ref_target(&headers, &bytes, "users")?)?;
     dir::set_manager(&st.services, cap, id, Some(m)).await?;
     Ok(no_content())
 }
 
-async fn remove_manager(State(st): State<AppState>, Caller(p): Caller, Path(id): Path<String>) -> R {
-    let cap = p.admin()?;
+async fn remove_manager(State(st): State<AppState>, Admin(p, cap): Admin, Path(id): Path<String>) -> R {
     let id = resolve_user(&st, &p, &id).await?;
     dir::set_manager(&st.services, cap, id, None).await?;
     Ok(no_content())
@@ -194,12 +195,11 @@ async fn list_sponsors(State(st): State<AppState>, Caller(p): Caller, od: OData,
 
 async fn add_sponsor(
     State(st): State<AppState>,
-    Caller(p): Caller,
+    Admin(p, cap): Admin,
     Path(id): Path<String>,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> R {
-    let cap = p.admin()?;
     let id = resolve_user(&st, &p, &id).await?;
     let sponsor: UserId = path_id(&ref_target(&headers, &bytes, "users")?)?;
     dir::add_sponsor(&st.services, cap, id, sponsor).await?;
@@ -208,10 +208,9 @@ async fn add_sponsor(
 
 async fn remove_sponsor(
     State(st): State<AppState>,
-    Caller(p): Caller,
+    Admin(p, cap): Admin,
     Path((id, sponsor)): Path<(String, String)>,
 ) -> R {
-    let cap = p.admin()?;
     let id = resolve_user(&st, &p, &id).await?;
     dir::remove_sponsor(&st.services, cap, id, path_id(&sponsor)?).await?;
     Ok(no_content())
@@ -234,8 +233,13 @@ async fn count_groups(State(st): State<AppState>, Caller(p): Caller, od: OData) 
 
 const GROUP_READ_ONLY: &[&str] = &["id", "createdDateTime"];
 
-async fn create_group(State(st): State<AppState>, Caller(p): Caller, od: OData, headers: HeaderMap, bytes: Bytes) -> R {
-    let cap = p.admin()?;
+async fn create_group(
+    State(st): State<AppState>,
+    Admin(p, cap): Admin,
+    od: OData,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> R {
     let mut b = Body::parse(&headers, &bytes, "group")?;
     let new = NewGroup {
         display_name: b.req_name()?,
@@ -257,12 +261,11 @@ async fn get_group(State(st): State<AppState>, Caller(p): Caller, od: OData, Pat
 
 async fn update_group(
     State(st): State<AppState>,
-    Caller(p): Caller,
+    Admin(_, cap): Admin,
     Path(id): Path<String>,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> R {
-    let cap = p.admin()?;
     let id: GroupId = path_id(&id)?;
     let mut b = Body::parse(&headers, &bytes, "group")?;
     let patch = GroupPatch {
@@ -278,8 +281,8 @@ async fn update_group(
     Ok(no_content())
 }
 
-async fn delete_group(State(st): State<AppState>, Caller(p): Caller, Path(id): Path<String>) -> R {
-    dir::delete_group(&st.services, p.admin()?, path_id(&id)?).await?;
+async fn delete_group(State(st): State<AppState>, Admin(_, cap): Admin, Path(id): Path<String>) -> R {
+    dir::delete_group(&st.services, cap, path_id(&id)?).await?;
     Ok(no_content())
 }
 

@@ -5,7 +5,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use steward_app::auth::Principal;
+use steward_app::auth::{AdminCap, Principal};
 use steward_app::catalogs::{self, CatalogPatch, NewCatalog, NewResourceRequest, ResourceRef};
 use steward_app::directory;
 use steward_app::packages::{self, NewPackage, PackagePatch, RoleRef, ScopeRef};
@@ -21,7 +21,7 @@ use steward_domain::package::{AccessPackage, ResourceRoleScope};
 
 use crate::AppState;
 use crate::api::Api;
-use crate::auth::Caller;
+use crate::auth::{Admin, Caller};
 use crate::body::{Body, ref_target};
 use crate::error::ApiError;
 use crate::odata::{Cx, OData, check_shape, count_response, entity_response, if_match, page_response};
@@ -75,29 +75,28 @@ fn set(name: &str) -> String {
 
 // ---------------------------------------------------------------- catalogs
 
-async fn list_catalogs(State(st): State<AppState>, Caller(p): Caller, od: OData) -> R {
+async fn list_catalogs(State(st): State<AppState>, Admin(p, cap): Admin, od: OData) -> R {
     check_shape::<Catalog>(od.options.select.as_ref(), &od.options.expand)?;
     let q = od.list_query(&CATALOGS)?;
-    let page = catalogs::list_catalogs(&st.services, p.admin()?, &q).await?;
+    let page = catalogs::list_catalogs(&st.services, cap, &q).await?;
     page_response(&Cx::new(&st.services, &p), &od, &q, page, &set("catalogs")).await
 }
 
-async fn count_catalogs(State(st): State<AppState>, Caller(p): Caller, od: OData) -> R {
+async fn count_catalogs(State(st): State<AppState>, Admin(_, cap): Admin, od: OData) -> R {
     let mut q = od.list_query(&CATALOGS)?;
     (q.count, q.top) = (true, 1);
-    Ok(count_response(catalogs::list_catalogs(&st.services, p.admin()?, &q).await?.count.unwrap_or(0)))
+    Ok(count_response(catalogs::list_catalogs(&st.services, cap, &q).await?.count.unwrap_or(0)))
 }
 
 const READ_ONLY: &[&str] = &["id", "createdDateTime", "modifiedDateTime"];
 
 async fn create_catalog(
     State(st): State<AppState>,
-    Caller(p): Caller,
+    Admin(p, cap): Admin,
     od: OData,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> R {
-    let cap = p.admin()?;
     let mut b = Body::parse(&headers, &bytes, "accessPackageCatalog")?;
     let new = NewCatalog {
         display_name: b.req_name()?,
@@ -113,19 +112,18 @@ async fn create_catalog(
     entity_response(&Cx::new(&st.services, &p), &od, &c, StatusCode::CREATED, &set("catalogs")).await
 }
 
-async fn get_catalog(State(st): State<AppState>, Caller(p): Caller, od: OData, Path(id): Path<String>) -> R {
-    let c = catalogs::get_catalog(&st.services, p.admin()?, path_id(&id)?).await?;
+async fn get_catalog(State(st): State<AppState>, Admin(p, cap): Admin, od: OData, Path(id): Path<String>) -> R {
+    let c = catalogs::get_catalog(&st.services, cap, path_id(&id)?).await?;
     entity_response(&Cx::new(&st.services, &p), &od, &c, StatusCode::OK, &set("catalogs")).await
 }
 
 async fn update_catalog(
     State(st): State<AppState>,
-    Caller(p): Caller,
+    Admin(_, cap): Admin,
     Path(id): Path<String>,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> R {
-    let cap = p.admin()?;
     let id: CatalogId = path_id(&id)?;
     let mut b = Body::parse(&headers, &bytes, "accessPackageCatalog")?;
     let patch = CatalogPatch {
@@ -143,45 +141,45 @@ async fn update_catalog(
 
 async fn delete_catalog(
     State(st): State<AppState>,
-    Caller(p): Caller,
+    Admin(_, cap): Admin,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> R {
-    catalogs::delete_catalog(&st.services, p.admin()?, path_id(&id)?, if_match(&headers).as_deref()).await?;
+    catalogs::delete_catalog(&st.services, cap, path_id(&id)?, if_match(&headers).as_deref()).await?;
     Ok(no_content())
 }
 
-async fn in_catalog(st: &AppState, p: &Principal, id: &str) -> Result<CatalogId, ApiError> {
+async fn in_catalog(st: &AppState, cap: AdminCap, id: &str) -> Result<CatalogId, ApiError> {
     let cid: CatalogId = path_id(id)?;
-    catalogs::get_catalog(&st.services, p.admin()?, cid).await?;
+    catalogs::get_catalog(&st.services, cap, cid).await?;
     Ok(cid)
 }
 
-async fn catalog_packages(State(st): State<AppState>, Caller(p): Caller, od: OData, Path(id): Path<String>) -> R {
+async fn catalog_packages(State(st): State<AppState>, Admin(p, cap): Admin, od: OData, Path(id): Path<String>) -> R {
     check_shape::<AccessPackage>(od.options.select.as_ref(), &od.options.expand)?;
-    let cid = in_catalog(&st, &p, &id).await?;
+    let cid = in_catalog(&st, cap, &id).await?;
     let q = od.list_query(&ACCESS_PACKAGES)?.scoped("catalog/id", cid)?;
-    let page = packages::list_packages(&st.services, p.admin()?, &q).await?;
+    let page = packages::list_packages(&st.services, cap, &q).await?;
     page_response(&Cx::new(&st.services, &p), &od, &q, page, &set("accessPackages")).await
 }
 
-async fn catalog_resources(State(st): State<AppState>, Caller(p): Caller, od: OData, Path(id): Path<String>) -> R {
+async fn catalog_resources(State(st): State<AppState>, Admin(p, cap): Admin, od: OData, Path(id): Path<String>) -> R {
     check_shape::<Resource>(od.options.select.as_ref(), &od.options.expand)?;
-    let cid = in_catalog(&st, &p, &id).await?;
+    let cid = in_catalog(&st, cap, &id).await?;
     let q = od.list_query(&RESOURCES)?.scoped("catalog/id", cid)?;
-    let page = catalogs::list_resources(&st.services, p.admin()?, &q).await?;
+    let page = catalogs::list_resources(&st.services, cap, &q).await?;
     page_response(&Cx::new(&st.services, &p), &od, &q, page, &set(&format!("catalogs('{cid}')/resources"))).await
 }
 
 async fn catalog_resource(
     State(st): State<AppState>,
-    Caller(p): Caller,
+    Admin(p, cap): Admin,
     od: OData,
     Path((id, rid)): Path<(String, String)>,
 ) -> R {
-    let cid = in_catalog(&st, &p, &id).await?;
+    let cid = in_catalog(&st, cap, &id).await?;
     let rid: ResourceId = path_id(&rid)?;
-    let r = catalogs::get_resource(&st.services, p.admin()?, rid).await?;
+    let r = catalogs::get_resource(&st.services, cap, rid).await?;
     if r.catalog_id != cid {
         return Err(ApiError::not_found(format!("resource '{rid}' was not found in catalog '{cid}'.")));
     }
@@ -189,35 +187,35 @@ async fn catalog_resource(
         .await
 }
 
-async fn catalog_roles(State(st): State<AppState>, Caller(p): Caller, od: OData, Path(id): Path<String>) -> R {
+async fn catalog_roles(State(st): State<AppState>, Admin(p, cap): Admin, od: OData, Path(id): Path<String>) -> R {
     check_shape::<ResourceRole>(od.options.select.as_ref(), &od.options.expand)?;
-    let cid = in_catalog(&st, &p, &id).await?;
+    let cid = in_catalog(&st, cap, &id).await?;
     let q = od.list_query(&RESOURCE_ROLES)?.related(Relation::CatalogRoles, cid);
-    let page = catalogs::list_resource_roles(&st.services, p.admin()?, &q).await?;
+    let page = catalogs::list_resource_roles(&st.services, cap, &q).await?;
     page_response(&Cx::new(&st.services, &p), &od, &q, page, &set(&format!("catalogs('{cid}')/resourceRoles"))).await
 }
 
-async fn catalog_scopes(State(st): State<AppState>, Caller(p): Caller, od: OData, Path(id): Path<String>) -> R {
+async fn catalog_scopes(State(st): State<AppState>, Admin(p, cap): Admin, od: OData, Path(id): Path<String>) -> R {
     check_shape::<ResourceScope>(od.options.select.as_ref(), &od.options.expand)?;
-    let cid = in_catalog(&st, &p, &id).await?;
+    let cid = in_catalog(&st, cap, &id).await?;
     let q = od.list_query(&RESOURCE_SCOPES)?.related(Relation::CatalogScopes, cid);
-    let page = catalogs::list_resource_scopes(&st.services, p.admin()?, &q).await?;
+    let page = catalogs::list_resource_scopes(&st.services, cap, &q).await?;
     page_response(&Cx::new(&st.services, &p), &od, &q, page, &set(&format!("catalogs('{cid}')/resourceScopes"))).await
 }
 
 // ---------------------------------------------------------------- resources
 
-async fn list_resources(State(st): State<AppState>, Caller(p): Caller, od: OData) -> R {
+async fn list_resources(State(st): State<AppState>, Admin(p, cap): Admin, od: OData) -> R {
     check_shape::<Resource>(od.options.select.as_ref(), &od.options.expand)?;
     let q = od.list_query(&RESOURCES)?;
-    let page = catalogs::list_resources(&st.services, p.admin()?, &q).await?;
+    let page = catalogs::list_resources(&st.services, cap, &q).await?;
     page_response(&Cx::new(&st.services, &p), &od, &q, page, &set("resources")).await
 }
 
-async fn list_resource_requests(State(st): State<AppState>, Caller(p): Caller, od: OData) -> R {
+async fn list_resource_requests(State(st): State<AppState>, Admin(p, cap): Admin, od: OData) -> R {
     check_shape::<ResourceRequest>(od.options.select.as_ref(), &od.options.expand)?;
     let q = od.list_query(&RESOURCE_REQUESTS)?;
-    let page = catalogs::list_resource_requests(&st.services, p.admin()?, &q).await?;
+    let page = catalogs::list_resource_requests(&st.services, cap, &q).await?;
     page_response(&Cx::new(&st.services, &p), &od, &q, page, &set("resourceRequests")).await
 }
 
@@ -249,12 +247,11 @@ fn nav_id<T: std::str::FromStr<Err = steward_domain::DomainError>>(
 
 async fn create_resource_request(
     State(st): State<AppState>,
-    Caller(p): Caller,
+    Admin(p, cap): Admin,
     od: OData,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> R {
-    let cap = p.admin()?;
     let mut b = Body::parse(&headers, &bytes, "accessPackageResourceRequest")?;
     let request_type: RequestType = b
         .opt_enum("requestType")?
@@ -288,27 +285,26 @@ async fn create_resource_request(
 
 // ---------------------------------------------------------------- access packages
 
-async fn list_packages(State(st): State<AppState>, Caller(p): Caller, od: OData) -> R {
+async fn list_packages(State(st): State<AppState>, Admin(p, cap): Admin, od: OData) -> R {
     check_shape::<AccessPackage>(od.options.select.as_ref(), &od.options.expand)?;
     let q = od.list_query(&ACCESS_PACKAGES)?;
-    let page = packages::list_packages(&st.services, p.admin()?, &q).await?;
+    let page = packages::list_packages(&st.services, cap, &q).await?;
     page_response(&Cx::new(&st.services, &p), &od, &q, page, &set("accessPackages")).await
 }
 
-async fn count_packages(State(st): State<AppState>, Caller(p): Caller, od: OData) -> R {
+async fn count_packages(State(st): State<AppState>, Admin(_, cap): Admin, od: OData) -> R {
     let mut q = od.list_query(&ACCESS_PACKAGES)?;
     (q.count, q.top) = (true, 1);
-    Ok(count_response(packages::list_packages(&st.services, p.admin()?, &q).await?.count.unwrap_or(0)))
+    Ok(count_response(packages::list_packages(&st.services, cap, &q).await?.count.unwrap_or(0)))
 }
 
 async fn create_package(
     State(st): State<AppState>,
-    Caller(p): Caller,
+    Admin(p, cap): Admin,
     od: OData,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> R {
-    let cap = p.admin()?;
     let mut b = Body::parse(&headers, &bytes, "accessPackage")?;
     let display_name = b.req_name()?;
     let description = b.nullable_str("description")?;
@@ -338,12 +334,11 @@ async fn get_package(State(st): State<AppState>, Caller(p): Caller, od: OData, P
 
 async fn update_package(
     State(st): State<AppState>,
-    Caller(p): Caller,
+    Admin(_, cap): Admin,
     Path(id): Path<String>,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> R {
-    let cap = p.admin()?;
     let id: AccessPackageId = path_id(&id)?;
     let mut b = Body::parse(&headers, &bytes, "accessPackage")?;
     let patch = PackagePatch {
@@ -360,25 +355,25 @@ async fn update_package(
 
 async fn delete_package(
     State(st): State<AppState>,
-    Caller(p): Caller,
+    Admin(_, cap): Admin,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> R {
-    packages::delete_package(&st.services, p.admin()?, path_id(&id)?, if_match(&headers).as_deref()).await?;
+    packages::delete_package(&st.services, cap, path_id(&id)?, if_match(&headers).as_deref()).await?;
     Ok(no_content())
 }
 
-async fn in_package(st: &AppState, p: &Principal, id: &str) -> Result<AccessPackageId, ApiError> {
+async fn in_package(st: &AppState, cap: AdminCap, id: &str) -> Result<AccessPackageId, ApiError> {
     let pid: AccessPackageId = path_id(id)?;
-    packages::get_package(&st.services, p.admin()?, pid).await?;
+    packages::get_package(&st.services, cap, pid).await?;
     Ok(pid)
 }
 
-async fn list_role_scopes(State(st): State<AppState>, Caller(p): Caller, od: OData, Path(id): Path<String>) -> R {
+async fn list_role_scopes(State(st): State<AppState>, Admin(p, cap): Admin, od: OData, Path(id): Path<String>) -> R {
     check_shape::<ResourceRoleScope>(od.options.select.as_ref(), &od.options.expand)?;
-    let pid = in_package(&st, &p, &id).await?;
+    let pid = in_package(&st, cap, &id).await?;
     let q = od.list_query(&ROLE_SCOPES)?.scoped("accessPackage/id", pid)?;
-    let page = packages::list_role_scopes(&st.services, p.admin()?, &q).await?;
+    let page = packages::list_role_scopes(&st.services, cap, &q).await?;
     page_response(
         &Cx::new(&st.services, &p),
         &od,
@@ -391,13 +386,12 @@ async fn list_role_scopes(State(st): State<AppState>, Caller(p): Caller, od: ODa
 
 async fn add_role_scope(
     State(st): State<AppState>,
-    Caller(p): Caller,
+    Admin(p, cap): Admin,
     od: OData,
     Path(id): Path<String>,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> R {
-    let cap = p.admin()?;
     let pid: AccessPackageId = path_id(&id)?;
     let mut b = Body::parse(&headers, &bytes, "accessPackageResourceRoleScope")?;
     let mut rb = b
@@ -434,12 +428,12 @@ async fn add_role_scope(
 
 async fn get_role_scope(
     State(st): State<AppState>,
-    Caller(p): Caller,
+    Admin(p, cap): Admin,
     od: OData,
     Path((id, rrs)): Path<(String, String)>,
 ) -> R {
     let pid: AccessPackageId = path_id(&id)?;
-    let r = packages::get_role_scope(&st.services, p.admin()?, pid, path_id(&rrs)?).await?;
+    let r = packages::get_role_scope(&st.services, cap, pid, path_id(&rrs)?).await?;
     entity_response(
         &Cx::new(&st.services, &p),
         &od,
@@ -452,47 +446,46 @@ async fn get_role_scope(
 
 async fn remove_role_scope(
     State(st): State<AppState>,
-    Caller(p): Caller,
+    Admin(_, cap): Admin,
     Path((id, rrs)): Path<(String, String)>,
 ) -> R {
-    packages::remove_role_scope(&st.services, p.admin()?, path_id(&id)?, path_id(&rrs)?).await?;
+    packages::remove_role_scope(&st.services, cap, path_id(&id)?, path_id(&rrs)?).await?;
     Ok(no_content())
 }
 
-async fn related_packages(st: &AppState, p: &Principal, od: &OData, id: &str, rel: Relation) -> R {
+async fn related_packages(st: &AppState, p: &Principal, cap: AdminCap, od: &OData, id: &str, rel: Relation) -> R {
     check_shape::<AccessPackage>(od.options.select.as_ref(), &od.options.expand)?;
-    let pid = in_package(st, p, id).await?;
+    let pid = in_package(st, cap, id).await?;
     let q = od.list_query(&ACCESS_PACKAGES)?.related(rel, pid);
-    let page = packages::list_packages(&st.services, p.admin()?, &q).await?;
+    let page = packages::list_packages(&st.services, cap, &q).await?;
     page_response(&Cx::new(&st.services, p), od, &q, page, &set("accessPackages")).await
 }
 
 async fn list_incompatible_packages(
     State(st): State<AppState>,
-    Caller(p): Caller,
+    Admin(p, cap): Admin,
     od: OData,
     Path(id): Path<String>,
 ) -> R {
-    related_packages(&st, &p, &od, &id, Relation::IncompatiblePackages).await
+    related_packages(&st, &p, cap, &od, &id, Relation::IncompatiblePackages).await
 }
 
 async fn list_packages_incompatible_with(
     State(st): State<AppState>,
-    Caller(p): Caller,
+    Admin(p, cap): Admin,
     od: OData,
     Path(id): Path<String>,
 ) -> R {
-    related_packages(&st, &p, &od, &id, Relation::PackagesIncompatibleWith).await
+    related_packages(&st, &p, cap, &od, &id, Relation::PackagesIncompatibleWith).await
 }
 
 async fn add_incompatible_package(
     State(st): State<AppState>,
-    Caller(p): Caller,
+    Admin(_, cap): Admin,
     Path(id): Path<String>,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> R {
-    let cap = p.admin()?;
     let other: AccessPackageId = path_id(&ref_target(&headers, &bytes, "accessPackages")?)?;
     packages::add_incompatible_package(&st.services, cap, path_id(&id)?, other).await?;
     Ok(no_content())
@@ -500,21 +493,21 @@ async fn add_incompatible_package(
 
 async fn remove_incompatible_package(
     State(st): State<AppState>,
-    Caller(p): Caller,
+    Admin(_, cap): Admin,
     Path((id, other)): Path<(String, String)>,
 ) -> R {
-    packages::remove_incompatible_package(&st.services, p.admin()?, path_id(&id)?, path_id(&other)?).await?;
+    packages::remove_incompatible_package(&st.services, cap, path_id(&id)?, path_id(&other)?).await?;
     Ok(no_content())
 }
 
 async fn list_incompatible_groups(
     State(st): State<AppState>,
-    Caller(p): Caller,
+    Admin(p, cap): Admin,
     od: OData,
     Path(id): Path<String>,
 ) -> R {
     check_shape::<Group>(od.options.select.as_ref(), &od.options.expand)?;
-    let pid = in_package(&st, &p, &id).await?;
+    let pid = in_package(&st, cap, &id).await?;
     let q = od.list_query(&GROUPS)?.related(Relation::IncompatibleGroups, pid);
     let page = directory::list_groups(&st.services, p.directory_reader(), &q).await?;
     page_response(&Cx::new(&st.services, &p), &od, &q, page, "groups").await
@@ -522,12 +515,11 @@ async fn list_incompatible_groups(
 
 async fn add_incompatible_group(
     State(st): State<AppState>,
-    Caller(p): Caller,
+    Admin(_, cap): Admin,
     Path(id): Path<String>,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> R {
-    let cap = p.admin()?;
     let gid: GroupId = path_id(&ref_target(&headers, &bytes, "groups")?)?;
     packages::add_incompatible_group(&st.services, cap, path_id(&id)?, gid).await?;
     Ok(no_content())
@@ -535,9 +527,9 @@ async fn add_incompatible_group(
 
 async fn remove_incompatible_group(
     State(st): State<AppState>,
-    Caller(p): Caller,
+    Admin(_, cap): Admin,
     Path((id, group)): Path<(String, String)>,
 ) -> R {
-    packages::remove_incompatible_group(&st.services, p.admin()?, path_id(&id)?, path_id(&group)?).await?;
+    packages::remove_incompatible_group(&st.services, cap, path_id(&id)?, path_id(&group)?).await?;
     Ok(no_content())
 }

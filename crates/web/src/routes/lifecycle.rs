@@ -20,7 +20,7 @@ use steward_domain::schedule::Schedule;
 
 use crate::AppState;
 use crate::api::Api;
-use crate::auth::Caller;
+use crate::auth::{Admin, Caller};
 use crate::body::Body;
 use crate::error::ApiError;
 use crate::odata::{Cx, OData, check_shape, count_response, entity_response, page_response};
@@ -156,16 +156,14 @@ async fn request_page(
     page_response(&Cx::new(&st.services, p), od, q, page, REQUESTS).await
 }
 
-async fn list_requests(State(st): State<AppState>, Caller(p): Caller, od: OData) -> R {
-    let cap = p.admin()?;
+async fn list_requests(State(st): State<AppState>, Admin(p, cap): Admin, od: OData) -> R {
     check_shape::<RequestView>(od.options.select.as_ref(), &od.options.expand)?;
     let q = od.list_query(&ASSIGNMENT_REQUESTS)?;
     let page = requests::list_requests(&st.services, cap, &q).await?;
     request_page(&st, &p, &od, &q, page).await
 }
 
-async fn count_requests(State(st): State<AppState>, Caller(p): Caller, od: OData) -> R {
-    let cap = p.admin()?;
+async fn count_requests(State(st): State<AppState>, Admin(_, cap): Admin, od: OData) -> R {
     let mut q = od.list_query(&ASSIGNMENT_REQUESTS)?;
     (q.count, q.top) = (true, 1);
     Ok(count_response(requests::list_requests(&st.services, cap, &q).await?.count.unwrap_or(0)))
@@ -352,12 +350,11 @@ async fn cancel(
 
 async fn reprocess_request(
     State(st): State<AppState>,
-    Caller(p): Caller,
+    Admin(_, cap): Admin,
     Path(id): Path<String>,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> R {
-    let cap = p.admin()?;
     no_body(&headers, &bytes)?;
     requests::reprocess(&st.services, cap, path_id(&id)?).await?;
     Ok(StatusCode::ACCEPTED.into_response())
@@ -385,16 +382,14 @@ async fn assignment_page(
     page_response(&Cx::new(&st.services, p), od, q, page, ASSIGNMENTS_SET).await
 }
 
-async fn list_assignments(State(st): State<AppState>, Caller(p): Caller, od: OData) -> R {
-    p.admin()?;
+async fn list_assignments(State(st): State<AppState>, Admin(p, _): Admin, od: OData) -> R {
     check_shape::<AssignmentView>(od.options.select.as_ref(), &od.options.expand)?;
     let q = od.list_query(&ASSIGNMENTS)?;
     let page = st.services.store.list_assignments(&q).await.map_err(steward_app::AppError::from)?;
     assignment_page(&st, &p, &od, &q, page).await
 }
 
-async fn count_assignments(State(st): State<AppState>, Caller(p): Caller, od: OData) -> R {
-    p.admin()?;
+async fn count_assignments(State(st): State<AppState>, Admin(..): Admin, od: OData) -> R {
     let mut q = od.list_query(&ASSIGNMENTS)?;
     (q.count, q.top) = (true, 1);
     let page = st.services.store.list_assignments(&q).await.map_err(steward_app::AppError::from)?;
@@ -443,12 +438,11 @@ async fn get_assignment(State(st): State<AppState>, Caller(p): Caller, od: OData
 
 async fn reprocess_assignment(
     State(st): State<AppState>,
-    Caller(p): Caller,
+    Admin(_, cap): Admin,
     Path(id): Path<String>,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> R {
-    let cap = p.admin()?;
     no_body(&headers, &bytes)?;
     requests::reprocess_assignment(&st.services, cap, path_id(&id)?).await?;
     Ok(StatusCode::ACCEPTED.into_response())
@@ -579,8 +573,7 @@ async fn applicable_policy_requirements(
     ))
 }
 
-async fn violations(State(st): State<AppState>, Caller(p): Caller) -> R {
-    p.admin()?;
+async fn violations(State(st): State<AppState>, Admin(..): Admin) -> R {
     let limit = 10_000;
     let found = st.services.store.sod_violations(limit).await.map_err(steward_app::AppError::from)?;
     let value: Vec<Value> = found

@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{Map, Value};
-use steward_app::auth::Principal;
+use steward_app::auth::{AdminCap, Principal};
 use steward_app::policies::{self, PolicyInput};
 use steward_app::query::POLICIES;
 use steward_domain::ids::{AccessPackageId, PolicyId};
@@ -15,7 +15,7 @@ use steward_domain::text::DisplayName;
 
 use crate::AppState;
 use crate::api::Api;
-use crate::auth::Caller;
+use crate::auth::Admin;
 use crate::body::require_json;
 use crate::error::ApiError;
 use crate::odata::{Cx, OData, check_shape, count_response, entity_response, if_match, page_response};
@@ -146,9 +146,8 @@ fn parse_body(headers: &HeaderMap, bytes: &Bytes) -> Result<Value, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("The body is not valid JSON: {e}.")))
 }
 
-async fn list_scoped(st: &AppState, p: &Principal, od: &OData, pkg: Option<AccessPackageId>) -> R {
+async fn list_scoped(st: &AppState, p: &Principal, cap: AdminCap, od: &OData, pkg: Option<AccessPackageId>) -> R {
     check_shape::<AssignmentPolicy>(od.options.select.as_ref(), &od.options.expand)?;
-    let cap = p.admin()?;
     let mut q = od.list_query(&POLICIES)?;
     if let Some(pkg) = pkg {
         steward_app::packages::get_package(&st.services, cap, pkg).await?;
@@ -158,29 +157,29 @@ async fn list_scoped(st: &AppState, p: &Principal, od: &OData, pkg: Option<Acces
     page_response(&Cx::new(&st.services, p), od, &q, page, SET).await
 }
 
-async fn list(State(st): State<AppState>, Caller(p): Caller, od: OData) -> R {
-    list_scoped(&st, &p, &od, None).await
+async fn list(State(st): State<AppState>, Admin(p, cap): Admin, od: OData) -> R {
+    list_scoped(&st, &p, cap, &od, None).await
 }
 
-async fn list_of_package(State(st): State<AppState>, Caller(p): Caller, od: OData, Path(pkg): Path<String>) -> R {
-    list_scoped(&st, &p, &od, Some(path_id(&pkg)?)).await
+async fn list_of_package(State(st): State<AppState>, Admin(p, cap): Admin, od: OData, Path(pkg): Path<String>) -> R {
+    list_scoped(&st, &p, cap, &od, Some(path_id(&pkg)?)).await
 }
 
-async fn count(State(st): State<AppState>, Caller(p): Caller, od: OData) -> R {
+async fn count(State(st): State<AppState>, Admin(_, cap): Admin, od: OData) -> R {
     let mut q = od.list_query(&POLICIES)?;
     (q.count, q.top) = (true, 1);
-    Ok(count_response(policies::list_policies(&st.services, p.admin()?, &q).await?.count.unwrap_or(0)))
+    Ok(count_response(policies::list_policies(&st.services, cap, &q).await?.count.unwrap_or(0)))
 }
 
 async fn create_scoped(
     st: &AppState,
     p: &Principal,
+    cap: AdminCap,
     od: &OData,
     pkg: Option<AccessPackageId>,
     headers: &HeaderMap,
     bytes: &Bytes,
 ) -> R {
-    let cap = p.admin()?;
     let (input, named) = input_from(parse_body(headers, bytes)?)?;
     let package = match (pkg, named) {
         (Some(a), Some(b)) if a != b => {
@@ -193,23 +192,22 @@ async fn create_scoped(
     entity_response(&Cx::new(&st.services, p), od, &created, StatusCode::CREATED, SET).await
 }
 
-async fn create(State(st): State<AppState>, Caller(p): Caller, od: OData, headers: HeaderMap, bytes: Bytes) -> R {
-    create_scoped(&st, &p, &od, None, &headers, &bytes).await
+async fn create(State(st): State<AppState>, Admin(p, cap): Admin, od: OData, headers: HeaderMap, bytes: Bytes) -> R {
+    create_scoped(&st, &p, cap, &od, None, &headers, &bytes).await
 }
 
 async fn create_in_package(
     State(st): State<AppState>,
-    Caller(p): Caller,
+    Admin(p, cap): Admin,
     od: OData,
     Path(pkg): Path<String>,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> R {
-    create_scoped(&st, &p, &od, Some(path_id(&pkg)?), &headers, &bytes).await
+    create_scoped(&st, &p, cap, &od, Some(path_id(&pkg)?), &headers, &bytes).await
 }
 
-async fn load(st: &AppState, p: &Principal, pkg: Option<&str>, id: &str) -> Result<AssignmentPolicy, ApiError> {
-    let cap = p.admin()?;
+async fn load(st: &AppState, cap: AdminCap, pkg: Option<&str>, id: &str) -> Result<AssignmentPolicy, ApiError> {
     let id: PolicyId = path_id(id)?;
     Ok(match pkg {
         Some(pkg) => policies::policy_of_package(&st.services, cap, path_id(pkg)?, id).await?,
@@ -217,49 +215,50 @@ async fn load(st: &AppState, p: &Principal, pkg: Option<&str>, id: &str) -> Resu
     })
 }
 
-async fn get(State(st): State<AppState>, Caller(p): Caller, od: OData, Path(id): Path<String>) -> R {
-    let policy = load(&st, &p, None, &id).await?;
+async fn get(State(st): State<AppState>, Admin(p, cap): Admin, od: OData, Path(id): Path<String>) -> R {
+    let policy = load(&st, cap, None, &id).await?;
     entity_response(&Cx::new(&st.services, &p), &od, &policy, StatusCode::OK, SET).await
 }
 
 async fn get_in_package(
     State(st): State<AppState>,
-    Caller(p): Caller,
+    Admin(p, cap): Admin,
     od: OData,
     Path((pkg, id)): Path<(String, String)>,
 ) -> R {
-    let policy = load(&st, &p, Some(&pkg), &id).await?;
+    let policy = load(&st, cap, Some(&pkg), &id).await?;
     entity_response(&Cx::new(&st.services, &p), &od, &policy, StatusCode::OK, SET).await
 }
 
 /// PUT: the body is the whole policy; what it leaves out is reset.
 async fn put_scoped(
     st: &AppState,
-    p: &Principal,
+    admin: &Admin,
     od: &OData,
     pkg: Option<&str>,
     id: &str,
     headers: &HeaderMap,
     bytes: &Bytes,
 ) -> R {
-    let current = load(st, p, pkg, id).await?;
+    let Admin(p, cap) = admin;
+    let cap = *cap;
+    let current = load(st, cap, pkg, id).await?;
     let (input, named) = input_from(parse_body(headers, bytes)?)?;
     let tag = if_match(headers);
-    let updated =
-        policies::replace_policy(&st.services, p.admin()?, current.id, input, named, None, tag.as_deref()).await?;
+    let updated = policies::replace_policy(&st.services, cap, current.id, input, named, None, tag.as_deref()).await?;
     entity_response(&Cx::new(&st.services, p), od, &updated, StatusCode::OK, SET).await
 }
 
 /// PATCH: the body's properties replace the stored ones; the rest stays.
 async fn patch_scoped(
     st: &AppState,
-    p: &Principal,
+    cap: AdminCap,
     pkg: Option<&str>,
     id: &str,
     headers: &HeaderMap,
     bytes: &Bytes,
 ) -> R {
-    let current = load(st, p, pkg, id).await?;
+    let current = load(st, cap, pkg, id).await?;
     let Value::Object(changes) = parse_body(headers, bytes)? else {
         return Err(ApiError::invalid_model("The body must be a JSON object."));
     };
@@ -272,7 +271,7 @@ async fn patch_scoped(
     let tag = if_match(headers);
     policies::replace_policy(
         &st.services,
-        p.admin()?,
+        cap,
         current.id,
         input,
         named,
@@ -293,61 +292,61 @@ fn merge_into(target: &mut Map<String, Value>, changes: Map<String, Value>) {
 
 async fn put(
     State(st): State<AppState>,
-    Caller(p): Caller,
+    admin: Admin,
     od: OData,
     Path(id): Path<String>,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> R {
-    put_scoped(&st, &p, &od, None, &id, &headers, &bytes).await
+    put_scoped(&st, &admin, &od, None, &id, &headers, &bytes).await
 }
 
 async fn put_in_package(
     State(st): State<AppState>,
-    Caller(p): Caller,
+    admin: Admin,
     od: OData,
     Path((pkg, id)): Path<(String, String)>,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> R {
-    put_scoped(&st, &p, &od, Some(&pkg), &id, &headers, &bytes).await
+    put_scoped(&st, &admin, &od, Some(&pkg), &id, &headers, &bytes).await
 }
 
 async fn patch(
     State(st): State<AppState>,
-    Caller(p): Caller,
+    Admin(_, cap): Admin,
     Path(id): Path<String>,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> R {
-    patch_scoped(&st, &p, None, &id, &headers, &bytes).await
+    patch_scoped(&st, cap, None, &id, &headers, &bytes).await
 }
 
 async fn patch_in_package(
     State(st): State<AppState>,
-    Caller(p): Caller,
+    Admin(_, cap): Admin,
     Path((pkg, id)): Path<(String, String)>,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> R {
-    patch_scoped(&st, &p, Some(&pkg), &id, &headers, &bytes).await
+    patch_scoped(&st, cap, Some(&pkg), &id, &headers, &bytes).await
 }
 
-async fn delete_scoped(st: &AppState, p: &Principal, pkg: Option<&str>, id: &str, headers: &HeaderMap) -> R {
-    let current = load(st, p, pkg, id).await?;
-    policies::delete_policy(&st.services, p.admin()?, current.id, if_match(headers).as_deref()).await?;
+async fn delete_scoped(st: &AppState, cap: AdminCap, pkg: Option<&str>, id: &str, headers: &HeaderMap) -> R {
+    let current = load(st, cap, pkg, id).await?;
+    policies::delete_policy(&st.services, cap, current.id, if_match(headers).as_deref()).await?;
     Ok(no_content())
 }
 
-async fn delete(State(st): State<AppState>, Caller(p): Caller, Path(id): Path<String>, headers: HeaderMap) -> R {
-    delete_scoped(&st, &p, None, &id, &headers).await
+async fn delete(State(st): State<AppState>, Admin(_, cap): Admin, Path(id): Path<String>, headers: HeaderMap) -> R {
+    delete_scoped(&st, cap, None, &id, &headers).await
 }
 
 async fn delete_in_package(
     State(st): State<AppState>,
-    Caller(p): Caller,
+    Admin(_, cap): Admin,
     Path((pkg, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> R {
-    delete_scoped(&st, &p, Some(&pkg), &id, &headers).await
+    delete_scoped(&st, cap, Some(&pkg), &id, &headers).await
 }

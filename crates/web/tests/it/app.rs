@@ -1,23 +1,30 @@
 //! `TestApp`: the router over a fresh SQLite database, and a recorder of every status it gave.
+//! Every request goes through `TestApp::request`, which records the status, checks that the
+//! response carries a `request-id`, and (unless the caller sent its own) sends a unique
+//! `client-request-id` so error bodies can be checked for the echo.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
-use serde_json::Value;
+use serde_json::{Value, json};
 use steward_app::auth::{Authenticator, create_token, local_operator};
 use steward_app::{Services, SystemClock};
 use tower::ServiceExt;
 
 pub const ADMIN: &str = "admin-secret";
 pub const EM: &str = "/v1.0/identityGovernance/entitlementManagement";
+/// A well-formed GUID that names nothing.
+pub const UNKNOWN: &str = "6f1c2d3e-0000-4000-8000-00000000000a";
 
 pub struct TestApp {
     pub router: Router,
     pub services: Services,
     pub statuses: Arc<Mutex<Vec<(String, StatusCode)>>>,
+    next_crid: AtomicU64,
     _dir: TempDir,
 }
 
@@ -32,24 +39,55 @@ pub struct Resp {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub text: String,
+    /// The `client-request-id` the request carried, if any.
+    pub sent_crid: Option<String>,
 }
 
 impl Resp {
+    #[track_caller]
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
     }
-    /// Asserts Graph's error shape and returns the error code.
+
+    /// Asserts Graph's error shape (content type, code, message, innerError with the request's
+    /// ids) and returns the error code.
+    #[track_caller]
     pub fn graph_error(&self) -> String {
-        let ct = self.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
-        assert!(ct.starts_with("application/json"), "error content type {ct}: {}", self.text);
+        let ct = self.header("content-type");
+        assert!(ct.starts_with("application/json"), "error content type '{ct}': {}", self.text);
         let v = self.json();
         let e = &v["error"];
-        assert!(e["code"].as_str().is_some_and(|s| !s.is_empty()), "{v}");
-        assert!(e["message"].as_str().is_some_and(|s| !s.is_empty()), "{v}");
-        assert!(e["innerError"]["request-id"].as_str().is_some_and(|s| !s.is_empty()), "{v}");
-        assert!(e["innerError"]["date"].as_str().is_some(), "{v}");
-        e["code"].as_str().unwrap().to_owned()
+        assert!(e["code"].as_str().is_some_and(|s| !s.is_empty()), "code: {v}");
+        assert!(e["message"].as_str().is_some_and(|s| !s.is_empty()), "message: {v}");
+        let inner = &e["innerError"];
+        assert!(inner["date"].as_str().is_some_and(|s| !s.is_empty()), "innerError.date: {v}");
+        let rid = inner["request-id"].as_str().unwrap_or_default();
+        assert!(!rid.is_empty(), "innerError.request-id: {v}");
+        assert_eq!(rid, self.header("request-id"), "the body's request-id is the header's");
+        if let Some(crid) = &self.sent_crid {
+            assert_eq!(inner["client-request-id"].as_str(), Some(crid.as_str()), "client-request-id echoed: {v}");
+        }
+        e["code"].as_str().unwrap_or_default().to_owned()
     }
+
+    /// Asserts the exact status and Graph's error shape; returns the error code.
+    #[track_caller]
+    pub fn expect_error(&self, status: StatusCode) -> String {
+        assert_eq!(self.status, status, "body: {}", self.text);
+        self.graph_error()
+    }
+
+    #[track_caller]
+    pub fn expect(&self, status: StatusCode) -> &Self {
+        assert_eq!(self.status, status, "body: {}", self.text);
+        self
+    }
+
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+
+    #[track_caller]
     pub fn id(&self) -> String {
         self.json()["id"].as_str().unwrap_or_else(|| panic!("no id in {}", self.text)).to_owned()
     }
@@ -67,31 +105,48 @@ impl TestApp {
         let services = Services::new(Arc::new(store), Arc::new(SystemClock));
         let router =
             steward_web::app(services.clone(), Authenticator::new(Some(ADMIN)), public_url.map(str::to_owned), None);
-        Self { router, services, statuses: Arc::default(), _dir: TempDir(dir) }
+        Self { router, services, statuses: Arc::default(), next_crid: AtomicU64::new(1), _dir: TempDir(dir) }
     }
 
+    /// The one place requests are sent: records the status and checks `request-id`.
+    pub async fn request(&self, req: Request<Body>) -> Resp {
+        let label = format!("{} {}", req.method(), req.uri());
+        let sent_crid = req.headers().get("client-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        self.statuses.lock().unwrap().push((label.clone(), status));
+        assert!(headers.get("request-id").is_some_and(|v| !v.is_empty()), "no request-id on {label}");
+        // Steward echoes ids of up to 128 visible ASCII characters.
+        if let Some(c) = sent_crid.as_ref().filter(|c| c.len() <= 128) {
+            assert_eq!(headers.get("client-request-id").and_then(|v| v.to_str().ok()), Some(c.as_str()), "{label}");
+        }
+        Resp { status, headers, text: String::from_utf8_lossy(&bytes).into_owned(), sent_crid }
+    }
+
+    /// Sends a request with an optional bearer token, extra headers and a body. Adds a unique
+    /// `client-request-id` unless `headers` has one.
     pub async fn send(
         &self,
         method: Method,
         path: &str,
         token: Option<&str>,
         headers: &[(&str, &str)],
-        body: Body,
+        body: impl Into<Body>,
     ) -> Resp {
-        let mut req = Request::builder().method(method.clone()).uri(path);
+        let mut req = Request::builder().method(method).uri(path);
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
         }
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let resp = self.router.clone().oneshot(req.body(body).unwrap()).await.unwrap();
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        self.statuses.lock().unwrap().push((format!("{method} {path}"), status));
-        assert!(headers.contains_key("request-id"), "every response carries request-id");
-        Resp { status, headers, text: String::from_utf8_lossy(&bytes).into_owned() }
+        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("client-request-id")) {
+            let n = self.next_crid.fetch_add(1, Ordering::Relaxed);
+            req = req.header("client-request-id", format!("it-{n:06}"));
+        }
+        self.request(req.body(body.into()).unwrap()).await
     }
 
     pub async fn get(&self, path: &str) -> Resp {
@@ -101,8 +156,7 @@ impl TestApp {
         self.send(Method::GET, path, Some(token), &[], Body::empty()).await
     }
     pub async fn json_as(&self, token: &str, method: Method, path: &str, body: &Value) -> Resp {
-        self.send(method, path, Some(token), &[("content-type", "application/json")], Body::from(body.to_string()))
-            .await
+        self.send(method, path, Some(token), &[("content-type", "application/json")], body.to_string()).await
     }
     pub async fn post(&self, path: &str, body: &Value) -> Resp {
         self.json_as(ADMIN, Method::POST, path, body).await
@@ -110,55 +164,60 @@ impl TestApp {
     pub async fn patch(&self, path: &str, body: &Value) -> Resp {
         self.json_as(ADMIN, Method::PATCH, path, body).await
     }
+    pub async fn put(&self, path: &str, body: &Value) -> Resp {
+        self.json_as(ADMIN, Method::PUT, path, body).await
+    }
     pub async fn delete(&self, path: &str) -> Resp {
         self.send(Method::DELETE, path, Some(ADMIN), &[], Body::empty()).await
     }
     pub async fn raw_post(&self, path: &str, content_type: &str, body: impl Into<Body>) -> Resp {
-        self.send(Method::POST, path, Some(ADMIN), &[("content-type", content_type)], body.into()).await
+        self.send(Method::POST, path, Some(ADMIN), &[("content-type", content_type)], body).await
     }
 
-    /// A personal token acting as a new directory user.
-    pub async fn user_token(&self) -> String {
-        let u = self
-            .post("/v1.0/users", &serde_json::json!({"displayName": "Pat", "userPrincipalName": format!("pat{}@x.io", uuid::Uuid::new_v4().simple())}))
-            .await;
-        assert_eq!(u.status, StatusCode::CREATED, "{}", u.text);
-        let id = u.id().parse().unwrap();
-        let (_, secret) = create_token(&self.services, local_operator(), "pat", Some(id)).await.unwrap();
-        secret.expose().to_owned()
+    /// A new directory user and a personal token acting as them.
+    pub async fn user_with_token(&self) -> (String, String) {
+        let upn = format!("pat{}@x.io", uuid::Uuid::new_v4().simple());
+        let id = self.post("/v1.0/users", &json!({"displayName": "Pat", "userPrincipalName": upn})).await;
+        let id = id.expect(StatusCode::CREATED).id();
+        let (_, secret) = create_token(&self.services, local_operator(), "t", Some(id.parse().unwrap())).await.unwrap();
+        (id, secret.expose().to_owned())
     }
 
     pub async fn catalog(&self, name: &str) -> String {
-        let r = self.post(&format!("{EM}/catalogs"), &serde_json::json!({"displayName": name})).await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-        r.id()
+        self.post(&format!("{EM}/catalogs"), &json!({"displayName": name})).await.expect(StatusCode::CREATED).id()
     }
     pub async fn package(&self, catalog: &str, name: &str) -> String {
-        let r = self
-            .post(
-                &format!("{EM}/accessPackages"),
-                &serde_json::json!({"displayName": name, "catalog": {"id": catalog}}),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-        r.id()
+        let body = json!({"displayName": name, "catalog": {"id": catalog}});
+        self.post(&format!("{EM}/accessPackages"), &body).await.expect(StatusCode::CREATED).id()
     }
     pub async fn group(&self, name: &str) -> String {
-        let r = self.post("/v1.0/groups", &serde_json::json!({"displayName": name})).await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-        r.id()
+        self.post("/v1.0/groups", &json!({"displayName": name})).await.expect(StatusCode::CREATED).id()
     }
+    pub async fn user(&self, name: &str, upn: &str) -> String {
+        let body = json!({"displayName": name, "userPrincipalName": upn});
+        self.post("/v1.0/users", &body).await.expect(StatusCode::CREATED).id()
+    }
+    /// `resourceRequests` adminAdd of a group into a catalog.
     pub async fn add_group(&self, catalog: &str, group: &str) -> Resp {
         self.post(
             &format!("{EM}/resourceRequests"),
-            &serde_json::json!({"requestType": "adminAdd", "catalog": {"id": catalog}, "resource": {"originId": group, "originSystem": "AadGroup"}}),
+            &json!({"requestType": "adminAdd", "catalog": {"id": catalog}, "resource": {"originId": group, "originSystem": "AadGroup"}}),
         )
         .await
     }
 
     /// No response so far was a server error.
+    #[track_caller]
     pub fn assert_no_5xx(&self) {
-        let bad: Vec<_> = self.statuses.lock().unwrap().iter().filter(|(_, s)| s.is_server_error()).cloned().collect();
-        assert!(bad.is_empty(), "5xx responses: {bad:?}");
+        let statuses = self.statuses.lock().unwrap();
+        let bad: Vec<_> = statuses.iter().filter(|(_, s)| s.as_u16() >= 500).collect();
+        assert!(bad.is_empty(), "5xx responses among {}: {bad:?}", statuses.len());
     }
+}
+
+/// The path and query of an absolute URL (`https://host/v1.0/x?y` → `/v1.0/x?y`).
+#[track_caller]
+pub fn path_of(link: &str) -> String {
+    let rest = link.split_once("://").unwrap_or_else(|| panic!("not absolute: {link}")).1;
+    rest[rest.find('/').unwrap()..].to_owned()
 }

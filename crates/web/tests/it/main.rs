@@ -5,8 +5,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod app;
+mod authz;
 mod bad_input;
+mod concurrency;
 mod directory;
+mod em;
 mod lifecycle;
 mod odata;
 mod ops;

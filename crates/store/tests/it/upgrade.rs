@@ -1,0 +1,107 @@
+//! Upgrading a database that already holds rows: migration 0003 adds the case-folded text
+//! columns empty (neither database lowercases like Rust), and opening the store fills them, so
+//! case-insensitive filters find rows written before the upgrade.
+
+use steward_app::Store;
+use steward_app::query::{ACCESS_PACKAGES, GROUPS, USERS};
+use steward_store::SqlStore;
+
+use crate::fixtures::{enc, query};
+use crate::support::{Kind, empty_database};
+
+/// Rows as the 0002 schema holds them; the 600 users need more than one batch to fold.
+fn seed_sql() -> Vec<String> {
+    let users: Vec<String> = (0..600)
+        .map(|i| {
+            format!(
+                "('00000000-0000-4000-8000-{i:012}', 'NUTZER Ä {i}', 'N{i}@Straße.example', 'n{i}@straße.example', \
+                 NULL, 'Member', TRUE, 'ÜBERSEE', NULL, NULL, NULL, 'ZÜRICH', NULL, NULL, {i})"
+            )
+        })
+        .collect();
+    vec![
+        format!(
+            "INSERT INTO users (id, display_name, user_principal_name, upn_key, mail, user_type, account_enabled, \
+             department, job_title, company_name, employee_id, city, country, manager_id, created_at) VALUES {}",
+            users.join(", ")
+        ),
+        "INSERT INTO groups (id, display_name, description, mail_nickname, mail_enabled, security_enabled, created_at) \
+         VALUES ('10000000-0000-4000-8000-000000000001', 'ÉCOLE', 'ΣΊΣΥΦΟΣ', 'Ecole', FALSE, TRUE, 1)"
+            .into(),
+        "INSERT INTO catalogs (id, display_name, description, catalog_type, state, is_externally_visible, created_at, \
+         modified_at) VALUES ('20000000-0000-4000-8000-000000000001', 'KATALOG', NULL, 'userManaged', 'published', \
+         TRUE, 1, 1)"
+            .into(),
+        "INSERT INTO access_packages (id, catalog_id, display_name, description, is_hidden, created_at, modified_at) \
+         VALUES ('30000000-0000-4000-8000-000000000001', '20000000-0000-4000-8000-000000000001', 'PAKET Ö', NULL, \
+         FALSE, 1, 1)"
+            .into(),
+    ]
+}
+
+async fn migrate_to_0002_and_seed(kind: Kind, url: &str) {
+    match kind {
+        Kind::Sqlite => {
+            let opts: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
+            let pool = sqlx::SqlitePool::connect_with(opts.create_if_missing(true)).await.unwrap();
+            sqlx::migrate!("migrations/sqlite").run_to(2, &pool).await.unwrap();
+            for sql in seed_sql() {
+                sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await.unwrap();
+            }
+            pool.close().await;
+        }
+        Kind::Postgres => {
+            let pool = sqlx::PgPool::connect(url).await.unwrap();
+            sqlx::migrate!("migrations/postgres").run_to(2, &pool).await.unwrap();
+            for sql in seed_sql() {
+                sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await.unwrap();
+            }
+            pool.close().await;
+        }
+    }
+}
+
+async fn count(s: &SqlStore, schema: &'static steward_app::query::Schema, filter: &str) -> u64 {
+    let q = query(schema, &format!("$filter={}&$count=true&$top=1", enc(filter)));
+    match schema.table {
+        "users" => s.list_users(&q).await.unwrap().count,
+        "groups" => s.list_groups(&q).await.unwrap().count,
+        _ => s.list_packages(&q).await.unwrap().count,
+    }
+    .unwrap()
+}
+
+async fn upgrade(kind: Kind) {
+    let (url, cleanup) = empty_database(kind).await;
+    let outcome = tokio::spawn(async move {
+        migrate_to_0002_and_seed(kind, &url).await;
+        let s = steward_store::open(&url, true).await.unwrap();
+        assert_eq!(s.fold_missing().await.unwrap(), 0, "open folded everything; a second pass has nothing to do");
+        for (schema, filter, want) in [
+            (&USERS, "startswith(displayName,'nutzer ä')", 600),
+            (&USERS, "tolower(city) eq 'zürich' and contains(department,'übersee')", 600),
+            (&USERS, "contains(userPrincipalName,'STRASSE')", 0),
+            (&USERS, "contains(userPrincipalName,'STRAẞE')", 600),
+            (&USERS, "mail eq null and not contains(mail,'x')", 600),
+            (&GROUPS, "tolower(displayName) eq 'école' and endswith(description,'ΦΟΣ')", 1),
+            (&ACCESS_PACKAGES, "contains(displayName,'ö') and description eq null", 1),
+        ] {
+            assert_eq!(count(&s, schema, filter).await, want, "{filter}");
+        }
+    })
+    .await;
+    cleanup.run().await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_rows_written_before_0003_are_folded() {
+    upgrade(Kind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_rows_written_before_0003_are_folded() {
+    upgrade(Kind::Postgres).await;
+}
