@@ -15,6 +15,7 @@ use steward_domain::ids::{
 use steward_domain::package::{AccessPackage, ResourceRoleScope};
 use steward_domain::policy::AssignmentPolicy;
 use steward_domain::request::AssignmentRequest;
+use steward_domain::rule::MembershipRule;
 
 use crate::auth::ApiToken;
 use crate::jobs::{Job, NewJob};
@@ -119,6 +120,9 @@ pub trait Store: Send + Sync {
     async fn get_user(&self, id: UserId) -> StoreResult<Option<User>>;
     async fn user_by_upn(&self, upn: &str) -> StoreResult<Option<User>>;
     async fn list_users(&self, q: &ListQuery) -> StoreResult<Page<User>>;
+    /// Everyone the membership rule admits, sorted by id: exactly the users for whom
+    /// `rule.matches(&user)` holds (the in-memory evaluator is the reference).
+    async fn users_matching(&self, rule: &MembershipRule) -> StoreResult<Vec<UserId>>;
     async fn add_sponsor(&self, user: UserId, sponsor: UserId) -> StoreResult<()>;
     async fn remove_sponsor(&self, user: UserId, sponsor: UserId) -> StoreResult<()>;
 

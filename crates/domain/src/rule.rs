@@ -15,7 +15,8 @@
 //!   comparison with it is false except the negative ones (`-ne "x"`, `-notStartsWith`,
 //!   `-notContains`, `-notMatch`, `-notIn`), which are true.
 //! - `-match` is a case-insensitive search ([`Pattern`], the `regex` crate: linear time).
-//! - Limits: [`MAX_CHARS`] characters of rule text, [`MAX_DEPTH`] levels of nesting. Syntax
+//! - Limits: [`MAX_CHARS`] characters of rule text, [`MAX_DEPTH`] levels of nesting (flat
+//!   `-and` / `-or` chains are not nesting; the text limit bounds them to a few hundred). Syntax
 //!   errors name the 1-based character position of the offending token (one past the last
 //!   character when the rule ends too early).
 
@@ -142,7 +143,9 @@ impl RuleExpr {
     }
 }
 
-fn test_bool(actual: bool, op: RuleOp, value: &RuleValue) -> bool {
+/// Whether a boolean property holding `actual` passes `op value`: the evaluator's own test,
+/// public for the same reason as [`test_text`].
+pub fn test_bool(actual: bool, op: RuleOp, value: &RuleValue) -> bool {
     match (op, value) {
         (RuleOp::Eq, RuleValue::Bool(b)) => actual == *b,
         (RuleOp::Ne, RuleValue::Bool(b)) => actual != *b,
@@ -151,7 +154,10 @@ fn test_bool(actual: bool, op: RuleOp, value: &RuleValue) -> bool {
     }
 }
 
-fn test_text(actual: Option<&str>, op: RuleOp, value: &RuleValue) -> bool {
+/// Whether a text property holding `actual` (`None`: absent) passes `op value`: the
+/// evaluator's own test, public so a caller can evaluate a test over a property's whole, finite
+/// set of values (the SQL compiler does so for `user.userType`, turning any test into an `IN`).
+pub fn test_text(actual: Option<&str>, op: RuleOp, value: &RuleValue) -> bool {
     match (op, value) {
         (RuleOp::Eq, RuleValue::Null) => return actual.is_none(),
         (RuleOp::Ne, RuleValue::Null) => return actual.is_some(),

@@ -37,7 +37,9 @@ fn op_sql(op: CmpOp) -> &'static str {
     }
 }
 
-fn like_pattern(kind: Match, value: &str) -> String {
+/// A `LIKE` pattern (with `ESCAPE '\'`) for a case-insensitive match: the value folded with
+/// Rust's `to_lowercase`, like the `*_fold` columns it is compared with, then escaped.
+pub(crate) fn like_pattern(kind: Match, value: &str) -> String {
     let mut esc = String::with_capacity(value.len() + 2);
     for c in value.to_lowercase().chars() {
         if matches!(c, '%' | '_' | '\\') {

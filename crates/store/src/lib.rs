@@ -21,6 +21,7 @@ mod driver;
 mod lifecycle;
 mod postgres;
 mod rows;
+mod rule_sql;
 mod sql_store;
 mod sqlite;
 

@@ -21,21 +21,32 @@ use steward_domain::ids::{
 use steward_domain::package::{self, AccessPackage, PackageContent, ResourceRoleScope};
 use steward_domain::policy::AssignmentPolicy;
 use steward_domain::request::AssignmentRequest;
+use steward_domain::rule::MembershipRule;
 use steward_domain::time::to_micros;
 
 use crate::driver::{Cell, Driver, FOREIGN_KEY_VIOLATION, Param, Tx, UNIQUE_VIOLATION};
 use crate::rows::{Cells, FromRow};
-use crate::{compile, lifecycle};
+use crate::{compile, lifecycle, rule_sql};
 
 /// The store over one database.
 #[derive(Clone)]
 pub struct SqlStore {
     driver: Arc<dyn Driver>,
+    /// Users fetched per query when a membership rule must be re-checked in memory.
+    recheck_batch: i64,
 }
 
 impl SqlStore {
     pub fn new(driver: Arc<dyn Driver>) -> Self {
-        Self { driver }
+        Self { driver, recheck_batch: 1000 }
+    }
+
+    /// The same store, fetching `n` users per query (at least 1) when `users_matching` re-checks
+    /// a rule with a regular expression in memory: a knob for memory use, and for tests to
+    /// cross many batch boundaries with few users.
+    pub fn with_recheck_batch(mut self, n: u32) -> Self {
+        self.recheck_batch = i64::from(n.max(1));
+        self
     }
 
     /// Fills the folded columns (`*_fold`) of rows written before those columns existed:
@@ -402,6 +413,44 @@ impl Store for SqlStore {
 
     async fn list_users(&self, q: &ListQuery) -> StoreResult<Page<User>> {
         self.list(q).await
+    }
+
+    async fn users_matching(&self, rule: &MembershipRule) -> StoreResult<Vec<UserId>> {
+        let mut ps = compile::Params::default();
+        let cond = rule_sql::condition(rule.expr(), &mut ps)?;
+        if cond.exact {
+            let sql = format!("SELECT id FROM users WHERE {} ORDER BY id", cond.upper);
+            let rows = self.driver.fetch(&sql, &ps.0).await?;
+            return rows.iter().map(|r| Cells::new(r).parse()).collect();
+        }
+        // A regular expression is involved: fetch the users the rule might admit, in batches
+        // along `id`, and let the evaluator decide each (see `rule_sql`).
+        let batch = self.recheck_batch;
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut params = ps.0.clone();
+            let mut sql = format!("SELECT {} FROM users WHERE ({})", User::COLUMNS, cond.upper);
+            if let Some(last) = after.take() {
+                params.push(Param::Text(Some(last)));
+                sql.push_str(&format!(" AND id > ${}", params.len()));
+            }
+            params.push(Param::Int(Some(batch)));
+            sql.push_str(&format!(" ORDER BY id LIMIT ${}", params.len()));
+            let rows = self.driver.fetch(&sql, &params).await?;
+            let mut last = None;
+            for row in &rows {
+                let user = User::from_cells(&mut Cells::new(row))?;
+                if rule.matches(&user) {
+                    out.push(user.id);
+                }
+                last = Some(user.id);
+            }
+            match last {
+                Some(id) if rows.len() as i64 == batch => after = Some(id.to_string()),
+                _ => return Ok(out),
+            }
+        }
     }
 
     async fn add_sponsor(&self, user: UserId, sponsor: UserId) -> StoreResult<()> {

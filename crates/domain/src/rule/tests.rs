@@ -668,3 +668,87 @@ fn fuzzed_rules_never_panic() {
     }
     assert!(parsed > 2010, "only {parsed} rules parsed");
 }
+
+/// Property tests: the parser never panics, whatever the input, and what it accepts evaluates
+/// and round-trips through its text. Complements `fuzzed_rules_never_panic` (a token alphabet)
+/// with arbitrary Unicode, rule-shaped ASCII soup and inputs around the length limit.
+mod arbitrary_input {
+    use proptest::prelude::*;
+    use proptest::sample::select;
+
+    use super::{DomainError, MembershipRule, adele, bare};
+
+    fn check(text: &str) -> Result<(), TestCaseError> {
+        match MembershipRule::parse(text) {
+            Ok(rule) => {
+                let _ = rule.matches(&adele());
+                let _ = rule.matches(&bare());
+                prop_assert_eq!(rule.text(), text);
+                prop_assert_eq!(MembershipRule::parse(rule.text()).ok(), Some(rule));
+            }
+            Err(DomainError::Invalid(message)) => prop_assert!(!message.is_empty()),
+            Err(other) => prop_assert!(false, "{text:?}: unexpected error kind {other:?}"),
+        }
+        Ok(())
+    }
+
+    const TOKENS: &[&str] = &[
+        "user.city",
+        "user.accountEnabled",
+        "user.objectId",
+        "user.",
+        "-eq",
+        "-ne",
+        "-in",
+        "-notIn",
+        "-match",
+        "-notMatch",
+        "-contains",
+        "-and",
+        "-or",
+        "-not",
+        "-",
+        "(",
+        ")",
+        "[",
+        "]",
+        ",",
+        "\"",
+        "'",
+        "\\",
+        "\"a\"",
+        "\"(a*)*b\"",
+        "\"[\"",
+        "true",
+        "null",
+        " ",
+        "é",
+        "\u{0}",
+        "\u{202e}",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 400, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_unicode_never_panics(text in any::<String>()) {
+            check(&text)?;
+        }
+
+        #[test]
+        fn rule_shaped_ascii_never_panics(text in "[ -~]{0,120}") {
+            check(&text)?;
+        }
+
+        #[test]
+        fn token_soup_never_panics(parts in proptest::collection::vec(select(TOKENS), 0..60)) {
+            check(&parts.concat())?;
+        }
+
+        #[test]
+        fn inputs_around_the_length_limit_never_panic(n in 3060usize..3090, c in select(&["a", "é", " ", "("][..])) {
+            let text = format!("user.city -eq \"{}\"", c.repeat(n.saturating_sub(16)));
+            check(&text)?;
+        }
+    }
+}

@@ -16,6 +16,7 @@ mod lifecycle;
 mod listing;
 mod packages;
 mod paging;
+mod rules;
 mod support;
 mod upgrade;
 
@@ -60,6 +61,7 @@ contract!(
     listing::text_is_ordered_bytewise_on_every_column,
     listing::non_ascii_text_matches_case_insensitively,
     listing::every_text_property_folds_on_every_write,
+    rules::rules_in_sql_agree_with_the_evaluator,
     paging::keyset_paging_visits_every_row_once,
     paging::keyset_paging_is_stable_under_inserts,
     concurrency::concurrent_incompatibility_links_have_one_winner,
