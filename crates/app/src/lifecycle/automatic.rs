@@ -68,15 +68,52 @@ pub async fn policy_changed(s: &Services, policy: &AssignmentPolicy) -> Result<(
     Ok(())
 }
 
-/// Who is in the policy's scope now, by id.
+/// Who is in the policy's scope now, by id. Rule sets are answered by the store in SQL
+/// (exactly as the in-memory evaluator would); other scopes are checked user by user.
 async fn in_scope(s: &Services, p: &AssignmentPolicy) -> Result<HashSet<UserId>, AppError> {
+    use steward_domain::enums::AllowedTargetScope as S;
+    use steward_domain::policy::SubjectSet;
+    let sets = &p.settings.specific_allowed_targets;
+    let rules_only = matches!(p.settings.allowed_target_scope, S::SpecificDirectoryUsers)
+        && !sets.is_empty()
+        && sets.iter().all(|t| matches!(t, SubjectSet::AttributeRuleMembers { membership_rule: Some(_), .. }));
+    if rules_only {
+        let mut out = HashSet::new();
+        for t in sets {
+            if let SubjectSet::AttributeRuleMembers { membership_rule: Some(text), .. } = t {
+                let rule = steward_domain::rule::MembershipRule::parse(text)?;
+                out.extend(s.store.users_matching(&rule).await?);
+            }
+        }
+        // Disabled accounts are never targets.
+        let mut q = ListQuery::all(&USERS).and(crate::query::Cond::Cmp {
+            field: USERS.field("accountEnabled").ok_or_else(|| AppError::Invalid("no accountEnabled field".into()))?,
+            op: steward_odata::CmpOp::Eq,
+            value: crate::query::Value::Bool(false),
+            lower: false,
+        });
+        loop {
+            let page = s.store.list_users(&q).await?;
+            for u in &page.items {
+                out.remove(&u.id);
+            }
+            match page.next {
+                Some(next) => q.after = Some(next),
+                None => return Ok(out),
+            }
+        }
+    }
     let mut out = HashSet::new();
     let mut q = ListQuery::all(&USERS);
     loop {
         let page = s.store.list_users(&q).await?;
         for u in &page.items {
-            // Rules look at the user's own attributes only, so no group lookup is needed.
-            if eligibility::target_allowed(&p.settings, Facts { user: u, groups: &[] }).allowed {
+            let groups = if sets.iter().any(|t| matches!(t, SubjectSet::GroupMembers { .. })) {
+                s.store.groups_of(u.id).await?
+            } else {
+                Vec::new()
+            };
+            if eligibility::target_allowed(&p.settings, Facts { user: u, groups: &groups }).allowed {
                 out.insert(u.id);
             }
         }
