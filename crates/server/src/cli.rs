@@ -1,4 +1,4 @@
-//! The command line: `serve`, `migrate`, `check-config`, `healthcheck` and `token`.
+//! The command line: `serve`, `migrate`, `check-config`, `healthcheck`, `jobs` and `token`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use steward_app::auth::{self, local_operator};
 use steward_app::{Services, SystemClock, directory};
 
-use crate::config::{Config, LogFormat, Overrides};
+use crate::config::{ALLOW_TEST_CLOCK, Config, LogFormat, Overrides, WorkerOverrides, test_clock_start};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -45,6 +45,8 @@ pub enum Command {
         #[arg(long)]
         url: Option<String>,
     },
+    /// Print how many background jobs are queued: deliveries waiting or retrying, and the sweep.
+    Jobs(DbArgs),
     /// Manage API tokens.
     Token {
         #[command(subcommand)]
@@ -78,6 +80,20 @@ pub struct ServeArgs {
     /// Log line format.
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Do not run the background job worker in this process (an API-only process); the same as
+    /// worker.enabled = false. Deliveries, approval timeouts and expiries then need another
+    /// process with the worker on.
+    #[arg(long)]
+    pub no_worker: bool,
+    /// How long the worker waits, in milliseconds, before looking again when no job was due
+    /// (worker.poll_interval_ms) [default: 200].
+    #[arg(long, value_name = "MS")]
+    pub worker_poll_ms: Option<u64>,
+    /// FOR TESTS ONLY: run on a manual clock that starts at this RFC 3339 time and serve
+    /// GET/POST /ops/clock (read, set, advance it) and POST /ops/jobs/drain (run every due job
+    /// now), administrators only. Refused unless STEWARD_ALLOW_TEST_CLOCK=1 is set as well.
+    #[arg(long, value_name = "RFC3339")]
+    pub test_clock: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -115,7 +131,14 @@ fn overrides(a: &ServeArgs) -> Overrides {
         demo: a.demo.then_some(true),
         log_format: a.log_format,
         log: None,
+        worker: WorkerOverrides { enabled: a.no_worker.then_some(false), poll_interval_ms: a.worker_poll_ms },
     }
+}
+
+/// The test clock's start, from `--test-clock` and `STEWARD_ALLOW_TEST_CLOCK`.
+fn test_clock(a: &ServeArgs) -> anyhow::Result<Option<jiff::Timestamp>> {
+    let allow = std::env::var(ALLOW_TEST_CLOCK).ok();
+    test_clock_start(a.test_clock.as_deref(), allow.as_deref())
 }
 
 fn db_overrides(a: &DbArgs) -> Overrides {
@@ -139,11 +162,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(a) => {
             let cfg = Config::load(file, overrides(&a))?;
-            crate::serve::serve(cfg).await?;
+            let clock = test_clock(&a)?;
+            crate::serve::serve(cfg, clock).await?;
         }
         Command::CheckConfig(a) => {
             let cfg = Config::load(file, overrides(&a))?;
+            let clock = test_clock(&a)?;
             print!("{}", cfg.redacted_toml());
+            if let Some(t) = clock {
+                println!("# --test-clock: a manual clock starting at {t} (tests only)");
+            }
         }
         Command::Migrate(a) => {
             let cfg = Config::load(file, db_overrides(&a))?;
@@ -162,6 +190,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     ExitCode::FAILURE
                 }
             });
+        }
+        Command::Jobs(a) => {
+            let cfg = Config::load(file, db_overrides(&a))?;
+            let store = open_store(&cfg, true).await?;
+            let n = steward_app::Store::pending_jobs(&store).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{n} job{} queued", if n == 1 { "" } else { "s" });
         }
         Command::Token { command } => token(file, command).await?,
     }

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use figment::Figment;
@@ -43,6 +44,39 @@ pub struct Config {
     /// When set, this value is accepted as a global-administrator bearer token.
     #[serde(default)]
     pub bootstrap_admin_token: Option<SecretString>,
+    /// The background job worker (`[worker]` in the file, `STEWARD_WORKER__*` in the environment).
+    pub worker: WorkerConfig,
+}
+
+/// The background worker that runs deliveries and the sweep (approval timeouts, scheduled
+/// starts, expiries). Any number of processes may run it against one database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerConfig {
+    /// Run the worker in this process; `false` makes an API-only process.
+    pub enabled: bool,
+    /// How long to wait before looking again when no job was due, in milliseconds.
+    pub poll_interval_ms: u64,
+}
+
+impl WorkerConfig {
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms)
+    }
+}
+
+/// The worker settings set on the command line.
+#[derive(Debug, Default, Serialize)]
+pub struct WorkerOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub poll_interval_ms: Option<u64>,
+}
+
+impl WorkerOverrides {
+    fn is_empty(&self) -> bool {
+        self.enabled.is_none() && self.poll_interval_ms.is_none()
+    }
 }
 
 /// What is set on the command line; `None` leaves the lower layers alone.
@@ -62,6 +96,8 @@ pub struct Overrides {
     pub log_format: Option<LogFormat>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log: Option<String>,
+    #[serde(skip_serializing_if = "WorkerOverrides::is_empty")]
+    pub worker: WorkerOverrides,
 }
 
 #[derive(Serialize)]
@@ -72,6 +108,7 @@ struct Defaults {
     demo: bool,
     log_format: LogFormat,
     log: &'static str,
+    worker: WorkerConfig,
 }
 
 const DEFAULTS: Defaults = Defaults {
@@ -81,7 +118,12 @@ const DEFAULTS: Defaults = Defaults {
     demo: false,
     log_format: LogFormat::Text,
     log: "info",
+    worker: WorkerConfig { enabled: true, poll_interval_ms: 200 },
 };
+
+/// The longest accepted poll interval: a worker that looks less often than this delays
+/// deliveries noticeably.
+const MAX_POLL_INTERVAL_MS: u64 = 60_000;
 
 impl Config {
     /// Loads the layers. `file` is `--config`; without it `STEWARD_CONFIG`, then `./steward.toml`
@@ -99,7 +141,9 @@ impl Config {
             None if Path::new("steward.toml").exists() => fig = fig.merge(Toml::file_exact("steward.toml")),
             None => {}
         }
-        fig = fig.merge(Env::prefixed("STEWARD_").ignore(&["config"])).merge(Serialized::defaults(overrides));
+        fig = fig
+            .merge(Env::prefixed("STEWARD_").ignore(&["config", "allow_test_clock"]).split("__"))
+            .merge(Serialized::defaults(overrides));
         let cfg: Config = fig.extract().context("invalid configuration")?;
         if cfg.version != 1 {
             bail!("configuration version {} is not supported; use version = 1", cfg.version);
@@ -108,6 +152,12 @@ impl Config {
             && !(u.starts_with("http://") || u.starts_with("https://"))
         {
             bail!("public_url must start with http:// or https://, got '{u}'");
+        }
+        if !(1..=MAX_POLL_INTERVAL_MS).contains(&cfg.worker.poll_interval_ms) {
+            bail!(
+                "worker.poll_interval_ms must be between 1 and {MAX_POLL_INTERVAL_MS}, got {}",
+                cfg.worker.poll_interval_ms
+            );
         }
         Ok(cfg)
     }
@@ -139,6 +189,9 @@ impl Config {
         if self.bootstrap_admin_token.is_some() {
             out.push_str("bootstrap_admin_token = \"[REDACTED]\"\n");
         }
+        out.push_str("\n[worker]\n");
+        out.push_str(&format!("enabled = {}\n", self.worker.enabled));
+        out.push_str(&format!("poll_interval_ms = {}\n", self.worker.poll_interval_ms));
         out
     }
 }
@@ -152,8 +205,30 @@ impl fmt::Debug for Config {
             .field("public_url", &self.public_url)
             .field("demo", &self.demo)
             .field("bootstrap_admin_token", &self.bootstrap_admin_token.as_ref().map(|_| "[REDACTED]"))
+            .field("worker", &self.worker)
             .finish()
     }
+}
+
+/// The environment variable that must be `1` for `--test-clock` to be accepted, so a manual
+/// clock is never switched on by a stray flag in production.
+pub const ALLOW_TEST_CLOCK: &str = "STEWARD_ALLOW_TEST_CLOCK";
+
+/// The start of the test clock when `--test-clock` is given (`arg`) and `STEWARD_ALLOW_TEST_CLOCK`
+/// (`allow`) is `1`; an error when only the flag is there or its time does not parse.
+pub fn test_clock_start(arg: Option<&str>, allow: Option<&str>) -> anyhow::Result<Option<jiff::Timestamp>> {
+    let Some(arg) = arg else {
+        return Ok(None);
+    };
+    if allow != Some("1") {
+        bail!(
+            "--test-clock is for tests only: it runs the server on a clock that API calls can move. \
+             Set {ALLOW_TEST_CLOCK}=1 as well to confirm."
+        );
+    }
+    let t = steward_domain::time::parse_datetime(arg).map_err(|e| anyhow::anyhow!("--test-clock: {e}"))?;
+    // Microseconds, what the stores keep (as the system clock gives).
+    Ok(Some(jiff::Timestamp::from_microsecond(t.as_microsecond()).unwrap_or(t)))
 }
 
 /// Hides the password of a `scheme://user:password@host` URL.
@@ -226,5 +301,60 @@ mod tests {
             assert!(Config::load(None, Overrides::default()).is_err());
             Ok(())
         });
+    }
+
+    #[test]
+    fn the_worker_is_on_by_default_and_set_by_file_env_and_flags() {
+        figment::Jail::expect_with(|jail| {
+            let c = Config::load(None, Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(c.worker, WorkerConfig { enabled: true, poll_interval_ms: 200 });
+            assert_eq!(c.worker.poll_interval(), Duration::from_millis(200));
+
+            jail.create_file("steward.toml", "version = 1\n[worker]\npoll_interval_ms = 50\n")?;
+            let c = Config::load(None, Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(
+                c.worker,
+                WorkerConfig { enabled: true, poll_interval_ms: 50 },
+                "a partial table keeps defaults"
+            );
+
+            jail.set_env("STEWARD_WORKER__ENABLED", "false");
+            let c = Config::load(None, Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(c.worker, WorkerConfig { enabled: false, poll_interval_ms: 50 }, "env nests with __");
+
+            let flags = Overrides {
+                worker: WorkerOverrides { enabled: None, poll_interval_ms: Some(10) },
+                ..Overrides::default()
+            };
+            let c = Config::load(None, flags).map_err(|e| e.to_string())?;
+            assert_eq!(c.worker, WorkerConfig { enabled: false, poll_interval_ms: 10 }, "one flag overrides one key");
+            assert!(c.redacted_toml().contains("[worker]\nenabled = false\npoll_interval_ms = 10\n"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_poll_interval_out_of_range_is_refused() {
+        figment::Jail::expect_with(|jail| {
+            for bad in ["0", "600000"] {
+                jail.set_env("STEWARD_WORKER__POLL_INTERVAL_MS", bad);
+                let e = Config::load(None, Overrides::default()).err().map(|e| e.to_string()).unwrap_or_default();
+                assert!(e.contains("poll_interval_ms"), "{bad}: {e}");
+            }
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_test_clock_needs_its_environment_switch() {
+        assert_eq!(test_clock_start(None, None).unwrap(), None);
+        assert_eq!(test_clock_start(None, Some("1")).unwrap(), None);
+        for allow in [None, Some("0"), Some("true"), Some("")] {
+            let e = test_clock_start(Some("2031-03-01T09:00:00Z"), allow).unwrap_err().to_string();
+            assert!(e.contains(ALLOW_TEST_CLOCK), "{allow:?}: {e}");
+        }
+        let t = test_clock_start(Some("2031-03-01T09:00:00.123456789+00:00"), Some("1")).unwrap().unwrap();
+        assert_eq!(t.to_string(), "2031-03-01T09:00:00.123456Z", "kept to microseconds");
+        assert!(test_clock_start(Some("next tuesday"), Some("1")).is_err());
     }
 }

@@ -1,12 +1,17 @@
-//! `steward serve`: logging, store, demo data, metrics, the HTTP server, graceful shutdown.
+//! `steward serve`: logging, store, demo data, metrics, the HTTP server, the background job
+//! worker, graceful shutdown (stop accepting, finish requests and the job round in hand).
 
 use std::sync::Arc;
 
 use anyhow::Context;
+use jiff::Timestamp;
 use secrecy::ExposeSecret;
 use steward_app::auth::Authenticator;
-use steward_app::{Services, SystemClock};
+use steward_app::lifecycle::worker::Worker;
+use steward_app::ports::ManualClock;
+use steward_app::{Clock, Services, SystemClock};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{Config, LogFormat};
@@ -21,11 +26,23 @@ fn init_logging(cfg: &Config) -> anyhow::Result<()> {
     result.map_err(|e| anyhow::anyhow!("cannot initialise logging: {e}"))
 }
 
-pub async fn serve(cfg: Config) -> anyhow::Result<()> {
+/// Runs the server until SIGINT/SIGTERM. `test_clock` (tests only, checked by the caller)
+/// replaces the system clock with a manual one starting there and mounts its routes.
+pub async fn serve(cfg: Config, test_clock: Option<Timestamp>) -> anyhow::Result<()> {
     init_logging(&cfg)?;
     tracing::info!(config = ?cfg, "starting steward {}", env!("CARGO_PKG_VERSION"));
     let store = crate::cli::open_store(&cfg, true).await?;
-    let services = Services::new(Arc::new(store), Arc::new(SystemClock));
+    let manual = test_clock.map(|start| Arc::new(ManualClock::new(start)));
+    let clock: Arc<dyn Clock> = match &manual {
+        Some(m) => {
+            tracing::warn!(start = %m.now(), "TEST CLOCK: time is manual and moved through /ops/clock; never use this in production");
+            m.clone()
+        }
+        None => Arc::new(SystemClock),
+    };
+    let services = Services::new(Arc::new(store), clock);
+    // One worker per process: the background loop and the test drain share its round lock.
+    let worker = Worker::new(services.clone(), crate::worker::owner_name());
     if cfg.demo {
         let n = crate::demo::seed(&services).await.context("seeding demo data failed")?;
         tracing::info!(created = n, "demo organization ready");
@@ -34,19 +51,43 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         .install_recorder()
         .map_err(|e| anyhow::anyhow!("cannot install the metrics recorder: {e}"))?;
     let auth = Authenticator::new(cfg.bootstrap_admin_token.as_ref().map(|s| s.expose_secret()));
-    let app = steward_web::app(services, auth, cfg.public_url.clone(), Some(metrics));
+    let app = match manual {
+        Some(clock) => steward_web::app_with_test_clock(
+            services,
+            auth,
+            cfg.public_url.clone(),
+            Some(metrics),
+            steward_web::TestClock::new(clock, worker.clone()),
+        ),
+        None => steward_web::app(services, auth, cfg.public_url.clone(), Some(metrics)),
+    };
     let listener =
         tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening on http://{addr}");
     let shutdown = CancellationToken::new();
+    let tasks = TaskTracker::new();
     let signal = shutdown.clone();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("shutting down: finishing requests in flight");
-        signal.cancel();
+    tasks.spawn(async move {
+        tokio::select! {
+            () = wait_for_signal() => {
+                tracing::info!("shutting down: finishing requests and jobs in flight");
+                signal.cancel();
+            }
+            () = signal.cancelled() => {}
+        }
     });
-    axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await.context("server failed")?;
+    if cfg.worker.enabled {
+        tasks.spawn(crate::worker::run(worker, cfg.worker.poll_interval(), shutdown.clone()));
+    } else {
+        tracing::info!("job worker disabled (worker.enabled = false): this process serves the API only");
+    }
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await;
+    // The server may also have stopped on an error: stop the worker either way, and wait for it.
+    shutdown.cancel();
+    tasks.close();
+    tasks.wait().await;
+    served.context("server failed")?;
     tracing::info!("stopped");
     Ok(())
 }

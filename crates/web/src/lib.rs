@@ -13,6 +13,8 @@ pub mod request_id;
 pub mod routes;
 pub mod views;
 
+pub use routes::test_clock::TestClock;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,6 +46,8 @@ pub struct AppState {
     pub public_url: Option<String>,
     pub metrics: Option<PrometheusHandle>,
     pub openapi: Arc<serde_json::Value>,
+    /// Set only when the server runs on a manual clock for tests (`/ops/clock` is mounted).
+    pub test_clock: Option<TestClock>,
 }
 
 /// Every API route with its documentation.
@@ -69,9 +73,36 @@ pub fn app(
     public_url: Option<String>,
     metrics: Option<PrometheusHandle>,
 ) -> Router {
-    let (api_router, ops) = api().into_parts();
+    build(services, auth, public_url, metrics, None)
+}
+
+/// The application with the test-only routes (`/ops/clock`, `/ops/jobs/drain`) mounted. The
+/// services must read the test clock's `ManualClock`. For end-to-end tests only: `steward
+/// serve` builds it only behind `--test-clock` and `STEWARD_ALLOW_TEST_CLOCK=1`.
+pub fn app_with_test_clock(
+    services: Services,
+    auth: Authenticator,
+    public_url: Option<String>,
+    metrics: Option<PrometheusHandle>,
+    test_clock: TestClock,
+) -> Router {
+    build(services, auth, public_url, metrics, Some(test_clock))
+}
+
+fn build(
+    services: Services,
+    auth: Authenticator,
+    public_url: Option<String>,
+    metrics: Option<PrometheusHandle>,
+    test_clock: Option<TestClock>,
+) -> Router {
+    let (mut api_router, ops) = api().into_parts();
+    // Test routes stay out of the registry, so they are never in `/openapi.json`.
+    if test_clock.is_some() {
+        api_router = api_router.merge(routes::test_clock::router());
+    }
     let canon = Arc::new(canonical_segments(ops.iter().map(|o| o.path)));
-    let state = AppState { services, auth, public_url, metrics, openapi: Arc::new(api::openapi(&ops)) };
+    let state = AppState { services, auth, public_url, metrics, openapi: Arc::new(api::openapi(&ops)), test_clock };
     let inner = api_router
         .route("/healthz", get(routes::ops::healthz))
         .route("/readyz", get(routes::ops::readyz))

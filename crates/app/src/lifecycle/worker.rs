@@ -1,6 +1,8 @@
 //! The job runner: claims due jobs with a lease and runs each handler. The loop that calls it
 //! (and sleeps between rounds) belongs to the server; tests call `run_once` and `drain`.
 
+use std::sync::Arc;
+
 use jiff::SignedDuration;
 
 use super::{automatic, delivery, sweep};
@@ -14,15 +16,20 @@ pub const LEASE: SignedDuration = SignedDuration::from_secs(60);
 pub const CLAIM: u32 = 32;
 
 /// Runs jobs as `owner` (a name unique to this process).
+///
+/// Clones share one round lock: rounds of a worker and its clones never overlap. So when the
+/// server's background loop and a test's `drain` use the same worker, a drain that finds
+/// nothing due also knows that nothing is still running in this process.
 #[derive(Clone)]
 pub struct Worker {
     s: Services,
     owner: String,
+    round: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Worker {
     pub fn new(s: Services, owner: impl Into<String>) -> Self {
-        Self { s, owner: owner.into() }
+        Self { s, owner: owner.into(), round: Arc::default() }
     }
 
     pub fn owner(&self) -> &str {
@@ -38,6 +45,7 @@ impl Worker {
 
     /// Claims up to `CLAIM` due jobs and runs them; returns how many ran.
     pub async fn run_once(&self) -> Result<usize, AppError> {
+        let _round = self.round.lock().await;
         let now = self.s.clock.now();
         let lease_until = now.saturating_add(LEASE).unwrap_or(now);
         let jobs = self.s.store.claim_jobs(&self.owner, now, lease_until, CLAIM).await?;

@@ -5,6 +5,7 @@ pub mod em;
 pub mod lifecycle;
 pub mod ops;
 pub mod policies;
+pub mod test_clock;
 pub mod tokens;
 
 use axum::body::Bytes;

@@ -12,7 +12,9 @@ use axum::http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use steward_app::auth::{Authenticator, create_token, local_operator};
-use steward_app::{Services, SystemClock};
+use steward_app::lifecycle::worker::Worker;
+use steward_app::ports::ManualClock;
+use steward_app::{Services, Store, SystemClock};
 use tower::ServiceExt;
 
 pub const ADMIN: &str = "admin-secret";
@@ -99,13 +101,34 @@ impl TestApp {
     }
 
     pub async fn with_public_url(public_url: Option<&str>) -> Self {
+        let (store, dir) = Self::store().await;
+        let services = Services::new(store, Arc::new(SystemClock));
+        let router =
+            steward_web::app(services.clone(), Authenticator::new(Some(ADMIN)), public_url.map(str::to_owned), None);
+        Self { router, services, statuses: Arc::default(), next_crid: AtomicU64::new(1), _dir: dir }
+    }
+
+    /// The app on a manual clock starting at `start`, with the test-only routes mounted.
+    pub async fn with_test_clock(start: &str) -> Self {
+        let (store, dir) = Self::store().await;
+        let clock = Arc::new(ManualClock::new(start.parse().unwrap()));
+        let services = Services::new(store, clock.clone());
+        let worker = Worker::new(services.clone(), "web-it");
+        let router = steward_web::app_with_test_clock(
+            services.clone(),
+            Authenticator::new(Some(ADMIN)),
+            None,
+            None,
+            steward_web::TestClock::new(clock, worker),
+        );
+        Self { router, services, statuses: Arc::default(), next_crid: AtomicU64::new(1), _dir: dir }
+    }
+
+    async fn store() -> (Arc<dyn Store>, TempDir) {
         let dir = std::env::temp_dir().join(format!("steward-web-it-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         let store = steward_store::open(&format!("sqlite://{}/t.db", dir.display()), true).await.unwrap();
-        let services = Services::new(Arc::new(store), Arc::new(SystemClock));
-        let router =
-            steward_web::app(services.clone(), Authenticator::new(Some(ADMIN)), public_url.map(str::to_owned), None);
-        Self { router, services, statuses: Arc::default(), next_crid: AtomicU64::new(1), _dir: TempDir(dir) }
+        (Arc::new(store), TempDir(dir))
     }
 
     /// The one place requests are sent: records the status and checks `request-id`.

@@ -14,3 +14,4 @@ mod lifecycle;
 mod odata;
 mod ops;
 mod policies;
+mod test_clock;
