@@ -112,6 +112,9 @@ pub async fn update_user(s: &Services, _cap: AdminCap, id: UserId, p: UserPatch)
 }
 
 pub async fn delete_user(s: &Services, _cap: AdminCap, id: UserId) -> Result<(), AppError> {
+    require_user(s, id).await?;
+    // Access ends first: the revocations still find the user's memberships to remove.
+    crate::lifecycle::requests::remove_all_access(s, id).await?;
     s.store.delete_user(id).await?;
     crate::lifecycle::automatic::directory_changed(s).await
 }

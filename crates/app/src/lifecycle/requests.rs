@@ -877,3 +877,50 @@ pub fn approval_required(p: &AssignmentPolicy) -> (bool, bool) {
 pub fn requestor_requirements(p: &AssignmentPolicy) -> (bool, bool) {
     (justification_required(p), requestor_settings(p).allow_custom_assignment_schedule)
 }
+
+/// Ends every active assignment of a user who is leaving the directory (`systemRemove`), so
+/// their access is revoked in every target before the user row goes.
+pub async fn remove_all_access(s: &Services, user: UserId) -> Result<usize, AppError> {
+    let mut n = 0;
+    for a in s.store.active_assignments_of(user).await? {
+        let now = s.clock.now();
+        let mut req = AssignmentRequest {
+            id: RequestId::new(),
+            request_type: RequestType::SystemRemove,
+            state: RequestState::Delivering,
+            status: RequestStatus::Delivering,
+            access_package_id: a.access_package_id,
+            catalog_id: a.catalog_id,
+            policy_id: a.policy_id,
+            target_id: a.target_id,
+            requestor_id: None,
+            assignment_id: Some(a.id),
+            detail: RequestDetail {
+                reason: Some("The user was deleted from the directory.".into()),
+                ..Default::default()
+            },
+            created_date_time: now,
+            completed_date_time: None,
+            modified_date_time: now,
+            due: None,
+        };
+        let grants = s.store.package_grants(a.access_package_id).await?;
+        if grants.is_empty() {
+            req.set(RequestState::Delivered, RequestStatus::Delivered, now);
+        }
+        let mut batch = Batch::default();
+        batch.events.push(request_event(&req, Activity::SystemRemovesRequest, &Actor::System, now));
+        if let Some(mut open) = s.store.open_request(a.target_id, a.access_package_id).await? {
+            let read_at = open.modified_date_time;
+            approval::skip_rest(&mut open.detail.stages, 0);
+            open.detail.reason = Some("The user was deleted from the directory.".into());
+            open.set(RequestState::Canceled, RequestStatus::Canceled, now);
+            batch.requests.push(changed(open, read_at, now));
+        }
+        end_access(&a, &grants, "Removed", Some(&req), now, &mut batch);
+        batch.requests.insert(0, Put::New(req));
+        s.store.apply(&batch).await?;
+        n += 1;
+    }
+    Ok(n)
+}

@@ -445,6 +445,30 @@ pub async fn admin_assignment_schedule_and_expiry(s: SqlStore) {
     let a = w.s.store.get_assignment(a.id).await.unwrap().unwrap();
     assert_eq!(a.state, AssignmentState::Expired);
     assert!(members(&w, w.group.id).await.is_empty());
+
+    // A user deleted from the directory loses every access first.
+    let leaver = user("leaver", "Sales", None);
+    s.insert_user(&leaver).await.unwrap();
+    let r = requests::submit(
+        &w.s,
+        &admin(),
+        RequestInput {
+            request_type: Some(RequestType::AdminAdd),
+            access_package_id: Some(w.package.id),
+            policy_id: Some(p.id),
+            target_id: Some(leaver.id),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    w.worker.drain(10).await.unwrap();
+    let aid = reload(&w, &r).await.assignment_id.unwrap();
+    steward_app::directory::delete_user(&w.s, steward_app::auth::local_operator(), leaver.id).await.unwrap();
+    w.worker.drain(10).await.unwrap();
+    let a = w.s.store.get_assignment(aid).await.unwrap().unwrap();
+    assert_eq!((a.state, a.status.as_str()), (AssignmentState::Expired, "Removed"));
+    assert!(w.s.store.active_assignments_of(leaver.id).await.unwrap().is_empty());
 }
 
 /// Incompatible packages and groups refuse a request, naming the conflict.
