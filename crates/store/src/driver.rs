@@ -11,6 +11,10 @@ pub enum Param {
     Text(Option<String>),
     Int(Option<i64>),
     Bool(Option<bool>),
+    /// A `text[]`, for bulk statements over `UNNEST` (PostgreSQL only).
+    Texts(Vec<Option<String>>),
+    /// A `bigint[]`, for bulk statements over `UNNEST` (PostgreSQL only).
+    Ints(Vec<Option<i64>>),
 }
 
 impl From<&str> for Param {
@@ -67,6 +71,11 @@ pub trait Driver: Send + Sync {
     fn concurrent_writers(&self) -> bool {
         false
     }
+    /// Whether array parameters (`Param::Texts`, `Param::Ints`) can be bound, so bulk writes
+    /// can send one statement over `UNNEST` instead of many multi-row `VALUES` (PostgreSQL).
+    fn arrays(&self) -> bool {
+        false
+    }
 }
 
 /// A write transaction; dropped without `commit` it rolls back.
@@ -100,11 +109,32 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
     }
 }
 
-/// Binds the parameters in order, whatever the backend.
+/// Binds one scalar parameter, whatever the backend; arrays are the driver's business.
+pub(crate) fn bind_scalar<'q, DB>(
+    q: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>,
+    p: &Param,
+) -> Result<sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>, StoreError>
+where
+    DB: sqlx::Database,
+    for<'t> Option<String>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> Option<i64>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> Option<bool>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    Ok(match p {
+        Param::Text(v) => q.bind(v.clone()),
+        Param::Int(v) => q.bind(*v),
+        Param::Bool(v) => q.bind(*v),
+        Param::Texts(_) | Param::Ints(_) => {
+            return Err(StoreError::Internal("array parameters are not supported by this database".into()));
+        }
+    })
+}
+
+/// Binds scalar parameters in order, whatever the backend.
 pub(crate) fn bind_params<'q, DB>(
     mut q: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>,
     params: &[Param],
-) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>
+) -> Result<sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>, StoreError>
 where
     DB: sqlx::Database,
     for<'t> Option<String>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
@@ -112,11 +142,7 @@ where
     for<'t> Option<bool>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
 {
     for p in params {
-        q = match p {
-            Param::Text(v) => q.bind(v.clone()),
-            Param::Int(v) => q.bind(*v),
-            Param::Bool(v) => q.bind(*v),
-        };
+        q = bind_scalar(q, p)?;
     }
-    q
+    Ok(q)
 }

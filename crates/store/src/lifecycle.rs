@@ -188,7 +188,7 @@ fn lost_race(n: u64, kind: &str) -> StoreResult<()> {
 }
 
 /// Writes a batch inside an open transaction.
-pub(crate) async fn apply_in(tx: &mut Box<dyn Tx>, batch: &Batch) -> StoreResult<()> {
+pub(crate) async fn apply_in(tx: &mut Box<dyn Tx>, arrays: bool, batch: &Batch) -> StoreResult<()> {
     for put in &batch.requests {
         let r = put.row();
         let p = request_params(r)?;
@@ -224,8 +224,9 @@ pub(crate) async fn apply_in(tx: &mut Box<dyn Tx>, batch: &Batch) -> StoreResult
         approvers.dedup();
         insert_many(
             tx,
+            arrays,
             "INSERT INTO request_approvers (user_id, request_id)",
-            2,
+            &[T, T],
             approvers.into_iter().map(|a| vec![id(a), id(r.id)]).collect(),
             "ON CONFLICT DO NOTHING",
         )
@@ -241,15 +242,16 @@ pub(crate) async fn apply_in(tx: &mut Box<dyn Tx>, batch: &Batch) -> StoreResult
     }
     insert_many(
         tx,
+        arrays,
         "INSERT INTO assignments (id, access_package_id, catalog_id, policy_id, target_id, state, status, start_at, \
          end_at, expired_at, active_key, created_at, modified_at)",
-        13,
+        &[T, T, T, T, T, T, T, I, I, I, T, I, I],
         fresh,
         "",
     )
     .await
     .map_err(one_at_a_time("The target already has an active assignment to this access package."))?;
-    update_assignments(tx, &changed).await?;
+    update_assignments(tx, arrays, &changed).await?;
     // One row per key: a later write of the same delivery in one batch replaces an earlier one.
     let mut deliveries: Vec<&Delivery> = Vec::with_capacity(batch.deliveries.len());
     for d in &batch.deliveries {
@@ -260,8 +262,9 @@ pub(crate) async fn apply_in(tx: &mut Box<dyn Tx>, batch: &Batch) -> StoreResult
     }
     insert_many(
         tx,
+        arrays,
         "INSERT INTO deliveries (assignment_id, resource_role_id, action, state, attempts, detail)",
-        6,
+        &[T, T, T, T, I, T],
         deliveries
             .iter()
             .map(|d| {
@@ -290,9 +293,10 @@ pub(crate) async fn apply_in(tx: &mut Box<dyn Tx>, batch: &Batch) -> StoreResult
     };
     let head = "INSERT INTO jobs (id, kind, payload, run_at, singleton)";
     let (single, plain): (Vec<&NewJob>, Vec<&NewJob>) = batch.jobs.iter().partition(|j| j.singleton.is_some());
-    insert_many(tx, head, 5, plain.into_iter().map(job_row).collect::<StoreResult<_>>()?, "").await?;
+    let types = &[T, T, T, I, T];
+    insert_many(tx, arrays, head, types, plain.into_iter().map(job_row).collect::<StoreResult<_>>()?, "").await?;
     for j in single {
-        insert_many(tx, head, 5, vec![job_row(j)?], "ON CONFLICT DO NOTHING").await?;
+        insert_many(tx, false, head, types, vec![job_row(j)?], "ON CONFLICT DO NOTHING").await?;
     }
     let events = batch
         .events
@@ -315,9 +319,10 @@ pub(crate) async fn apply_in(tx: &mut Box<dyn Tx>, batch: &Batch) -> StoreResult
         .collect::<StoreResult<Vec<_>>>()?;
     insert_many(
         tx,
+        arrays,
         "INSERT INTO audit_events (id, at, activity, display_name, category, initiator, target_type, target_id, \
          correlation_id, result, detail)",
-        11,
+        &[T, I, T, T, T, T, T, T, T, T, T],
         events,
         "",
     )
@@ -330,14 +335,36 @@ pub(crate) async fn apply_in(tx: &mut Box<dyn Tx>, batch: &Batch) -> StoreResult
 /// the expiry benchmark: 120–250 parameters is best on both; 4,000 is 5–8 times slower).
 const MAX_PARAMS: usize = 240;
 
-/// `head VALUES (…), (…), … tail` over as many statements as the parameter limit needs.
+/// A column's SQL type in a bulk statement: text or bigint.
+const T: &str = "text";
+const I: &str = "bigint";
+
+/// Inserts `rows` (one value per column of `types`): on PostgreSQL (`arrays`) as one
+/// `head SELECT * FROM UNNEST($1::text[], …) tail` per table, elsewhere as
+/// `head VALUES (…), (…) tail` over as many statements as the parameter limit needs.
 async fn insert_many(
     tx: &mut Box<dyn Tx>,
+    arrays: bool,
     head: &str,
-    cols: usize,
+    types: &[&str],
     rows: Vec<Vec<Param>>,
     tail: &str,
 ) -> StoreResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let cols = types.len();
+    if arrays {
+        let mut sql = format!("{head} SELECT * FROM UNNEST(");
+        push_array_params(&mut sql, types);
+        sql.push(')');
+        if !tail.is_empty() {
+            sql.push(' ');
+            sql.push_str(tail);
+        }
+        tx.execute(&sql, &columns(types, &rows)?).await?;
+        return Ok(());
+    }
     let per = (MAX_PARAMS / cols.max(1)).max(1);
     for chunk in rows.chunks(per) {
         let mut sql = String::with_capacity(head.len() + tail.len() + chunk.len() * cols * 6);
@@ -352,6 +379,42 @@ async fn insert_many(
         tx.execute(&sql, &params).await?;
     }
     Ok(())
+}
+
+/// `$1::text[], $2::bigint[], …`
+fn push_array_params(sql: &mut String, types: &[&str]) {
+    use std::fmt::Write;
+    for (i, t) in types.iter().enumerate() {
+        let _ = write!(sql, "{}${}::{t}[]", if i == 0 { "" } else { ", " }, i + 1);
+    }
+}
+
+/// Rows turned into one array parameter per column.
+fn columns(types: &[&str], rows: &[Vec<Param>]) -> StoreResult<Vec<Param>> {
+    let mut out = Vec::with_capacity(types.len());
+    for (c, t) in types.iter().enumerate() {
+        let cells = rows.iter().map(|r| r.get(c).cloned().unwrap_or(Param::Text(None)));
+        out.push(if *t == I {
+            Param::Ints(
+                cells
+                    .map(|p| match p {
+                        Param::Int(v) => Ok(v),
+                        _ => Err(StoreError::Internal(format!("column {c} expects an integer"))),
+                    })
+                    .collect::<StoreResult<_>>()?,
+            )
+        } else {
+            Param::Texts(
+                cells
+                    .map(|p| match p {
+                        Param::Text(v) => Ok(v),
+                        _ => Err(StoreError::Internal(format!("column {c} expects text"))),
+                    })
+                    .collect::<StoreResult<_>>()?,
+            )
+        });
+    }
+    Ok(out)
 }
 
 /// `($1, $2), ($3, $4), …` for `rows` tuples of `cols` placeholders.
@@ -371,21 +434,44 @@ fn push_tuples(sql: &mut String, rows: usize, cols: usize) {
 /// Conditional updates of assignments in bulk: each row only if it has not changed since it
 /// was read; if any has, the batch fails with `Conflict`. The columns a lifecycle decision
 /// changes (state, status, window, end, active key, version) are written.
-async fn update_assignments(tx: &mut Box<dyn Tx>, rows: &[(&Assignment, jiff::Timestamp)]) -> StoreResult<()> {
+async fn update_assignments(
+    tx: &mut Box<dyn Tx>,
+    arrays: bool,
+    rows: &[(&Assignment, jiff::Timestamp)],
+) -> StoreResult<()> {
     const COLS: usize = 9;
-    for chunk in rows.chunks(MAX_PARAMS / COLS) {
-        let mut sql = String::from(
-            "WITH v (id, state, status, start_at, end_at, expired_at, active_key, modified_at, read_at) AS (VALUES ",
-        );
-        push_tuples(&mut sql, chunk.len(), COLS);
-        sql.push_str(
-            ") UPDATE assignments SET state = v.state, status = v.status, start_at = v.start_at, end_at = v.end_at, \
-             expired_at = v.expired_at, active_key = v.active_key, modified_at = v.modified_at \
-             FROM v WHERE assignments.id = v.id AND assignments.modified_at = v.read_at",
-        );
-        let mut params = Vec::with_capacity(chunk.len() * COLS);
+    const TYPES: [&str; COLS] = [T, T, T, I, I, I, T, I, I];
+    const SET: &str = "UPDATE assignments SET state = v.state, status = v.status, start_at = v.start_at, \
+        end_at = v.end_at, expired_at = v.expired_at, active_key = v.active_key, modified_at = v.modified_at";
+    const WHERE: &str = "WHERE assignments.id = v.id AND assignments.modified_at = v.read_at";
+    const NAMES: &str = "v (id, state, status, start_at, end_at, expired_at, active_key, modified_at, read_at)";
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let per = if arrays { rows.len() } else { MAX_PARAMS / COLS };
+    for chunk in rows.chunks(per.max(1)) {
+        let mut sql = String::new();
+        if arrays {
+            sql.push_str(SET);
+            sql.push_str(" FROM UNNEST(");
+            push_array_params(&mut sql, &TYPES);
+            sql.push_str(") AS ");
+            sql.push_str(NAMES);
+            sql.push(' ');
+            sql.push_str(WHERE);
+        } else {
+            sql.push_str("WITH ");
+            sql.push_str(NAMES);
+            sql.push_str(" AS (VALUES ");
+            push_tuples(&mut sql, chunk.len(), COLS);
+            sql.push_str(") ");
+            sql.push_str(SET);
+            sql.push_str(" FROM v ");
+            sql.push_str(WHERE);
+        }
+        let mut values = Vec::with_capacity(chunk.len());
         for (a, read_at) in chunk {
-            params.extend([
+            values.push(vec![
                 id(a.id),
                 a.state.as_str().into(),
                 a.status.clone().into(),
@@ -397,6 +483,7 @@ async fn update_assignments(tx: &mut Box<dyn Tx>, rows: &[(&Assignment, jiff::Ti
                 ts(*read_at),
             ]);
         }
+        let params = if arrays { columns(&TYPES, &values)? } else { values.into_iter().flatten().collect() };
         let n = tx
             .execute(&sql, &params)
             .await

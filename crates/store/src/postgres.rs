@@ -9,7 +9,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, Column, PgPool, Postgres, Row as _, Transaction, TypeInfo, ValueRef};
 use steward_app::StoreError;
 
-use crate::driver::{Cell, Driver, Param, Row, Tx, bind_params, map_err};
+use crate::driver::{Cell, Driver, Param, Row, Tx, bind_scalar, map_err};
 
 pub(crate) fn migrator() -> &'static sqlx::migrate::Migrator {
     static M: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -64,7 +64,7 @@ impl Driver for PgDriver {
     }
 
     async fn fetch(&self, sql: &str, params: &[Param]) -> Result<Vec<Row>, StoreError> {
-        let q = bind_params(sqlx::query::<Postgres>(AssertSqlSafe(sql.to_owned())), params);
+        let q = bind_pg(sqlx::query::<Postgres>(AssertSqlSafe(sql.to_owned())), params)?;
         let rows = q.fetch_all(&self.pool).await.map_err(map_err)?;
         rows.iter().map(cells).collect()
     }
@@ -77,6 +77,25 @@ impl Driver for PgDriver {
     fn concurrent_writers(&self) -> bool {
         true
     }
+
+    fn arrays(&self) -> bool {
+        true
+    }
+}
+
+/// Binds parameters, arrays included (`text[]`, `bigint[]`).
+fn bind_pg<'q>(
+    mut q: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+    params: &[Param],
+) -> Result<sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>, StoreError> {
+    for p in params {
+        q = match p {
+            Param::Texts(v) => q.bind(v.clone()),
+            Param::Ints(v) => q.bind(v.clone()),
+            other => bind_scalar(q, other)?,
+        };
+    }
+    Ok(q)
 }
 
 struct PgTx(Transaction<'static, Postgres>);
@@ -84,13 +103,13 @@ struct PgTx(Transaction<'static, Postgres>);
 #[async_trait]
 impl Tx for PgTx {
     async fn fetch(&mut self, sql: &str, params: &[Param]) -> Result<Vec<Row>, StoreError> {
-        let q = bind_params(sqlx::query::<Postgres>(AssertSqlSafe(sql.to_owned())), params);
+        let q = bind_pg(sqlx::query::<Postgres>(AssertSqlSafe(sql.to_owned())), params)?;
         let rows = q.fetch_all(&mut *self.0).await.map_err(map_err)?;
         rows.iter().map(cells).collect()
     }
 
     async fn execute(&mut self, sql: &str, params: &[Param]) -> Result<u64, StoreError> {
-        let q = bind_params(sqlx::query::<Postgres>(AssertSqlSafe(sql.to_owned())), params);
+        let q = bind_pg(sqlx::query::<Postgres>(AssertSqlSafe(sql.to_owned())), params)?;
         Ok(q.execute(&mut *self.0).await.map_err(map_err)?.rows_affected())
     }
 

@@ -980,7 +980,7 @@ impl Store for SqlStore {
             return Ok(());
         }
         let mut tx = self.driver.begin().await?;
-        lifecycle::apply_in(&mut tx, batch).await?;
+        lifecycle::apply_in(&mut tx, self.driver.arrays(), batch).await?;
         tx.commit().await
     }
 
@@ -1129,7 +1129,7 @@ impl Store for SqlStore {
         if n == 0 {
             return Err(StoreError::Conflict(format!("The lease on job {job} was lost.")));
         }
-        lifecycle::apply_in(&mut tx, effects).await?;
+        lifecycle::apply_in(&mut tx, self.driver.arrays(), effects).await?;
         tx.commit().await
     }
 

@@ -74,7 +74,7 @@ impl Driver for SqliteDriver {
     }
 
     async fn fetch(&self, sql: &str, params: &[Param]) -> Result<Vec<Row>, StoreError> {
-        let q = bind_params(sqlx::query::<Sqlite>(AssertSqlSafe(sql.to_owned())), params);
+        let q = bind_params(sqlx::query::<Sqlite>(AssertSqlSafe(sql.to_owned())), params)?;
         let rows = q.fetch_all(&self.pool).await.map_err(map_err)?;
         rows.iter().map(cells).collect()
     }
@@ -90,13 +90,13 @@ struct SqliteTx(Transaction<'static, Sqlite>);
 #[async_trait]
 impl Tx for SqliteTx {
     async fn fetch(&mut self, sql: &str, params: &[Param]) -> Result<Vec<Row>, StoreError> {
-        let q = bind_params(sqlx::query::<Sqlite>(AssertSqlSafe(sql.to_owned())), params);
+        let q = bind_params(sqlx::query::<Sqlite>(AssertSqlSafe(sql.to_owned())), params)?;
         let rows = q.fetch_all(&mut *self.0).await.map_err(map_err)?;
         rows.iter().map(cells).collect()
     }
 
     async fn execute(&mut self, sql: &str, params: &[Param]) -> Result<u64, StoreError> {
-        let q = bind_params(sqlx::query::<Sqlite>(AssertSqlSafe(sql.to_owned())), params);
+        let q = bind_params(sqlx::query::<Sqlite>(AssertSqlSafe(sql.to_owned())), params)?;
         Ok(q.execute(&mut *self.0).await.map_err(map_err)?.rows_affected())
     }
 
