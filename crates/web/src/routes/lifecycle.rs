@@ -467,6 +467,13 @@ async fn get_approval(State(st): State<AppState>, Caller(p): Caller, od: OData, 
     }
     let a = approvals::get_approval(&st.services, &p, path_id(&id)?).await?;
     let view = ApprovalView::build(&st.services, &a.request, a.viewer).await?;
+    // Graph answers GET approval with its stages inline (approval-get), though `stages` is a
+    // navigation property: the SDK's `approval.stages` is what approvers read. Unless the
+    // caller shaped the response with $select or $expand, expand them.
+    let mut od = od;
+    if od.options.select.is_none() && od.options.expand.is_empty() {
+        od.options.expand.push(steward_odata::ExpandItem { path: "stages".into(), ..Default::default() });
+    }
     entity_response(&Cx::new(&st.services, &p), &od, &view, StatusCode::OK, APPROVALS).await
 }
 
@@ -539,6 +546,7 @@ pub async fn requestable_packages(st: &AppState, p: &Principal, od: &OData, segm
 async fn applicable_policy_requirements(
     State(st): State<AppState>,
     Caller(p): Caller,
+    od: OData,
     Path(id): Path<String>,
     headers: HeaderMap,
     bytes: Bytes,
@@ -567,7 +575,10 @@ async fn applicable_policy_requirements(
     Ok(crate::odata::json_response(
         StatusCode::OK,
         serde_json::json!({
-            "@odata.context": "$metadata#Collection(microsoft.graph.accessPackageAssignmentRequestRequirements)",
+            "@odata.context": format!(
+                "{}/v1.0/$metadata#Collection(microsoft.graph.accessPackageAssignmentRequestRequirements)",
+                od.base()
+            ),
             "value": value,
         }),
     ))

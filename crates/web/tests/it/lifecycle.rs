@@ -126,6 +126,20 @@ async fn request_approve_deliver_over_http() {
     assert_eq!(stage["assignedToMe"], true);
     assert_eq!(stage["status"], "InProgress");
     let stage_url = format!("{EM}/accessPackageAssignmentApprovals/{rid}/stages/{}", stage["id"].as_str().unwrap());
+    // GET approval answers with its stages inline, as Graph does (the SDK reads approval.stages);
+    // $select shapes it like any entity.
+    let approval = app.get_as(&s.manager.token, &format!("{EM}/accessPackageAssignmentApprovals/{rid}")).await;
+    assert_eq!(approval.status, StatusCode::OK, "{}", approval.text);
+    let approval = approval.json();
+    assert_eq!(approval["@odata.type"], "#microsoft.graph.approval");
+    assert_eq!(approval["id"], rid.as_str());
+    assert_eq!(approval["stages"].as_array().map(Vec::len), Some(1), "{approval}");
+    assert_eq!(approval["stages"][0]["id"], stage["id"]);
+    assert_eq!(approval["stages"][0]["assignedToMe"], true);
+    let selected =
+        app.get_as(&s.manager.token, &format!("{EM}/accessPackageAssignmentApprovals/{rid}?$select=id")).await;
+    assert_eq!(selected.status, StatusCode::OK, "{}", selected.text);
+    assert!(selected.json().get("stages").is_none(), "{}", selected.text);
 
     // Not the requestor, not a stranger, not an administrator token.
     for token in [&s.alice.token, &s.stranger.token, &ADMIN.to_owned()] {
@@ -304,6 +318,13 @@ async fn what_may_i_request_and_why() {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let v = r.json();
+    // Absolute, like every other @odata.context.
+    let context = v["@odata.context"].as_str().unwrap();
+    assert!(context.starts_with("http"), "{context}");
+    assert!(
+        context.ends_with("/v1.0/$metadata#Collection(microsoft.graph.accessPackageAssignmentRequestRequirements)"),
+        "{context}"
+    );
     assert_eq!(v["value"][0]["policyId"], s.policy.as_str());
     assert_eq!(v["value"][0]["isRequestorJustificationRequired"], true);
     let r = app.get_as(&s.alice.token, &format!("/v1.0/steward/accessPackages/{}/explanation", s.package)).await;
