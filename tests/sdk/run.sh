@@ -3,9 +3,10 @@
 #
 #   tests/sdk/run.sh <path-to-steward-binary> <database-url>
 #
-# Starts the server on a free loopback port with a random bootstrap admin token, waits for
-# /readyz, runs pytest from the virtualenv made by scripts/python-venv.sh, always stops the
-# server, shows the tail of its log when the tests fail, and exits with pytest's status.
+# Starts the server on a free loopback port with a random bootstrap admin token and a manual
+# test clock (--test-clock, which adds /ops/clock and /ops/jobs/drain), waits for /readyz, runs
+# pytest from the virtualenv made by scripts/python-venv.sh, always stops the server, shows the
+# tail of its log when the tests fail, and exits with pytest's status.
 set -euo pipefail
 if [ $# -ne 2 ]; then
   echo "usage: $0 <path-to-steward-binary> <database-url>" >&2
@@ -21,6 +22,7 @@ py="$venv/bin/python"
 port=$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
 token=$("$py" -c 'import secrets; print(secrets.token_urlsafe(32))')
 base="http://127.0.0.1:$port"
+test_clock="2031-03-01T09:00:00Z" # where the server's manual clock starts
 work=$(mktemp -d "${TMPDIR:-/tmp}/steward-sdk.XXXXXX")
 log="$work/steward.log"
 pid=""
@@ -44,9 +46,11 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # --data-dir keeps anything the server writes besides the database out of the working directory.
-STEWARD_BOOTSTRAP_ADMIN_TOKEN="$token" STEWARD_LOG=warn \
+# --test-clock: the lifecycle tests move time with /ops/clock and run due jobs with
+# /ops/jobs/drain instead of sleeping.
+STEWARD_BOOTSTRAP_ADMIN_TOKEN="$token" STEWARD_LOG=warn STEWARD_ALLOW_TEST_CLOCK=1 \
   "$bin" serve --listen "127.0.0.1:$port" --database-url "$db" --public-url "$base" \
-  --data-dir "$work/data" >"$log" 2>&1 &
+  --data-dir "$work/data" --test-clock "$test_clock" >"$log" 2>&1 &
 pid=$!
 
 if command -v curl >/dev/null 2>&1; then
@@ -80,6 +84,9 @@ done
 
 export STEWARD_BASE_URL="$base/v1.0"
 export STEWARD_TOKEN="$token"
+# For `steward token create --user …` (personal tokens) against the server's database.
+export STEWARD_TEST_BIN="$bin"
+export STEWARD_TEST_DATABASE_URL="$db"
 export PYTHONDONTWRITEBYTECODE=1
 status=0
 # In the background + `wait`, so that INT/TERM reach the traps (and cleanup) at once.
