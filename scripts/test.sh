@@ -2,7 +2,8 @@
 # Steward's whole test suite, as CI runs it:
 #   1. the Rust tests (unit, store contract suite on SQLite AND PostgreSQL, HTTP tests) with nextest;
 #   2. Microsoft's Graph SDK for Python (msgraph-sdk from PyPI, in a virtualenv) driving a real
-#      `steward serve`, once on SQLite and once on PostgreSQL.
+#      `steward serve` on a test clock, once on SQLite and once on PostgreSQL;
+#   3. three `steward serve` processes sharing one PostgreSQL database (tests/e2e).
 # PostgreSQL: uses $DATABASE_URL when set, else a server on 127.0.0.1:5432, else starts a
 # throwaway cluster with pg_virtualenv for the duration of the run. Nothing is skipped: a
 # missing peer fails the run.
@@ -45,6 +46,7 @@ else
 fi
 
 say "Microsoft Graph SDK conformance: SQLite"
+bin="${CARGO_TARGET_DIR:-$root/target}/debug/steward"
 tmp=$(mktemp -d)
 sdk_db=""
 cleanup() {
@@ -52,9 +54,14 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-bash tests/sdk/run.sh "$root/target/debug/steward" "sqlite://$tmp/sdk.db"
+bash tests/sdk/run.sh "$bin" "sqlite://$tmp/sdk.db"
 
 say "Microsoft Graph SDK conformance: PostgreSQL"
 sdk_db="steward_sdk_$(date +%s)_$$"
 psql "$DATABASE_URL" -qAtc "CREATE DATABASE $sdk_db" >/dev/null
-bash tests/sdk/run.sh "$root/target/debug/steward" "${DATABASE_URL%/*}/$sdk_db"
+bash tests/sdk/run.sh "$bin" "${DATABASE_URL%/*}/$sdk_db"
+
+say "Three steward serve processes on one PostgreSQL database"
+# Creates (and drops) its own database next to DATABASE_URL; prints its timings.
+venv=$(bash scripts/python-venv.sh)
+STEWARD_TEST_BIN="$bin" PYTHONDONTWRITEBYTECODE=1 "$venv/bin/python" -m pytest -q -s -p no:cacheprovider tests/e2e
