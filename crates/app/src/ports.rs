@@ -212,6 +212,9 @@ pub trait Store: Send + Sync {
     /// target and package.
     async fn apply(&self, batch: &Batch) -> StoreResult<()>;
     async fn get_request(&self, id: RequestId) -> StoreResult<Option<AssignmentRequest>>;
+    /// Deletes a request that has ended, recording `event` in the same transaction; `Conflict`
+    /// while it is still open.
+    async fn delete_request(&self, id: RequestId, event: &AuditEvent) -> StoreResult<()>;
     async fn list_requests(&self, q: &ListQuery) -> StoreResult<Page<AssignmentRequest>>;
     /// The open request of `target` for `package`, if any.
     async fn open_request(&self, target: UserId, package: AccessPackageId) -> StoreResult<Option<AssignmentRequest>>;

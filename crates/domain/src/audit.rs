@@ -32,6 +32,7 @@ pub enum Activity {
     RemoveResource,
     Extend,
     Expire,
+    DeleteRequest,
 }
 
 impl Activity {
@@ -61,6 +62,7 @@ impl Activity {
             Self::RemoveResource => "Remove access package resource assignment",
             Self::Extend => "Extend access package assignment",
             Self::Expire => "Entitlement Management removes access package assignment request for user",
+            Self::DeleteRequest => "Delete access package assignment request",
         }
     }
 }

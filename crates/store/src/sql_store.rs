@@ -988,6 +988,23 @@ impl Store for SqlStore {
         self.get("assignment_requests", rid.to_string()).await
     }
 
+    async fn delete_request(&self, rid: RequestId, event: &AuditEvent) -> StoreResult<()> {
+        let mut tx = self.driver.begin().await?;
+        let n = tx.execute("DELETE FROM assignment_requests WHERE id = $1 AND open_key IS NULL", &[id(rid)]).await?;
+        if n == 0 {
+            return match count_in(&mut tx, "SELECT COUNT(*) FROM assignment_requests WHERE id = $1", &[id(rid)]).await?
+            {
+                0 => Err(StoreError::not_found("assignment request", rid)),
+                _ => Err(StoreError::Conflict(
+                    "The request is still open; cancel it first (only ended requests can be deleted).".into(),
+                )),
+            };
+        }
+        let batch = Batch { events: vec![event.clone()], ..Batch::default() };
+        lifecycle::apply_in(&mut tx, self.driver.arrays(), &batch).await?;
+        tx.commit().await
+    }
+
     async fn list_requests(&self, q: &ListQuery) -> StoreResult<Page<AssignmentRequest>> {
         self.list(q).await
     }

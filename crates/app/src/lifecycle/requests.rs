@@ -924,3 +924,12 @@ pub async fn remove_all_access(s: &Services, user: UserId) -> Result<usize, AppE
     }
     Ok(n)
 }
+
+/// Deletes an ended request (Graph: only completed, denied or cancelled ones).
+pub async fn delete_request(s: &Services, cap: AdminCap, caller: &Principal, id: RequestId) -> Result<(), AppError> {
+    let _ = cap;
+    let r = require_request(s, id).await?;
+    let now = s.clock.now();
+    let event = request_event(&r, Activity::DeleteRequest, &Actor::Admin(caller.label()), now);
+    Ok(s.store.delete_request(id, &event).await?)
+}

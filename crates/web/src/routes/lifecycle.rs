@@ -48,6 +48,11 @@ pub fn api() -> Api {
             get_request,
             "Get an assignment request; also filterByCurrentUser(on='target'|'createdBy'|'approver')",
         )
+        .delete(
+            "/v1.0/identityGovernance/entitlementManagement/assignmentRequests/{id}",
+            delete_request,
+            "Delete a request that has ended (delivered, denied, cancelled, failed)",
+        )
         .action("/v1.0/identityGovernance/entitlementManagement/assignmentRequests/{id}/cancel", cancel, "Cancel a request that is not yet delivered")
         .accepted("/v1.0/identityGovernance/entitlementManagement/assignmentRequests/{id}/reprocess", reprocess_request, "Retry the failed deliveries of a request")
         .action("/v1.0/identityGovernance/entitlementManagement/assignmentRequests/{id}/resume", resume, "Resume a request waiting for a custom extension")
@@ -77,6 +82,11 @@ pub fn api() -> Api {
             "Beyond Graph: active assignments that break a separation-of-duties rule (an incompatible package or group)",
         )
         .tag("approvals")
+        .list(
+            "/v1.0/identityGovernance/entitlementManagement/accessPackageAssignmentApprovals",
+            list_approvals,
+            "Not listable as a whole: answers 400 pointing to filterByCurrentUser(on='approver')",
+        )
         .get(
             "/v1.0/identityGovernance/entitlementManagement/accessPackageAssignmentApprovals/{id}",
             get_approval,
@@ -334,6 +344,17 @@ async fn get_request(State(st): State<AppState>, Caller(p): Caller, od: OData, P
     let r = requests::get_request(&st.services, &p, path_id(&id)?).await?;
     let view = RequestView::build(&st.services, r).await?;
     entity_response(&Cx::new(&st.services, &p), &od, &view, StatusCode::OK, REQUESTS).await
+}
+
+async fn delete_request(State(st): State<AppState>, Admin(p, cap): Admin, Path(id): Path<String>) -> R {
+    requests::delete_request(&st.services, cap, &p, path_id(&id)?).await?;
+    Ok(no_content())
+}
+
+async fn list_approvals(Caller(_): Caller) -> R {
+    Err(ApiError::bad_request(
+        "Approvals are listed per approver: use accessPackageAssignmentApprovals/filterByCurrentUser(on='approver').",
+    ))
 }
 
 async fn cancel(

@@ -194,6 +194,15 @@ async fn request_approve_deliver_over_http() {
     // A delivered request cannot be cancelled.
     let r = app.send(Method::POST, &format!("{reqs}/{rid}/cancel"), Some(&s.alice.token), &[], Body::empty()).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    // The approvals collection is listed per approver only.
+    let r = app.get_as(&s.manager.token, &format!("{EM}/accessPackageAssignmentApprovals")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    // An ended request can be deleted, by an administrator only.
+    let r = app.send(Method::DELETE, &format!("{reqs}/{rid}"), Some(&s.alice.token), &[], Body::empty()).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    let r = app.delete(&format!("{reqs}/{rid}")).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    assert_eq!(app.get(&format!("{reqs}/{rid}")).await.status, StatusCode::NOT_FOUND);
     app.assert_no_5xx();
 }
 
@@ -281,6 +290,9 @@ async fn bad_requests_answer_4xx_and_change_nothing() {
     assert_eq!(r.json()["state"], "delivering");
     let again = app.post(&reqs, &typed).await;
     assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text);
+    let open = r.id();
+    let r2 = app.delete(&format!("{reqs}/{open}")).await;
+    assert_eq!(r2.status, StatusCode::CONFLICT, "an open request is not deleted: {}", r2.text);
     // Approvals of a request nobody must approve do not exist; bad function names are 400.
     let rid = r.id();
     let r = app.get(&format!("{EM}/accessPackageAssignmentApprovals/{rid}")).await;
