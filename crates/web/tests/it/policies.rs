@@ -80,6 +80,18 @@ async fn policies_round_trip_replace_merge_and_delete() {
     assert_eq!(got["questions"], json!([]));
     assert_eq!(got["createdDateTime"], created["createdDateTime"]);
 
+    // A PUT that omits a required field (displayName) is refused and changes nothing.
+    let r = app
+        .json_as(ADMIN, Method::PUT, &format!("{root}/{id}"), &json!({"allowedTargetScope": "allDirectoryUsers"}))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    r.graph_error();
+    let still = app.get(&format!("{root}/{id}")).await.json();
+    assert_eq!(
+        (still["displayName"].as_str(), still["allowedTargetScope"].as_str()),
+        (Some("renamed"), Some("allMemberUsers"))
+    );
+
     // bad policies: missing or unknown @odata.type on polymorphic values, misspelt settings, incoherence
     let bad = [
         json!({"displayName": "x", "accessPackage": {"id": pkg}, "allowedTargetScope": "specificDirectoryUsers", "specificAllowedTargets": [{"userId": "u"}]}),
