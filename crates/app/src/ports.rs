@@ -184,6 +184,11 @@ pub trait Store: Send + Sync {
     async fn delete_policy(&self, id: PolicyId) -> StoreResult<()>;
     async fn get_policy(&self, id: PolicyId) -> StoreResult<Option<AssignmentPolicy>>;
     async fn list_policies(&self, q: &ListQuery) -> StoreResult<Page<AssignmentPolicy>>;
+    /// The access packages `user` may request for themselves
+    /// (`filterByCurrentUser(on='allowedRequestor')`), filtered, ordered and paged by `q`:
+    /// exactly those with a policy for which `eligibility::self_request_allowed(&settings,
+    /// Facts { user, groups })` holds, `groups` being the user's direct groups as stored.
+    async fn requestable_packages(&self, user: &User, q: &ListQuery) -> StoreResult<Page<AccessPackage>>;
     /// Every policy of a package, in creation order.
     async fn policies_of_package(&self, package: AccessPackageId) -> StoreResult<Vec<AssignmentPolicy>>;
 

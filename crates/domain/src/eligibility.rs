@@ -104,6 +104,148 @@ pub fn target_allowed(settings: &PolicySettings, facts: Facts<'_>) -> Verdict {
     }
 }
 
+/// Whether a policy lets its targets ask for themselves (`enableTargetsToSelfAddAccess`); a
+/// policy without requestor settings does.
+pub fn self_add_enabled(settings: &PolicySettings) -> bool {
+    settings.requestor_settings.as_ref().is_none_or(|r| r.enable_targets_to_self_add_access)
+}
+
+/// Whether the user in `facts` may request the policy's package for themselves
+/// (`filterByCurrentUser(on='allowedRequestor')`, `getApplicablePolicyRequirements`): the policy
+/// has a target scope, lets its targets self-add, and admits this user as a target. The
+/// reference that [`SelfRequestors`] and the store's index of it must agree with.
+pub fn self_request_allowed(settings: &PolicySettings, facts: Facts<'_>) -> bool {
+    settings.allowed_target_scope != AllowedTargetScope::NotSpecified
+        && self_add_enabled(settings)
+        && target_allowed(settings, facts).allowed
+}
+
+/// Who may request a policy's package for themselves, as facts a store can index: a kind that
+/// depends only on the user's type, or the users, groups and rules the policy names. Disabled
+/// accounts are never admitted, whatever the kind.
+///
+/// [`SelfRequestors::admits`] equals [`self_request_allowed`] for every user and group list
+/// (a property test below holds them together), so a store can keep these facts next to the
+/// policy and answer "which packages may this user request" with indexes, evaluating only the
+/// rules in memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SelfRequestors {
+    /// Nobody: administrators assign (`notSpecified`), self-add is off, or the scope is for
+    /// service principals, connected organizations or unknown.
+    Nobody,
+    /// Every enabled user (`allDirectoryUsers`).
+    Everyone,
+    /// Enabled users who are not guests (`allMemberUsers`).
+    Members,
+    /// Enabled guests (`allExternalUsers`).
+    Guests,
+    /// Enabled users the policy names (`specificDirectoryUsers`,
+    /// `specificConnectedOrganizationUsers`).
+    Named(NamedRequestors),
+}
+
+/// The subject sets of a policy that can admit a user, reduced to what they compare: sorted and
+/// without duplicates. Sets that never admit anyone (connected organizations, service
+/// principals, approver-only kinds, a user id that is no user id, a group id that is no GUID,
+/// a rule entry without a rule) are left out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NamedRequestors {
+    /// `singleUser`: the user ids named (compared ignoring ASCII case, so kept canonical).
+    pub users: Vec<UserId>,
+    /// `groupMembers`: direct members of these groups.
+    pub groups: Vec<GroupId>,
+    /// `attributeRuleMembers`: the rule texts as written (an invalid rule admits nobody).
+    pub rules: Vec<String>,
+}
+
+impl SelfRequestors {
+    /// What the policy's settings say.
+    pub fn of(settings: &PolicySettings) -> Self {
+        use AllowedTargetScope as S;
+        if !self_add_enabled(settings) {
+            return Self::Nobody;
+        }
+        match settings.allowed_target_scope {
+            S::AllDirectoryUsers => Self::Everyone,
+            S::AllMemberUsers => Self::Members,
+            S::AllExternalUsers => Self::Guests,
+            S::SpecificDirectoryUsers | S::SpecificConnectedOrganizationUsers => {
+                let mut named = NamedRequestors::default();
+                for set in &settings.specific_allowed_targets {
+                    match set {
+                        SubjectSet::SingleUser { user_id: Some(u), .. } => {
+                            // `in_subject_set` compares with the user's id ignoring ASCII case;
+                            // only the canonical spelling of an id can ever be equal.
+                            let lower = u.to_ascii_lowercase();
+                            if let Ok(id) = lower.parse::<UserId>()
+                                && id.to_string() == lower
+                            {
+                                named.users.push(id);
+                            }
+                        }
+                        SubjectSet::GroupMembers { group_id: Some(g), .. } => {
+                            if let Ok(id) = g.parse::<GroupId>() {
+                                named.groups.push(id);
+                            }
+                        }
+                        SubjectSet::AttributeRuleMembers { membership_rule: Some(text), .. } => {
+                            named.rules.push(text.clone());
+                        }
+                        _ => {}
+                    }
+                }
+                named.users.sort_unstable();
+                named.users.dedup();
+                named.groups.sort_unstable();
+                named.groups.dedup();
+                named.rules.sort_unstable();
+                named.rules.dedup();
+                Self::Named(named)
+            }
+            S::NotSpecified
+            | S::SpecificDirectoryServicePrincipals
+            | S::AllDirectoryServicePrincipals
+            | S::AllConfiguredConnectedOrganizationUsers
+            | S::UnknownFutureValue => Self::Nobody,
+        }
+    }
+
+    /// The kind as a store keeps it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Nobody => "nobody",
+            Self::Everyone => "everyone",
+            Self::Members => "members",
+            Self::Guests => "guests",
+            Self::Named(_) => "named",
+        }
+    }
+
+    /// The kind that admits every enabled user of this type besides `everyone`: `guests` for
+    /// guests, `members` for everyone else.
+    pub fn kind_for(user_type: UserType) -> &'static str {
+        if user_type == UserType::Guest { "guests" } else { "members" }
+    }
+
+    /// Whether the user in `facts` is admitted; equal to [`self_request_allowed`] on the
+    /// settings this was made of.
+    pub fn admits(&self, facts: Facts<'_>) -> bool {
+        if !facts.user.account_enabled {
+            return false;
+        }
+        match self {
+            Self::Nobody => false,
+            Self::Everyone => true,
+            Self::Members | Self::Guests => self.kind() == Self::kind_for(facts.user.user_type),
+            Self::Named(n) => {
+                n.users.contains(&facts.user.id)
+                    || n.groups.iter().any(|g| facts.groups.contains(g))
+                    || n.rules.iter().any(|r| MembershipRule::parse(r).is_ok_and(|rule| rule.matches(facts.user)))
+            }
+        }
+    }
+}
+
 /// How specific a policy's target scope is: higher wins when several policies of a package
 /// apply to one user (reference §5: specific users, groups or organizations first, then all
 /// members, then all users including guests, then all external users).
@@ -188,6 +330,84 @@ mod tests {
         assert!(v.allowed, "{v:?}");
         s.allowed_target_scope = AllowedTargetScope::NotSpecified;
         assert!(!target_allowed(&s, Facts { user: &sales, groups: &[g] }).allowed);
+    }
+
+    /// `SelfRequestors` (what a store indexes) admits exactly whom `self_request_allowed` (the
+    /// reference) admits: every scope, with and without requestor settings, subject sets of
+    /// every kind, ids in odd spellings, valid and invalid rules, enabled and disabled members
+    /// and guests in and out of the groups named.
+    #[test]
+    fn self_requestors_agree_with_the_reference() {
+        use crate::policy::RequestorSettings;
+        use proptest::prelude::*;
+        use proptest::sample::select;
+        use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+
+        let me = user("Sales", false);
+        let me_id = me.id;
+        let g1 = GroupId::new();
+        let g2 = GroupId::new();
+        let other = UserId::new();
+        let user_ids = vec![
+            me_id.to_string(),
+            me_id.to_string().to_uppercase(),
+            format!("{{{me_id}}}"),
+            me_id.as_uuid().simple().to_string(),
+            format!(" {me_id}"),
+            other.to_string(),
+            "u-1".to_owned(),
+        ];
+        let group_ids = vec![
+            g1.to_string(),
+            g1.to_string().to_uppercase(),
+            format!("{{{g2}}}"),
+            g2.as_uuid().simple().to_string(),
+            "g-1".to_owned(),
+        ];
+        let rules = vec![
+            "user.department -eq \"sales\"".to_owned(),
+            "user.userType -eq \"Guest\"".to_owned(),
+            "user.department -ne \"Sales\" -or user.accountEnabled -eq false".to_owned(),
+            "user.department -eq".to_owned(),
+            "user.city -match \"(\"".to_owned(),
+        ];
+        let set = prop_oneof![
+            proptest::option::of(select(user_ids))
+                .prop_map(|user_id| SubjectSet::SingleUser { user_id, description: None }),
+            proptest::option::of(select(group_ids))
+                .prop_map(|group_id| SubjectSet::GroupMembers { group_id, description: None }),
+            proptest::option::of(select(rules))
+                .prop_map(|membership_rule| SubjectSet::AttributeRuleMembers { membership_rule, description: None }),
+            Just(SubjectSet::RequestorManager { manager_level: Some(1) }),
+            Just(SubjectSet::ConnectedOrganizationMembers { connected_organization_id: None, description: None }),
+            Just(SubjectSet::SingleServicePrincipal { service_principal_id: None, description: None }),
+        ];
+        let requestor = proptest::option::of(any::<bool>()).prop_map(|o| {
+            o.map(|self_add| RequestorSettings { enable_targets_to_self_add_access: self_add, ..Default::default() })
+        });
+        let settings = (select(AllowedTargetScope::ALL), proptest::collection::vec(set, 0..4), requestor);
+        let facts = (any::<bool>(), any::<bool>(), any::<bool>(), select(vec!["Sales", "Finance"]), 0..4usize);
+        let config = Config { cases: 4000, failure_persistence: None, ..Config::default() };
+        let mut runner = TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha));
+        runner
+            .run(&(settings, facts), |((scope, targets, requestor), (guest, enabled, itself, dept, groups))| {
+                let mut s: PolicySettings = serde_json::from_value(serde_json::json!({})).unwrap();
+                s.allowed_target_scope = scope;
+                s.specific_allowed_targets = targets;
+                s.requestor_settings = requestor;
+                let mut u = user(dept, guest);
+                u.account_enabled = enabled;
+                if itself {
+                    u.id = me_id;
+                }
+                let groups: Vec<GroupId> = [g1, g2, GroupId::new()].into_iter().take(groups).collect();
+                let facts = Facts { user: &u, groups: &groups };
+                let want = self_request_allowed(&s, facts);
+                let got = SelfRequestors::of(&s).admits(facts);
+                prop_assert_eq!(got, want, "{:?} for {:?} in {:?}", s, u, groups);
+                Ok(())
+            })
+            .unwrap();
     }
 
     #[test]

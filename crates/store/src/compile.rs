@@ -203,11 +203,38 @@ fn expanded_keyset(order: &[Sort], after: &[Value], ps: &mut Params) -> String {
     }
 }
 
+/// A condition the store adds to a query's own filter (which rows a caller may see), with its
+/// parameters as `$1`…`$n`: they are bound before the query's own. `count`, when given, is the
+/// same condition shaped for counting every row rather than finding the first few.
+#[derive(Debug, Clone)]
+pub(crate) struct Scope {
+    pub sql: String,
+    pub count: Option<String>,
+    pub params: Vec<Param>,
+}
+
+impl Scope {
+    /// A condition with one shape for pages and counts.
+    pub fn new(sql: String, params: Vec<Param>) -> Self {
+        Self { sql, count: None, params }
+    }
+}
+
+fn start(scope: Option<&Scope>, wh: &mut Vec<String>, counting: bool) -> Params {
+    match scope {
+        Some(s) => {
+            wh.push(if counting { s.count.as_ref().unwrap_or(&s.sql).clone() } else { s.sql.clone() });
+            Params(s.params.clone())
+        }
+        None => Params::default(),
+    }
+}
+
 /// A page query: `SELECT columns, sort keys FROM table WHERE … ORDER BY … LIMIT top+1 OFFSET skip`.
 /// The sort-key columns trail the entity's own so the last row yields the next cursor.
-pub(crate) fn page_sql(q: &ListQuery, columns: &str) -> (String, Vec<Param>) {
-    let mut ps = Params::default();
+pub(crate) fn page_sql(q: &ListQuery, columns: &str, scope: Option<&Scope>) -> (String, Vec<Param>) {
     let mut wh: Vec<String> = Vec::new();
+    let mut ps = start(scope, &mut wh, false);
     if let Some(f) = &q.filter {
         wh.push(cond(f, &mut ps));
     }
@@ -235,12 +262,13 @@ pub(crate) fn page_sql(q: &ListQuery, columns: &str) -> (String, Vec<Param>) {
 }
 
 /// `SELECT COUNT(*)` over the same filter (no paging).
-pub(crate) fn count_sql(q: &ListQuery) -> (String, Vec<Param>) {
-    let mut ps = Params::default();
-    let where_sql = match &q.filter {
-        Some(f) => format!(" WHERE {}", cond(f, &mut ps)),
-        None => String::new(),
-    };
+pub(crate) fn count_sql(q: &ListQuery, scope: Option<&Scope>) -> (String, Vec<Param>) {
+    let mut wh: Vec<String> = Vec::new();
+    let mut ps = start(scope, &mut wh, true);
+    if let Some(f) = &q.filter {
+        wh.push(cond(f, &mut ps));
+    }
+    let where_sql = if wh.is_empty() { String::new() } else { format!(" WHERE {}", wh.join(" AND ")) };
     (format!("SELECT COUNT(*) FROM {}{where_sql}", q.schema.table), ps.0)
 }
 
@@ -255,7 +283,7 @@ mod tests {
 
     #[test]
     fn values_are_always_bound() {
-        let (sql, params) = page_sql(&lq("$filter=displayName eq 'x'' OR 1=1 --'"), "id");
+        let (sql, params) = page_sql(&lq("$filter=displayName eq 'x'' OR 1=1 --'"), "id", None);
         assert!(!sql.contains("OR 1=1"), "{sql}");
         assert_eq!(params[0], Param::Text(Some("x' OR 1=1 --".into())));
     }
@@ -269,20 +297,20 @@ mod tests {
     #[test]
     fn case_insensitive_tests_read_the_folded_column() {
         let (sql, params) =
-            page_sql(&lq("$filter=tolower(displayName) eq 'ÄRZTE' and contains(description,'Öl')"), "id");
+            page_sql(&lq("$filter=tolower(displayName) eq 'ÄRZTE' and contains(description,'Öl')"), "id", None);
         assert!(sql.contains("display_name_fold = $1"), "{sql}");
         assert!(sql.contains("description_fold LIKE $2"), "{sql}");
         assert!(!sql.contains("lower("), "{sql}");
         assert_eq!(params[0], Param::Text(Some("ärzte".into())));
         assert_eq!(params[1], Param::Text(Some("%öl%".into())));
-        let (sql, _) = page_sql(&lq("$filter=displayName eq 'A'"), "id");
+        let (sql, _) = page_sql(&lq("$filter=displayName eq 'A'"), "id", None);
         assert!(sql.contains("WHERE display_name = $1"), "exact comparisons keep the column: {sql}");
     }
 
     #[test]
     fn chains_compile_flat() {
         let chain = vec!["isHidden"; 150].join(" or ");
-        let (sql, params) = page_sql(&lq(&format!("$filter={chain}")), "id");
+        let (sql, params) = page_sql(&lq(&format!("$filter={chain}")), "id", None);
         assert_eq!(sql.matches(" OR ").count(), 149, "{sql}");
         assert_eq!(sql.matches('(').count(), sql.matches(')').count());
         assert!(!sql.contains("((is_hidden"), "one flat list, not nested pairs: {sql}");
@@ -293,12 +321,12 @@ mod tests {
     fn keyset_follows_directions() {
         let mut q = lq("$orderby=displayName desc");
         q.after = Some(vec![Value::Text("m".into()), Value::Text("id-1".into())]);
-        let (sql, _) = page_sql(&q, "id");
+        let (sql, _) = page_sql(&q, "id", None);
         assert!(sql.contains("(display_name, id) < ($1, $2)"), "{sql}");
         assert!(sql.contains("ORDER BY display_name DESC, id DESC"), "{sql}");
         let mut q = lq("$orderby=isHidden desc, displayName asc");
         q.after = Some(vec![Value::Bool(true), Value::Text("m".into()), Value::Text("id-1".into())]);
-        let (sql, _) = page_sql(&q, "id");
+        let (sql, _) = page_sql(&q, "id", None);
         assert!(
             sql.contains("(is_hidden < $1 OR (is_hidden = $2 AND (display_name, id) > ($3, $4)))")
                 || sql.contains(

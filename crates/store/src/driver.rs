@@ -66,6 +66,10 @@ pub trait Driver: Send + Sync {
     async fn fetch(&self, sql: &str, params: &[Param]) -> Result<Vec<Row>, StoreError>;
     /// Starts a write transaction (`BEGIN IMMEDIATE` on SQLite).
     async fn begin(&self) -> Result<Box<dyn Tx>, StoreError>;
+    /// A subquery yielding, as rows of one text column, the strings of the JSON array bound at
+    /// `placeholder` (`$n`): how a list of any length travels as one parameter, so a query's
+    /// text and parameter count do not grow with it.
+    fn text_set(&self, placeholder: &str) -> String;
     /// Whether concurrent writers can run at once and queue claims need `FOR UPDATE SKIP
     /// LOCKED` (PostgreSQL); SQLite serializes writers, so it needs none.
     fn concurrent_writers(&self) -> bool {

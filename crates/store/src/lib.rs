@@ -20,6 +20,7 @@ mod compile;
 mod driver;
 mod lifecycle;
 mod postgres;
+mod requestors;
 mod rows;
 mod rule_sql;
 mod sql_store;
@@ -48,6 +49,10 @@ pub async fn open(url: &str, migrate: bool) -> Result<SqlStore, StoreError> {
         let folded = store.fold_missing().await?;
         if folded > 0 {
             tracing::info!(rows = folded, "filled the case-folded text columns of existing rows");
+        }
+        let indexed = store.index_missing_requestors().await?;
+        if indexed > 0 {
+            tracing::info!(policies = indexed, "indexed who may request the packages of existing policies");
         }
     }
     Ok(store)

@@ -81,6 +81,10 @@ impl Driver for PgDriver {
     fn arrays(&self) -> bool {
         true
     }
+
+    fn text_set(&self, placeholder: &str) -> String {
+        format!("SELECT value FROM jsonb_array_elements_text(CAST({placeholder} AS jsonb))")
+    }
 }
 
 /// Binds parameters, arrays included (`text[]`, `bigint[]`).

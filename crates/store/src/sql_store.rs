@@ -14,6 +14,7 @@ use steward_domain::assignment::{Assignment, Delivery};
 use steward_domain::audit::AuditEvent;
 use steward_domain::catalog::{self, Catalog, GroupResource, Resource, ResourceRequest, ResourceRole, ResourceScope};
 use steward_domain::directory::{self, Group, User};
+use steward_domain::eligibility::SelfRequestors;
 use steward_domain::ids::{
     AccessPackageId, AssignmentId, CatalogId, GroupId, JobId, PolicyId, RequestId, ResourceId, ResourceRoleId,
     ResourceRoleScopeId, ResourceScopeId, TokenId, UserId,
@@ -25,6 +26,7 @@ use steward_domain::rule::MembershipRule;
 use steward_domain::time::to_micros;
 
 use crate::driver::{Cell, Driver, FOREIGN_KEY_VIOLATION, Param, Tx, UNIQUE_VIOLATION};
+use crate::requestors::{self, RuleCache};
 use crate::rows::{Cells, FromRow};
 use crate::{compile, lifecycle, rule_sql};
 
@@ -34,11 +36,16 @@ pub struct SqlStore {
     driver: Arc<dyn Driver>,
     /// Users fetched per query when a membership rule must be re-checked in memory.
     recheck_batch: i64,
+    /// The membership rules of policies, parsed, for `requestable_packages`.
+    rules: Arc<RuleCache>,
+    /// Up to how many admitting rows `requestable_packages` lists package ids instead of
+    /// testing each package (see `requestors`).
+    requestable_list: i64,
 }
 
 impl SqlStore {
     pub fn new(driver: Arc<dyn Driver>) -> Self {
-        Self { driver, recheck_batch: 1000 }
+        Self { driver, recheck_batch: 1000, rules: Arc::default(), requestable_list: 1000 }
     }
 
     /// The same store, fetching `n` users per query (at least 1) when `users_matching` re-checks
@@ -46,6 +53,14 @@ impl SqlStore {
     /// cross many batch boundaries with few users.
     pub fn with_recheck_batch(mut self, n: u32) -> Self {
         self.recheck_batch = i64::from(n.max(1));
+        self
+    }
+
+    /// The same store, listing the packages a user may request by id while at most `n` rows of
+    /// `policy_requestors` admit them, and testing each package beyond: a knob for tests to
+    /// take either path.
+    pub fn with_requestable_list(mut self, n: u32) -> Self {
+        self.requestable_list = i64::from(n);
         self
     }
 
@@ -94,6 +109,45 @@ impl SqlStore {
         Ok(folded)
     }
 
+    /// Indexes who may request each policy's package for themselves (`self_requestors` and
+    /// `policy_requestors`) for policies written before migration 0005 added those: the facts
+    /// come from the policy's settings through `SelfRequestors::of`, which SQL cannot run.
+    /// Idempotent, one query when nothing is missing; `open` runs it after migrating. A policy
+    /// updated meanwhile is left as its update indexed it. Returns how many it indexed.
+    pub async fn index_missing_requestors(&self) -> StoreResult<u64> {
+        const BATCH: i64 = 500;
+        let mut indexed = 0;
+        loop {
+            let policies: Vec<AssignmentPolicy> = self
+                .rows(
+                    &format!(
+                        "SELECT {} FROM assignment_policies WHERE self_requestors IS NULL ORDER BY id LIMIT $1",
+                        AssignmentPolicy::COLUMNS
+                    ),
+                    &[BATCH.into()],
+                )
+                .await?;
+            if policies.is_empty() {
+                return Ok(indexed);
+            }
+            let mut tx = self.driver.begin().await?;
+            for p in &policies {
+                let who = SelfRequestors::of(&p.settings);
+                let n = tx
+                    .execute(
+                        "UPDATE assignment_policies SET self_requestors = $2 WHERE id = $1 AND self_requestors IS NULL",
+                        &[id(p.id), who.kind().into()],
+                    )
+                    .await?;
+                if n > 0 {
+                    requestors::write_in(&mut tx, p, &who).await?;
+                    indexed += 1;
+                }
+            }
+            tx.commit().await?;
+        }
+    }
+
     async fn get<T: FromRow>(&self, table: &'static str, id: String) -> StoreResult<Option<T>> {
         let sql = format!("SELECT {} FROM {table} WHERE id = $1", T::COLUMNS);
         let rows = self.driver.fetch(&sql, &[Param::Text(Some(id))]).await?;
@@ -101,7 +155,12 @@ impl SqlStore {
     }
 
     async fn list<T: FromRow>(&self, q: &ListQuery) -> StoreResult<Page<T>> {
-        let (sql, params) = compile::page_sql(q, T::COLUMNS);
+        self.list_within(q, None).await
+    }
+
+    /// `list`, restricted to the rows `scope` keeps.
+    async fn list_within<T: FromRow>(&self, q: &ListQuery, scope: Option<&compile::Scope>) -> StoreResult<Page<T>> {
+        let (sql, params) = compile::page_sql(q, T::COLUMNS, scope);
         let rows = self.driver.fetch(&sql, &params).await?;
         let top = usize::try_from(q.top).unwrap_or(usize::MAX);
         let more = rows.len() > top;
@@ -117,13 +176,13 @@ impl SqlStore {
         let count = match (q.count, q.known_count) {
             (false, _) => None,
             (true, Some(known)) => Some(known),
-            (true, None) => Some(self.count(q).await?),
+            (true, None) => Some(self.count(q, scope).await?),
         };
         Ok(Page { items, count, next })
     }
 
-    async fn count(&self, q: &ListQuery) -> StoreResult<u64> {
-        let (sql, params) = compile::count_sql(q);
+    async fn count(&self, q: &ListQuery, scope: Option<&compile::Scope>) -> StoreResult<u64> {
+        let (sql, params) = compile::count_sql(q, scope);
         let rows = self.driver.fetch(&sql, &params).await?;
         let n = rows.first().map(|r| Cells::new(r).int()).transpose()?.unwrap_or(0);
         Ok(u64::try_from(n).unwrap_or(0))
@@ -831,34 +890,58 @@ impl Store for SqlStore {
     }
 
     async fn insert_policy(&self, p: &AssignmentPolicy) -> StoreResult<()> {
-        self.insert(
-            "INSERT INTO assignment_policies (id, access_package_id, catalog_id, display_name, description, \
-             allowed_target_scope, settings, created_at, modified_at, display_name_fold, description_fold) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            &policy_params(p)?,
-            || format!("An assignment policy with id '{}' already exists.", p.id),
-            &[
-                ("access_packages", "access package", p.access_package_id.to_string()),
-                ("catalogs", "catalog", p.catalog_id.to_string()),
-            ],
-        )
-        .await
-    }
-
-    async fn update_policy(&self, p: &AssignmentPolicy, read_at: jiff::Timestamp) -> StoreResult<()> {
-        let mut params = policy_params(p)?;
-        params.push(ts(read_at));
-        // Sets everything but the keys and createdDateTime, and only on the version that was read.
-        let n = self
-            .write(
-                "UPDATE assignment_policies SET display_name = $4, description = $5, allowed_target_scope = $6, \
-                 settings = $7, modified_at = $9, display_name_fold = $10, description_fold = $11 \
-                 WHERE id = $1 AND access_package_id = $2 AND catalog_id = $3 AND created_at = $8 \
-                 AND modified_at = $12",
+        let who = SelfRequestors::of(&p.settings);
+        let params = policy_params(p, &who)?;
+        let written = async {
+            let mut tx = self.driver.begin().await?;
+            tx.execute(
+                "INSERT INTO assignment_policies (id, access_package_id, catalog_id, display_name, description, \
+                 allowed_target_scope, settings, created_at, modified_at, display_name_fold, description_fold, \
+                 self_requestors) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                 &params,
             )
             .await?;
-        self.changed_since(n, "assignment_policies", "assignment policy", p.id).await
+            requestors::write_in(&mut tx, p, &who).await?;
+            tx.commit().await
+        }
+        .await;
+        match written {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self
+                .insert_error(
+                    e,
+                    || format!("An assignment policy with id '{}' already exists.", p.id),
+                    &[
+                        ("access_packages", "access package", p.access_package_id.to_string()),
+                        ("catalogs", "catalog", p.catalog_id.to_string()),
+                    ],
+                )
+                .await),
+        }
+    }
+
+    async fn update_policy(&self, p: &AssignmentPolicy, read_at: jiff::Timestamp) -> StoreResult<()> {
+        let who = SelfRequestors::of(&p.settings);
+        let mut params = policy_params(p, &who)?;
+        params.push(ts(read_at));
+        let mut tx = self.driver.begin().await?;
+        // Sets everything but the keys and createdDateTime, and only on the version that was read.
+        let n = tx
+            .execute(
+                "UPDATE assignment_policies SET display_name = $4, description = $5, allowed_target_scope = $6, \
+                 settings = $7, modified_at = $9, display_name_fold = $10, description_fold = $11, \
+                 self_requestors = $12 \
+                 WHERE id = $1 AND access_package_id = $2 AND catalog_id = $3 AND created_at = $8 \
+                 AND modified_at = $13",
+                &params,
+            )
+            .await?;
+        if n == 0 {
+            drop(tx);
+            return self.changed_since(n, "assignment_policies", "assignment policy", p.id).await;
+        }
+        requestors::write_in(&mut tx, p, &who).await?;
+        tx.commit().await
     }
 
     async fn delete_policy(&self, pid: PolicyId) -> StoreResult<()> {
@@ -884,6 +967,7 @@ impl Store for SqlStore {
                 "The policy is in use by {active} active assignment(s) and {open} open request(s); remove them first."
             ))));
         }
+        tx.execute("DELETE FROM policy_requestors WHERE policy_id = $1", &[id(pid)]).await?;
         tx.execute("DELETE FROM assignment_policies WHERE id = $1", &[id(pid)]).await?;
         tx.commit().await
     }
@@ -904,6 +988,11 @@ impl Store for SqlStore {
             group,
         )
         .await
+    }
+
+    async fn requestable_packages(&self, user: &User, q: &ListQuery) -> StoreResult<Page<AccessPackage>> {
+        let scope = requestors::admitting(self.driver.as_ref(), &self.rules, user, self.requestable_list).await?;
+        self.list_within(q, Some(&scope)).await
     }
 
     async fn policies_of_package(&self, package: AccessPackageId) -> StoreResult<Vec<AssignmentPolicy>> {
@@ -1187,7 +1276,7 @@ fn grants(rows: &[crate::driver::Row]) -> StoreResult<Vec<RoleGrant>> {
         .collect()
 }
 
-fn policy_params(p: &AssignmentPolicy) -> StoreResult<Vec<Param>> {
+fn policy_params(p: &AssignmentPolicy, who: &SelfRequestors) -> StoreResult<Vec<Param>> {
     let settings = serde_json::to_string(&p.settings)
         .map_err(|e| StoreError::Internal(format!("cannot encode policy settings: {e}")))?;
     Ok(vec![
@@ -1202,6 +1291,7 @@ fn policy_params(p: &AssignmentPolicy) -> StoreResult<Vec<Param>> {
         ts(p.modified_date_time),
         fold(p.display_name.as_str()),
         fold_opt(p.description.as_deref()),
+        who.kind().into(),
     ])
 }
 

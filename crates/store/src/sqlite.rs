@@ -79,6 +79,10 @@ impl Driver for SqliteDriver {
         rows.iter().map(cells).collect()
     }
 
+    fn text_set(&self, placeholder: &str) -> String {
+        format!("SELECT value FROM json_each({placeholder})")
+    }
+
     async fn begin(&self) -> Result<Box<dyn Tx>, StoreError> {
         let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
         Ok(Box::new(SqliteTx(tx)))

@@ -806,46 +806,13 @@ pub async fn explain(s: &Services, user: UserId, package: AccessPackageId) -> Re
     })
 }
 
-/// Whether `user` may request under `policy` themselves: in scope and allowed to self-add.
-async fn may_self_request(
-    s: &Services,
-    policy: &AssignmentPolicy,
-    user: &User,
-    groups: &[steward_domain::ids::GroupId],
-) -> bool {
-    let _ = s;
-    policy.settings.allowed_target_scope != AllowedTargetScope::NotSpecified
-        && requestor_settings(policy).enable_targets_to_self_add_access
-        && eligibility::target_allowed(&policy.settings, Facts { user, groups }).allowed
-}
-
 /// The packages `me` may request (`accessPackages/filterByCurrentUser(on='allowedRequestor')`),
-/// filtered, ordered and paged by `q`.
+/// filtered, ordered and paged by `q`: those with a policy for which
+/// `eligibility::self_request_allowed` holds. The store answers from facts it indexes with each
+/// policy (see `Store::requestable_packages`), not by evaluating every policy here.
 pub async fn requestable_packages(s: &Services, me: UserCap, q: ListQuery) -> Result<Page<AccessPackage>, AppError> {
     let user = require_user(s, me.id()).await?;
-    let groups = s.store.groups_of(user.id).await?;
-    let mut allowed: Vec<String> = Vec::new();
-    let mut page_q = ListQuery::all(&crate::query::POLICIES);
-    loop {
-        let page = s.store.list_policies(&page_q).await?;
-        for p in &page.items {
-            if may_self_request(s, p, &user, &groups).await {
-                allowed.push(p.access_package_id.to_string());
-            }
-        }
-        match page.next {
-            Some(next) => page_q.after = Some(next),
-            None => break,
-        }
-    }
-    allowed.sort_unstable();
-    allowed.dedup();
-    let q = q.and(crate::query::Cond::In {
-        field: crate::query::ACCESS_PACKAGES.field("id").ok_or_else(|| AppError::Invalid("no id field".into()))?,
-        values: allowed.into_iter().map(crate::query::Value::Text).collect(),
-        lower: false,
-    });
-    Ok(s.store.list_packages(&q).await?)
+    Ok(s.store.requestable_packages(&user, &q).await?)
 }
 
 /// The policies of `package` under which `me` may request it, most specific first
@@ -860,7 +827,7 @@ pub async fn applicable_policies(
     let groups = s.store.groups_of(user.id).await?;
     let mut out = Vec::new();
     for p in s.store.policies_of_package(pkg.id).await? {
-        if may_self_request(s, &p, &user, &groups).await {
+        if eligibility::self_request_allowed(&p.settings, Facts { user: &user, groups: &groups }) {
             out.push(p);
         }
     }

@@ -16,6 +16,7 @@ mod lifecycle;
 mod listing;
 mod packages;
 mod paging;
+mod requestable;
 mod rules;
 mod support;
 mod upgrade;
@@ -62,6 +63,7 @@ contract!(
     listing::non_ascii_text_matches_case_insensitively,
     listing::every_text_property_folds_on_every_write,
     rules::rules_in_sql_agree_with_the_evaluator,
+    requestable::requestable_packages_agree_with_the_old_evaluation,
     paging::keyset_paging_visits_every_row_once,
     paging::keyset_paging_is_stable_under_inserts,
     concurrency::concurrent_incompatibility_links_have_one_winner,

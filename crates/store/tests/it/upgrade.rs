@@ -1,6 +1,8 @@
 //! Upgrading a database that already holds rows: migration 0003 adds the case-folded text
 //! columns empty (neither database lowercases like Rust), and opening the store fills them, so
-//! case-insensitive filters find rows written before the upgrade.
+//! case-insensitive filters find rows written before the upgrade; migration 0005 adds the index
+//! of who may request each policy's package, and opening the store fills it for the policies
+//! already there.
 
 use steward_app::Store;
 use steward_app::query::{ACCESS_PACKAGES, GROUPS, USERS};
@@ -39,21 +41,21 @@ fn seed_sql() -> Vec<String> {
     ]
 }
 
-async fn migrate_to_0002_and_seed(kind: Kind, url: &str) {
+async fn migrate_and_seed(kind: Kind, url: &str, version: i64, seed: Vec<String>) {
     match kind {
         Kind::Sqlite => {
             let opts: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
             let pool = sqlx::SqlitePool::connect_with(opts.create_if_missing(true)).await.unwrap();
-            sqlx::migrate!("migrations/sqlite").run_to(2, &pool).await.unwrap();
-            for sql in seed_sql() {
+            sqlx::migrate!("migrations/sqlite").run_to(version, &pool).await.unwrap();
+            for sql in seed {
                 sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await.unwrap();
             }
             pool.close().await;
         }
         Kind::Postgres => {
             let pool = sqlx::PgPool::connect(url).await.unwrap();
-            sqlx::migrate!("migrations/postgres").run_to(2, &pool).await.unwrap();
-            for sql in seed_sql() {
+            sqlx::migrate!("migrations/postgres").run_to(version, &pool).await.unwrap();
+            for sql in seed {
                 sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await.unwrap();
             }
             pool.close().await;
@@ -74,7 +76,7 @@ async fn count(s: &SqlStore, schema: &'static steward_app::query::Schema, filter
 async fn upgrade(kind: Kind) {
     let (url, cleanup) = empty_database(kind).await;
     let outcome = tokio::spawn(async move {
-        migrate_to_0002_and_seed(kind, &url).await;
+        migrate_and_seed(kind, &url, 2, seed_sql()).await;
         let s = steward_store::open(&url, true).await.unwrap();
         assert_eq!(s.fold_missing().await.unwrap(), 0, "open folded everything; a second pass has nothing to do");
         for (schema, filter, want) in [
@@ -104,4 +106,108 @@ async fn sqlite_rows_written_before_0003_are_folded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_rows_written_before_0003_are_folded() {
     upgrade(Kind::Postgres).await;
+}
+
+const MEMBER: &str = "00000000-0000-4000-8000-00000000000a";
+const GUEST: &str = "00000000-0000-4000-8000-00000000000b";
+const GROUP: &str = "10000000-0000-4000-8000-00000000000a";
+const CATALOG: &str = "20000000-0000-4000-8000-00000000000a";
+
+fn package_id(i: usize) -> String {
+    format!("30000000-0000-4000-8000-{i:012}")
+}
+
+/// Rows as the 0004 schema holds them: a member of a group in Sales, a guest, and policies
+/// of every kind, more than one indexing batch of them.
+fn policies_sql() -> Vec<String> {
+    let policy = |i: usize, package: usize, settings: serde_json::Value| {
+        format!(
+            "('40000000-0000-4000-8000-{i:012}', '{}', '{CATALOG}', 'Policy {i}', NULL, 'x', '{}', 1, 1)",
+            package_id(package),
+            settings.to_string().replace('\'', "''")
+        )
+    };
+    let mut policies = vec![
+        policy(0, 0, serde_json::json!({"allowedTargetScope": "allMemberUsers"})),
+        policy(
+            1,
+            1,
+            serde_json::json!({"allowedTargetScope": "specificDirectoryUsers", "specificAllowedTargets":
+            [{"@odata.type": "#microsoft.graph.groupMembers", "groupId": GROUP.to_uppercase()}]}),
+        ),
+        policy(
+            2,
+            2,
+            serde_json::json!({"allowedTargetScope": "specificDirectoryUsers", "specificAllowedTargets":
+            [{"@odata.type": "#microsoft.graph.attributeRuleMembers", "membershipRule": "user.department -eq \"SALES\""}]}),
+        ),
+        policy(
+            3,
+            3,
+            serde_json::json!({"allowedTargetScope": "specificDirectoryUsers",
+            "requestorSettings": {"enableTargetsToSelfAddAccess": false},
+            "specificAllowedTargets": [{"@odata.type": "#microsoft.graph.singleUser", "userId": GUEST}]}),
+        ),
+    ];
+    policies.extend((4..604).map(|i| policy(i, 4, serde_json::json!({"allowedTargetScope": "allExternalUsers"}))));
+    let packages: Vec<String> =
+        (0..5).map(|i| format!("('{}', '{CATALOG}', 'Paket {i}', NULL, FALSE, {i}, {i})", package_id(i))).collect();
+    vec![
+        format!(
+            "INSERT INTO users (id, display_name, user_principal_name, upn_key, user_type, account_enabled, department, \
+             created_at) VALUES ('{MEMBER}', 'M', 'm@x.example', 'm@x.example', 'Member', TRUE, 'Sales', 1), \
+             ('{GUEST}', 'G', 'g@x.example', 'g@x.example', 'Guest', TRUE, 'Finance', 1)"
+        ),
+        format!(
+            "INSERT INTO groups (id, display_name, mail_nickname, mail_enabled, security_enabled, created_at) \
+             VALUES ('{GROUP}', 'Team', 'team', FALSE, TRUE, 1)"
+        ),
+        format!("INSERT INTO group_members (group_id, user_id) VALUES ('{GROUP}', '{MEMBER}')"),
+        format!(
+            "INSERT INTO catalogs (id, display_name, catalog_type, state, is_externally_visible, created_at, \
+             modified_at) VALUES ('{CATALOG}', 'K', 'userManaged', 'published', TRUE, 1, 1)"
+        ),
+        format!(
+            "INSERT INTO access_packages (id, catalog_id, display_name, description, is_hidden, created_at, \
+             modified_at) VALUES {}",
+            packages.join(", ")
+        ),
+        format!(
+            "INSERT INTO assignment_policies (id, access_package_id, catalog_id, display_name, description, \
+             allowed_target_scope, settings, created_at, modified_at) VALUES {}",
+            policies.join(", ")
+        ),
+    ]
+}
+
+async fn requestable(s: &SqlStore, user: &str) -> Vec<String> {
+    let user = s.get_user(user.parse().unwrap()).await.unwrap().unwrap();
+    let page = s.requestable_packages(&user, &query(&ACCESS_PACKAGES, "$top=50")).await.unwrap();
+    page.items.iter().map(|p| p.id.to_string()).collect()
+}
+
+async fn upgrade_policies(kind: Kind) {
+    let (url, cleanup) = empty_database(kind).await;
+    let outcome = tokio::spawn(async move {
+        migrate_and_seed(kind, &url, 4, policies_sql()).await;
+        let s = steward_store::open(&url, true).await.unwrap();
+        assert_eq!(s.index_missing_requestors().await.unwrap(), 0, "open indexed every policy");
+        assert_eq!(requestable(&s, MEMBER).await, vec![package_id(0), package_id(1), package_id(2)]);
+        assert_eq!(requestable(&s, GUEST).await, vec![package_id(4)]);
+    })
+    .await;
+    cleanup.run().await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_policies_written_before_0005_are_indexed() {
+    upgrade_policies(Kind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_policies_written_before_0005_are_indexed() {
+    upgrade_policies(Kind::Postgres).await;
 }
