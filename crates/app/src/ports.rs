@@ -209,6 +209,9 @@ pub trait Store: Send + Sync {
     async fn incompatible_packages(&self, package: AccessPackageId) -> StoreResult<Vec<AccessPackageId>>;
     /// Groups that `package` names as incompatible.
     async fn incompatible_groups(&self, package: AccessPackageId) -> StoreResult<Vec<GroupId>>;
+    /// Both of the above in one read (sorted, as each returns them): every request and every
+    /// delivery checks separation of duties, and almost always finds neither.
+    async fn incompatibilities(&self, package: AccessPackageId) -> StoreResult<(Vec<AccessPackageId>, Vec<GroupId>)>;
 
     // The request lifecycle.
     /// Writes a decision's changes in one transaction: requests, assignments, deliveries, jobs

@@ -7,7 +7,7 @@ use anyhow::Context;
 use jiff::Timestamp;
 use secrecy::ExposeSecret;
 use steward_app::auth::Authenticator;
-use steward_app::lifecycle::worker::Worker;
+use steward_app::lifecycle::worker::{PARALLEL, Worker};
 use steward_app::ports::ManualClock;
 use steward_app::{Clock, Services, SystemClock};
 use tokio_util::sync::CancellationToken;
@@ -31,7 +31,12 @@ fn init_logging(cfg: &Config) -> anyhow::Result<()> {
 pub async fn serve(cfg: Config, test_clock: Option<Timestamp>) -> anyhow::Result<()> {
     init_logging(&cfg)?;
     tracing::info!(config = ?cfg, "starting steward {}", env!("CARGO_PKG_VERSION"));
-    let store = crate::cli::open_store(&cfg, true).await?;
+    // Writes that queue jobs wake this process's worker at once; it polls for the rest.
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let store = {
+        let wake = wake.clone();
+        crate::cli::open_store(&cfg, true).await?.on_jobs_queued(move || wake.notify_one())
+    };
     let manual = test_clock.map(|start| Arc::new(ManualClock::new(start)));
     let clock: Arc<dyn Clock> = match &manual {
         Some(m) => {
@@ -42,7 +47,9 @@ pub async fn serve(cfg: Config, test_clock: Option<Timestamp>) -> anyhow::Result
     };
     let services = Services::new(Arc::new(store), clock);
     // One worker per process: the background loop and the test drain share its round lock.
-    let worker = Worker::new(services.clone(), crate::worker::owner_name());
+    // SQLite takes one writer at a time: deliveries side by side would only queue for it.
+    let parallel = if cfg.database_url().starts_with("postgres") { PARALLEL } else { 1 };
+    let worker = Worker::new(services.clone(), crate::worker::owner_name()).with_parallelism(parallel);
     if cfg.demo {
         let n = crate::demo::seed(&services).await.context("seeding demo data failed")?;
         tracing::info!(created = n, "demo organization ready");
@@ -78,7 +85,7 @@ pub async fn serve(cfg: Config, test_clock: Option<Timestamp>) -> anyhow::Result
         }
     });
     if cfg.worker.enabled {
-        tasks.spawn(crate::worker::run(worker, cfg.worker.poll_interval(), shutdown.clone()));
+        tasks.spawn(crate::worker::run(worker, cfg.worker.poll_interval(), wake, shutdown.clone()));
     } else {
         tracing::info!("job worker disabled (worker.enabled = false): this process serves the API only");
     }

@@ -3,9 +3,11 @@
 //! stops on shutdown after the round in hand; a round is never cut off halfway. Any number of
 //! processes may run it against one database: the store leases each job to one of them.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use steward_app::lifecycle::worker::Worker;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// The longest wait after repeated failures.
@@ -39,8 +41,20 @@ async fn pause_or_stop(pause: Duration, shutdown: &CancellationToken) -> bool {
     }
 }
 
-/// Runs until `shutdown` is cancelled.
-pub async fn run(worker: Worker, poll: Duration, shutdown: CancellationToken) {
+/// Waits for `wake` (jobs were queued in this process) or `pause`, unless shutdown comes
+/// first; `true` when it is time to stop.
+async fn idle_or_stop(pause: Duration, wake: &Notify, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        () = shutdown.cancelled() => true,
+        () = wake.notified() => false,
+        () = tokio::time::sleep(pause) => false,
+    }
+}
+
+/// Runs until `shutdown` is cancelled. When no job is due it waits for the poll interval, or
+/// less when `wake` is notified (a write in this process queued jobs); a notification that
+/// comes during a round is kept, so the wait after it ends at once.
+pub async fn run(worker: Worker, poll: Duration, wake: Arc<Notify>, shutdown: CancellationToken) {
     tracing::info!(owner = worker.owner(), poll_ms = poll.as_millis(), "job worker started");
     let mut failures = 0_u32;
     // The sweep job is a singleton, so every process may ask for it; retried until the
@@ -61,7 +75,7 @@ pub async fn run(worker: Worker, poll: Duration, shutdown: CancellationToken) {
     }
     failures = 0;
     while !shutdown.is_cancelled() {
-        let wait = match worker.run_once().await {
+        let stop = match worker.run_once().await {
             // More may be due at once: go again without waiting.
             Ok(n) if n > 0 => {
                 failures = 0;
@@ -69,16 +83,16 @@ pub async fn run(worker: Worker, poll: Duration, shutdown: CancellationToken) {
             }
             Ok(_) => {
                 failures = 0;
-                poll
+                idle_or_stop(poll, &wake, &shutdown).await
             }
             Err(e) => {
                 failures = failures.saturating_add(1);
                 let wait = backoff(poll, failures);
                 tracing::warn!(error = %e, failures, retry_in_ms = wait.as_millis(), "job round failed; backing off");
-                wait
+                pause_or_stop(wait, &shutdown).await
             }
         };
-        if pause_or_stop(wait, &shutdown).await {
+        if stop {
             break;
         }
     }
@@ -87,8 +101,6 @@ pub async fn run(worker: Worker, poll: Duration, shutdown: CancellationToken) {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use steward_app::jobs::{JobKind, NewJob};
     use steward_app::ports::{Batch, ManualClock};
     use steward_app::{Services, Store};
@@ -139,7 +151,7 @@ mod tests {
         assert_eq!(store.pending_jobs().await.unwrap(), 2);
 
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(run(worker, Duration::from_millis(1), shutdown.clone()));
+        let task = tokio::spawn(run(worker, Duration::from_millis(1), Arc::default(), shutdown.clone()));
         // Only the sweep (run and queued again) is left once the loop has run the delivery.
         tokio::time::timeout(Duration::from_secs(10), async {
             while store.pending_jobs().await.unwrap() != 1 {
@@ -148,6 +160,57 @@ mod tests {
         })
         .await
         .expect("the loop runs the due delivery");
+        shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(10), task).await.expect("the loop stops on shutdown").unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// An idle loop polling once an hour runs a job as soon as a write in its process queues
+    /// one: the store's hook wakes it.
+    #[tokio::test]
+    async fn queued_jobs_wake_the_idle_loop() {
+        let dir = std::env::temp_dir().join(format!("steward-worker-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let wake = Arc::new(Notify::new());
+        let hook = wake.clone();
+        let store = Arc::new(
+            steward_store::open(&format!("sqlite://{}/t.db", dir.display()), true)
+                .await
+                .unwrap()
+                .on_jobs_queued(move || hook.notify_one()),
+        );
+        let now = "2031-03-01T09:00:00Z".parse().unwrap();
+        let worker = Worker::new(Services::new(store.clone(), Arc::new(ManualClock::new(now))), owner_name());
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(run(worker, Duration::from_secs(3600), wake, shutdown.clone()));
+        // Let the loop queue and run the sweep, then go idle.
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while store.pending_jobs().await.unwrap() != 1 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the sweep is queued");
+        // Give the loop a moment to finish its round and go idle (if it has not, the job
+        // below is simply found by its next round and the test proves less, never wrongly).
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let job = NewJob::now(
+            JobKind::Deliver {
+                assignment: AssignmentId::new(),
+                role: ResourceRoleId::new(),
+                action: GrantAction::Grant,
+                request: None,
+            },
+            now,
+        );
+        store.apply(&Batch { jobs: vec![job], ..Batch::default() }).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while store.pending_jobs().await.unwrap() != 1 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the woken loop runs the new job long before its hourly poll");
         shutdown.cancel();
         tokio::time::timeout(Duration::from_secs(10), task).await.expect("the loop stops on shutdown").unwrap();
         let _ = std::fs::remove_dir_all(&dir);

@@ -64,6 +64,10 @@ pub trait Driver: Send + Sync {
     async fn ping(&self) -> Result<(), StoreError>;
     /// Runs a read outside any explicit transaction.
     async fn fetch(&self, sql: &str, params: &[Param]) -> Result<Vec<Row>, StoreError>;
+    /// Runs one write statement on its own; returns the rows it touched. A single statement
+    /// is atomic without an explicit transaction, and costs one round trip instead of three
+    /// (`BEGIN`, the statement, `COMMIT`).
+    async fn execute(&self, sql: &str, params: &[Param]) -> Result<u64, StoreError>;
     /// Starts a write transaction (`BEGIN IMMEDIATE` on SQLite).
     async fn begin(&self) -> Result<Box<dyn Tx>, StoreError>;
     /// A subquery yielding, as rows of one text column, the strings of the JSON array bound at

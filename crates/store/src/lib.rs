@@ -26,9 +26,9 @@ mod rule_sql;
 mod sql_store;
 mod sqlite;
 
-pub use driver::{Driver, Param};
+pub use driver::{Cell, Driver, Param, Row, Tx};
 pub use postgres::PgDriver;
-pub use sql_store::SqlStore;
+pub use sql_store::{JobsQueued, SqlStore};
 pub use sqlite::SqliteDriver;
 
 use std::sync::Arc;

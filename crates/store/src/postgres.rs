@@ -69,6 +69,11 @@ impl Driver for PgDriver {
         rows.iter().map(cells).collect()
     }
 
+    async fn execute(&self, sql: &str, params: &[Param]) -> Result<u64, StoreError> {
+        let q = bind_pg(sqlx::query::<Postgres>(AssertSqlSafe(sql.to_owned())), params)?;
+        Ok(q.execute(&self.pool).await.map_err(map_err)?.rows_affected())
+    }
+
     async fn begin(&self) -> Result<Box<dyn Tx>, StoreError> {
         let tx = self.pool.begin().await.map_err(map_err)?;
         Ok(Box::new(PgTx(tx)))

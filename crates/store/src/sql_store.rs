@@ -30,6 +30,9 @@ use crate::requestors::{self, RuleCache};
 use crate::rows::{Cells, FromRow};
 use crate::{compile, lifecycle, rule_sql};
 
+/// Called after a transaction that queued jobs has committed.
+pub type JobsQueued = Arc<dyn Fn() + Send + Sync>;
+
 /// The store over one database.
 #[derive(Clone)]
 pub struct SqlStore {
@@ -41,11 +44,28 @@ pub struct SqlStore {
     /// Up to how many admitting rows `requestable_packages` lists package ids instead of
     /// testing each package (see `requestors`).
     requestable_list: i64,
+    jobs_queued: Option<JobsQueued>,
 }
 
 impl SqlStore {
     pub fn new(driver: Arc<dyn Driver>) -> Self {
-        Self { driver, recheck_batch: 1000, rules: Arc::default(), requestable_list: 1000 }
+        Self { driver, recheck_batch: 1000, rules: Arc::default(), requestable_list: 1000, jobs_queued: None }
+    }
+
+    /// The same store, calling `f` each time a write that queued jobs has committed: `serve`
+    /// wakes its worker with it, so a delivery starts at once rather than at the worker's
+    /// next poll. Other processes sharing the database still find the jobs by polling.
+    pub fn on_jobs_queued(mut self, f: impl Fn() + Send + Sync + 'static) -> Self {
+        self.jobs_queued = Some(Arc::new(f));
+        self
+    }
+
+    fn queued(&self, batch: &Batch) {
+        if let Some(f) = &self.jobs_queued
+            && !batch.jobs.is_empty()
+        {
+            f();
+        }
     }
 
     /// The same store, fetching `n` users per query (at least 1) when `users_matching` re-checks
@@ -198,12 +218,11 @@ impl SqlStore {
         rows.iter().map(|r| Cells::new(r).parse()).collect()
     }
 
-    /// Runs one statement in its own write transaction.
+    /// Runs one write statement, atomic on its own (no explicit transaction: on PostgreSQL
+    /// that saves the `BEGIN` and `COMMIT` round trips; on SQLite an autocommit write takes
+    /// the write lock at once, honouring the busy timeout).
     async fn write(&self, sql: &str, params: &[Param]) -> StoreResult<u64> {
-        let mut tx = self.driver.begin().await?;
-        let n = tx.execute(sql, params).await?;
-        tx.commit().await?;
-        Ok(n)
+        self.driver.execute(sql, params).await
     }
 
     /// After a conditional update touched `n` rows: fine, or the row changed meanwhile
@@ -1064,13 +1083,39 @@ impl Store for SqlStore {
         .await
     }
 
+    async fn incompatibilities(&self, package: AccessPackageId) -> StoreResult<(Vec<AccessPackageId>, Vec<GroupId>)> {
+        let rows = self
+            .driver
+            .fetch(
+                "SELECT 'p', other_id FROM package_incompatible_packages WHERE access_package_id = $1 \
+                 UNION SELECT 'p', access_package_id FROM package_incompatible_packages WHERE other_id = $1 \
+                 UNION SELECT 'g', group_id FROM package_incompatible_groups WHERE access_package_id = $1",
+                &[id(package)],
+            )
+            .await?;
+        let (mut packages, mut groups) = (Vec::new(), Vec::new());
+        for r in &rows {
+            let mut c = Cells::new(r);
+            if c.text()? == "p" {
+                packages.push(c.parse()?);
+            } else {
+                groups.push(c.parse()?);
+            }
+        }
+        packages.sort_unstable();
+        groups.sort_unstable();
+        Ok((packages, groups))
+    }
+
     async fn apply(&self, batch: &Batch) -> StoreResult<()> {
         if batch.is_empty() {
             return Ok(());
         }
         let mut tx = self.driver.begin().await?;
         lifecycle::apply_in(&mut tx, self.driver.arrays(), batch).await?;
-        tx.commit().await
+        tx.commit().await?;
+        self.queued(batch);
+        Ok(())
     }
 
     async fn get_request(&self, rid: RequestId) -> StoreResult<Option<AssignmentRequest>> {
@@ -1236,7 +1281,9 @@ impl Store for SqlStore {
             return Err(StoreError::Conflict(format!("The lease on job {job} was lost.")));
         }
         lifecycle::apply_in(&mut tx, self.driver.arrays(), effects).await?;
-        tx.commit().await
+        tx.commit().await?;
+        self.queued(effects);
+        Ok(())
     }
 
     async fn retry_job(&self, job: JobId, owner: &str, run_at: jiff::Timestamp, error: &str) -> StoreResult<()> {

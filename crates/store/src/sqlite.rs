@@ -2,12 +2,14 @@
 //! `BEGIN IMMEDIATE` so a read-then-write never fails with SQLITE_BUSY half way.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{AssertSqlSafe, Row as _, Sqlite, SqlitePool, Transaction, TypeInfo, ValueRef};
 use steward_app::StoreError;
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::driver::{Cell, Driver, Param, Row, Tx, bind_params, map_err};
 
@@ -18,6 +20,12 @@ pub(crate) fn migrator() -> &'static sqlx::migrate::Migrator {
 
 pub struct SqliteDriver {
     pool: SqlitePool,
+    /// Taken by every write (a transaction, or a statement on its own) for as long as it
+    /// runs. SQLite has one writer at a time; without this, writers of this process would
+    /// meet at `BEGIN IMMEDIATE`, and SQLite's busy handler makes the losers sleep (1, 2,
+    /// 5, 10 … ms) and retry. Queued here they start the moment the lock is free. Other
+    /// processes on the same file still meet the busy timeout.
+    writer: Arc<Mutex<()>>,
 }
 
 impl SqliteDriver {
@@ -41,7 +49,7 @@ impl SqliteDriver {
             .connect_with(opts)
             .await
             .map_err(|e| StoreError::Unavailable(format!("cannot open SQLite database: {e}")))?;
-        Ok(Self { pool })
+        Ok(Self { pool, writer: Arc::default() })
     }
 }
 
@@ -79,32 +87,43 @@ impl Driver for SqliteDriver {
         rows.iter().map(cells).collect()
     }
 
+    async fn execute(&self, sql: &str, params: &[Param]) -> Result<u64, StoreError> {
+        let _writing = self.writer.lock().await;
+        let q = bind_params(sqlx::query::<Sqlite>(AssertSqlSafe(sql.to_owned())), params)?;
+        Ok(q.execute(&self.pool).await.map_err(map_err)?.rows_affected())
+    }
+
     fn text_set(&self, placeholder: &str) -> String {
         format!("SELECT value FROM json_each({placeholder})")
     }
 
     async fn begin(&self) -> Result<Box<dyn Tx>, StoreError> {
+        let writing = self.writer.clone().lock_owned().await;
         let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
-        Ok(Box::new(SqliteTx(tx)))
+        Ok(Box::new(SqliteTx { tx, _writing: writing }))
     }
 }
 
-struct SqliteTx(Transaction<'static, Sqlite>);
+/// A write transaction and this process's write turn, released together.
+struct SqliteTx {
+    tx: Transaction<'static, Sqlite>,
+    _writing: OwnedMutexGuard<()>,
+}
 
 #[async_trait]
 impl Tx for SqliteTx {
     async fn fetch(&mut self, sql: &str, params: &[Param]) -> Result<Vec<Row>, StoreError> {
         let q = bind_params(sqlx::query::<Sqlite>(AssertSqlSafe(sql.to_owned())), params)?;
-        let rows = q.fetch_all(&mut *self.0).await.map_err(map_err)?;
+        let rows = q.fetch_all(&mut *self.tx).await.map_err(map_err)?;
         rows.iter().map(cells).collect()
     }
 
     async fn execute(&mut self, sql: &str, params: &[Param]) -> Result<u64, StoreError> {
         let q = bind_params(sqlx::query::<Sqlite>(AssertSqlSafe(sql.to_owned())), params)?;
-        Ok(q.execute(&mut *self.0).await.map_err(map_err)?.rows_affected())
+        Ok(q.execute(&mut *self.tx).await.map_err(map_err)?.rows_affected())
     }
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
-        self.0.commit().await.map_err(map_err)
+        self.tx.commit().await.map_err(map_err)
     }
 }

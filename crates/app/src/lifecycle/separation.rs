@@ -21,7 +21,7 @@ pub(crate) async fn find(s: &Services, target: UserId, package: AccessPackageId)
             s.store.get_package(id).await?.map_or_else(|| id.to_string(), |p| p.display_name.as_str().to_owned()),
         )
     };
-    let incompatible = s.store.incompatible_packages(package).await?;
+    let (incompatible, groups) = s.store.incompatibilities(package).await?;
     if !incompatible.is_empty() {
         for a in s.store.active_assignments_of(target).await? {
             if incompatible.contains(&a.access_package_id) {
@@ -34,7 +34,6 @@ pub(crate) async fn find(s: &Services, target: UserId, package: AccessPackageId)
             }
         }
     }
-    let groups = s.store.incompatible_groups(package).await?;
     if !groups.is_empty() {
         let mine = s.store.groups_of(target).await?;
         if let Some(g) = groups.iter().find(|g| mine.contains(g)) {

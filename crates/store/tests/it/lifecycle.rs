@@ -610,6 +610,59 @@ pub async fn three_workers_expire_each_assignment_once(s: SqlStore) {
     assert_eq!(w.s.store.pending_jobs().await.unwrap(), 1, "only the sweep is left");
 }
 
+/// A worker round runs the deliveries of different assignments side by side and those of one
+/// assignment in turn: 20 people request a package granting two groups (40 jobs, more than
+/// one round claims); every request ends delivered once, with both memberships.
+pub async fn a_round_delivers_many_assignments_side_by_side(s: SqlStore) {
+    let w = world(s.clone()).await;
+    let second = group("Second group");
+    s.insert_group(&second).await.unwrap();
+    let added = catalog::group_resource(w.catalog.id, &second, t(START));
+    let rr = ResourceRequest {
+        id: ResourceRequestId::new(),
+        catalog_id: w.catalog.id,
+        resource_id: Some(added.resource.id),
+        request_type: RequestType::AdminAdd,
+        state: RequestState::Delivered,
+        created_date_time: t(START),
+    };
+    s.add_resource(&added, &rr).await.unwrap();
+    let member = added.roles.iter().find(|r| r.display_name == "Member").unwrap();
+    s.add_role_scope(&ResourceRoleScope {
+        id: ResourceRoleScopeId::new(),
+        access_package_id: w.package.id,
+        role_id: member.id,
+        scope_id: added.scope.id,
+        created_date_time: t(START),
+    })
+    .await
+    .unwrap();
+    policy(&s, &w.package, json!({"allowedTargetScope": "allMemberUsers"})).await;
+    let mut submitted = Vec::new();
+    for i in 0..20 {
+        let u = user(&format!("p{i}"), "Sales", None);
+        s.insert_user(&u).await.unwrap();
+        let r = requests::submit(&w.s, &as_user(&u), add(w.package.id)).await.unwrap();
+        assert_eq!(r.state, RequestState::Delivering);
+        submitted.push((u.id, r));
+    }
+    assert!(w.worker.run_once().await.unwrap() > 0);
+    w.worker.drain(10).await.unwrap();
+    let (first, second_members) = (members(&w, w.group.id).await, members(&w, second.id).await);
+    for (u, r) in &submitted {
+        let r = reload(&w, r).await;
+        assert_eq!(r.state, RequestState::Delivered, "request {}", r.id);
+        let a = w.s.store.get_assignment(r.assignment_id.unwrap()).await.unwrap().unwrap();
+        assert_eq!(a.state, AssignmentState::Delivered);
+        assert!(first.contains(u) && second_members.contains(u), "{u} is in both groups");
+        let ev = w.s.store.events_of(&r.id.to_string()).await.unwrap();
+        let count = |a: steward_domain::audit::Activity| ev.iter().filter(|e| e.activity == a).count();
+        assert_eq!(count(steward_domain::audit::Activity::Fulfill), 1, "request {} fulfilled once", r.id);
+        assert_eq!(count(steward_domain::audit::Activity::FulfillResource), 2, "two resources for {}", r.id);
+    }
+    assert_eq!(w.s.store.pending_jobs().await.unwrap(), 1, "only the sweep is left");
+}
+
 /// An automatic-assignment policy follows its rule: matching people are assigned, a changed
 /// department adds or removes access.
 pub async fn automatic_assignment_follows_the_rule(s: SqlStore) {

@@ -78,6 +78,7 @@ contract!(
     lifecycle::separation_of_duties_refuses,
     lifecycle::two_approvers_decide_each_request_once,
     lifecycle::three_workers_expire_each_assignment_once,
+    lifecycle::a_round_delivers_many_assignments_side_by_side,
     lifecycle::automatic_assignment_follows_the_rule,
 );
 

@@ -152,6 +152,10 @@ pub async fn incompatibilities(s: SqlStore) {
     assert_not_found(s.remove_incompatible_group(a.id, h.id).await, "remove of a removed group link");
     assert_not_found(s.remove_incompatible_group(d.id, g.id).await, "remove of a link that never was");
     assert_eq!(incompatible_groups(&s, a.id).await, vec![g.id]);
+    // Both kinds in one read, packages in both directions (a → b, b → d; a → g, b → g).
+    assert_eq!(s.incompatibilities(a.id).await.unwrap(), (vec![b.id], vec![g.id]));
+    assert_eq!(s.incompatibilities(b.id).await.unwrap(), (sorted(vec![a.id, d.id]), vec![g.id]));
+    assert_eq!(s.incompatibilities(d.id).await.unwrap(), (vec![b.id], vec![]));
 
     // Deleting a package removes its links in both directions; the other side stays.
     s.delete_package(b.id).await.unwrap();
