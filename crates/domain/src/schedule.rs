@@ -81,19 +81,7 @@ pub fn window_for_add(
         ));
     }
     let start = requested.and_then(|s| s.start_date_time).map_or(now, |s| s.max(now));
-    let limit = policy_end(policy_expiration, start);
-    let asked = requested.and_then(|s| s.expiration.as_ref()).map(|e| requested_end(e, start)).transpose()?.flatten();
-    let end = match (asked, limit) {
-        (Some(a), Some(l)) if a > l => {
-            return Err(DomainError::invalid(format!(
-                "The requested end {} is later than the policy allows ({}).",
-                format_datetime(a),
-                format_datetime(l)
-            )));
-        }
-        (Some(a), _) => Some(a),
-        (None, l) => l,
-    };
+    let end = bounded_end(policy_expiration, requested, start)?;
     check_order(start, end)?;
     Ok(Window { start, end })
 }
@@ -113,20 +101,7 @@ pub fn window_for_extension(
             "The policy does not allow a custom schedule (requestorSettings.allowCustomAssignmentSchedule is false); omit schedule.",
         ));
     }
-    let from = now.max(current.start);
-    let limit = policy_end(policy_expiration, from);
-    let asked = requested.and_then(|s| s.expiration.as_ref()).map(|e| requested_end(e, from)).transpose()?.flatten();
-    let end = match (asked, limit) {
-        (Some(a), Some(l)) if a > l => {
-            return Err(DomainError::invalid(format!(
-                "The requested end {} is later than the policy allows ({}).",
-                format_datetime(a),
-                format_datetime(l)
-            )));
-        }
-        (Some(a), _) => Some(a),
-        (None, l) => l,
-    };
+    let end = bounded_end(policy_expiration, requested, now.max(current.start))?;
     if let (Some(new), Some(old)) = (end, current.end)
         && new <= old
     {
@@ -137,6 +112,26 @@ pub fn window_for_extension(
     }
     check_order(now, end)?;
     Ok(Window { start: current.start, end })
+}
+
+/// The end for access counted from `from`: the one asked for, else the policy's; an asked end
+/// beyond the policy's is refused.
+fn bounded_end(
+    policy_expiration: Option<&ExpirationPattern>,
+    requested: Option<&Schedule>,
+    from: Timestamp,
+) -> Result<Option<Timestamp>, DomainError> {
+    let limit = policy_end(policy_expiration, from);
+    let asked = requested.and_then(|s| s.expiration.as_ref()).map(|e| requested_end(e, from)).transpose()?.flatten();
+    match (asked, limit) {
+        (Some(a), Some(l)) if a > l => Err(DomainError::invalid(format!(
+            "The requested end {} is later than the policy allows ({}).",
+            format_datetime(a),
+            format_datetime(l)
+        ))),
+        (Some(a), _) => Ok(Some(a)),
+        (None, l) => Ok(l),
+    }
 }
 
 fn requested_end(e: &ExpirationPattern, start: Timestamp) -> Result<Option<Timestamp>, DomainError> {
