@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""Steward benchmark: accessPackages/filterByCurrentUser(on='allowedRequestor') for one user among
+"""Steward benchmark: accessPackages/filterByCurrentUser(on='allowedRequestor') for a user among
 many access packages and assignment policies, timed from an HTTP client.
 
 Starts `steward serve` on a free loopback port against the given database and loads, through the
-Graph API with a few client threads: USERS directory users and GROUPS groups (the requesting user
-is a direct member of MY_GROUPS of them), CATALOGS catalogs holding PACKAGES access packages, and
+Graph API with a few client threads: USERS directory users and GROUPS groups (the requesting
+member is in MY_GROUPS of them), CATALOGS catalogs holding PACKAGES access packages, and
 POLICIES assignment policies (one per package, the rest on random packages) with this mix:
 
   40%  scope allMemberUsers (20%), allDirectoryUsers (12%) or allExternalUsers (8%)
