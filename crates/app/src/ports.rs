@@ -250,6 +250,16 @@ pub trait Store: Send + Sync {
     /// The audit events of one correlation id (a request), in order.
     async fn events_of(&self, correlation_id: &str) -> StoreResult<Vec<AuditEvent>>;
 
+    // Bulk reads, for the job runner's rounds: the rows that exist among `ids`, in no
+    // particular order (missing ids are simply absent).
+    async fn assignments_by_id(&self, ids: &[AssignmentId]) -> StoreResult<Vec<Assignment>>;
+    async fn requests_by_id(&self, ids: &[RequestId]) -> StoreResult<Vec<AssignmentRequest>>;
+    async fn users_by_id(&self, ids: &[UserId]) -> StoreResult<Vec<User>>;
+    /// `role_grant` for several roles.
+    async fn role_grants(&self, roles: &[ResourceRoleId]) -> StoreResult<Vec<RoleGrant>>;
+    /// The deliveries of several assignments, by assignment, role and action.
+    async fn deliveries_of(&self, assignments: &[AssignmentId]) -> StoreResult<Vec<Delivery>>;
+
     // Jobs: a lease-based queue several processes share.
     /// Leases up to `limit` due jobs to `owner` until `lease_until`; a job whose lease ran out
     /// is due again.
@@ -263,6 +273,9 @@ pub trait Store: Send + Sync {
     /// Removes a job `owner` holds and applies its effects, in one transaction. `Conflict` when
     /// the lease was lost (another process may be running it).
     async fn finish_job(&self, id: JobId, owner: &str, effects: &Batch) -> StoreResult<()>;
+    /// `finish_job` for several jobs at once, with their effects merged into one batch: all
+    /// or nothing. `Conflict` when any lease was lost or any row of the batch changed.
+    async fn finish_jobs(&self, ids: &[JobId], owner: &str, effects: &Batch) -> StoreResult<()>;
     /// Gives a job back to run again at `run_at`, recording why it failed.
     async fn retry_job(&self, id: JobId, owner: &str, run_at: Timestamp, error: &str) -> StoreResult<()>;
     /// How many jobs wait (for metrics and tests).

@@ -527,3 +527,111 @@ pub(crate) async fn claim_in(
         })
         .collect()
 }
+
+/// Whether a batch only inserts (or upserts) rows: no row in it was read and must still be
+/// unchanged, so nothing depends on how many rows a statement touched.
+pub(crate) fn inserts_only(batch: &Batch) -> bool {
+    batch.requests.iter().all(|p| matches!(p, Put::New(_)))
+        && batch.assignments.iter().all(|p| matches!(p, Put::New(_)))
+}
+
+/// An inserting batch as one statement over array parameters (PostgreSQL): each table's
+/// insert becomes a data-modifying `WITH` of one statement, which is atomic on its own. A
+/// submitted request then costs one round trip to write instead of seven (`BEGIN`, five
+/// inserts, `COMMIT`). `None` when the batch writes nothing.
+pub(crate) async fn one_statement(batch: &Batch) -> StoreResult<Option<(String, Vec<Param>)>> {
+    let sink = Statements::default();
+    let mut tx: Box<dyn Tx> = Box::new(Collect(sink.clone()));
+    apply_in(&mut tx, true, batch).await?;
+    drop(tx);
+    let statements = std::mem::take(&mut *sink.lock().map_err(|_| StoreError::Internal("poisoned".into()))?);
+    Ok(combine(statements))
+}
+
+/// `WITH w1 AS (s1), …, s_n` with each statement's `$k` shifted past the parameters of the
+/// statements before it.
+fn combine(statements: Vec<(String, Vec<Param>)>) -> Option<(String, Vec<Param>)> {
+    let count = statements.len();
+    let mut sql = String::new();
+    let mut params = Vec::new();
+    for (i, (text, p)) in statements.into_iter().enumerate() {
+        let shifted = shift_placeholders(&text, params.len());
+        if i + 1 < count {
+            sql.push_str(if i == 0 { "WITH " } else { ", " });
+            sql.push_str(&format!("w{i} AS ({shifted})"));
+        } else {
+            if i > 0 {
+                sql.push(' ');
+            }
+            sql.push_str(&shifted);
+        }
+        params.extend(p);
+    }
+    (count > 0).then_some((sql, params))
+}
+
+/// `$k` becomes `$(k + by)`. The store's statements carry no string literals with `$`.
+fn shift_placeholders(sql: &str, by: usize) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c != '$' {
+            continue;
+        }
+        let mut digits = String::new();
+        while let Some(d) = chars.peek().copied().filter(char::is_ascii_digit) {
+            digits.push(d);
+            chars.next();
+        }
+        match digits.parse::<usize>() {
+            Ok(k) => out.push_str(&(k + by).to_string()),
+            Err(_) => out.push_str(&digits),
+        }
+    }
+    out
+}
+
+/// Statements with their parameters, as a batch would run them.
+type Statements = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<Param>)>>>;
+
+/// A stand-in transaction that records the statements it is given instead of running them.
+struct Collect(Statements);
+
+#[async_trait::async_trait]
+impl Tx for Collect {
+    async fn fetch(&mut self, _sql: &str, _params: &[Param]) -> Result<Vec<crate::driver::Row>, StoreError> {
+        Err(StoreError::Internal("a collected batch cannot read".into()))
+    }
+    async fn execute(&mut self, sql: &str, params: &[Param]) -> Result<u64, StoreError> {
+        self.0.lock().map_err(|_| StoreError::Internal("poisoned".into()))?.push((sql.to_owned(), params.to_vec()));
+        Ok(1)
+    }
+    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_shift_past_earlier_statements() {
+        assert_eq!(shift_placeholders("VALUES ($1, $2::text[], $10)", 3), "VALUES ($4, $5::text[], $13)");
+        assert_eq!(shift_placeholders("no params", 5), "no params");
+        let (sql, params) = combine(vec![
+            ("INSERT INTO a (x) VALUES ($1)".into(), vec![Param::Int(Some(1))]),
+            ("INSERT INTO b (x, y) VALUES ($1, $2)".into(), vec![Param::Int(Some(2)), Param::Int(Some(3))]),
+            ("INSERT INTO c (x) VALUES ($1)".into(), vec![Param::Int(Some(4))]),
+        ])
+        .unwrap();
+        assert_eq!(
+            sql,
+            "WITH w0 AS (INSERT INTO a (x) VALUES ($1)), w1 AS (INSERT INTO b (x, y) VALUES ($2, $3)) \
+             INSERT INTO c (x) VALUES ($4)"
+        );
+        assert_eq!(params.len(), 4);
+        assert!(combine(Vec::new()).is_none());
+    }
+}

@@ -208,6 +208,27 @@ impl SqlStore {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
+    /// The rows of `sql` (which ends with `… WHERE <column>`) for each of `keys`: one array
+    /// parameter (`= ANY($1)`) where the driver binds arrays, else an `IN` list, in chunks that
+    /// stay under SQLite's parameter limit. `tail` follows the condition (`ORDER BY …`).
+    async fn rows_in<T: FromRow>(&self, sql: &str, keys: Vec<String>, tail: &str) -> StoreResult<Vec<T>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.driver.arrays() {
+            let full = format!("{sql} = ANY($1) {tail}");
+            return self.rows(&full, &[Param::Texts(keys.into_iter().map(Some).collect())]).await;
+        }
+        let mut out = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(500) {
+            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let full = format!("{sql} IN ({}) {tail}", marks.join(", "));
+            let params: Vec<Param> = chunk.iter().map(|k| Param::Text(Some(k.clone()))).collect();
+            out.extend(self.rows::<T>(&full, &params).await?);
+        }
+        Ok(out)
+    }
+
     async fn rows<T: FromRow>(&self, sql: &str, params: &[Param]) -> StoreResult<Vec<T>> {
         let rows = self.driver.fetch(sql, params).await?;
         rows.iter().map(|r| T::from_cells(&mut Cells::new(r))).collect()
@@ -1111,6 +1132,22 @@ impl Store for SqlStore {
         if batch.is_empty() {
             return Ok(());
         }
+        if self.driver.arrays()
+            && lifecycle::inserts_only(batch)
+            && let Some((sql, params)) = lifecycle::one_statement(batch).await?
+        {
+            // One round trip. Should a constraint refuse it (a second open request, say),
+            // nothing was written, and the same writes in an ordinary transaction below say
+            // exactly which rule it was.
+            match self.driver.execute(&sql, &params).await {
+                Ok(_) => {
+                    self.queued(batch);
+                    return Ok(());
+                }
+                Err(StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
         let mut tx = self.driver.begin().await?;
         lifecycle::apply_in(&mut tx, self.driver.arrays(), batch).await?;
         tx.commit().await?;
@@ -1260,6 +1297,56 @@ impl Store for SqlStore {
         self.rows(&sql, &[correlation_id.into()]).await
     }
 
+    async fn assignments_by_id(&self, ids: &[AssignmentId]) -> StoreResult<Vec<Assignment>> {
+        let sql = format!("SELECT {} FROM assignments WHERE id", Assignment::COLUMNS);
+        self.rows_in(&sql, ids.iter().map(ToString::to_string).collect(), "").await
+    }
+
+    async fn requests_by_id(&self, ids: &[RequestId]) -> StoreResult<Vec<AssignmentRequest>> {
+        let sql = format!("SELECT {} FROM assignment_requests WHERE id", AssignmentRequest::COLUMNS);
+        self.rows_in(&sql, ids.iter().map(ToString::to_string).collect(), "").await
+    }
+
+    async fn users_by_id(&self, ids: &[UserId]) -> StoreResult<Vec<User>> {
+        let sql = format!("SELECT {} FROM users WHERE id", User::COLUMNS);
+        self.rows_in(&sql, ids.iter().map(ToString::to_string).collect(), "").await
+    }
+
+    async fn role_grants(&self, roles: &[ResourceRoleId]) -> StoreResult<Vec<RoleGrant>> {
+        if roles.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = roles.iter().map(ToString::to_string).collect();
+        let head = "SELECT rr.id, rr.display_name, rr.origin_id, rr.origin_system, r.origin_id, r.display_name \
+                    FROM resource_roles rr JOIN resources r ON r.id = rr.resource_id WHERE rr.id";
+        let mut out = Vec::with_capacity(keys.len());
+        if self.driver.arrays() {
+            let rows = self
+                .driver
+                .fetch(&format!("{head} = ANY($1)"), &[Param::Texts(keys.into_iter().map(Some).collect())])
+                .await?;
+            out.extend(grants(&rows)?);
+        } else {
+            for chunk in keys.chunks(500) {
+                let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+                let params: Vec<Param> = chunk.iter().map(|k| Param::Text(Some(k.clone()))).collect();
+                let rows = self.driver.fetch(&format!("{head} IN ({})", marks.join(", ")), &params).await?;
+                out.extend(grants(&rows)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn deliveries_of(&self, assignments: &[AssignmentId]) -> StoreResult<Vec<Delivery>> {
+        let sql = format!("SELECT {} FROM deliveries WHERE assignment_id", Delivery::COLUMNS);
+        self.rows_in(
+            &sql,
+            assignments.iter().map(ToString::to_string).collect(),
+            "ORDER BY assignment_id, resource_role_id, action",
+        )
+        .await
+    }
+
     async fn claim_jobs(
         &self,
         owner: &str,
@@ -1279,6 +1366,34 @@ impl Store for SqlStore {
         let n = tx.execute("DELETE FROM jobs WHERE id = $1 AND lease_owner = $2", &[id(job), owner.into()]).await?;
         if n == 0 {
             return Err(StoreError::Conflict(format!("The lease on job {job} was lost.")));
+        }
+        lifecycle::apply_in(&mut tx, self.driver.arrays(), effects).await?;
+        tx.commit().await?;
+        self.queued(effects);
+        Ok(())
+    }
+
+    async fn finish_jobs(&self, jobs: &[JobId], owner: &str, effects: &Batch) -> StoreResult<()> {
+        let mut tx = self.driver.begin().await?;
+        let mut gone = 0_u64;
+        if self.driver.arrays() {
+            let ids = Param::Texts(jobs.iter().map(|j| Some(j.to_string())).collect());
+            gone = tx.execute("DELETE FROM jobs WHERE id = ANY($1) AND lease_owner = $2", &[ids, owner.into()]).await?;
+        } else {
+            for chunk in jobs.chunks(500) {
+                let marks: Vec<String> = (2..=chunk.len() + 1).map(|i| format!("${i}")).collect();
+                let mut params: Vec<Param> = vec![owner.into()];
+                params.extend(chunk.iter().map(|j| id(*j)));
+                let sql = format!("DELETE FROM jobs WHERE lease_owner = $1 AND id IN ({})", marks.join(", "));
+                gone += tx.execute(&sql, &params).await?;
+            }
+        }
+        if gone != jobs.len() as u64 {
+            return Err(StoreError::Conflict(format!(
+                "The lease on {} of {} jobs was lost.",
+                jobs.len() as u64 - gone.min(jobs.len() as u64),
+                jobs.len()
+            )));
         }
         lifecycle::apply_in(&mut tx, self.driver.arrays(), effects).await?;
         tx.commit().await?;

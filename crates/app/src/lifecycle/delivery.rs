@@ -3,16 +3,20 @@
 //! delivery's state, the assignment's and the request's roll-up, audit events) is then
 //! written together with the job's removal. Transient failures retry with backoff.
 
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
 use jiff::{SignedDuration, Timestamp};
 use steward_domain::assignment::{self, Assignment, Delivery, DeliveryState, GrantAction};
 use steward_domain::audit::Activity;
+use steward_domain::directory::User;
 use steward_domain::enums::{AssignmentState, RequestState};
-use steward_domain::ids::{AssignmentId, RequestId, ResourceRoleId};
+use steward_domain::ids::{AccessPackageId, AssignmentId, GroupId, JobId, RequestId, ResourceRoleId, UserId};
 use steward_domain::request::{AssignmentRequest, RequestStatus};
 
 use super::{Actor, assignment_event, changed, request_event, separation};
 use crate::connector::ConnectorError;
-use crate::jobs::Job;
+use crate::jobs::{Job, JobKind};
 use crate::ports::{Batch, Put, RoleGrant};
 use crate::{AppError, Services, StoreError};
 
@@ -45,9 +49,13 @@ pub(crate) async fn run(
         return Ok(());
     };
     let grant = s.store.role_grant(role).await?;
-    let outcome = attempt(s, &a, grant.as_ref(), action, job.attempts).await?;
+    let user = match grant {
+        Some(_) => s.store.get_user(a.target_id).await?,
+        None => None,
+    };
+    let outcome = attempt(s, &a, grant.as_ref(), user.as_ref(), action, job.attempts, None).await?;
     let now = s.clock.now();
-    let detail = match outcome {
+    let (state, detail) = match outcome {
         Result_::Retry(why) => {
             tracing::warn!(job = %job.id, attempts = job.attempts, error = %why, "delivery failed; retrying");
             s.store.retry_job(job.id, owner, now.saturating_add(backoff(job.attempts)).unwrap_or(now), &why).await?;
@@ -56,50 +64,14 @@ pub(crate) async fn run(
         Result_::Done(d) => (DeliveryState::Done, d),
         Result_::Failed(why) => (DeliveryState::Failed, Some(why)),
     };
-    let mut batch = Batch::default();
-    let this = Delivery {
-        assignment_id: a.id,
-        resource_role_id: role,
-        action,
-        state: detail.0,
-        attempts: job.attempts,
-        detail: detail.1.clone(),
-    };
-    let mut all = s.store.deliveries(a.id).await?;
-    match all.iter_mut().find(|d| d.resource_role_id == role && d.action == action) {
-        Some(d) => *d = this.clone(),
-        None => all.push(this.clone()),
-    }
-    batch.deliveries.push(this.clone());
+    let all = s.store.deliveries(a.id).await?;
     let req = match request {
         Some(r) => s.store.get_request(r).await?,
         None => None,
     };
-    let activity = match (action, this.state) {
-        (GrantAction::Grant, DeliveryState::Done) => Some(Activity::FulfillResource),
-        (GrantAction::Revoke, DeliveryState::Done) => Some(Activity::RemoveResource),
-        _ => None,
-    };
-    let name = grant.as_ref().map_or_else(|| role.to_string(), |g| format!("{} of {}", g.role_name, g.resource_name));
-    let mut ev = assignment_event(&a, req.as_ref(), activity.unwrap_or(Activity::Failed), &Actor::System, now)
-        .with_detail(format!("{action:?} {name}: {}", detail.1.as_deref().unwrap_or("done")));
-    if activity.is_none() {
-        ev = ev.failed();
-    }
-    batch.events.push(ev);
-    if action == GrantAction::Grant && a.is_active() {
-        let state = assignment::rollup(&all);
-        if state != a.state {
-            let mut a2 = a.clone();
-            a2.state = state;
-            a2.status = assignment::status_of(state).to_owned();
-            a2.modified_date_time = steward_domain::time::next_modified(a.modified_date_time, now);
-            batch.assignments.push(Put::Changed { row: a2, read_at: a.modified_date_time });
-        }
-    }
-    if let Some(r) = req.filter(|r| r.state == RequestState::Delivering) {
-        complete_request(r, &all, action, now, &mut batch);
-    }
+    let mut batch = Batch::default();
+    let done = Done { role, action, state, detail, attempts: job.attempts };
+    record(&a, req, all, grant.as_ref(), done, now, &mut batch);
     match s.store.finish_job(job.id, owner, &batch).await {
         Ok(()) => Ok(()),
         // Another delivery of the same assignment wrote first: run again on fresh rows (the
@@ -112,12 +84,199 @@ pub(crate) async fn run(
     }
 }
 
+/// Runs delivery jobs of different assignments together, as one round trip for each kind of
+/// row they read and one transaction for all their outcomes, instead of a dozen round trips
+/// and a commit per job: connector calls run up to `parallel` at a time in between.
+///
+/// Returns the jobs to run again one by one with `run`, because a row they would write
+/// changed meanwhile or a lease was lost (their connector calls are idempotent). `Err` when
+/// the database failed before anything was written: every job is then given back.
+pub(crate) async fn run_wave(s: &Services, owner: &str, jobs: Vec<Job>, parallel: usize) -> Result<Vec<Job>, AppError> {
+    let mut specs = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        if let JobKind::Deliver { assignment, role, action, request } = job.kind {
+            specs.push((job, assignment, role, action, request));
+        }
+    }
+    let ids: Vec<AssignmentId> = specs.iter().map(|w| w.1).collect();
+    let assignments: HashMap<AssignmentId, Assignment> =
+        s.store.assignments_by_id(&ids).await?.into_iter().map(|a| (a.id, a)).collect();
+    let roles: BTreeSet<ResourceRoleId> = specs.iter().map(|w| w.2).collect();
+    let roles: Vec<ResourceRoleId> = roles.into_iter().collect();
+    let grants: HashMap<ResourceRoleId, RoleGrant> =
+        s.store.role_grants(&roles).await?.into_iter().map(|g| (g.role_id, g)).collect();
+    let targets: BTreeSet<UserId> = assignments.values().map(|a| a.target_id).collect();
+    let targets: Vec<UserId> = targets.into_iter().collect();
+    let users: HashMap<UserId, User> = s.store.users_by_id(&targets).await?.into_iter().map(|u| (u.id, u)).collect();
+    let mut declared: HashMap<AccessPackageId, Arc<Declared>> = HashMap::new();
+    for (_, aid, _, action, _) in &specs {
+        if let Some(a) = assignments.get(aid).filter(|a| *action == GrantAction::Grant && a.is_active())
+            && !declared.contains_key(&a.access_package_id)
+        {
+            let d = s.store.incompatibilities(a.access_package_id).await?;
+            declared.insert(a.access_package_id, Arc::new(d));
+        }
+    }
+
+    // The connector calls (and the checks before them), up to `parallel` at once.
+    let mut outcomes: Vec<Option<Result<Result_, AppError>>> = specs.iter().map(|_| None).collect();
+    let mut running = tokio::task::JoinSet::new();
+    let mut next = 0;
+    loop {
+        while running.len() < parallel.max(1) {
+            let Some((job, aid, role, action, _)) = specs.get(next) else { break };
+            if let Some(a) = assignments.get(aid).cloned() {
+                let (s, grant) = (s.clone(), grants.get(role).cloned());
+                let user = users.get(&a.target_id).cloned();
+                let d = declared.get(&a.access_package_id).cloned();
+                let (action, attempts, k) = (*action, job.attempts, next);
+                running.spawn(async move {
+                    let r = attempt(&s, &a, grant.as_ref(), user.as_ref(), action, attempts, d.as_deref()).await;
+                    (k, r)
+                });
+            }
+            next += 1;
+        }
+        match running.join_next().await {
+            Some(Ok((k, r))) => {
+                if let Some(slot) = outcomes.get_mut(k) {
+                    *slot = Some(r);
+                }
+            }
+            Some(Err(e)) => tracing::warn!(error = %e, "a delivery task ended abnormally; its lease will run out"),
+            None => break,
+        }
+    }
+
+    let now = s.clock.now();
+    let reached: Vec<AssignmentId> = specs
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, o)| matches!(o, Some(Ok(Result_::Done(_) | Result_::Failed(_)))))
+        .map(|(w, _)| w.1)
+        .collect();
+    let mut all: HashMap<AssignmentId, Vec<Delivery>> = HashMap::new();
+    for d in s.store.deliveries_of(&reached).await? {
+        all.entry(d.assignment_id).or_default().push(d);
+    }
+    let wanted: Vec<RequestId> = specs.iter().filter(|w| reached.contains(&w.1)).filter_map(|w| w.4).collect();
+    let mut requests: HashMap<RequestId, AssignmentRequest> =
+        s.store.requests_by_id(&wanted).await?.into_iter().map(|r| (r.id, r)).collect();
+
+    let mut batch = Batch::default();
+    let mut finished: Vec<Job> = Vec::new();
+    for ((job, aid, role, action, request), outcome) in specs.into_iter().zip(outcomes) {
+        let Some(a) = assignments.get(&aid) else {
+            finished.push(job); // the assignment is gone: nothing to deliver
+            continue;
+        };
+        let (state, detail) = match outcome {
+            None => continue, // the task panicked: the lease runs out and the job comes back
+            Some(Err(e)) => {
+                give_back(s, owner, &job, now, &e.to_string()).await;
+                continue;
+            }
+            Some(Ok(Result_::Retry(why))) => {
+                tracing::warn!(job = %job.id, attempts = job.attempts, error = %why, "delivery failed; retrying");
+                give_back(s, owner, &job, now, &why).await;
+                continue;
+            }
+            Some(Ok(Result_::Done(d))) => (DeliveryState::Done, d),
+            Some(Ok(Result_::Failed(why))) => (DeliveryState::Failed, Some(why)),
+        };
+        let req = request.and_then(|r| requests.remove(&r));
+        let done = Done { role, action, state, detail, attempts: job.attempts };
+        record(a, req, all.remove(&aid).unwrap_or_default(), grants.get(&role), done, now, &mut batch);
+        finished.push(job);
+    }
+    if finished.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<JobId> = finished.iter().map(|j| j.id).collect();
+    match s.store.finish_jobs(&ids, owner, &batch).await {
+        Ok(()) => Ok(Vec::new()),
+        Err(StoreError::Conflict(m)) => {
+            tracing::debug!(jobs = ids.len(), reason = %m, "a delivery round conflicted; running its jobs one by one");
+            Ok(finished)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Gives a job back to run again after its backoff.
+pub(crate) async fn give_back(s: &Services, owner: &str, job: &Job, now: Timestamp, why: &str) {
+    let at = now.saturating_add(backoff(job.attempts)).unwrap_or(now);
+    if let Err(e) = s.store.retry_job(job.id, owner, at, why).await {
+        tracing::warn!(job = %job.id, error = %e, "could not give the job back; its lease will run out");
+    }
+}
+
+/// A package's declared incompatibilities, as `Store::incompatibilities` returns them.
+type Declared = (Vec<AccessPackageId>, Vec<GroupId>);
+
+/// What one delivery attempt came to.
+struct Done {
+    role: ResourceRoleId,
+    action: GrantAction,
+    state: DeliveryState,
+    detail: Option<String>,
+    attempts: u32,
+}
+
+/// Adds what one finished delivery changes to `batch`: its delivery row, an audit event, the
+/// assignment's roll-up and, when no delivery of its request is pending any more, the
+/// request's completion. `all` is every delivery of the assignment as stored.
+fn record(
+    a: &Assignment,
+    req: Option<AssignmentRequest>,
+    mut all: Vec<Delivery>,
+    grant: Option<&RoleGrant>,
+    done: Done,
+    now: Timestamp,
+    batch: &mut Batch,
+) {
+    let Done { role, action, state, detail, attempts } = done;
+    let this = Delivery { assignment_id: a.id, resource_role_id: role, action, state, attempts, detail };
+    match all.iter_mut().find(|d| d.resource_role_id == role && d.action == action) {
+        Some(d) => *d = this.clone(),
+        None => all.push(this.clone()),
+    }
+    let activity = match (action, this.state) {
+        (GrantAction::Grant, DeliveryState::Done) => Some(Activity::FulfillResource),
+        (GrantAction::Revoke, DeliveryState::Done) => Some(Activity::RemoveResource),
+        _ => None,
+    };
+    let name = grant.map_or_else(|| role.to_string(), |g| format!("{} of {}", g.role_name, g.resource_name));
+    let mut ev = assignment_event(a, req.as_ref(), activity.unwrap_or(Activity::Failed), &Actor::System, now)
+        .with_detail(format!("{action:?} {name}: {}", this.detail.as_deref().unwrap_or("done")));
+    if activity.is_none() {
+        ev = ev.failed();
+    }
+    batch.deliveries.push(this);
+    batch.events.push(ev);
+    if action == GrantAction::Grant && a.is_active() {
+        let state = assignment::rollup(&all);
+        if state != a.state {
+            let mut a2 = a.clone();
+            a2.state = state;
+            a2.status = assignment::status_of(state).to_owned();
+            a2.modified_date_time = steward_domain::time::next_modified(a.modified_date_time, now);
+            batch.assignments.push(Put::Changed { row: a2, read_at: a.modified_date_time });
+        }
+    }
+    if let Some(r) = req.filter(|r| r.state == RequestState::Delivering) {
+        complete_request(r, &all, action, now, batch);
+    }
+}
+
 async fn attempt(
     s: &Services,
     a: &Assignment,
     grant: Option<&RoleGrant>,
+    user: Option<&User>,
     action: GrantAction,
     attempts: u32,
+    declared: Option<&Declared>,
 ) -> Result<Result_, AppError> {
     let Some(grant) = grant else {
         return Ok(match action {
@@ -125,7 +284,7 @@ async fn attempt(
             GrantAction::Revoke => Result_::Done(Some("The resource role no longer exists.".into())),
         });
     };
-    let Some(user) = s.store.get_user(a.target_id).await? else {
+    let Some(user) = user else {
         return Ok(match action {
             GrantAction::Grant => Result_::Failed("The target user no longer exists.".into()),
             GrantAction::Revoke => Result_::Done(Some("The target user no longer exists.".into())),
@@ -136,7 +295,11 @@ async fn attempt(
             if !a.is_active() {
                 return Ok(Result_::Done(Some("The assignment ended before delivery.".into())));
             }
-            if let Some(conflict) = separation::find(s, a.target_id, a.access_package_id).await? {
+            let conflict = match declared {
+                Some(d) => separation::find_given(s, a.target_id, a.access_package_id, d).await?,
+                None => separation::find(s, a.target_id, a.access_package_id).await?,
+            };
+            if let Some(conflict) = conflict {
                 return Ok(Result_::Failed(conflict));
             }
         }
@@ -150,8 +313,8 @@ async fn attempt(
         return Ok(Result_::Failed(format!("No connector serves origin system '{}'.", grant.origin_system)));
     };
     let r = match action {
-        GrantAction::Grant => connector.grant(grant, &user).await,
-        GrantAction::Revoke => connector.revoke(grant, &user).await,
+        GrantAction::Grant => connector.grant(grant, user).await,
+        GrantAction::Revoke => connector.revoke(grant, user).await,
     };
     Ok(match r {
         Ok(()) => Result_::Done(None),

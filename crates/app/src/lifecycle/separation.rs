@@ -1,7 +1,7 @@
 //! Separation of duties: a package's incompatible packages (in both directions) and groups,
 //! checked against what the target already holds, with an error that names the conflict.
 
-use steward_domain::ids::{AccessPackageId, UserId};
+use steward_domain::ids::{AccessPackageId, GroupId, UserId};
 
 use crate::{AppError, Services};
 
@@ -16,12 +16,23 @@ pub(crate) async fn check(s: &Services, target: UserId, package: AccessPackageId
 
 /// The conflict, in words, if there is one.
 pub(crate) async fn find(s: &Services, target: UserId, package: AccessPackageId) -> Result<Option<String>, AppError> {
+    let declared = s.store.incompatibilities(package).await?;
+    find_given(s, target, package, &declared).await
+}
+
+/// `find`, with the package's incompatibilities (`Store::incompatibilities`) already read.
+pub(crate) async fn find_given(
+    s: &Services,
+    target: UserId,
+    package: AccessPackageId,
+    declared: &(Vec<AccessPackageId>, Vec<GroupId>),
+) -> Result<Option<String>, AppError> {
+    let (incompatible, groups) = declared;
     let name = |id: AccessPackageId| async move {
         Ok::<_, AppError>(
             s.store.get_package(id).await?.map_or_else(|| id.to_string(), |p| p.display_name.as_str().to_owned()),
         )
     };
-    let (incompatible, groups) = s.store.incompatibilities(package).await?;
     if !incompatible.is_empty() {
         for a in s.store.active_assignments_of(target).await? {
             if incompatible.contains(&a.access_package_id) {

@@ -14,7 +14,7 @@ use crate::{AppError, Services};
 pub const LEASE: SignedDuration = SignedDuration::from_secs(60);
 /// Jobs claimed per round.
 pub const CLAIM: u32 = 32;
-/// Deliveries of one round that run at once, unless `Worker::with_parallelism` says otherwise.
+/// Connector calls of one round that run at once, unless `Worker::with_parallelism` says otherwise.
 pub const PARALLEL: usize = 8;
 
 /// Runs jobs as `owner` (a name unique to this process).
@@ -35,9 +35,9 @@ impl Worker {
         Self { s, owner: owner.into(), round: Arc::default(), parallel: PARALLEL }
     }
 
-    /// The same worker, running at most `n` (at least 1) deliveries of a round at once. One
-    /// suits a database that takes one writer at a time (SQLite), where deliveries running
-    /// side by side would only queue for its write lock.
+    /// The same worker, calling at most `n` (at least 1) connectors of a round at once. One
+    /// suits a database that takes one writer at a time (SQLite), where the built-in
+    /// directory's writes running side by side would only queue for its write lock.
     pub fn with_parallelism(mut self, n: usize) -> Self {
         self.parallel = n.max(1);
         self
@@ -56,11 +56,12 @@ impl Worker {
 
     /// Claims up to `CLAIM` due jobs and runs them; returns how many ran.
     ///
-    /// Deliveries run side by side, up to `PARALLEL` at a time by default, so that their database
-    /// round trips and commits overlap instead of queueing behind one another (one at a time,
-    /// a worker delivered at most a few hundred a second on PostgreSQL, each job waiting for
-    /// its own two commits). The deliveries of one assignment still run one after another in
-    /// claim order, since they roll up into the same rows. Any other job (the sweep, a
+    /// Deliveries run in waves of jobs on different assignments: each wave reads what its jobs
+    /// need in one round trip per kind of row, calls the connectors up to `PARALLEL` at a time
+    /// by default, and writes every outcome in one transaction (one at a time, with a dozen
+    /// round trips and a commit each, a worker delivered at most a few hundred a second on
+    /// PostgreSQL). The deliveries of one assignment still run one after another in claim
+    /// order, since they roll up into the same rows. Any other job (the sweep, a
     /// reconciliation) runs alone, after what was claimed before it and before what was
     /// claimed after it, as when every job ran in turn.
     pub async fn run_once(&self) -> Result<usize, AppError> {
@@ -93,42 +94,29 @@ impl Worker {
         Ok(n)
     }
 
-    /// Runs each lane's jobs in order, up to `self.parallel` lanes at once, and waits for all.
+    /// Runs the lanes' deliveries in waves: the first job of every lane together (one
+    /// `delivery::run_wave`), then the second of every lane, and so on, so the deliveries of
+    /// one assignment still run in claim order. Jobs a wave hands back run one by one.
     async fn run_lanes(&self, lanes: Vec<Vec<Job>>, now: Timestamp) {
-        match lanes.len() {
-            0 => return,
-            _ if self.parallel == 1 => {
-                for job in lanes.iter().flatten() {
-                    run_job(&self.s, &self.owner, job, now).await;
-                }
-                return;
+        let depth = lanes.iter().map(Vec::len).max().unwrap_or(0);
+        for k in 0..depth {
+            let wave: Vec<Job> = lanes.iter().filter_map(|lane| lane.get(k).cloned()).collect();
+            if let [job] = wave.as_slice() {
+                run_job(&self.s, &self.owner, job, now).await;
+                continue;
             }
-            1 => {
-                for job in lanes.iter().flatten() {
-                    run_job(&self.s, &self.owner, job, now).await;
-                }
-                return;
-            }
-            _ => {}
-        }
-        let mut lanes = lanes.into_iter();
-        let mut running = tokio::task::JoinSet::new();
-        loop {
-            while running.len() < self.parallel {
-                let Some(lane) = lanes.next() else { break };
-                let (s, owner) = (self.s.clone(), self.owner.clone());
-                running.spawn(async move {
-                    for job in &lane {
-                        run_job(&s, &owner, job, now).await;
+            match delivery::run_wave(&self.s, &self.owner, wave.clone(), self.parallel).await {
+                Ok(again) => {
+                    for job in &again {
+                        run_job(&self.s, &self.owner, job, now).await;
                     }
-                });
-            }
-            match running.join_next().await {
-                Some(Ok(())) => {}
-                // A panicking job has been logged by the runtime; its lease runs out and it
-                // is claimed again.
-                Some(Err(e)) => tracing::warn!(error = %e, "a job task ended abnormally"),
-                None => break,
+                }
+                Err(e) => {
+                    tracing::warn!(jobs = wave.len(), error = %e, "a delivery round failed; will retry");
+                    for job in &wave {
+                        delivery::give_back(&self.s, &self.owner, job, now, &e.to_string()).await;
+                    }
+                }
             }
         }
     }
@@ -158,9 +146,6 @@ async fn run_job(s: &Services, owner: &str, job: &Job, now: Timestamp) {
     };
     if let Err(e) = r {
         tracing::warn!(job = %job.id, kind = job.kind.name(), error = %e, "job failed; will retry");
-        let at = now.saturating_add(delivery::backoff(job.attempts)).unwrap_or(now);
-        if let Err(e2) = s.store.retry_job(job.id, owner, at, &e.to_string()).await {
-            tracing::warn!(job = %job.id, error = %e2, "could not give the job back; its lease will run out");
-        }
+        delivery::give_back(s, owner, job, now, &e.to_string()).await;
     }
 }

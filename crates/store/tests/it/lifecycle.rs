@@ -698,3 +698,60 @@ pub async fn automatic_assignment_follows_the_rule(s: SqlStore) {
     let a = w.s.store.active_assignment(w.alice.id, w.package.id).await.unwrap();
     assert!(a.is_none());
 }
+
+/// The job runner's bulk reads return exactly the rows that exist among the ids asked for, and
+/// `finish_jobs` writes all of a round's effects or none: with one lease lost, no job is
+/// removed and no event is written.
+pub async fn bulk_reads_and_finishing_jobs_together(s: SqlStore) {
+    let w = world(s.clone()).await;
+    policy(&s, &w.package, json!({"allowedTargetScope": "allMemberUsers"})).await;
+    let mut reqs = Vec::new();
+    for i in 0..3 {
+        let u = user(&format!("bulk{i}"), "Sales", None);
+        s.insert_user(&u).await.unwrap();
+        reqs.push(requests::submit(&w.s, &as_user(&u), add(w.package.id)).await.unwrap());
+    }
+    let aids: Vec<AssignmentId> = reqs.iter().map(|r| r.assignment_id.unwrap()).collect();
+    let mut asked = aids.clone();
+    asked.push(AssignmentId::new());
+    let got = s.assignments_by_id(&asked).await.unwrap();
+    assert_eq!(got.len(), 3);
+    assert!(aids.iter().all(|a| got.iter().any(|g| g.id == *a)));
+    let targets: Vec<UserId> = got.iter().map(|a| a.target_id).chain([UserId::new()]).collect();
+    assert_eq!(s.users_by_id(&targets).await.unwrap().len(), 3);
+    let rids: Vec<_> = reqs.iter().map(|r| r.id).collect();
+    assert_eq!(s.requests_by_id(&rids).await.unwrap().len(), 3);
+    assert!(s.requests_by_id(&[]).await.unwrap().is_empty());
+    let deliveries = s.deliveries_of(&aids).await.unwrap();
+    assert_eq!(deliveries.len(), 3, "one pending grant per assignment");
+    let roles: Vec<_> = deliveries.iter().map(|d| d.resource_role_id).collect();
+    let grants = s.role_grants(&roles[..1]).await.unwrap();
+    assert_eq!(grants.len(), 1);
+    assert_eq!(grants[0].resource_origin_id, w.group.id.to_string());
+
+    let now = steward_app::Clock::now(w.clock.as_ref());
+    let later = now.saturating_add(SignedDuration::from_secs(60)).unwrap();
+    let jobs = s.claim_jobs("runner-a", now, later, 100).await.unwrap();
+    let delivers: Vec<_> = jobs.iter().filter(|j| j.kind.name() == "deliver").map(|j| j.id).collect();
+    assert_eq!(delivers.len(), 3);
+    let event = steward_domain::audit::AuditEvent::new(
+        now,
+        steward_domain::audit::Activity::Fulfill,
+        steward_domain::audit::Initiator::System,
+        "AccessPackageAssignmentRequest",
+        "bulk",
+        "bulk-correlation",
+    );
+    let batch = steward_app::ports::Batch { events: vec![event], ..Default::default() };
+    let before = s.pending_jobs().await.unwrap();
+    let lost = s.finish_jobs(&delivers, "runner-b", &batch).await;
+    assert!(matches!(lost, Err(steward_app::StoreError::Conflict(_))), "{lost:?}");
+    let mut one_lost = delivers.clone();
+    one_lost.push(steward_domain::ids::JobId::new());
+    assert!(matches!(s.finish_jobs(&one_lost, "runner-a", &batch).await, Err(steward_app::StoreError::Conflict(_))));
+    assert_eq!(s.pending_jobs().await.unwrap(), before, "no job removed");
+    assert!(s.events_of("bulk-correlation").await.unwrap().is_empty(), "no event written");
+    s.finish_jobs(&delivers, "runner-a", &batch).await.unwrap();
+    assert_eq!(s.pending_jobs().await.unwrap(), before - 3);
+    assert_eq!(s.events_of("bulk-correlation").await.unwrap().len(), 1);
+}

@@ -80,6 +80,7 @@ contract!(
     lifecycle::three_workers_expire_each_assignment_once,
     lifecycle::a_round_delivers_many_assignments_side_by_side,
     lifecycle::automatic_assignment_follows_the_rule,
+    lifecycle::bulk_reads_and_finishing_jobs_together,
 );
 
 #[test]
