@@ -104,6 +104,16 @@ pub fn target_allowed(settings: &PolicySettings, facts: Facts<'_>) -> Verdict {
     }
 }
 
+/// Whether `target_allowed` can depend on the user's groups under this policy: only a policy
+/// for specific users names subject sets, and only a subject set can name a group. Callers
+/// may skip reading a user's groups when no policy they test needs them.
+pub fn target_needs_groups(settings: &PolicySettings) -> bool {
+    matches!(
+        settings.allowed_target_scope,
+        AllowedTargetScope::SpecificDirectoryUsers | AllowedTargetScope::SpecificConnectedOrganizationUsers
+    )
+}
+
 /// Whether a policy lets its targets ask for themselves (`enableTargetsToSelfAddAccess`); a
 /// policy without requestor settings does.
 pub fn self_add_enabled(settings: &PolicySettings) -> bool {
@@ -330,6 +340,38 @@ mod tests {
         assert!(v.allowed, "{v:?}");
         s.allowed_target_scope = AllowedTargetScope::NotSpecified;
         assert!(!target_allowed(&s, Facts { user: &sales, groups: &[g] }).allowed);
+    }
+
+    /// A policy for which `target_needs_groups` says no decides the same whatever groups the
+    /// user is in, for every scope.
+    #[test]
+    fn groups_matter_only_where_target_needs_groups_says_so() {
+        let g = GroupId::new();
+        for scope in [
+            "notSpecified",
+            "specificDirectoryUsers",
+            "specificConnectedOrganizationUsers",
+            "specificDirectoryServicePrincipals",
+            "allMemberUsers",
+            "allDirectoryUsers",
+            "allDirectoryServicePrincipals",
+            "allConfiguredConnectedOrganizationUsers",
+            "allExternalUsers",
+        ] {
+            let s: PolicySettings = serde_json::from_value(serde_json::json!({
+                "allowedTargetScope": scope,
+                "specificAllowedTargets": [{"@odata.type": "#microsoft.graph.groupMembers", "groupId": g.to_string()}]
+            }))
+            .unwrap();
+            for u in [user("Sales", false), user("Sales", true)] {
+                let without = target_allowed(&s, Facts { user: &u, groups: &[] }).allowed;
+                let with = target_allowed(&s, Facts { user: &u, groups: &[g] }).allowed;
+                assert!(target_needs_groups(&s) || without == with, "{scope}");
+            }
+        }
+        let specific: PolicySettings =
+            serde_json::from_value(serde_json::json!({"allowedTargetScope": "specificDirectoryUsers"})).unwrap();
+        assert!(target_needs_groups(&specific));
     }
 
     /// `SelfRequestors` (what a store indexes) admits exactly whom `self_request_allowed` (the

@@ -20,7 +20,7 @@ use crate::jobs::{JobKind, NewJob};
 use crate::packages::require_package;
 use crate::ports::{Batch, Page, Put};
 use crate::query::{ListQuery, Relation};
-use crate::{AppError, Services, WRITE_ATTEMPTS};
+use crate::{AppError, Services, StoreError, WRITE_ATTEMPTS};
 
 /// What a client submits.
 #[derive(Debug, Clone, Default)]
@@ -110,7 +110,11 @@ pub async fn choose_policy(
     named: Option<PolicyId>,
 ) -> Result<AssignmentPolicy, AppError> {
     let policies = s.store.policies_of_package(pkg.id).await?;
-    let groups = s.store.groups_of(target.id).await?;
+    let groups = if policies.iter().any(|p| eligibility::target_needs_groups(&p.settings)) {
+        s.store.groups_of(target.id).await?
+    } else {
+        Vec::new()
+    };
     let facts = Facts { user: target, groups: &groups };
     if let Some(id) = named {
         let p = policies.into_iter().find(|p| p.id == id).ok_or_else(|| {
@@ -322,7 +326,6 @@ async fn user_add(
             policy.display_name
         )));
     }
-    check_not_duplicate(s, target.id, &pkg).await?;
     separation::check(s, target.id, pkg.id).await?;
     let now = s.clock.now();
     let justification = request::check_justification(input.justification.as_deref(), justification_required(&policy))?;
@@ -352,8 +355,31 @@ async fn user_add(
         approved(s, &mut req, &actor, now, &mut batch).await?;
     }
     batch.requests.insert(0, Put::New(req.clone()));
-    s.store.apply(&batch).await?;
+    apply_unless_duplicate(s, &batch, target.id, &pkg).await?;
     Ok(req)
+}
+
+/// Writes a new request's batch, refusing a second open request or assignment for one target
+/// and package. The store's unique keys refuse a second open request, and a second active
+/// assignment when the batch creates one, so only a batch that creates none (an approval to
+/// wait for, a future start) needs the two reads up front; a refusal is explained by them.
+async fn apply_unless_duplicate(
+    s: &Services,
+    batch: &Batch,
+    target: UserId,
+    pkg: &AccessPackage,
+) -> Result<(), AppError> {
+    if !batch.assignments.iter().any(|a| matches!(a, Put::New(_))) {
+        check_not_duplicate(s, target, pkg).await?;
+    }
+    match s.store.apply(batch).await {
+        Ok(()) => Ok(()),
+        Err(e @ StoreError::Conflict(_)) => {
+            check_not_duplicate(s, target, pkg).await?;
+            Err(e.into())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Plans the policy's stages and starts the first.
