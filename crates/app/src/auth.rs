@@ -167,16 +167,13 @@ impl Authenticator {
         {
             return Ok(Principal::Admin { token: None });
         }
-        let Some(token) = services.store.token_by_hash(&hash).await? else {
+        let Some((token, enabled)) = services.store.token_for_sign_in(&hash).await? else {
             return Err(AppError::Unauthenticated("The access token is not valid.".into()));
         };
-        match token.user_id {
-            None => Ok(Principal::Admin { token: Some(token.id) }),
-            Some(user) => match services.store.get_user(user).await? {
-                Some(u) if u.account_enabled => Ok(Principal::User { user, token: token.id }),
-                Some(_) => Err(AppError::Unauthenticated("The token's user account is disabled.".into())),
-                None => Err(AppError::Unauthenticated("The token's user no longer exists.".into())),
-            },
+        match (token.user_id, enabled) {
+            (None, _) => Ok(Principal::Admin { token: Some(token.id) }),
+            (Some(user), Some(true)) => Ok(Principal::User { user, token: token.id }),
+            (Some(_), _) => Err(AppError::Unauthenticated("The token's user account is disabled.".into())),
         }
     }
 }

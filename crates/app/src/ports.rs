@@ -110,6 +110,9 @@ pub trait Store: Send + Sync {
     // API tokens
     async fn insert_token(&self, token: &ApiToken) -> StoreResult<()>;
     async fn token_by_hash(&self, hash: &str) -> StoreResult<Option<ApiToken>>;
+    /// `token_by_hash` with, for a personal token, whether its user's account is enabled:
+    /// what signing in needs, in one read. `None` as the flag for an administrator token.
+    async fn token_for_sign_in(&self, hash: &str) -> StoreResult<Option<(ApiToken, Option<bool>)>>;
     async fn list_tokens(&self) -> StoreResult<Vec<ApiToken>>;
     async fn delete_token(&self, id: TokenId) -> StoreResult<()>;
 

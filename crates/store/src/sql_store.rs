@@ -445,6 +445,23 @@ impl Store for SqlStore {
         rows.first().map(|r| ApiToken::from_cells(&mut Cells::new(r))).transpose()
     }
 
+    async fn token_for_sign_in(&self, hash: &str) -> StoreResult<Option<(ApiToken, Option<bool>)>> {
+        let sql = "SELECT t.id, t.name, t.hash, t.user_id, t.created_at, u.account_enabled \
+                   FROM api_tokens t LEFT JOIN users u ON u.id = t.user_id WHERE t.hash = $1";
+        let rows = self.driver.fetch(sql, &[hash.into()]).await?;
+        rows.first()
+            .map(|r| {
+                let mut c = Cells::new(r);
+                let token = ApiToken::from_cells(&mut c)?;
+                let enabled = match token.user_id {
+                    Some(_) => Some(c.bool()?),
+                    None => None,
+                };
+                Ok((token, enabled))
+            })
+            .transpose()
+    }
+
     async fn list_tokens(&self) -> StoreResult<Vec<ApiToken>> {
         let sql = format!("SELECT {} FROM api_tokens ORDER BY created_at, id", ApiToken::COLUMNS);
         let rows = self.driver.fetch(&sql, &[]).await?;

@@ -224,6 +224,11 @@ pub async fn tokens(s: SqlStore) {
     assert!(s.token_by_hash(&"c".repeat(64)).await.unwrap().is_none());
     assert!(s.token_by_hash(&"A".repeat(64)).await.unwrap().is_none(), "hashes are compared exactly");
     assert_eq!(s.list_tokens().await.unwrap(), vec![personal.clone(), admin.clone()], "oldest first");
+    assert_eq!(s.token_for_sign_in(&"a".repeat(64)).await.unwrap(), Some((admin.clone(), None)));
+    assert_eq!(s.token_for_sign_in(&"b".repeat(64)).await.unwrap(), Some((personal.clone(), Some(true))));
+    assert!(s.token_for_sign_in(&"c".repeat(64)).await.unwrap().is_none());
+    s.update_user(&steward_domain::directory::User { account_enabled: false, ..u.clone() }).await.unwrap();
+    assert_eq!(s.token_for_sign_in(&"b".repeat(64)).await.unwrap(), Some((personal.clone(), Some(false))));
 
     let orphan = ApiToken { id: TokenId::new(), hash: "d".repeat(64), user_id: Some(UserId::new()), ..admin.clone() };
     assert!(s.insert_token(&orphan).await.is_err(), "a personal token needs its user");
