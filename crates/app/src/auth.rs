@@ -1,7 +1,8 @@
 //! Who is calling and what they may do. API tokens are random secrets shown once and kept only
 //! as SHA-256 hashes; a token either acts as a global administrator or as one directory user.
 //! Privileged use cases take a capability value (`AdminCap`) that only `Principal::admin`
-//! hands out, so a forgotten check is a type error rather than a hole.
+//! hands out, so a forgotten check is a type error rather than a hole; the capability also
+//! says which administrator holds it, for the audit trail.
 
 use std::fmt;
 
@@ -10,6 +11,7 @@ use sha2::{Digest, Sha256};
 use steward_domain::ids::{TokenId, UserId};
 use subtle::ConstantTimeEq;
 
+use crate::lifecycle::Actor;
 use crate::{AppError, Services};
 
 /// A stored API token: never the secret, only its hash.
@@ -85,9 +87,36 @@ pub enum Principal {
     User { user: UserId, token: TokenId },
 }
 
-/// Proof that the caller is a global administrator. Only `Principal::admin` makes one.
+/// Proof that the caller is a global administrator, naming which one so that the changes it
+/// authorizes can be audited. Only `Principal::admin` (and `local_operator`, for the command
+/// line) makes one.
 #[derive(Debug, Clone, Copy)]
-pub struct AdminCap(());
+pub struct AdminCap(Holder);
+
+/// Who holds an `AdminCap`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Holder {
+    Token(TokenId),
+    Bootstrap,
+    LocalOperator,
+}
+
+impl AdminCap {
+    /// The holder, labelled as `Principal::label` labels them ("admin-token:…",
+    /// "bootstrap-admin"), or "local-operator" for the command line.
+    pub fn label(self) -> String {
+        match self.0 {
+            Holder::Token(t) => format!("admin-token:{t}"),
+            Holder::Bootstrap => "bootstrap-admin".to_owned(),
+            Holder::LocalOperator => "local-operator".to_owned(),
+        }
+    }
+
+    /// The holder as the cause of a change, for the audit trail.
+    pub fn actor(self) -> Actor {
+        Actor::Admin(self.label())
+    }
+}
 
 /// Proof that the caller is a signed-in directory user, acting as themselves (requesting,
 /// approving, cancelling their own requests). Only `Principal::user` makes one.
@@ -107,7 +136,8 @@ pub struct DirectoryReadCap(());
 impl Principal {
     pub fn admin(&self) -> Result<AdminCap, AppError> {
         match self {
-            Self::Admin { .. } => Ok(AdminCap(())),
+            Self::Admin { token: Some(t) } => Ok(AdminCap(Holder::Token(*t))),
+            Self::Admin { token: None } => Ok(AdminCap(Holder::Bootstrap)),
             Self::User { .. } => Err(AppError::Forbidden(
                 "Insufficient privileges to complete the operation: it needs the global administrator role.".into(),
             )),
@@ -209,7 +239,7 @@ pub async fn create_token(
 /// The capability the command line holds: whoever runs `steward token create` on the server
 /// machine with access to its database is an administrator by definition.
 pub fn local_operator() -> AdminCap {
-    AdminCap(())
+    AdminCap(Holder::LocalOperator)
 }
 
 #[cfg(test)]
@@ -244,5 +274,15 @@ mod tests {
         let p = Principal::User { user: UserId::new(), token: TokenId::new() };
         assert!(p.admin().is_err());
         assert!(Principal::Admin { token: None }.admin().is_ok());
+    }
+
+    #[test]
+    fn an_admin_capability_names_its_holder_as_the_principal_does() {
+        let t = TokenId::new();
+        for p in [Principal::Admin { token: Some(t) }, Principal::Admin { token: None }] {
+            assert_eq!(p.admin().unwrap().label(), p.label());
+            assert_eq!(p.admin().unwrap().actor(), Actor::Admin(p.label()));
+        }
+        assert_eq!(local_operator().label(), "local-operator");
     }
 }

@@ -1,11 +1,13 @@
 //! Use cases of catalogs and their resources: create, change and delete catalogs; add a
 //! directory group to a catalog (and take it out again) through resource requests.
 
+use steward_domain::audit::Activity;
 use steward_domain::catalog::{self, Catalog, Resource, ResourceRequest, ResourceRole, ResourceScope};
 use steward_domain::enums::{CatalogState, RequestState, RequestType};
 use steward_domain::ids::{CatalogId, GroupId, ResourceId, ResourceRequestId};
 use steward_domain::text::{DESCRIPTION_MAX, DisplayName, bounded};
 
+use crate::audit::{CATALOG, RESOURCE_REQUEST, admin_event, changed_properties, named};
 use crate::auth::AdminCap;
 use crate::ports::Page;
 use crate::query::{ListQuery, RESOURCES};
@@ -27,10 +29,13 @@ pub struct CatalogPatch {
     pub is_externally_visible: Option<bool>,
 }
 
-pub async fn create_catalog(s: &Services, _cap: AdminCap, new: NewCatalog) -> Result<Catalog, AppError> {
+pub async fn create_catalog(s: &Services, cap: AdminCap, new: NewCatalog) -> Result<Catalog, AppError> {
     let description = bounded("description", new.description, DESCRIPTION_MAX)?;
-    let c = catalog::new_catalog(new.display_name, description, new.state, new.is_externally_visible, s.clock.now());
-    s.store.insert_catalog(&c).await?;
+    let now = s.clock.now();
+    let c = catalog::new_catalog(new.display_name, description, new.state, new.is_externally_visible, now);
+    let event =
+        admin_event(cap, Activity::CreateCatalog, CATALOG, c.id, now).with_detail(named(c.display_name.as_str()));
+    s.store.insert_catalog(&c, &event).await?;
     Ok(c)
 }
 
@@ -50,15 +55,16 @@ pub async fn list_catalogs(s: &Services, _cap: AdminCap, q: &ListQuery) -> Resul
 /// each other's changes: the write only lands on the version it read, else it re-reads.
 pub async fn update_catalog(
     s: &Services,
-    _cap: AdminCap,
+    cap: AdminCap,
     id: CatalogId,
     p: CatalogPatch,
     if_match: Option<&str>,
 ) -> Result<Catalog, AppError> {
     let description = p.description.map(|d| bounded("description", d, DESCRIPTION_MAX)).transpose()?;
     for _ in 0..crate::WRITE_ATTEMPTS {
-        let mut c = require_catalog(s, id).await?;
-        crate::check_if_match(if_match, "catalog", c.modified_date_time)?;
+        let before = require_catalog(s, id).await?;
+        crate::check_if_match(if_match, "catalog", before.modified_date_time)?;
+        let mut c = before.clone();
         let read_at = c.modified_date_time;
         if let Some(v) = &p.display_name {
             c.display_name = v.clone();
@@ -72,8 +78,11 @@ pub async fn update_catalog(
         if let Some(v) = p.is_externally_visible {
             c.is_externally_visible = v;
         }
-        c.modified_date_time = steward_domain::time::next_modified(read_at, s.clock.now());
-        match s.store.update_catalog(&c, read_at).await {
+        let now = s.clock.now();
+        c.modified_date_time = steward_domain::time::next_modified(read_at, now);
+        let event =
+            admin_event(cap, Activity::UpdateCatalog, CATALOG, id, now).with_detail(changed_properties(&before, &c));
+        match s.store.update_catalog(&c, read_at, &event).await {
             Ok(()) => return Ok(c),
             Err(e) => crate::lost_race(e, if_match, "catalog")?,
         }
@@ -83,7 +92,7 @@ pub async fn update_catalog(
 
 pub async fn delete_catalog(
     s: &Services,
-    _cap: AdminCap,
+    cap: AdminCap,
     id: CatalogId,
     if_match: Option<&str>,
 ) -> Result<(), AppError> {
@@ -91,7 +100,8 @@ pub async fn delete_catalog(
         let c = require_catalog(s, id).await?;
         crate::check_if_match(if_match, "catalog", c.modified_date_time)?;
     }
-    Ok(s.store.delete_catalog(id).await?)
+    let event = admin_event(cap, Activity::DeleteCatalog, CATALOG, id, s.clock.now());
+    Ok(s.store.delete_catalog(id, &event).await?)
 }
 
 /// How a resource request names its resource: by Steward id, or by origin.
@@ -110,11 +120,7 @@ pub struct NewResourceRequest {
 }
 
 /// Carries out an `adminAdd` or `adminRemove` at once and returns the delivered request.
-pub async fn request_resource(
-    s: &Services,
-    _cap: AdminCap,
-    r: NewResourceRequest,
-) -> Result<ResourceRequest, AppError> {
+pub async fn request_resource(s: &Services, cap: AdminCap, r: NewResourceRequest) -> Result<ResourceRequest, AppError> {
     catalog::check_resource_request_type(r.request_type)?;
     require_catalog(s, r.catalog_id).await?;
     let now = s.clock.now();
@@ -136,7 +142,9 @@ pub async fn request_resource(
                 state: RequestState::Delivered,
                 created_date_time: now,
             };
-            s.store.add_resource(&added, &request).await?;
+            let event = admin_event(cap, Activity::CreateResourceRequest, RESOURCE_REQUEST, request.id, now)
+                .with_detail(resource_detail(&added.resource, "added to"));
+            s.store.add_resource(&added, &request, &event).await?;
             Ok(request)
         }
         _ => {
@@ -149,10 +157,23 @@ pub async fn request_resource(
                 state: RequestState::Delivered,
                 created_date_time: now,
             };
-            s.store.remove_resource(resource.id, &request).await?;
+            let event = admin_event(cap, Activity::CreateResourceRemoveRequest, RESOURCE_REQUEST, request.id, now)
+                .with_detail(resource_detail(&resource, "removed from"));
+            s.store.remove_resource(resource.id, &request, &event).await?;
             Ok(request)
         }
     }
+}
+
+/// What a resource request did, for its audit event.
+fn resource_detail(r: &Resource, what: &str) -> String {
+    format!(
+        "resource {} ({} {}) {what} catalog {}",
+        r.id,
+        r.origin_system,
+        steward_domain::text::clip(&r.origin_id, 80),
+        r.catalog_id
+    )
 }
 
 /// The catalog's resource named by id or by origin id.

@@ -2,6 +2,7 @@
 //! collection, authentication of API tokens and the capability values that authorize actions.
 //! Knows nothing of SQL or HTTP.
 
+pub mod audit;
 pub mod auth;
 pub mod catalogs;
 pub mod connector;
@@ -18,8 +19,11 @@ use std::sync::Arc;
 
 pub use error::AppError;
 
-/// How many times a read-modify-write is retried when another writer got in between.
-const WRITE_ATTEMPTS: usize = 3;
+/// How many times a read-modify-write is tried when another writer got in between. An
+/// attempt only loses to a writer that committed after its read, so `k` callers changing one
+/// object at once all land within `k` attempts (the last loses to each of the others once):
+/// this many lets a burst of five concurrent changes of one object all succeed.
+const WRITE_ATTEMPTS: usize = 5;
 
 /// Checks an `If-Match` precondition against the object's current modification time.
 pub(crate) fn check_if_match(if_match: Option<&str>, kind: &str, modified: jiff::Timestamp) -> Result<(), AppError> {

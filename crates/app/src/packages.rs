@@ -1,6 +1,7 @@
 //! Use cases of access packages: create, change and delete them, grant resource roles through
 //! role scopes, and declare separation of duties with incompatible packages and groups.
 
+use steward_domain::audit::Activity;
 use steward_domain::catalog::{ResourceRole, ResourceScope};
 use steward_domain::ids::{
     AccessPackageId, CatalogId, GroupId, ResourceId, ResourceRoleId, ResourceRoleScopeId, ResourceScopeId,
@@ -9,6 +10,7 @@ use steward_domain::package::{self, AccessPackage, ResourceRoleScope};
 use steward_domain::text::{DESCRIPTION_MAX, DisplayName, bounded};
 use steward_odata::CmpOp;
 
+use crate::audit::{PACKAGE, admin_event, changed_properties, named};
 use crate::auth::AdminCap;
 use crate::catalogs::require_catalog;
 use crate::ports::Page;
@@ -32,7 +34,7 @@ pub struct PackagePatch {
     pub catalog_id: Option<CatalogId>,
 }
 
-pub async fn create_package(s: &Services, _cap: AdminCap, new: NewPackage) -> Result<AccessPackage, AppError> {
+pub async fn create_package(s: &Services, cap: AdminCap, new: NewPackage) -> Result<AccessPackage, AppError> {
     require_catalog(s, new.catalog_id).await?;
     let now = s.clock.now();
     let p = AccessPackage {
@@ -44,7 +46,12 @@ pub async fn create_package(s: &Services, _cap: AdminCap, new: NewPackage) -> Re
         created_date_time: now,
         modified_date_time: now,
     };
-    s.store.insert_package(&p).await?;
+    let event = admin_event(cap, Activity::CreatePackage, PACKAGE, p.id, now).with_detail(format!(
+        "{} in catalog {}",
+        named(p.display_name.as_str()),
+        p.catalog_id
+    ));
+    s.store.insert_package(&p, &event).await?;
     Ok(p)
 }
 
@@ -63,15 +70,16 @@ pub async fn list_packages(s: &Services, _cap: AdminCap, q: &ListQuery) -> Resul
 /// Applies a patch, optionally conditional on `if_match`; see `catalogs::update_catalog`.
 pub async fn update_package(
     s: &Services,
-    _cap: AdminCap,
+    cap: AdminCap,
     id: AccessPackageId,
     p: PackagePatch,
     if_match: Option<&str>,
 ) -> Result<AccessPackage, AppError> {
     let description = p.description.map(|d| bounded("description", d, DESCRIPTION_MAX)).transpose()?;
     for _ in 0..crate::WRITE_ATTEMPTS {
-        let mut ap = require_package(s, id).await?;
-        crate::check_if_match(if_match, "access package", ap.modified_date_time)?;
+        let before = require_package(s, id).await?;
+        crate::check_if_match(if_match, "access package", before.modified_date_time)?;
+        let mut ap = before.clone();
         if let Some(c) = p.catalog_id {
             package::check_same_catalog(&ap, c)?;
         }
@@ -85,8 +93,11 @@ pub async fn update_package(
         if let Some(v) = p.is_hidden {
             ap.is_hidden = v;
         }
-        ap.modified_date_time = steward_domain::time::next_modified(read_at, s.clock.now());
-        match s.store.update_package(&ap, read_at).await {
+        let now = s.clock.now();
+        ap.modified_date_time = steward_domain::time::next_modified(read_at, now);
+        let event =
+            admin_event(cap, Activity::UpdatePackage, PACKAGE, id, now).with_detail(changed_properties(&before, &ap));
+        match s.store.update_package(&ap, read_at, &event).await {
             Ok(()) => return Ok(ap),
             Err(e) => crate::lost_race(e, if_match, "access package")?,
         }
@@ -96,7 +107,7 @@ pub async fn update_package(
 
 pub async fn delete_package(
     s: &Services,
-    _cap: AdminCap,
+    cap: AdminCap,
     id: AccessPackageId,
     if_match: Option<&str>,
 ) -> Result<(), AppError> {
@@ -104,7 +115,8 @@ pub async fn delete_package(
         let ap = require_package(s, id).await?;
         crate::check_if_match(if_match, "access package", ap.modified_date_time)?;
     }
-    Ok(s.store.delete_package(id).await?)
+    let event = admin_event(cap, Activity::DeletePackage, PACKAGE, id, s.clock.now());
+    Ok(s.store.delete_package(id, &event).await?)
 }
 
 /// How a role-scope body names the role: by id, or by origin id (and optionally its resource).
@@ -125,7 +137,7 @@ pub struct ScopeRef {
 /// Grants a resource role through the package.
 pub async fn add_role_scope(
     s: &Services,
-    _cap: AdminCap,
+    cap: AdminCap,
     package_id: AccessPackageId,
     role: RoleRef,
     scope: ScopeRef,
@@ -139,14 +151,18 @@ pub async fn add_role_scope(
         .await?
         .ok_or_else(|| AppError::not_found("resource", role.resource_id))?;
     package::check_role_scope(&pkg, &role, &scope, resource.catalog_id)?;
+    let now = s.clock.now();
     let rrs = ResourceRoleScope {
         id: ResourceRoleScopeId::new(),
         access_package_id: pkg.id,
         role_id: role.id,
         scope_id: scope.id,
-        created_date_time: s.clock.now(),
+        created_date_time: now,
     };
-    s.store.add_role_scope(&rrs).await?;
+    // Entra records a role scope as a change of its package.
+    let event = admin_event(cap, Activity::UpdatePackage, PACKAGE, pkg.id, now)
+        .with_detail(format!("added resource role scope {} (role {}, scope {})", rrs.id, rrs.role_id, rrs.scope_id));
+    s.store.add_role_scope(&rrs, &event).await?;
     Ok(rrs)
 }
 
@@ -208,12 +224,14 @@ async fn resolve_scope(s: &Services, role: &ResourceRole, r: &ScopeRef) -> Resul
 
 pub async fn remove_role_scope(
     s: &Services,
-    _cap: AdminCap,
+    cap: AdminCap,
     package: AccessPackageId,
     id: ResourceRoleScopeId,
 ) -> Result<(), AppError> {
     require_package(s, package).await?;
-    Ok(s.store.remove_role_scope(package, id).await?)
+    let event = admin_event(cap, Activity::UpdatePackage, PACKAGE, package, s.clock.now())
+        .with_detail(format!("removed resource role scope {id}"));
+    Ok(s.store.remove_role_scope(package, id, &event).await?)
 }
 
 pub async fn get_role_scope(
@@ -246,43 +264,51 @@ pub async fn get_resource_scope(s: &Services, _cap: AdminCap, id: ResourceScopeI
 
 pub async fn add_incompatible_package(
     s: &Services,
-    _cap: AdminCap,
+    cap: AdminCap,
     id: AccessPackageId,
     other: AccessPackageId,
 ) -> Result<(), AppError> {
     package::check_incompatible_package(id, other)?;
     require_package(s, id).await?;
     require_package(s, other).await?;
-    Ok(s.store.add_incompatible_package(id, other).await?)
+    let event = admin_event(cap, Activity::CreateIncompatiblePackage, PACKAGE, id, s.clock.now())
+        .with_detail(format!("incompatible access package {other}"));
+    Ok(s.store.add_incompatible_package(id, other, &event).await?)
 }
 
 pub async fn remove_incompatible_package(
     s: &Services,
-    _cap: AdminCap,
+    cap: AdminCap,
     id: AccessPackageId,
     other: AccessPackageId,
 ) -> Result<(), AppError> {
     require_package(s, id).await?;
-    Ok(s.store.remove_incompatible_package(id, other).await?)
+    let event = admin_event(cap, Activity::DeleteIncompatiblePackage, PACKAGE, id, s.clock.now())
+        .with_detail(format!("incompatible access package {other}"));
+    Ok(s.store.remove_incompatible_package(id, other, &event).await?)
 }
 
 pub async fn add_incompatible_group(
     s: &Services,
-    _cap: AdminCap,
+    cap: AdminCap,
     id: AccessPackageId,
     group: GroupId,
 ) -> Result<(), AppError> {
     require_package(s, id).await?;
     s.store.get_group(group).await?.ok_or_else(|| AppError::not_found("group", group))?;
-    Ok(s.store.add_incompatible_group(id, group).await?)
+    let event = admin_event(cap, Activity::CreateIncompatibleGroup, PACKAGE, id, s.clock.now())
+        .with_detail(format!("incompatible group {group}"));
+    Ok(s.store.add_incompatible_group(id, group, &event).await?)
 }
 
 pub async fn remove_incompatible_group(
     s: &Services,
-    _cap: AdminCap,
+    cap: AdminCap,
     id: AccessPackageId,
     group: GroupId,
 ) -> Result<(), AppError> {
     require_package(s, id).await?;
-    Ok(s.store.remove_incompatible_group(id, group).await?)
+    let event = admin_event(cap, Activity::DeleteIncompatibleGroup, PACKAGE, id, s.clock.now())
+        .with_detail(format!("incompatible group {group}"));
+    Ok(s.store.remove_incompatible_group(id, group, &event).await?)
 }

@@ -2,10 +2,12 @@
 //! replace of the merged document (the web layer merges, this layer checks and writes).
 
 use jiff::Timestamp;
+use steward_domain::audit::Activity;
 use steward_domain::ids::{AccessPackageId, PolicyId};
 use steward_domain::policy::{AssignmentPolicy, PolicySettings};
 use steward_domain::text::{DESCRIPTION_MAX, DisplayName, bounded};
 
+use crate::audit::{POLICY, admin_event, changed_properties, named};
 use crate::auth::AdminCap;
 use crate::packages::require_package;
 use crate::ports::Page;
@@ -22,7 +24,7 @@ pub struct PolicyInput {
 
 pub async fn create_policy(
     s: &Services,
-    _cap: AdminCap,
+    cap: AdminCap,
     package: AccessPackageId,
     mut input: PolicyInput,
 ) -> Result<AssignmentPolicy, AppError> {
@@ -39,7 +41,12 @@ pub async fn create_policy(
         created_date_time: now,
         modified_date_time: now,
     };
-    s.store.insert_policy(&p).await?;
+    let event = admin_event(cap, Activity::CreatePolicy, POLICY, p.id, now).with_detail(format!(
+        "{} for access package {}",
+        named(p.display_name.as_str()),
+        p.access_package_id
+    ));
+    s.store.insert_policy(&p, &event).await?;
     crate::lifecycle::automatic::policy_changed(s, &p).await?;
     Ok(p)
 }
@@ -70,14 +77,16 @@ pub async fn replace_policy(
     }
     input.settings.check()?;
     let read_at = read_at.unwrap_or(current.modified_date_time);
+    let now = s.clock.now();
     let p = AssignmentPolicy {
         display_name: input.display_name,
         description: bounded("description", input.description, DESCRIPTION_MAX)?,
         settings: input.settings,
-        modified_date_time: steward_domain::time::next_modified(read_at, s.clock.now()),
-        ..current
+        modified_date_time: steward_domain::time::next_modified(read_at, now),
+        ..current.clone()
     };
-    match s.store.update_policy(&p, read_at).await {
+    let event = admin_event(cap, Activity::UpdatePolicy, POLICY, id, now).with_detail(changed_properties(&current, &p));
+    match s.store.update_policy(&p, read_at, &event).await {
         Ok(()) => {
             crate::lifecycle::automatic::policy_changed(s, &p).await?;
             Ok(p)
@@ -98,7 +107,8 @@ pub async fn delete_policy(s: &Services, cap: AdminCap, id: PolicyId, if_match: 
         crate::check_if_match(if_match, "assignment policy", p.modified_date_time)?;
     }
     // Assignments arrive with the request lifecycle; then a policy in use stays.
-    Ok(s.store.delete_policy(id).await?)
+    let event = admin_event(cap, Activity::DeletePolicy, POLICY, id, s.clock.now());
+    Ok(s.store.delete_policy(id, &event).await?)
 }
 
 /// Checks that a policy belongs to a package (for the `/accessPackages/{id}/assignmentPolicies` paths).

@@ -140,20 +140,30 @@ pub trait Store: Send + Sync {
     async fn add_owner(&self, group: GroupId, user: UserId) -> StoreResult<()>;
     async fn remove_owner(&self, group: GroupId, user: UserId) -> StoreResult<()>;
 
+    // Catalogs, their resources, access packages and assignment policies: every write below
+    // records its `event` (an administrator's change, see `AuditEvent`) in the transaction
+    // of the change. A change that fails records nothing, and an event that cannot be
+    // written fails the change.
+
     // catalogs and their resources
-    async fn insert_catalog(&self, catalog: &Catalog) -> StoreResult<()>;
+    async fn insert_catalog(&self, catalog: &Catalog, event: &AuditEvent) -> StoreResult<()>;
     /// Writes the catalog if its stored `modifiedDateTime` is still `read_at` (optimistic
     /// concurrency); `Conflict` when someone changed it in between, `NotFound` when it is gone.
-    async fn update_catalog(&self, catalog: &Catalog, read_at: Timestamp) -> StoreResult<()>;
+    async fn update_catalog(&self, catalog: &Catalog, read_at: Timestamp, event: &AuditEvent) -> StoreResult<()>;
     /// Deletes a catalog and its resources, if `check_catalog_deletable` allows.
-    async fn delete_catalog(&self, id: CatalogId) -> StoreResult<()>;
+    async fn delete_catalog(&self, id: CatalogId, event: &AuditEvent) -> StoreResult<()>;
     async fn get_catalog(&self, id: CatalogId) -> StoreResult<Option<Catalog>>;
     async fn list_catalogs(&self, q: &ListQuery) -> StoreResult<Page<Catalog>>;
     /// Adds a group resource with its roles and scope, recording the request. Conflict when the
     /// catalog already holds a resource with the same origin.
-    async fn add_resource(&self, added: &GroupResource, request: &ResourceRequest) -> StoreResult<()>;
+    async fn add_resource(
+        &self,
+        added: &GroupResource,
+        request: &ResourceRequest,
+        event: &AuditEvent,
+    ) -> StoreResult<()>;
     /// Removes a resource, if `check_resource_removable` allows, recording the request.
-    async fn remove_resource(&self, id: ResourceId, request: &ResourceRequest) -> StoreResult<()>;
+    async fn remove_resource(&self, id: ResourceId, request: &ResourceRequest, event: &AuditEvent) -> StoreResult<()>;
     async fn get_resource(&self, id: ResourceId) -> StoreResult<Option<Resource>>;
     async fn list_resources(&self, q: &ListQuery) -> StoreResult<Page<Resource>>;
     async fn get_resource_role(&self, id: ResourceRoleId) -> StoreResult<Option<ResourceRole>>;
@@ -163,28 +173,55 @@ pub trait Store: Send + Sync {
     async fn list_resource_requests(&self, q: &ListQuery) -> StoreResult<Page<ResourceRequest>>;
 
     // access packages
-    async fn insert_package(&self, package: &AccessPackage) -> StoreResult<()>;
+    async fn insert_package(&self, package: &AccessPackage, event: &AuditEvent) -> StoreResult<()>;
     /// Like `update_catalog`: only if the package is unchanged since `read_at`.
-    async fn update_package(&self, package: &AccessPackage, read_at: Timestamp) -> StoreResult<()>;
+    async fn update_package(&self, package: &AccessPackage, read_at: Timestamp, event: &AuditEvent) -> StoreResult<()>;
     /// Deletes a package with its role scopes and incompatibility links, if
     /// `check_package_deletable` allows.
-    async fn delete_package(&self, id: AccessPackageId) -> StoreResult<()>;
+    async fn delete_package(&self, id: AccessPackageId, event: &AuditEvent) -> StoreResult<()>;
     async fn get_package(&self, id: AccessPackageId) -> StoreResult<Option<AccessPackage>>;
     async fn list_packages(&self, q: &ListQuery) -> StoreResult<Page<AccessPackage>>;
-    async fn add_role_scope(&self, rrs: &ResourceRoleScope) -> StoreResult<()>;
-    async fn remove_role_scope(&self, package: AccessPackageId, id: ResourceRoleScopeId) -> StoreResult<()>;
+    async fn add_role_scope(&self, rrs: &ResourceRoleScope, event: &AuditEvent) -> StoreResult<()>;
+    async fn remove_role_scope(
+        &self,
+        package: AccessPackageId,
+        id: ResourceRoleScopeId,
+        event: &AuditEvent,
+    ) -> StoreResult<()>;
     async fn get_role_scope(&self, id: ResourceRoleScopeId) -> StoreResult<Option<ResourceRoleScope>>;
     async fn list_role_scopes(&self, q: &ListQuery) -> StoreResult<Page<ResourceRoleScope>>;
-    async fn add_incompatible_package(&self, package: AccessPackageId, other: AccessPackageId) -> StoreResult<()>;
-    async fn remove_incompatible_package(&self, package: AccessPackageId, other: AccessPackageId) -> StoreResult<()>;
-    async fn add_incompatible_group(&self, package: AccessPackageId, group: GroupId) -> StoreResult<()>;
-    async fn remove_incompatible_group(&self, package: AccessPackageId, group: GroupId) -> StoreResult<()>;
+    async fn add_incompatible_package(
+        &self,
+        package: AccessPackageId,
+        other: AccessPackageId,
+        event: &AuditEvent,
+    ) -> StoreResult<()>;
+    async fn remove_incompatible_package(
+        &self,
+        package: AccessPackageId,
+        other: AccessPackageId,
+        event: &AuditEvent,
+    ) -> StoreResult<()>;
+    async fn add_incompatible_group(
+        &self,
+        package: AccessPackageId,
+        group: GroupId,
+        event: &AuditEvent,
+    ) -> StoreResult<()>;
+    async fn remove_incompatible_group(
+        &self,
+        package: AccessPackageId,
+        group: GroupId,
+        event: &AuditEvent,
+    ) -> StoreResult<()>;
 
     // assignment policies
-    async fn insert_policy(&self, policy: &AssignmentPolicy) -> StoreResult<()>;
+    async fn insert_policy(&self, policy: &AssignmentPolicy, event: &AuditEvent) -> StoreResult<()>;
     /// Like `update_catalog`: only if the policy is unchanged since `read_at`.
-    async fn update_policy(&self, policy: &AssignmentPolicy, read_at: Timestamp) -> StoreResult<()>;
-    async fn delete_policy(&self, id: PolicyId) -> StoreResult<()>;
+    async fn update_policy(&self, policy: &AssignmentPolicy, read_at: Timestamp, event: &AuditEvent)
+    -> StoreResult<()>;
+    /// Deletes a policy, unless an active assignment or an open request still uses it.
+    async fn delete_policy(&self, id: PolicyId, event: &AuditEvent) -> StoreResult<()>;
     async fn get_policy(&self, id: PolicyId) -> StoreResult<Option<AssignmentPolicy>>;
     async fn list_policies(&self, q: &ListQuery) -> StoreResult<Page<AssignmentPolicy>>;
     /// The access packages `user` may request for themselves
@@ -250,7 +287,8 @@ pub trait Store: Send + Sync {
     /// Existing separation-of-duties violations: active assignments whose target also holds an
     /// incompatible package (either side declared it) or is a member of an incompatible group.
     async fn sod_violations(&self, limit: u32) -> StoreResult<Vec<Violation>>;
-    /// The audit events of one correlation id (a request), in order.
+    /// The audit events of one correlation id (a request, or the object an administrator
+    /// changed), in order.
     async fn events_of(&self, correlation_id: &str) -> StoreResult<Vec<AuditEvent>>;
 
     // Bulk reads, for the job runner's rounds: the rows that exist among `ids`, in no

@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 use crate::ids::AuditEventId;
 
 /// Entra's entitlement-management activity names that Steward records.
+///
+/// The store keeps each event's variant name (`"UserRequestsAssignment"`) as well as its
+/// display name: renaming a variant orphans the rows already written under the old name, so
+/// variants are only ever added.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Activity {
     UserRequestsAssignment,
@@ -33,6 +37,25 @@ pub enum Activity {
     Extend,
     Expire,
     DeleteRequest,
+    // Administrators' changes to catalogs, their resources, packages and policies.
+    CreateCatalog,
+    UpdateCatalog,
+    DeleteCatalog,
+    /// A resource added to a catalog (an `adminAdd` resource request).
+    CreateResourceRequest,
+    /// A resource taken out of a catalog (an `adminRemove` resource request).
+    CreateResourceRemoveRequest,
+    CreatePackage,
+    /// Also a resource role scope added to or removed from the package (the detail says which).
+    UpdatePackage,
+    DeletePackage,
+    CreateIncompatiblePackage,
+    DeleteIncompatiblePackage,
+    CreateIncompatibleGroup,
+    DeleteIncompatibleGroup,
+    CreatePolicy,
+    UpdatePolicy,
+    DeletePolicy,
 }
 
 impl Activity {
@@ -63,6 +86,21 @@ impl Activity {
             Self::Extend => "Extend access package assignment",
             Self::Expire => "Entitlement Management removes access package assignment request for user",
             Self::DeleteRequest => "Delete access package assignment request",
+            Self::CreateCatalog => "Create access package catalog",
+            Self::UpdateCatalog => "Update access package catalog",
+            Self::DeleteCatalog => "Delete access package catalog",
+            Self::CreateResourceRequest => "Create resource request",
+            Self::CreateResourceRemoveRequest => "Create resource remove request",
+            Self::CreatePackage => "Create access package",
+            Self::UpdatePackage => "Update access package",
+            Self::DeletePackage => "Delete access package",
+            Self::CreateIncompatiblePackage => "Create incompatible access package",
+            Self::DeleteIncompatiblePackage => "Delete incompatible access package",
+            Self::CreateIncompatibleGroup => "Create incompatible group",
+            Self::DeleteIncompatibleGroup => "Delete incompatible group",
+            Self::CreatePolicy => "Create access package assignment policy",
+            Self::UpdatePolicy => "Update access package assignment policy",
+            Self::DeletePolicy => "Delete access package assignment policy",
         }
     }
 }
@@ -87,10 +125,17 @@ pub struct AuditEvent {
     pub activity: Activity,
     pub category: String,
     pub initiator: Initiator,
-    /// The kind of the main target (`AccessPackageAssignmentRequest`, `AccessPackageAssignment`).
+    /// The kind of the main target: `AccessPackageAssignmentRequest` and
+    /// `AccessPackageAssignment` in the request lifecycle; `AccessPackageCatalog`,
+    /// `AccessPackageResourceRequest`, `AccessPackage` and `AccessPackageAssignmentPolicy` for
+    /// administrators' changes.
     pub target_type: String,
     pub target_id: String,
-    /// Groups the events of one request.
+    /// Groups related events. In the request lifecycle: the request's id (an assignment with no
+    /// request behind it: the assignment's id), so one request's events read together. For an
+    /// administrator's change to a catalog, resource request, package or policy: the target's
+    /// own id, so the events of one id are that object's history (a role scope or an
+    /// incompatibility is a change of its package, so it has the package's id).
     pub correlation_id: String,
     pub result: String,
     /// What changed, in words or values, for the record.
@@ -128,5 +173,75 @@ impl AuditEvent {
     pub fn failed(mut self) -> Self {
         self.result = "failure".to_owned();
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Activity::{self, *};
+
+    /// The names rows are stored under (never change one) and the display names, verbatim from
+    /// Entra's audit-activity reference.
+    const ALL: [(Activity, &str, &str); 39] = [
+        (UserRequestsAssignment, "UserRequestsAssignment", "User requests access package assignment"),
+        (UserRequestsExtension, "UserRequestsExtension", "User requests to extend access package assignment"),
+        (UserRequestsRemoval, "UserRequestsRemoval", "User requests to remove access package assignment"),
+        (AdminAssigns, "AdminAssigns", "Administrator directly assigns user to access package"),
+        (AdminRemoves, "AdminRemoves", "Administrator directly removes user access package assignment"),
+        (AdminUpdatesAssignment, "AdminUpdatesAssignment", "Update access package assignment request"),
+        (
+            SystemCreatesRequest,
+            "SystemCreatesRequest",
+            "Entitlement Management creates access package assignment request for user",
+        ),
+        (
+            SystemRemovesRequest,
+            "SystemRemovesRequest",
+            "Entitlement Management removes access package assignment request for user",
+        ),
+        (AutoApprove, "AutoApprove", "Auto approve access package assignment request"),
+        (
+            ApprovalStageCompleted,
+            "ApprovalStageCompleted",
+            "Approval stage completed for access package assignment request",
+        ),
+        (Approve, "Approve", "Approve access package assignment request"),
+        (Deny, "Deny", "Deny access package assignment request"),
+        (TimedOut, "TimedOut", "Access package assignment request timed out (no approver action taken)"),
+        (Cancel, "Cancel", "Cancel access package assignment request"),
+        (ScheduleFuture, "ScheduleFuture", "Schedule a future access package assignment"),
+        (ReadyToFulfill, "ReadyToFulfill", "Ready to fulfill access package assignment request"),
+        (Fulfill, "Fulfill", "Fulfill access package assignment request"),
+        (PartiallyFulfill, "PartiallyFulfill", "Partially fulfill access package assignment request"),
+        (Failed, "Failed", "Failed access package assignment request"),
+        (FulfillResource, "FulfillResource", "Fulfill access package resource assignment"),
+        (RemoveResource, "RemoveResource", "Remove access package resource assignment"),
+        (Extend, "Extend", "Extend access package assignment"),
+        (Expire, "Expire", "Entitlement Management removes access package assignment request for user"),
+        (DeleteRequest, "DeleteRequest", "Delete access package assignment request"),
+        (CreateCatalog, "CreateCatalog", "Create access package catalog"),
+        (UpdateCatalog, "UpdateCatalog", "Update access package catalog"),
+        (DeleteCatalog, "DeleteCatalog", "Delete access package catalog"),
+        (CreateResourceRequest, "CreateResourceRequest", "Create resource request"),
+        (CreateResourceRemoveRequest, "CreateResourceRemoveRequest", "Create resource remove request"),
+        (CreatePackage, "CreatePackage", "Create access package"),
+        (UpdatePackage, "UpdatePackage", "Update access package"),
+        (DeletePackage, "DeletePackage", "Delete access package"),
+        (CreateIncompatiblePackage, "CreateIncompatiblePackage", "Create incompatible access package"),
+        (DeleteIncompatiblePackage, "DeleteIncompatiblePackage", "Delete incompatible access package"),
+        (CreateIncompatibleGroup, "CreateIncompatibleGroup", "Create incompatible group"),
+        (DeleteIncompatibleGroup, "DeleteIncompatibleGroup", "Delete incompatible group"),
+        (CreatePolicy, "CreatePolicy", "Create access package assignment policy"),
+        (UpdatePolicy, "UpdatePolicy", "Update access package assignment policy"),
+        (DeletePolicy, "DeletePolicy", "Delete access package assignment policy"),
+    ];
+
+    #[test]
+    fn stored_and_display_names_are_stable() {
+        for (activity, stored, display) in ALL {
+            assert_eq!(serde_json::to_value(activity).unwrap(), serde_json::json!(stored));
+            assert_eq!(serde_json::from_value::<Activity>(serde_json::json!(stored)).unwrap(), activity);
+            assert_eq!(activity.display_name(), display, "{stored}");
+        }
     }
 }

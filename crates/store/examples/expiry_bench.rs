@@ -24,6 +24,7 @@ use steward_app::lifecycle::{sweep, worker::Worker};
 use steward_app::ports::{Batch, ManualClock, Put};
 use steward_app::{Services, Store};
 use steward_domain::assignment::Assignment;
+use steward_domain::audit::{Activity, AuditEvent, Initiator};
 use steward_domain::catalog::{self, Catalog, ResourceRequest};
 use steward_domain::directory::{Group, User};
 use steward_domain::enums::{AssignmentState, CatalogState, CatalogType, RequestState, RequestType, UserType};
@@ -34,6 +35,12 @@ use steward_domain::package::{AccessPackage, ResourceRoleScope};
 use steward_domain::policy::{AssignmentPolicy, PolicySettings};
 use steward_domain::schedule::Window;
 use steward_domain::text::DisplayName;
+
+/// The audit event of one set-up write (every catalog, package and policy write records one).
+fn setup_event(at: Timestamp, activity: Activity, target_type: &str, id: impl ToString) -> AuditEvent {
+    let id = id.to_string();
+    AuditEvent::new(at, activity, Initiator::App("expiry-bench".into()), target_type, &id, &id)
+}
 
 fn arg(args: &[String], name: &str, default: usize) -> usize {
     args.iter()
@@ -68,7 +75,10 @@ async fn main() {
         created_date_time: start,
         modified_date_time: start,
     };
-    store.insert_catalog(&cat).await.unwrap();
+    store
+        .insert_catalog(&cat, &setup_event(start, Activity::CreateCatalog, "AccessPackageCatalog", cat.id))
+        .await
+        .unwrap();
     let group = Group {
         id: GroupId::new(),
         display_name: DisplayName::parse("Bench group").unwrap(),
@@ -88,7 +98,14 @@ async fn main() {
         state: RequestState::Delivered,
         created_date_time: start,
     };
-    store.add_resource(&added, &rr).await.unwrap();
+    store
+        .add_resource(
+            &added,
+            &rr,
+            &setup_event(start, Activity::CreateResourceRequest, "AccessPackageResourceRequest", rr.id),
+        )
+        .await
+        .unwrap();
     let pkg = AccessPackage {
         id: AccessPackageId::new(),
         catalog_id: cat.id,
@@ -98,16 +115,19 @@ async fn main() {
         created_date_time: start,
         modified_date_time: start,
     };
-    store.insert_package(&pkg).await.unwrap();
+    store.insert_package(&pkg, &setup_event(start, Activity::CreatePackage, "AccessPackage", pkg.id)).await.unwrap();
     let member = added.roles.iter().find(|r| r.display_name == "Member").unwrap();
     store
-        .add_role_scope(&ResourceRoleScope {
-            id: ResourceRoleScopeId::new(),
-            access_package_id: pkg.id,
-            role_id: member.id,
-            scope_id: added.scope.id,
-            created_date_time: start,
-        })
+        .add_role_scope(
+            &ResourceRoleScope {
+                id: ResourceRoleScopeId::new(),
+                access_package_id: pkg.id,
+                role_id: member.id,
+                scope_id: added.scope.id,
+                created_date_time: start,
+            },
+            &setup_event(start, Activity::UpdatePackage, "AccessPackage", pkg.id),
+        )
         .await
         .unwrap();
     let settings: PolicySettings =
@@ -122,7 +142,10 @@ async fn main() {
         created_date_time: start,
         modified_date_time: start,
     };
-    store.insert_policy(&policy).await.unwrap();
+    store
+        .insert_policy(&policy, &setup_event(start, Activity::CreatePolicy, "AccessPackageAssignmentPolicy", policy.id))
+        .await
+        .unwrap();
 
     // Users with a real membership for the first `revoke` ending assignments.
     let t = Instant::now();

@@ -1,6 +1,8 @@
 //! The request lifecycle's persistence: requests, approvers, assignments, deliveries, audit
 //! events and the lease-based job queue. Decisions arrive as a `Batch` written in one
-//! transaction; this module only stores, it decides nothing.
+//! transaction; this module only stores, it decides nothing. Its audit insert also records
+//! administrators' changes to catalogs, packages and policies (`record_in`), inside the
+//! transaction of each change.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -298,8 +300,12 @@ pub(crate) async fn apply_in(tx: &mut Box<dyn Tx>, arrays: bool, batch: &Batch) 
     for j in single {
         insert_many(tx, false, head, types, vec![job_row(j)?], "ON CONFLICT DO NOTHING").await?;
     }
-    let events = batch
-        .events
+    insert_events(tx, arrays, &batch.events).await
+}
+
+/// Inserts audit events inside an open transaction, in bulk (see `insert_many`).
+async fn insert_events(tx: &mut Box<dyn Tx>, arrays: bool, events: &[AuditEvent]) -> StoreResult<()> {
+    let rows = events
         .iter()
         .map(|e| {
             Ok(vec![
@@ -323,11 +329,22 @@ pub(crate) async fn apply_in(tx: &mut Box<dyn Tx>, arrays: bool, batch: &Batch) 
         "INSERT INTO audit_events (id, at, activity, display_name, category, initiator, target_type, target_id, \
          correlation_id, result, detail)",
         &[T, I, T, T, T, T, T, T, T, T, T],
-        events,
+        rows,
         "",
     )
-    .await?;
-    Ok(())
+    .await
+}
+
+/// Records the audit event of a change inside the change's open transaction, so both land or
+/// neither does. A constraint violation here is the event's own (a reused event id), never
+/// the change's: it is reported as `Internal`, so that callers that name a change's conflicts
+/// (`Conflict`, `NotFound`) cannot mistake it for one of those.
+pub(crate) async fn record_in(tx: &mut Box<dyn Tx>, event: &AuditEvent) -> StoreResult<()> {
+    // One row: plain `VALUES` on both databases.
+    insert_events(tx, false, std::slice::from_ref(event)).await.map_err(|e| match e {
+        StoreError::Conflict(m) => StoreError::Internal(format!("the audit event {} was not written: {m}", event.id)),
+        other => other,
+    })
 }
 
 /// Most parameters one multi-row statement binds. Far below both databases' limits on

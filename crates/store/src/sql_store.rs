@@ -293,23 +293,57 @@ impl SqlStore {
         StoreError::Conflict("An object this one refers to changed meanwhile; try again.".into())
     }
 
-    /// One insert in its own transaction, its failure named by `insert_error`.
+    /// Runs one write statement and, if it touched a row, records `event` in the same
+    /// transaction; returns the rows touched. When it touched none, nothing is recorded.
+    async fn write_recorded(&self, sql: &str, params: &[Param], event: &AuditEvent) -> StoreResult<u64> {
+        let mut tx = self.driver.begin().await?;
+        let n = tx.execute(sql, params).await?;
+        if n > 0 {
+            lifecycle::record_in(&mut tx, event).await?;
+        }
+        // Committed even when the statement touched nothing (a lost optimistic race): a
+        // dropped transaction only queues its rollback, which runs after this call returned;
+        // on SQLite the database's write lock is held until then, and the next writer would
+        // meet the busy handler's sleeps.
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// One insert, atomic on its own or with the audit `event` of the change, its failure
+    /// named by `insert_error`.
     async fn insert(
         &self,
         sql: &str,
         params: &[Param],
+        event: Option<&AuditEvent>,
         duplicate: impl FnOnce() -> String,
         refs: &[Ref],
     ) -> StoreResult<()> {
-        match self.write(sql, params).await {
+        let written = match event {
+            Some(event) => self.write_recorded(sql, params, event).await,
+            None => self.write(sql, params).await,
+        };
+        match written {
             Ok(_) => Ok(()),
             Err(e) => Err(self.insert_error(e, duplicate, refs).await),
         }
     }
 
-    /// One statement that must touch a row, else the object was not found.
-    async fn write_one(&self, sql: &str, params: &[Param], kind: &'static str, id: impl ToString) -> StoreResult<()> {
-        match self.write(sql, params).await? {
+    /// One statement that must touch a row, else the object was not found; atomic on its own
+    /// or with the audit `event` of the change.
+    async fn write_one(
+        &self,
+        sql: &str,
+        params: &[Param],
+        event: Option<&AuditEvent>,
+        kind: &'static str,
+        id: impl ToString,
+    ) -> StoreResult<()> {
+        let n = match event {
+            Some(event) => self.write_recorded(sql, params, event).await?,
+            None => self.write(sql, params).await?,
+        };
+        match n {
             0 => Err(StoreError::not_found(kind, id)),
             _ => Ok(()),
         }
@@ -433,6 +467,7 @@ impl Store for SqlStore {
                 Param::Text(t.user_id.map(|u| u.to_string())),
                 ts(t.created_at),
             ],
+            None,
             || "A token with the same secret already exists.".into(),
             &t.user_id.iter().map(|u| ("users", "user", u.to_string())).collect::<Vec<_>>(),
         )
@@ -469,7 +504,7 @@ impl Store for SqlStore {
     }
 
     async fn delete_token(&self, tid: TokenId) -> StoreResult<()> {
-        self.write_one("DELETE FROM api_tokens WHERE id = $1", &[id(tid)], "token", tid).await
+        self.write_one("DELETE FROM api_tokens WHERE id = $1", &[id(tid)], None, "token", tid).await
     }
 
     async fn insert_user(&self, u: &User) -> StoreResult<()> {
@@ -483,6 +518,7 @@ impl Store for SqlStore {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
              $21, $22, $23)",
             &params,
+            None,
             || format!("A user with id '{}' or userPrincipalName '{}' already exists.", u.id, u.user_principal_name),
             &user_refs(u),
         )
@@ -514,7 +550,7 @@ impl Store for SqlStore {
     }
 
     async fn delete_user(&self, uid: UserId) -> StoreResult<()> {
-        self.write_one("DELETE FROM users WHERE id = $1", &[id(uid)], "user", uid).await
+        self.write_one("DELETE FROM users WHERE id = $1", &[id(uid)], None, "user", uid).await
     }
 
     async fn get_user(&self, uid: UserId) -> StoreResult<Option<User>> {
@@ -573,6 +609,7 @@ impl Store for SqlStore {
         self.insert(
             "INSERT INTO user_sponsors (user_id, sponsor_id) VALUES ($1, $2)",
             &[id(user), id(sponsor)],
+            None,
             || format!("User '{sponsor}' already sponsors user '{user}'."),
             &[("users", "user", user.to_string()), ("users", "sponsor (user)", sponsor.to_string())],
         )
@@ -583,6 +620,7 @@ impl Store for SqlStore {
         self.write_one(
             "DELETE FROM user_sponsors WHERE user_id = $1 AND sponsor_id = $2",
             &[id(user), id(sponsor)],
+            None,
             "sponsor of user",
             sponsor,
         )
@@ -597,6 +635,7 @@ impl Store for SqlStore {
              display_name_fold, description_fold, mail_nickname_fold, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             &params,
+            None,
             || format!("A group with id '{}' already exists.", g.id),
             &[],
         )
@@ -609,6 +648,7 @@ impl Store for SqlStore {
              security_enabled = $6, display_name_fold = $7, description_fold = $8, mail_nickname_fold = $9 \
              WHERE id = $1",
             &group_params(g),
+            None,
             "group",
             g.id,
         )
@@ -646,6 +686,7 @@ impl Store for SqlStore {
         self.insert(
             "INSERT INTO group_members (group_id, user_id) VALUES ($1, $2)",
             &[id(group), id(user)],
+            None,
             || format!("User '{user}' is already a member of group '{group}'."),
             &[("groups", "group", group.to_string()), ("users", "user", user.to_string())],
         )
@@ -656,6 +697,7 @@ impl Store for SqlStore {
         self.write_one(
             "DELETE FROM group_members WHERE group_id = $1 AND user_id = $2",
             &[id(group), id(user)],
+            None,
             "member of group",
             user,
         )
@@ -666,6 +708,7 @@ impl Store for SqlStore {
         self.insert(
             "INSERT INTO group_owners (group_id, user_id) VALUES ($1, $2)",
             &[id(group), id(user)],
+            None,
             || format!("User '{user}' is already an owner of group '{group}'."),
             &[("groups", "group", group.to_string()), ("users", "user", user.to_string())],
         )
@@ -676,13 +719,14 @@ impl Store for SqlStore {
         self.write_one(
             "DELETE FROM group_owners WHERE group_id = $1 AND user_id = $2",
             &[id(group), id(user)],
+            None,
             "owner of group",
             user,
         )
         .await
     }
 
-    async fn insert_catalog(&self, c: &Catalog) -> StoreResult<()> {
+    async fn insert_catalog(&self, c: &Catalog, event: &AuditEvent) -> StoreResult<()> {
         self.insert(
             "INSERT INTO catalogs (id, display_name, description, catalog_type, state, is_externally_visible, \
              created_at, modified_at, display_name_fold, description_fold) \
@@ -699,15 +743,16 @@ impl Store for SqlStore {
                 fold(c.display_name.as_str()),
                 fold_opt(c.description.as_deref()),
             ],
+            Some(event),
             || format!("A catalog with id '{}' already exists.", c.id),
             &[],
         )
         .await
     }
 
-    async fn update_catalog(&self, c: &Catalog, read_at: jiff::Timestamp) -> StoreResult<()> {
+    async fn update_catalog(&self, c: &Catalog, read_at: jiff::Timestamp, event: &AuditEvent) -> StoreResult<()> {
         let n = self
-            .write(
+            .write_recorded(
                 "UPDATE catalogs SET display_name = $2, description = $3, state = $4, is_externally_visible = $5, \
                  modified_at = $6, display_name_fold = $8, description_fold = $9 \
                  WHERE id = $1 AND modified_at = $7",
@@ -722,12 +767,13 @@ impl Store for SqlStore {
                     fold(c.display_name.as_str()),
                     fold_opt(c.description.as_deref()),
                 ],
+                event,
             )
             .await?;
         self.changed_since(n, "catalogs", "catalog", c.id).await
     }
 
-    async fn delete_catalog(&self, cid: CatalogId) -> StoreResult<()> {
+    async fn delete_catalog(&self, cid: CatalogId, event: &AuditEvent) -> StoreResult<()> {
         let mut tx = self.driver.begin().await?;
         if !exists_in(&mut tx, "catalogs", id(cid)).await? {
             return Err(StoreError::not_found("catalog", cid));
@@ -738,6 +784,7 @@ impl Store for SqlStore {
         tx.execute("DELETE FROM catalogs WHERE id = $1", &[id(cid)])
             .await
             .map_err(conflict("The catalog changed while it was being deleted; try again."))?;
+        lifecycle::record_in(&mut tx, event).await?;
         tx.commit().await
     }
 
@@ -749,9 +796,14 @@ impl Store for SqlStore {
         self.list(q).await
     }
 
-    async fn add_resource(&self, added: &GroupResource, request: &ResourceRequest) -> StoreResult<()> {
+    async fn add_resource(
+        &self,
+        added: &GroupResource,
+        request: &ResourceRequest,
+        event: &AuditEvent,
+    ) -> StoreResult<()> {
         let r = &added.resource;
-        match add_resource_tx(self.driver.as_ref(), added, request).await {
+        match add_resource_tx(self.driver.as_ref(), added, request, event).await {
             Ok(()) => Ok(()),
             Err(e) => Err(self
                 .insert_error(
@@ -763,7 +815,7 @@ impl Store for SqlStore {
         }
     }
 
-    async fn remove_resource(&self, rid: ResourceId, request: &ResourceRequest) -> StoreResult<()> {
+    async fn remove_resource(&self, rid: ResourceId, request: &ResourceRequest, event: &AuditEvent) -> StoreResult<()> {
         let mut tx = self.driver.begin().await?;
         if !exists_in(&mut tx, "resources", id(rid)).await? {
             return Err(StoreError::not_found("resource", rid));
@@ -780,6 +832,7 @@ impl Store for SqlStore {
             "The resource became used by an access package while it was being removed; try again.",
         ))?;
         insert_request(&mut tx, request).await?;
+        lifecycle::record_in(&mut tx, event).await?;
         tx.commit().await
     }
 
@@ -811,7 +864,7 @@ impl Store for SqlStore {
         self.list(q).await
     }
 
-    async fn insert_package(&self, p: &AccessPackage) -> StoreResult<()> {
+    async fn insert_package(&self, p: &AccessPackage, event: &AuditEvent) -> StoreResult<()> {
         self.insert(
             "INSERT INTO access_packages (id, catalog_id, display_name, description, is_hidden, created_at, \
              modified_at, display_name_fold, description_fold) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -826,15 +879,16 @@ impl Store for SqlStore {
                 fold(p.display_name.as_str()),
                 fold_opt(p.description.as_deref()),
             ],
+            Some(event),
             || format!("An access package with id '{}' already exists.", p.id),
             &[("catalogs", "catalog", p.catalog_id.to_string())],
         )
         .await
     }
 
-    async fn update_package(&self, p: &AccessPackage, read_at: jiff::Timestamp) -> StoreResult<()> {
+    async fn update_package(&self, p: &AccessPackage, read_at: jiff::Timestamp, event: &AuditEvent) -> StoreResult<()> {
         let n = self
-            .write(
+            .write_recorded(
                 "UPDATE access_packages SET display_name = $2, description = $3, is_hidden = $4, modified_at = $5, \
                  display_name_fold = $7, description_fold = $8 WHERE id = $1 AND modified_at = $6",
                 &[
@@ -847,12 +901,13 @@ impl Store for SqlStore {
                     fold(p.display_name.as_str()),
                     fold_opt(p.description.as_deref()),
                 ],
+                event,
             )
             .await?;
         self.changed_since(n, "access_packages", "access package", p.id).await
     }
 
-    async fn delete_package(&self, pid: AccessPackageId) -> StoreResult<()> {
+    async fn delete_package(&self, pid: AccessPackageId, event: &AuditEvent) -> StoreResult<()> {
         let mut tx = self.driver.begin().await?;
         if !exists_in(&mut tx, "access_packages", id(pid)).await? {
             return Err(StoreError::not_found("access package", pid));
@@ -870,6 +925,7 @@ impl Store for SqlStore {
         tx.execute("DELETE FROM access_packages WHERE id = $1", &[id(pid)])
             .await
             .map_err(conflict("The access package changed while it was being deleted; try again."))?;
+        lifecycle::record_in(&mut tx, event).await?;
         tx.commit().await
     }
 
@@ -881,10 +937,11 @@ impl Store for SqlStore {
         self.list(q).await
     }
 
-    async fn add_role_scope(&self, r: &ResourceRoleScope) -> StoreResult<()> {
+    async fn add_role_scope(&self, r: &ResourceRoleScope, event: &AuditEvent) -> StoreResult<()> {
         self.insert(
             "INSERT INTO role_scopes (id, access_package_id, role_id, scope_id, created_at) VALUES ($1, $2, $3, $4, $5)",
             &[id(r.id), id(r.access_package_id), id(r.role_id), id(r.scope_id), ts(r.created_date_time)],
+            Some(event),
             || "The access package already grants this role at this scope.".into(),
             &[
                 ("access_packages", "access package", r.access_package_id.to_string()),
@@ -895,10 +952,16 @@ impl Store for SqlStore {
         .await
     }
 
-    async fn remove_role_scope(&self, pkg: AccessPackageId, rid: ResourceRoleScopeId) -> StoreResult<()> {
+    async fn remove_role_scope(
+        &self,
+        pkg: AccessPackageId,
+        rid: ResourceRoleScopeId,
+        event: &AuditEvent,
+    ) -> StoreResult<()> {
         self.write_one(
             "DELETE FROM role_scopes WHERE id = $1 AND access_package_id = $2",
             &[id(rid), id(pkg)],
+            Some(event),
             "resource role scope",
             rid,
         )
@@ -913,10 +976,16 @@ impl Store for SqlStore {
         self.list(q).await
     }
 
-    async fn add_incompatible_package(&self, pkg: AccessPackageId, other: AccessPackageId) -> StoreResult<()> {
+    async fn add_incompatible_package(
+        &self,
+        pkg: AccessPackageId,
+        other: AccessPackageId,
+        event: &AuditEvent,
+    ) -> StoreResult<()> {
         self.insert(
             "INSERT INTO package_incompatible_packages (access_package_id, other_id) VALUES ($1, $2)",
             &[id(pkg), id(other)],
+            Some(event),
             || format!("Access package '{other}' is already incompatible with '{pkg}'."),
             &[
                 ("access_packages", "access package", pkg.to_string()),
@@ -926,27 +995,39 @@ impl Store for SqlStore {
         .await
     }
 
-    async fn remove_incompatible_package(&self, pkg: AccessPackageId, other: AccessPackageId) -> StoreResult<()> {
+    async fn remove_incompatible_package(
+        &self,
+        pkg: AccessPackageId,
+        other: AccessPackageId,
+        event: &AuditEvent,
+    ) -> StoreResult<()> {
         self.write_one(
             "DELETE FROM package_incompatible_packages WHERE access_package_id = $1 AND other_id = $2",
             &[id(pkg), id(other)],
+            Some(event),
             "incompatible access package",
             other,
         )
         .await
     }
 
-    async fn add_incompatible_group(&self, pkg: AccessPackageId, group: GroupId) -> StoreResult<()> {
+    async fn add_incompatible_group(
+        &self,
+        pkg: AccessPackageId,
+        group: GroupId,
+        event: &AuditEvent,
+    ) -> StoreResult<()> {
         self.insert(
             "INSERT INTO package_incompatible_groups (access_package_id, group_id) VALUES ($1, $2)",
             &[id(pkg), id(group)],
+            Some(event),
             || format!("Group '{group}' is already incompatible with access package '{pkg}'."),
             &[("access_packages", "access package", pkg.to_string()), ("groups", "group", group.to_string())],
         )
         .await
     }
 
-    async fn insert_policy(&self, p: &AssignmentPolicy) -> StoreResult<()> {
+    async fn insert_policy(&self, p: &AssignmentPolicy, event: &AuditEvent) -> StoreResult<()> {
         let who = SelfRequestors::of(&p.settings);
         let params = policy_params(p, &who)?;
         let written = async {
@@ -959,6 +1040,7 @@ impl Store for SqlStore {
             )
             .await?;
             requestors::write_in(&mut tx, p, &who).await?;
+            lifecycle::record_in(&mut tx, event).await?;
             tx.commit().await
         }
         .await;
@@ -977,7 +1059,12 @@ impl Store for SqlStore {
         }
     }
 
-    async fn update_policy(&self, p: &AssignmentPolicy, read_at: jiff::Timestamp) -> StoreResult<()> {
+    async fn update_policy(
+        &self,
+        p: &AssignmentPolicy,
+        read_at: jiff::Timestamp,
+        event: &AuditEvent,
+    ) -> StoreResult<()> {
         let who = SelfRequestors::of(&p.settings);
         let mut params = policy_params(p, &who)?;
         params.push(ts(read_at));
@@ -998,10 +1085,11 @@ impl Store for SqlStore {
             return self.changed_since(n, "assignment_policies", "assignment policy", p.id).await;
         }
         requestors::write_in(&mut tx, p, &who).await?;
+        lifecycle::record_in(&mut tx, event).await?;
         tx.commit().await
     }
 
-    async fn delete_policy(&self, pid: PolicyId) -> StoreResult<()> {
+    async fn delete_policy(&self, pid: PolicyId, event: &AuditEvent) -> StoreResult<()> {
         let mut tx = self.driver.begin().await?;
         // Lock the policy row first, so an assignment cannot be created under it meanwhile.
         if tx.execute("UPDATE assignment_policies SET id = id WHERE id = $1", &[id(pid)]).await? == 0 {
@@ -1026,6 +1114,7 @@ impl Store for SqlStore {
         }
         tx.execute("DELETE FROM policy_requestors WHERE policy_id = $1", &[id(pid)]).await?;
         tx.execute("DELETE FROM assignment_policies WHERE id = $1", &[id(pid)]).await?;
+        lifecycle::record_in(&mut tx, event).await?;
         tx.commit().await
     }
 
@@ -1037,10 +1126,16 @@ impl Store for SqlStore {
         self.list(q).await
     }
 
-    async fn remove_incompatible_group(&self, pkg: AccessPackageId, group: GroupId) -> StoreResult<()> {
+    async fn remove_incompatible_group(
+        &self,
+        pkg: AccessPackageId,
+        group: GroupId,
+        event: &AuditEvent,
+    ) -> StoreResult<()> {
         self.write_one(
             "DELETE FROM package_incompatible_groups WHERE access_package_id = $1 AND group_id = $2",
             &[id(pkg), id(group)],
+            Some(event),
             "incompatible group",
             group,
         )
@@ -1188,8 +1283,7 @@ impl Store for SqlStore {
                 )),
             };
         }
-        let batch = Batch { events: vec![event.clone()], ..Batch::default() };
-        lifecycle::apply_in(&mut tx, self.driver.arrays(), &batch).await?;
+        lifecycle::record_in(&mut tx, event).await?;
         tx.commit().await
     }
 
@@ -1481,7 +1575,12 @@ async fn lock_row(tx: &mut Box<dyn Tx>, table: &'static str, key: Param) -> Stor
     Ok(tx.execute(&sql, &[key]).await? > 0)
 }
 
-async fn add_resource_tx(driver: &dyn Driver, added: &GroupResource, request: &ResourceRequest) -> StoreResult<()> {
+async fn add_resource_tx(
+    driver: &dyn Driver,
+    added: &GroupResource,
+    request: &ResourceRequest,
+    event: &AuditEvent,
+) -> StoreResult<()> {
     let r = &added.resource;
     let mut tx = driver.begin().await?;
     // The app found the group before calling, outside this transaction; it may have been
@@ -1551,6 +1650,7 @@ async fn add_resource_tx(driver: &dyn Driver, added: &GroupResource, request: &R
     )
     .await?;
     insert_request(&mut tx, request).await?;
+    lifecycle::record_in(&mut tx, event).await?;
     tx.commit().await
 }
 

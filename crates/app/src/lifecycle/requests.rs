@@ -46,9 +46,9 @@ pub async fn submit(s: &Services, caller: &Principal, input: RequestInput) -> Re
         RequestType::AdminAdd => admin_add(s, caller.admin()?, caller, input).await,
         RequestType::UserAdd => user_add(s, caller.user()?, input, false).await,
         RequestType::OnBehalfAdd => user_add(s, caller.user()?, input, true).await,
-        RequestType::AdminUpdate => update(s, Who::Admin(caller.admin()?, caller.label()), input).await,
+        RequestType::AdminUpdate => update(s, Who::Admin(caller.admin()?), input).await,
         RequestType::UserUpdate => update(s, Who::User(caller.user()?), input).await,
-        RequestType::AdminRemove => remove(s, Who::Admin(caller.admin()?, caller.label()), input).await,
+        RequestType::AdminRemove => remove(s, Who::Admin(caller.admin()?), input).await,
         RequestType::UserRemove => remove(s, Who::User(caller.user()?), input).await,
         other => Err(AppError::Invalid(format!(
             "requestType {other} cannot be submitted; use userAdd, userUpdate, userRemove, onBehalfAdd, adminAdd, \
@@ -58,14 +58,14 @@ pub async fn submit(s: &Services, caller: &Principal, input: RequestInput) -> Re
 }
 
 enum Who {
-    Admin(AdminCap, String),
+    Admin(AdminCap),
     User(UserCap),
 }
 
 impl Who {
     fn actor(&self) -> Actor {
         match self {
-            Self::Admin(_, label) => Actor::Admin(label.clone()),
+            Self::Admin(cap) => cap.actor(),
             Self::User(u) => Actor::User(u.id()),
         }
     }

@@ -38,15 +38,15 @@ where
 
 pub async fn concurrent_incompatibility_links_have_one_winner(s: SqlStore) {
     let c = catalog_named("Race");
-    s.insert_catalog(&c).await.unwrap();
+    s.insert_catalog(&c, &audit()).await.unwrap();
     for round in 0..ROUNDS {
         let (a, b) =
             (package(c.id, &format!("a{round}"), None, at(1)), package(c.id, &format!("b{round}"), None, at(2)));
-        s.insert_package(&a).await.unwrap();
-        s.insert_package(&b).await.unwrap();
+        s.insert_package(&a, &audit()).await.unwrap();
+        s.insert_package(&b, &audit()).await.unwrap();
         let (s1, s2) = (s.clone(), s.clone());
-        let (r1, r2) = race(async move { s1.add_incompatible_package(a.id, b.id).await }, async move {
-            s2.add_incompatible_package(a.id, b.id).await
+        let (r1, r2) = race(async move { s1.add_incompatible_package(a.id, b.id, &audit()).await }, async move {
+            s2.add_incompatible_package(a.id, b.id, &audit()).await
         })
         .await;
         let results = [r1, r2];
@@ -61,14 +61,14 @@ pub async fn concurrent_incompatibility_links_have_one_winner(s: SqlStore) {
 
 pub async fn concurrent_resource_adds_have_one_winner(s: SqlStore) {
     let c = catalog_named("Race");
-    s.insert_catalog(&c).await.unwrap();
+    s.insert_catalog(&c, &audit()).await.unwrap();
     for round in 0..ROUNDS {
         let g = group(&format!("G{round}"));
         s.insert_group(&g).await.unwrap();
         let (x, y) = (catalog::group_resource(c.id, &g, at(1)), catalog::group_resource(c.id, &g, at(2)));
         let (s1, s2) = (s.clone(), s.clone());
-        let (r1, r2) = race(async move { s1.add_resource(&x, &add_request(&x)).await }, async move {
-            s2.add_resource(&y, &add_request(&y)).await
+        let (r1, r2) = race(async move { s1.add_resource(&x, &add_request(&x), &audit()).await }, async move {
+            s2.add_resource(&y, &add_request(&y), &audit()).await
         })
         .await;
         let results = [r1, r2];
@@ -101,9 +101,9 @@ pub async fn concurrent_users_with_one_upn_have_one_winner(s: SqlStore) {
 
 pub async fn concurrent_optimistic_updates_have_one_winner(s: SqlStore) {
     let c = catalog_named("Edit");
-    s.insert_catalog(&c).await.unwrap();
+    s.insert_catalog(&c, &audit()).await.unwrap();
     let p = package(c.id, "P", None, at(1));
-    s.insert_package(&p).await.unwrap();
+    s.insert_package(&p, &audit()).await.unwrap();
     let (mut c_read, mut p_read) = (c.clone(), p.clone());
     for round in 0..ROUNDS as i64 {
         // catalogs
@@ -115,12 +115,10 @@ pub async fn concurrent_optimistic_updates_have_one_winner(s: SqlStore) {
         second.modified_date_time = at(10 * round + 3);
         let read_at = c_read.modified_date_time;
         let (s1, s2, f, g) = (s.clone(), s.clone(), first.clone(), second.clone());
-        let (r1, r2) =
-            race(
-                async move { s1.update_catalog(&f, read_at).await },
-                async move { s2.update_catalog(&g, read_at).await },
-            )
-            .await;
+        let (r1, r2) = race(async move { s1.update_catalog(&f, read_at, &audit()).await }, async move {
+            s2.update_catalog(&g, read_at, &audit()).await
+        })
+        .await;
         assert!(r1.is_ok() != r2.is_ok(), "round {round}: one catalog write wins: {r1:?} {r2:?}");
         assert!(matches!(if r1.is_ok() { &r2 } else { &r1 }, Err(StoreError::Conflict(_))), "{r1:?} {r2:?}");
         c_read = s.get_catalog(c.id).await.unwrap().unwrap();
@@ -135,12 +133,10 @@ pub async fn concurrent_optimistic_updates_have_one_winner(s: SqlStore) {
         second.modified_date_time = at(10 * round + 5);
         let read_at = p_read.modified_date_time;
         let (s1, s2, f, g) = (s.clone(), s.clone(), first.clone(), second.clone());
-        let (r1, r2) =
-            race(
-                async move { s1.update_package(&f, read_at).await },
-                async move { s2.update_package(&g, read_at).await },
-            )
-            .await;
+        let (r1, r2) = race(async move { s1.update_package(&f, read_at, &audit()).await }, async move {
+            s2.update_package(&g, read_at, &audit()).await
+        })
+        .await;
         assert!(r1.is_ok() != r2.is_ok(), "round {round}: one package write wins: {r1:?} {r2:?}");
         assert!(matches!(if r1.is_ok() { &r2 } else { &r1 }, Err(StoreError::Conflict(_))), "{r1:?} {r2:?}");
         p_read = s.get_package(p.id).await.unwrap().unwrap();
@@ -153,11 +149,13 @@ pub async fn concurrent_optimistic_updates_have_one_winner(s: SqlStore) {
 pub async fn concurrent_catalog_delete_and_package_insert(s: SqlStore) {
     for round in 0..ROUNDS {
         let c = catalog_named(&format!("C{round}"));
-        s.insert_catalog(&c).await.unwrap();
+        s.insert_catalog(&c, &audit()).await.unwrap();
         let p = package(c.id, "P", None, at(1));
         let (s1, s2, cid, pp) = (s.clone(), s.clone(), c.id, p.clone());
-        let (deleted, inserted) =
-            race(async move { s1.delete_catalog(cid).await }, async move { s2.insert_package(&pp).await }).await;
+        let (deleted, inserted) = race(async move { s1.delete_catalog(cid, &audit()).await }, async move {
+            s2.insert_package(&pp, &audit()).await
+        })
+        .await;
         let catalog_there = s.get_catalog(c.id).await.unwrap().is_some();
         let package_there = s.get_package(p.id).await.unwrap().is_some();
         assert!(deleted.is_ok() != inserted.is_ok(), "round {round}: exactly one wins: {deleted:?} {inserted:?}");
@@ -179,12 +177,14 @@ pub async fn concurrent_resource_removal_and_role_scope_add(s: SqlStore) {
     for round in 0..ROUNDS {
         let (c, _g, added) = catalog_with_group(&s, &format!("C{round}"), &format!("G{round}")).await;
         let p = package(c.id, "P", None, at(3));
-        s.insert_package(&p).await.unwrap();
+        s.insert_package(&p, &audit()).await.unwrap();
         let rrs = role_scope(p.id, &added, round % 2, at(4));
         let (s1, s2, rid, req, r) =
             (s.clone(), s.clone(), added.resource.id, remove_request(&added, at(5)), rrs.clone());
-        let (removed, granted) =
-            race(async move { s1.remove_resource(rid, &req).await }, async move { s2.add_role_scope(&r).await }).await;
+        let (removed, granted) = race(async move { s1.remove_resource(rid, &req, &audit()).await }, async move {
+            s2.add_role_scope(&r, &audit()).await
+        })
+        .await;
         assert!(removed.is_ok() != granted.is_ok(), "round {round}: exactly one wins: {removed:?} {granted:?}");
         let resource_there = s.get_resource(added.resource.id).await.unwrap().is_some();
         let grant_there = s.get_role_scope(rrs.id).await.unwrap().is_some();

@@ -7,6 +7,7 @@ use steward_app::ports::Page;
 use steward_app::query::{ListQuery, Schema};
 use steward_app::{Store, StoreError};
 use steward_domain::DomainError;
+use steward_domain::audit::{Activity, AuditEvent, Initiator};
 use steward_domain::catalog::{self, Catalog, GroupResource, ResourceRequest};
 use steward_domain::directory::{Group, User};
 use steward_domain::enums::{CatalogState, RequestState, RequestType, UserType};
@@ -124,14 +125,20 @@ pub fn role_scope(
     }
 }
 
+/// An audit event for a write whose event the case does not look at (every write of catalogs,
+/// resources, packages and policies records one). A new id each time, as events need.
+pub fn audit() -> AuditEvent {
+    AuditEvent::new(at(0), Activity::UpdatePackage, Initiator::System, "Test", "-", "unread")
+}
+
 /// A catalog, a group and that group added to the catalog as a resource.
 pub async fn catalog_with_group(s: &SqlStore, catalog: &str, group_name: &str) -> (Catalog, Group, GroupResource) {
     let c = catalog_named(catalog);
-    s.insert_catalog(&c).await.unwrap();
+    s.insert_catalog(&c, &audit()).await.unwrap();
     let g = group(group_name);
     s.insert_group(&g).await.unwrap();
     let added = catalog::group_resource(c.id, &g, at(2));
-    s.add_resource(&added, &add_request(&added)).await.unwrap();
+    s.add_resource(&added, &add_request(&added), &audit()).await.unwrap();
     (c, g, added)
 }
 

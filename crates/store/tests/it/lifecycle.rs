@@ -29,6 +29,8 @@ use steward_domain::schedule::Window;
 use steward_domain::text::DisplayName;
 use steward_store::SqlStore;
 
+use crate::fixtures::audit;
+
 fn t(s: &str) -> Timestamp {
     s.parse().unwrap()
 }
@@ -90,7 +92,7 @@ async fn package_granting(s: &SqlStore, catalog: CatalogId, name: &str, g: &Grou
         state: RequestState::Delivered,
         created_date_time: now,
     };
-    s.add_resource(&added, &rr).await.unwrap();
+    s.add_resource(&added, &rr, &audit()).await.unwrap();
     let p = AccessPackage {
         id: AccessPackageId::new(),
         catalog_id: catalog,
@@ -100,15 +102,18 @@ async fn package_granting(s: &SqlStore, catalog: CatalogId, name: &str, g: &Grou
         created_date_time: now,
         modified_date_time: now,
     };
-    s.insert_package(&p).await.unwrap();
+    s.insert_package(&p, &audit()).await.unwrap();
     let member = added.roles.iter().find(|r| r.display_name == "Member").unwrap();
-    s.add_role_scope(&ResourceRoleScope {
-        id: ResourceRoleScopeId::new(),
-        access_package_id: p.id,
-        role_id: member.id,
-        scope_id: added.scope.id,
-        created_date_time: now,
-    })
+    s.add_role_scope(
+        &ResourceRoleScope {
+            id: ResourceRoleScopeId::new(),
+            access_package_id: p.id,
+            role_id: member.id,
+            scope_id: added.scope.id,
+            created_date_time: now,
+        },
+        &audit(),
+    )
     .await
     .unwrap();
     p
@@ -129,7 +134,7 @@ async fn policy(s: &SqlStore, pkg: &AccessPackage, settings: serde_json::Value) 
         created_date_time: t(START),
         modified_date_time: t(START),
     };
-    s.insert_policy(&p).await.unwrap();
+    s.insert_policy(&p, &audit()).await.unwrap();
     p
 }
 
@@ -146,7 +151,7 @@ async fn world(s: SqlStore) -> World {
         created_date_time: t(START),
         modified_date_time: t(START),
     };
-    s.insert_catalog(&catalog).await.unwrap();
+    s.insert_catalog(&catalog, &audit()).await.unwrap();
     let manager = user("manager", "Sales", None);
     let approver = user("approver", "Security", None);
     let alice = user("alice", "Sales", Some(manager.id));
@@ -479,7 +484,7 @@ pub async fn separation_of_duties_refuses(s: SqlStore) {
     let other = package_granting(&s, w.catalog.id, "Payments approver", &other_group).await;
     policy(&s, &w.package, json!({"allowedTargetScope": "allMemberUsers"})).await;
     policy(&s, &other, json!({"allowedTargetScope": "allMemberUsers"})).await;
-    s.add_incompatible_package(w.package.id, other.id).await.unwrap();
+    s.add_incompatible_package(w.package.id, other.id, &audit()).await.unwrap();
     requests::submit(&w.s, &as_user(&w.alice), add(other.id)).await.unwrap();
     w.worker.drain(10).await.unwrap();
     // Declared on the other side: still refused (both directions).
@@ -488,7 +493,7 @@ pub async fn separation_of_duties_refuses(s: SqlStore) {
     let barred = group("Auditors");
     s.insert_group(&barred).await.unwrap();
     s.add_member(barred.id, w.manager.id).await.unwrap();
-    s.add_incompatible_group(w.package.id, barred.id).await.unwrap();
+    s.add_incompatible_group(w.package.id, barred.id, &audit()).await.unwrap();
     let e = requests::submit(&w.s, &as_user(&w.manager), add(w.package.id)).await.unwrap_err();
     assert!(matches!(e, AppError::Unprocessable(ref m) if m.contains("Auditors")), "{e:?}");
     assert!(w.s.store.open_request(w.manager.id, w.package.id).await.unwrap().is_none());
@@ -497,7 +502,7 @@ pub async fn separation_of_duties_refuses(s: SqlStore) {
     let third = group("Treasury");
     s.insert_group(&third).await.unwrap();
     s.add_member(third.id, w.alice.id).await.unwrap();
-    s.add_incompatible_group(other.id, third.id).await.unwrap();
+    s.add_incompatible_group(other.id, third.id, &audit()).await.unwrap();
     let v = s.sod_violations(100).await.unwrap();
     assert_eq!(v.len(), 1, "{v:?}");
     assert_eq!(v[0].conflict, steward_app::ports::Conflicting::Group(third.id));
@@ -626,15 +631,18 @@ pub async fn a_round_delivers_many_assignments_side_by_side(s: SqlStore) {
         state: RequestState::Delivered,
         created_date_time: t(START),
     };
-    s.add_resource(&added, &rr).await.unwrap();
+    s.add_resource(&added, &rr, &audit()).await.unwrap();
     let member = added.roles.iter().find(|r| r.display_name == "Member").unwrap();
-    s.add_role_scope(&ResourceRoleScope {
-        id: ResourceRoleScopeId::new(),
-        access_package_id: w.package.id,
-        role_id: member.id,
-        scope_id: added.scope.id,
-        created_date_time: t(START),
-    })
+    s.add_role_scope(
+        &ResourceRoleScope {
+            id: ResourceRoleScopeId::new(),
+            access_package_id: w.package.id,
+            role_id: member.id,
+            scope_id: added.scope.id,
+            created_date_time: t(START),
+        },
+        &audit(),
+    )
     .await
     .unwrap();
     policy(&s, &w.package, json!({"allowedTargetScope": "allMemberUsers"})).await;

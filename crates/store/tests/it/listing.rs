@@ -64,12 +64,12 @@ pub fn seed_row(c1: CatalogId, c2: CatalogId, i: usize) -> AccessPackage {
 
 pub async fn seed(s: &SqlStore) -> Seed {
     let (c1, c2) = (catalog_named("One"), catalog_named("Two"));
-    s.insert_catalog(&c1).await.unwrap();
-    s.insert_catalog(&c2).await.unwrap();
+    s.insert_catalog(&c1, &audit()).await.unwrap();
+    s.insert_catalog(&c2, &audit()).await.unwrap();
     let mut rows = Vec::new();
     for i in 0..30 {
         let p = seed_row(c1.id, c2.id, i);
-        s.insert_package(&p).await.unwrap();
+        s.insert_package(&p, &audit()).await.unwrap();
         rows.push(p);
     }
     Seed { rows, c1: c1.id, c2: c2.id }
@@ -417,7 +417,7 @@ pub async fn text_is_ordered_bytewise_on_every_column(s: SqlStore) {
         s.insert_group(&g).await.unwrap();
         let mut c = catalog_named(d);
         c.description = Some(d.to_owned());
-        s.insert_catalog(&c).await.unwrap();
+        s.insert_catalog(&c, &audit()).await.unwrap();
     }
     let groups = s.list_groups(&query(&GROUPS, "$orderby=description")).await.unwrap();
     let got: Vec<String> = groups.items.iter().map(|g| g.description.clone().unwrap_or_default()).collect();
@@ -443,12 +443,12 @@ fn sorted_bytewise(mut v: Vec<String>) -> Vec<String> {
 /// finds "Ärzte", and an exact-case search must always find its row.
 pub async fn non_ascii_text_matches_case_insensitively(s: SqlStore) {
     let c = catalog_named("Unicode");
-    s.insert_catalog(&c).await.unwrap();
+    s.insert_catalog(&c, &audit()).await.unwrap();
     let names = ["Ärzte", "ärzte klinik", "Öl und Gas", "ÉCOLE", "école", "Straße", "ΣΊΣΥΦΟΣ", "plain"];
     let mut rows = Vec::new();
     for (i, n) in names.iter().enumerate() {
         let p = package(c.id, n, Some(&format!("Beschreibung {n}")), at(i as i64));
-        s.insert_package(&p).await.unwrap();
+        s.insert_package(&p, &audit()).await.unwrap();
         rows.push(p);
     }
     let cases: Vec<(String, Pred)> = vec![
@@ -593,31 +593,31 @@ pub async fn every_text_property_folds_on_every_write(s: SqlStore) {
 
     let mut c = catalog_named("ÄRZTE Katalog");
     c.description = Some("ÉCOLE".into());
-    s.insert_catalog(&c).await.unwrap();
+    s.insert_catalog(&c, &audit()).await.unwrap();
     let v = [("displayName", Some(c.display_name.as_str())), ("description", c.description.as_deref())];
     check_folded(&s, &CATALOGS, &c.id.to_string(), &v, &mut failures).await;
     let mut c2 = c.clone();
     c2.display_name = name("ÖL Katalog");
     c2.description = None;
     c2.modified_date_time = at(5);
-    s.update_catalog(&c2, c.modified_date_time).await.unwrap();
+    s.update_catalog(&c2, c.modified_date_time, &audit()).await.unwrap();
     let v = [("displayName", Some(c2.display_name.as_str())), ("description", None)];
     check_folded(&s, &CATALOGS, &c.id.to_string(), &v, &mut failures).await;
 
     let p = package(c.id, "ÄRZTE Paket", Some("ΣΊΣΥΦΟΣ"), at(1));
-    s.insert_package(&p).await.unwrap();
+    s.insert_package(&p, &audit()).await.unwrap();
     let v = [("displayName", Some(p.display_name.as_str())), ("description", p.description.as_deref())];
     check_folded(&s, &ACCESS_PACKAGES, &p.id.to_string(), &v, &mut failures).await;
     let mut p2 = p.clone();
     p2.display_name = name("ÖL Paket");
     p2.description = Some("ÉTÉ".into());
     p2.modified_date_time = at(7);
-    s.update_package(&p2, p.modified_date_time).await.unwrap();
+    s.update_package(&p2, p.modified_date_time, &audit()).await.unwrap();
     let v = [("displayName", Some(p2.display_name.as_str())), ("description", p2.description.as_deref())];
     check_folded(&s, &ACCESS_PACKAGES, &p.id.to_string(), &v, &mut failures).await;
 
     let added = catalog::group_resource(c.id, &g, at(2));
-    s.add_resource(&added, &add_request(&added)).await.unwrap();
+    s.add_resource(&added, &add_request(&added), &audit()).await.unwrap();
     let r = &added.resource;
     let v = [
         ("displayName", Some(r.display_name.as_str())),
@@ -656,7 +656,7 @@ pub async fn every_text_property_folds_on_every_write(s: SqlStore) {
         created_date_time: at(1),
         modified_date_time: at(1),
     };
-    s.insert_policy(&pol).await.unwrap();
+    s.insert_policy(&pol, &audit()).await.unwrap();
     let v = [("displayName", Some(pol.display_name.as_str())), ("description", pol.description.as_deref())];
     check_folded(&s, &POLICIES, &pol.id.to_string(), &v, &mut failures).await;
     let pol2 = AssignmentPolicy {
@@ -665,7 +665,7 @@ pub async fn every_text_property_folds_on_every_write(s: SqlStore) {
         modified_date_time: at(2),
         ..pol.clone()
     };
-    s.update_policy(&pol2, pol.modified_date_time).await.unwrap();
+    s.update_policy(&pol2, pol.modified_date_time, &audit()).await.unwrap();
     let v = [("displayName", Some(pol2.display_name.as_str())), ("description", None)];
     check_folded(&s, &POLICIES, &pol.id.to_string(), &v, &mut failures).await;
 

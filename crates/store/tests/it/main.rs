@@ -8,6 +8,7 @@
 // Test code: unwrapping is how a test says "this must hold".
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+mod audit;
 mod catalogs;
 mod concurrency;
 mod directory;
@@ -57,6 +58,9 @@ contract!(
     packages::incompatibilities,
     packages::policies_round_trip,
     packages::constraint_violations_are_named_precisely,
+    audit::every_admin_write_records_its_event,
+    audit::refused_admin_writes_record_nothing,
+    audit::an_event_that_cannot_be_written_undoes_the_change,
     listing::filters_match_an_oracle,
     listing::ordering_top_skip_and_count,
     listing::text_is_ordered_bytewise_on_every_column,

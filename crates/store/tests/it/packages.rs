@@ -28,20 +28,20 @@ async fn role_scopes_of(s: &SqlStore, id: AccessPackageId) -> Vec<ResourceRoleSc
 
 pub async fn packages_round_trip(s: SqlStore) {
     let c = catalog_named("Finance");
-    s.insert_catalog(&c).await.unwrap();
+    s.insert_catalog(&c, &audit()).await.unwrap();
     let c2 = catalog_named("Other");
-    s.insert_catalog(&c2).await.unwrap();
+    s.insert_catalog(&c2, &audit()).await.unwrap();
     let mut p = package(c.id, "Ledger readers", Some("Read the ledger"), t("2030-01-02T03:04:05.123456Z"));
     p.is_hidden = true;
-    s.insert_package(&p).await.unwrap();
+    s.insert_package(&p, &audit()).await.unwrap();
     assert_eq!(s.get_package(p.id).await.unwrap().unwrap(), p);
     assert!(s.get_package(AccessPackageId::new()).await.unwrap().is_none());
     assert_not_found(
-        s.insert_package(&package(CatalogId::new(), "Nowhere", None, at(1))).await,
+        s.insert_package(&package(CatalogId::new(), "Nowhere", None, at(1)), &audit()).await,
         "a package in an unknown catalog",
     );
     let q = package(c2.id, "Elsewhere", None, at(1));
-    s.insert_package(&q).await.unwrap();
+    s.insert_package(&q, &audit()).await.unwrap();
 
     // Optimistic update: lands on the version that was read, and only on it.
     let read_at = p.modified_date_time;
@@ -50,45 +50,45 @@ pub async fn packages_round_trip(s: SqlStore) {
     changed.description = None;
     changed.is_hidden = false;
     changed.modified_date_time = t("2030-01-02T03:04:05.123457Z");
-    s.update_package(&changed, read_at).await.unwrap();
+    s.update_package(&changed, read_at, &audit()).await.unwrap();
     assert_eq!(s.get_package(p.id).await.unwrap().unwrap(), changed);
-    assert_conflict(s.update_package(&p, read_at).await, "a write based on a stale read");
+    assert_conflict(s.update_package(&p, read_at, &audit()).await, "a write based on a stale read");
     assert_eq!(s.get_package(p.id).await.unwrap().unwrap(), changed, "the stale write did not land");
     assert_not_found(
-        s.update_package(&package(c.id, "Ghost", None, at(1)), at(1)).await,
+        s.update_package(&package(c.id, "Ghost", None, at(1)), at(1), &audit()).await,
         "update of an unknown package",
     );
 
     let listed = s.list_packages(&ListQuery::all(&ACCESS_PACKAGES).scoped("catalog/id", c.id).unwrap()).await.unwrap();
     assert_eq!(listed.items, vec![changed.clone()], "scoped to the catalog");
 
-    s.delete_package(p.id).await.unwrap();
+    s.delete_package(p.id, &audit()).await.unwrap();
     assert!(s.get_package(p.id).await.unwrap().is_none());
-    assert_not_found(s.delete_package(p.id).await, "delete of a deleted package");
+    assert_not_found(s.delete_package(p.id, &audit()).await, "delete of a deleted package");
     assert_eq!(s.get_package(q.id).await.unwrap().unwrap(), q);
 }
 
 pub async fn role_scopes(s: SqlStore) {
     let (c, _g, added) = catalog_with_group(&s, "Finance", "Ledger").await;
     let (a, b) = (package(c.id, "A", None, at(3)), package(c.id, "B", None, at(4)));
-    s.insert_package(&a).await.unwrap();
-    s.insert_package(&b).await.unwrap();
+    s.insert_package(&a, &audit()).await.unwrap();
+    s.insert_package(&b, &audit()).await.unwrap();
 
     let member = role_scope(a.id, &added, 0, t("2030-01-02T03:04:05.123456Z"));
-    s.add_role_scope(&member).await.unwrap();
+    s.add_role_scope(&member, &audit()).await.unwrap();
     assert_eq!(s.get_role_scope(member.id).await.unwrap().unwrap(), member);
     assert!(s.get_role_scope(ResourceRoleScopeId::new()).await.unwrap().is_none());
     assert_conflict(
-        s.add_role_scope(&ResourceRoleScope { id: ResourceRoleScopeId::new(), ..member.clone() }).await,
+        s.add_role_scope(&ResourceRoleScope { id: ResourceRoleScopeId::new(), ..member.clone() }, &audit()).await,
         "the same role and scope twice in a package",
     );
     let owner = role_scope(a.id, &added, 1, at(6));
-    s.add_role_scope(&owner).await.unwrap();
+    s.add_role_scope(&owner, &audit()).await.unwrap();
     let in_b = role_scope(b.id, &added, 0, at(7));
-    s.add_role_scope(&in_b).await.unwrap();
+    s.add_role_scope(&in_b, &audit()).await.unwrap();
     let mut bad = role_scope(a.id, &added, 0, at(8));
     bad.role_id = steward_domain::ids::ResourceRoleId::new();
-    assert!(s.add_role_scope(&bad).await.is_err(), "a role that does not exist");
+    assert!(s.add_role_scope(&bad, &audit()).await.is_err(), "a role that does not exist");
 
     assert_eq!(role_scopes_of(&s, a.id).await, vec![member.clone(), owner.clone()], "createdDateTime order");
     assert_eq!(role_scopes_of(&s, b.id).await, vec![in_b.clone()]);
@@ -96,15 +96,15 @@ pub async fn role_scopes(s: SqlStore) {
         s.list_role_scopes(&query(&ROLE_SCOPES, &format!("$filter=role/id eq '{}'", added.roles[0].id))).await.unwrap();
     assert_eq!(sorted_keys(&by_role, |r| r.id), sorted(vec![member.id, in_b.id]));
 
-    assert_not_found(s.remove_role_scope(b.id, member.id).await, "remove through the wrong package");
+    assert_not_found(s.remove_role_scope(b.id, member.id, &audit()).await, "remove through the wrong package");
     assert!(s.get_role_scope(member.id).await.unwrap().is_some(), "the wrong package removed nothing");
-    s.remove_role_scope(a.id, member.id).await.unwrap();
+    s.remove_role_scope(a.id, member.id, &audit()).await.unwrap();
     assert!(s.get_role_scope(member.id).await.unwrap().is_none());
-    assert_not_found(s.remove_role_scope(a.id, member.id).await, "remove of a removed role scope");
+    assert_not_found(s.remove_role_scope(a.id, member.id, &audit()).await, "remove of a removed role scope");
     assert_eq!(role_scopes_of(&s, a.id).await, vec![owner.clone()]);
 
     // Deleting a package deletes its role scopes, and only its own.
-    s.delete_package(a.id).await.unwrap();
+    s.delete_package(a.id, &audit()).await.unwrap();
     assert!(s.get_role_scope(owner.id).await.unwrap().is_none(), "role scopes go with their package");
     assert!(role_scopes_of(&s, a.id).await.is_empty());
     assert_eq!(role_scopes_of(&s, b.id).await, vec![in_b]);
@@ -112,21 +112,21 @@ pub async fn role_scopes(s: SqlStore) {
 
 pub async fn incompatibilities(s: SqlStore) {
     let c = catalog_named("Finance");
-    s.insert_catalog(&c).await.unwrap();
+    s.insert_catalog(&c, &audit()).await.unwrap();
     let (a, b, d) = (package(c.id, "A", None, at(1)), package(c.id, "B", None, at(2)), package(c.id, "D", None, at(3)));
     for p in [&a, &b, &d] {
-        s.insert_package(p).await.unwrap();
+        s.insert_package(p, &audit()).await.unwrap();
     }
     let (g, h) = (group("Auditors"), group("Traders"));
     s.insert_group(&g).await.unwrap();
     s.insert_group(&h).await.unwrap();
 
     // packages
-    s.add_incompatible_package(a.id, b.id).await.unwrap();
-    s.add_incompatible_package(a.id, d.id).await.unwrap();
-    s.add_incompatible_package(b.id, d.id).await.unwrap();
-    assert_conflict(s.add_incompatible_package(a.id, b.id).await, "duplicate incompatible package");
-    assert!(s.add_incompatible_package(a.id, AccessPackageId::new()).await.is_err(), "an unknown package");
+    s.add_incompatible_package(a.id, b.id, &audit()).await.unwrap();
+    s.add_incompatible_package(a.id, d.id, &audit()).await.unwrap();
+    s.add_incompatible_package(b.id, d.id, &audit()).await.unwrap();
+    assert_conflict(s.add_incompatible_package(a.id, b.id, &audit()).await, "duplicate incompatible package");
+    assert!(s.add_incompatible_package(a.id, AccessPackageId::new(), &audit()).await.is_err(), "an unknown package");
     assert_eq!(related_packages(&s, Relation::IncompatiblePackages, a.id).await, sorted(vec![b.id, d.id]));
     assert_eq!(related_packages(&s, Relation::IncompatiblePackages, b.id).await, vec![d.id]);
     assert!(related_packages(&s, Relation::IncompatiblePackages, d.id).await.is_empty(), "links are directed");
@@ -134,23 +134,23 @@ pub async fn incompatibilities(s: SqlStore) {
     assert_eq!(related_packages(&s, Relation::PackagesIncompatibleWith, b.id).await, vec![a.id]);
     assert!(related_packages(&s, Relation::PackagesIncompatibleWith, a.id).await.is_empty());
 
-    s.remove_incompatible_package(a.id, d.id).await.unwrap();
-    assert_not_found(s.remove_incompatible_package(a.id, d.id).await, "remove of a removed link");
-    assert_not_found(s.remove_incompatible_package(d.id, a.id).await, "remove of the reverse link");
+    s.remove_incompatible_package(a.id, d.id, &audit()).await.unwrap();
+    assert_not_found(s.remove_incompatible_package(a.id, d.id, &audit()).await, "remove of a removed link");
+    assert_not_found(s.remove_incompatible_package(d.id, a.id, &audit()).await, "remove of the reverse link");
     assert_eq!(related_packages(&s, Relation::IncompatiblePackages, a.id).await, vec![b.id]);
     assert_eq!(related_packages(&s, Relation::PackagesIncompatibleWith, d.id).await, vec![b.id]);
 
     // groups
-    s.add_incompatible_group(a.id, g.id).await.unwrap();
-    s.add_incompatible_group(a.id, h.id).await.unwrap();
-    s.add_incompatible_group(b.id, g.id).await.unwrap();
-    assert_conflict(s.add_incompatible_group(a.id, g.id).await, "duplicate incompatible group");
-    assert!(s.add_incompatible_group(a.id, GroupId::new()).await.is_err(), "an unknown group");
+    s.add_incompatible_group(a.id, g.id, &audit()).await.unwrap();
+    s.add_incompatible_group(a.id, h.id, &audit()).await.unwrap();
+    s.add_incompatible_group(b.id, g.id, &audit()).await.unwrap();
+    assert_conflict(s.add_incompatible_group(a.id, g.id, &audit()).await, "duplicate incompatible group");
+    assert!(s.add_incompatible_group(a.id, GroupId::new(), &audit()).await.is_err(), "an unknown group");
     assert_eq!(incompatible_groups(&s, a.id).await, sorted(vec![g.id, h.id]));
     assert_eq!(incompatible_groups(&s, b.id).await, vec![g.id]);
-    s.remove_incompatible_group(a.id, h.id).await.unwrap();
-    assert_not_found(s.remove_incompatible_group(a.id, h.id).await, "remove of a removed group link");
-    assert_not_found(s.remove_incompatible_group(d.id, g.id).await, "remove of a link that never was");
+    s.remove_incompatible_group(a.id, h.id, &audit()).await.unwrap();
+    assert_not_found(s.remove_incompatible_group(a.id, h.id, &audit()).await, "remove of a removed group link");
+    assert_not_found(s.remove_incompatible_group(d.id, g.id, &audit()).await, "remove of a link that never was");
     assert_eq!(incompatible_groups(&s, a.id).await, vec![g.id]);
     // Both kinds in one read, packages in both directions (a → b, b → d; a → g, b → g).
     assert_eq!(s.incompatibilities(a.id).await.unwrap(), (vec![b.id], vec![g.id]));
@@ -158,7 +158,7 @@ pub async fn incompatibilities(s: SqlStore) {
     assert_eq!(s.incompatibilities(d.id).await.unwrap(), (vec![b.id], vec![]));
 
     // Deleting a package removes its links in both directions; the other side stays.
-    s.delete_package(b.id).await.unwrap();
+    s.delete_package(b.id, &audit()).await.unwrap();
     assert!(related_packages(&s, Relation::IncompatiblePackages, a.id).await.is_empty(), "links to it go");
     assert!(related_packages(&s, Relation::PackagesIncompatibleWith, d.id).await.is_empty(), "links from it go");
     assert!(incompatible_groups(&s, b.id).await.is_empty());
@@ -174,9 +174,9 @@ pub async fn incompatibilities(s: SqlStore) {
 
 pub async fn policies_round_trip(s: SqlStore) {
     let c = catalog_named("Policies");
-    s.insert_catalog(&c).await.unwrap();
+    s.insert_catalog(&c, &audit()).await.unwrap();
     let pkg = package(c.id, "Pkg", None, at(1));
-    s.insert_package(&pkg).await.unwrap();
+    s.insert_package(&pkg, &audit()).await.unwrap();
     let mut settings: PolicySettings = serde_json::from_value(serde_json::json!({
         "allowedTargetScope": "specificDirectoryUsers",
         "specificAllowedTargets": [{"@odata.type": "#microsoft.graph.groupMembers", "groupId": "g"}],
@@ -196,7 +196,7 @@ pub async fn policies_round_trip(s: SqlStore) {
         created_date_time: t("2030-01-02T03:04:05.123456Z"),
         modified_date_time: t("2030-01-02T03:04:05.123456Z"),
     };
-    s.insert_policy(&p).await.unwrap();
+    s.insert_policy(&p, &audit()).await.unwrap();
     assert_eq!(s.get_policy(p.id).await.unwrap().unwrap(), p, "every setting round-trips");
     assert!(s.get_policy(PolicyId::new()).await.unwrap().is_none());
     let listed = s
@@ -208,7 +208,7 @@ pub async fn policies_round_trip(s: SqlStore) {
         .unwrap();
     assert_eq!(listed.items, vec![p.clone()]);
 
-    assert_rule_conflict(s.delete_package(pkg.id).await, "a package with a policy");
+    assert_rule_conflict(s.delete_package(pkg.id, &audit()).await, "a package with a policy");
     assert!(s.get_package(pkg.id).await.unwrap().is_some());
 
     let mut changed = p.clone();
@@ -216,21 +216,26 @@ pub async fn policies_round_trip(s: SqlStore) {
     changed.description = None;
     changed.settings.questions.clear();
     changed.modified_date_time = at(3);
-    s.update_policy(&changed, p.modified_date_time).await.unwrap();
-    assert_conflict(s.update_policy(&changed, p.modified_date_time).await, "a stale version");
+    s.update_policy(&changed, p.modified_date_time, &audit()).await.unwrap();
+    assert_conflict(s.update_policy(&changed, p.modified_date_time, &audit()).await, "a stale version");
     assert_eq!(s.get_policy(p.id).await.unwrap().unwrap(), changed);
     assert_not_found(
-        s.update_policy(&AssignmentPolicy { id: PolicyId::new(), ..changed.clone() }, changed.modified_date_time).await,
+        s.update_policy(
+            &AssignmentPolicy { id: PolicyId::new(), ..changed.clone() },
+            changed.modified_date_time,
+            &audit(),
+        )
+        .await,
         "update of an unknown policy",
     );
 
     let orphan = AssignmentPolicy { id: PolicyId::new(), access_package_id: AccessPackageId::new(), ..p.clone() };
-    assert_not_found(s.insert_policy(&orphan).await, "a policy of an unknown package");
+    assert_not_found(s.insert_policy(&orphan, &audit()).await, "a policy of an unknown package");
 
-    s.delete_policy(p.id).await.unwrap();
-    assert_not_found(s.delete_policy(p.id).await, "delete of a deleted policy");
-    s.delete_package(pkg.id).await.unwrap();
-    s.delete_catalog(c.id).await.unwrap();
+    s.delete_policy(p.id, &audit()).await.unwrap();
+    assert_not_found(s.delete_policy(p.id, &audit()).await, "delete of a deleted policy");
+    s.delete_package(pkg.id, &audit()).await.unwrap();
+    s.delete_catalog(c.id, &audit()).await.unwrap();
 }
 
 #[track_caller]
@@ -245,12 +250,16 @@ fn assert_missing<T: std::fmt::Debug>(r: Result<T, StoreError>, kind: &str, what
 /// naming what is missing. Neither is ever reported as the other.
 pub async fn constraint_violations_are_named_precisely(s: SqlStore) {
     let c = catalog_named("C");
-    s.insert_catalog(&c).await.unwrap();
-    assert_conflict(s.insert_catalog(&c).await, "the same catalog twice");
+    s.insert_catalog(&c, &audit()).await.unwrap();
+    assert_conflict(s.insert_catalog(&c, &audit()).await, "the same catalog twice");
     let p = package(c.id, "P", None, at(1));
-    s.insert_package(&p).await.unwrap();
-    assert_conflict(s.insert_package(&p).await, "the same package id twice");
-    assert_missing(s.insert_package(&package(CatalogId::new(), "Q", None, at(1))).await, "catalog", "unknown catalog");
+    s.insert_package(&p, &audit()).await.unwrap();
+    assert_conflict(s.insert_package(&p, &audit()).await, "the same package id twice");
+    assert_missing(
+        s.insert_package(&package(CatalogId::new(), "Q", None, at(1)), &audit()).await,
+        "catalog",
+        "unknown catalog",
+    );
 
     let settings: PolicySettings =
         serde_json::from_value(serde_json::json!({"allowedTargetScope": "allMemberUsers"})).unwrap();
@@ -264,10 +273,10 @@ pub async fn constraint_violations_are_named_precisely(s: SqlStore) {
         created_date_time: at(1),
         modified_date_time: at(1),
     };
-    s.insert_policy(&pol).await.unwrap();
-    assert_conflict(s.insert_policy(&pol).await, "the same policy id twice");
+    s.insert_policy(&pol, &audit()).await.unwrap();
+    assert_conflict(s.insert_policy(&pol, &audit()).await, "the same policy id twice");
     let orphan = AssignmentPolicy { id: PolicyId::new(), access_package_id: AccessPackageId::new(), ..pol.clone() };
-    assert_missing(s.insert_policy(&orphan).await, "access package", "a policy of an unknown package");
+    assert_missing(s.insert_policy(&orphan, &audit()).await, "access package", "a policy of an unknown package");
 
     let g = group("G");
     s.insert_group(&g).await.unwrap();
@@ -288,17 +297,25 @@ pub async fn constraint_violations_are_named_precisely(s: SqlStore) {
     assert_missing(s.add_sponsor(u.id, UserId::new()).await, "sponsor (user)", "an unknown sponsor");
     s.add_member(g.id, u.id).await.unwrap();
     assert_conflict(s.add_member(g.id, u.id).await, "the same member twice");
-    assert_missing(s.add_incompatible_group(p.id, GroupId::new()).await, "group", "an unknown incompatible group");
     assert_missing(
-        s.add_incompatible_package(p.id, AccessPackageId::new()).await,
+        s.add_incompatible_group(p.id, GroupId::new(), &audit()).await,
+        "group",
+        "an unknown incompatible group",
+    );
+    assert_missing(
+        s.add_incompatible_package(p.id, AccessPackageId::new(), &audit()).await,
         "access package",
         "an unknown incompatible package",
     );
 
     let elsewhere = catalog::group_resource(CatalogId::new(), &g, at(2));
-    assert_missing(s.add_resource(&elsewhere, &add_request(&elsewhere)).await, "catalog", "a resource of no catalog");
+    assert_missing(
+        s.add_resource(&elsewhere, &add_request(&elsewhere), &audit()).await,
+        "catalog",
+        "a resource of no catalog",
+    );
     let (_, _, added) = catalog_with_group(&s, "D", "H").await;
     let mut rrs = role_scope(p.id, &added, 0, at(3));
     rrs.role_id = ResourceRoleId::new();
-    assert_missing(s.add_role_scope(&rrs).await, "resource role", "a role scope of an unknown role");
+    assert_missing(s.add_role_scope(&rrs, &audit()).await, "resource role", "a role scope of an unknown role");
 }

@@ -115,7 +115,7 @@ pub async fn keyset_paging_is_stable_under_inserts(s: SqlStore) {
             for display in ["0 first", "zzz last", cursor.display_name.as_str()] {
                 serial += 1;
                 let p = package(if serial % 2 == 0 { c1 } else { c2 }, display, None, at(serial));
-                s.insert_package(&p).await.unwrap();
+                s.insert_package(&p, &audit()).await.unwrap();
                 if by_name(&p, &cursor, descending) == Ordering::Greater {
                     must_see.push(p);
                 } else {

@@ -20,7 +20,7 @@ use steward_domain::package::AccessPackage;
 use steward_domain::policy::{AssignmentPolicy, PolicySettings};
 use steward_store::SqlStore;
 
-use crate::fixtures::{at, catalog_named, enc, group, name, package, query, user};
+use crate::fixtures::{at, audit, catalog_named, enc, group, name, package, query, user};
 
 /// xorshift64*: a deterministic source for the mix, no dependency needed.
 struct Rng(u64);
@@ -246,12 +246,12 @@ pub async fn requestable_packages_agree_with_the_old_evaluation(s: SqlStore) {
     let rules = rules(&users);
 
     let c = catalog_named("Requestable");
-    s.insert_catalog(&c).await.unwrap();
+    s.insert_catalog(&c, &audit()).await.unwrap();
     let mut packages = Vec::new();
     for i in 0..48 {
         let mut p = package(c.id, &format!("Package {i:02}"), None, at(i));
         p.is_hidden = i % 7 == 0;
-        s.insert_package(&p).await.unwrap();
+        s.insert_package(&p, &audit()).await.unwrap();
         packages.push(p);
     }
     let mut policies = Vec::new();
@@ -268,7 +268,7 @@ pub async fn requestable_packages_agree_with_the_old_evaluation(s: SqlStore) {
             created_date_time: at(1000 + i),
             modified_date_time: at(1000 + i),
         };
-        s.insert_policy(&p).await.unwrap();
+        s.insert_policy(&p, &audit()).await.unwrap();
         policies.push(p);
     }
     let proper = check_everyone(&s, &users, &packages, "inserted").await;
@@ -281,12 +281,12 @@ pub async fn requestable_packages_agree_with_the_old_evaluation(s: SqlStore) {
             let mut changed = p.clone();
             changed.settings = settings(&mut rng, &users, &groups, &rules);
             changed.modified_date_time = at(5000 + i as i64);
-            s.update_policy(&changed, p.modified_date_time).await.unwrap();
+            s.update_policy(&changed, p.modified_date_time, &audit()).await.unwrap();
             *p = changed;
         }
     }
     for p in policies.iter().filter(|_| rng.chance(10)) {
-        s.delete_policy(p.id).await.unwrap();
+        s.delete_policy(p.id, &audit()).await.unwrap();
     }
     // A rule no other policy uses: matched while the policy has it, forgotten after.
     let lone: PolicySettings = serde_json::from_value(json!({"allowedTargetScope": "specificDirectoryUsers",
@@ -304,16 +304,16 @@ pub async fn requestable_packages_agree_with_the_old_evaluation(s: SqlStore) {
         created_date_time: at(9000),
         modified_date_time: at(9000),
     };
-    s.insert_policy(&lone).await.unwrap();
+    s.insert_policy(&lone, &audit()).await.unwrap();
     assert!(served(&s, &users[0], "$top=100").await.contains(&last.id));
     check_everyone(&s, &users, &packages, "updated").await;
     let before = lone.modified_date_time;
     lone.settings.allowed_target_scope = AllowedTargetScope::AllExternalUsers;
     lone.modified_date_time = at(9001);
-    s.update_policy(&lone, before).await.unwrap();
+    s.update_policy(&lone, before, &audit()).await.unwrap();
     assert!(!served(&s, &users[0], "$top=100").await.contains(&last.id), "a member is not an external user");
     assert!(served(&s, &users[1], "$top=100").await.contains(&last.id), "a guest is");
-    s.delete_policy(lone.id).await.unwrap();
+    s.delete_policy(lone.id, &audit()).await.unwrap();
     check_everyone(&s, &users, &packages, "deleted").await;
 
     // Group membership is read at request time.

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod app;
+mod audit;
 mod authz;
 mod bad_input;
 mod concurrency;
