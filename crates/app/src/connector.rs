@@ -48,6 +48,16 @@ pub trait Connector: Send + Sync {
     fn serves(&self, origin_system: &str) -> bool;
     async fn grant(&self, grant: &RoleGrant, subject: &User) -> Result<(), ConnectorError>;
     async fn revoke(&self, grant: &RoleGrant, subject: &User) -> Result<(), ConnectorError>;
+    /// Grants several roles (a worker round's grants through this connector), one result per
+    /// item, in order. One by one unless the connector can do better (one statement, one
+    /// request per group).
+    async fn grant_all(&self, items: &[(&RoleGrant, &User)]) -> Vec<Result<(), ConnectorError>> {
+        let mut out = Vec::with_capacity(items.len());
+        for (grant, subject) in items {
+            out.push(self.grant(grant, subject).await);
+        }
+        out
+    }
     /// Whether `subject` holds the role now.
     async fn holds(&self, grant: &RoleGrant, subject: &User) -> Result<bool, ConnectorError>;
     async fn discover(&self) -> Result<Vec<DiscoveredResource>, ConnectorError>;
@@ -92,6 +102,47 @@ impl Connector for DirectoryConnector {
             Err(StoreError::Conflict(_)) if self.holds(grant, subject).await? => Ok(()),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// All memberships in one statement and all ownerships in another; should either add
+    /// fewer links than asked (some already held, a group gone), its items are granted one by
+    /// one, which tells which.
+    async fn grant_all(&self, items: &[(&RoleGrant, &User)]) -> Vec<Result<(), ConnectorError>> {
+        let mut out: Vec<Option<Result<(), ConnectorError>>> = items.iter().map(|_| None).collect();
+        for owners in [false, true] {
+            let mut picked = Vec::new();
+            let mut links = Vec::new();
+            for (k, (grant, subject)) in items.iter().enumerate() {
+                match Self::target(grant) {
+                    Ok((group, owner)) if owner == owners => {
+                        picked.push(k);
+                        links.push((group, subject.id));
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        if let Some(slot) = out.get_mut(k) {
+                            *slot = Some(Err(e));
+                        }
+                    }
+                }
+            }
+            if links.is_empty() {
+                continue;
+            }
+            let all_added =
+                matches!(self.store.add_group_links(&links, owners).await, Ok(n) if n == links.len() as u64);
+            for k in picked {
+                let r = match (all_added, items.get(k)) {
+                    (true, _) => Ok(()),
+                    (false, Some((grant, subject))) => self.grant(grant, subject).await,
+                    (false, None) => continue,
+                };
+                if let Some(slot) = out.get_mut(k) {
+                    *slot = Some(r);
+                }
+            }
+        }
+        out.into_iter().map(|r| r.unwrap_or_else(|| Err(ConnectorError::Permanent("not attempted".into())))).collect()
     }
 
     async fn revoke(&self, grant: &RoleGrant, subject: &User) -> Result<(), ConnectorError> {

@@ -136,6 +136,9 @@ pub trait Store: Send + Sync {
     async fn get_group(&self, id: GroupId) -> StoreResult<Option<Group>>;
     async fn list_groups(&self, q: &ListQuery) -> StoreResult<Page<Group>>;
     async fn add_member(&self, group: GroupId, user: UserId) -> StoreResult<()>;
+    /// Adds members (or, with `owners`, owners) in bulk, skipping pairs already linked and
+    /// pairs whose group or user does not exist; returns how many links were added.
+    async fn add_group_links(&self, links: &[(GroupId, UserId)], owners: bool) -> StoreResult<u64>;
     async fn remove_member(&self, group: GroupId, user: UserId) -> StoreResult<()>;
     async fn add_owner(&self, group: GroupId, user: UserId) -> StoreResult<()>;
     async fn remove_owner(&self, group: GroupId, user: UserId) -> StoreResult<()>;

@@ -704,6 +704,24 @@ impl Store for SqlStore {
         .await
     }
 
+    async fn add_group_links(&self, links: &[(GroupId, UserId)], owners: bool) -> StoreResult<u64> {
+        let table = if owners { "group_owners" } else { "group_members" };
+        let mut added = 0;
+        // 120 pairs (240 parameters) per statement: see `lifecycle::MAX_PARAMS`.
+        for chunk in links.chunks(120) {
+            let tuples: Vec<String> = (0..chunk.len()).map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2)).collect();
+            let sql = format!(
+                "WITH v (g, u) AS (VALUES {}) INSERT INTO {table} (group_id, user_id) SELECT g, u FROM v \
+                 WHERE EXISTS (SELECT 1 FROM groups WHERE id = v.g) AND EXISTS (SELECT 1 FROM users WHERE id = v.u) \
+                 ON CONFLICT DO NOTHING",
+                tuples.join(", ")
+            );
+            let params: Vec<Param> = chunk.iter().flat_map(|(g, u)| [id(*g), id(*u)]).collect();
+            added += self.write(&sql, &params).await?;
+        }
+        Ok(added)
+    }
+
     async fn add_owner(&self, group: GroupId, user: UserId) -> StoreResult<()> {
         self.insert(
             "INSERT INTO group_owners (group_id, user_id) VALUES ($1, $2)",

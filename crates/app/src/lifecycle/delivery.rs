@@ -15,7 +15,7 @@ use steward_domain::ids::{AccessPackageId, AssignmentId, GroupId, JobId, Request
 use steward_domain::request::{AssignmentRequest, RequestStatus};
 
 use super::{Actor, assignment_event, changed, request_event, separation};
-use crate::connector::ConnectorError;
+use crate::connector::{Connector, ConnectorError};
 use crate::jobs::{Job, JobKind};
 use crate::ports::{Batch, Put, RoleGrant};
 use crate::{AppError, Services, StoreError};
@@ -118,14 +118,53 @@ pub(crate) async fn run_wave(s: &Services, owner: &str, jobs: Vec<Job>, parallel
         }
     }
 
-    // The connector calls (and the checks before them), up to `parallel` at once.
     let mut outcomes: Vec<Option<Result<Result_, AppError>>> = specs.iter().map(|_| None).collect();
+
+    // Grants: the checks, then each connector once with all of its grants.
+    let mut calls: Vec<(Arc<dyn Connector>, Vec<usize>)> = Vec::new();
+    for (k, (_, aid, role, action, _)) in specs.iter().enumerate() {
+        let Some(a) = assignments.get(aid).filter(|_| *action == GrantAction::Grant) else { continue };
+        let (grant, user) = (grants.get(role), users.get(&a.target_id));
+        let d = declared.get(&a.access_package_id).map(Arc::as_ref);
+        let step = before_call(s, a, grant, user, GrantAction::Grant, d).await;
+        let slot = outcomes.get_mut(k);
+        match (step, slot) {
+            (Ok(Step::Call(c)), _) => match calls.iter_mut().find(|(known, _)| Arc::ptr_eq(known, &c)) {
+                Some((_, ks)) => ks.push(k),
+                None => calls.push((c, vec![k])),
+            },
+            (Ok(Step::Decided(r)), Some(slot)) => *slot = Some(Ok(r)),
+            (Err(e), Some(slot)) => *slot = Some(Err(e)),
+            (_, None) => {}
+        }
+    }
+    for (connector, ks) in calls {
+        let mut items = Vec::with_capacity(ks.len());
+        let mut kept = Vec::with_capacity(ks.len());
+        for k in ks {
+            let Some((job, aid, role, _, _)) = specs.get(k) else { continue };
+            let a = assignments.get(aid);
+            if let (Some(g), Some(u)) = (grants.get(role), a.and_then(|a| users.get(&a.target_id))) {
+                items.push((g, u));
+                kept.push((k, job.attempts));
+            }
+        }
+        for ((k, attempts), r) in kept.into_iter().zip(connector.grant_all(&items).await) {
+            if let Some(slot) = outcomes.get_mut(k) {
+                *slot = Some(Ok(outcome(r, attempts)));
+            }
+        }
+    }
+
+    // Revokes (and anything else): one by one, up to `parallel` at once.
     let mut running = tokio::task::JoinSet::new();
     let mut next = 0;
     loop {
         while running.len() < parallel.max(1) {
             let Some((job, aid, role, action, _)) = specs.get(next) else { break };
-            if let Some(a) = assignments.get(aid).cloned() {
+            if *action != GrantAction::Grant
+                && let Some(a) = assignments.get(aid).cloned()
+            {
                 let (s, grant) = (s.clone(), grants.get(role).cloned());
                 let user = users.get(&a.target_id).cloned();
                 let d = declared.get(&a.access_package_id).cloned();
@@ -269,6 +308,74 @@ fn record(
     }
 }
 
+/// Where a delivery stands before its connector is called.
+enum Step {
+    /// Decided without calling the connector.
+    Decided(Result_),
+    /// To be done by this connector.
+    Call(Arc<dyn Connector>),
+}
+
+/// The checks before a delivery's connector call: the role and user still exist, a grant's
+/// assignment is still active and breaks no separation of duties, a revoke's role is not
+/// granted by another assignment as well, and a connector serves the role.
+async fn before_call(
+    s: &Services,
+    a: &Assignment,
+    grant: Option<&RoleGrant>,
+    user: Option<&User>,
+    action: GrantAction,
+    declared: Option<&Declared>,
+) -> Result<Step, AppError> {
+    let Some(grant) = grant else {
+        return Ok(Step::Decided(match action {
+            GrantAction::Grant => Result_::Failed("The resource role no longer exists.".into()),
+            GrantAction::Revoke => Result_::Done(Some("The resource role no longer exists.".into())),
+        }));
+    };
+    if user.is_none() {
+        return Ok(Step::Decided(match action {
+            GrantAction::Grant => Result_::Failed("The target user no longer exists.".into()),
+            GrantAction::Revoke => Result_::Done(Some("The target user no longer exists.".into())),
+        }));
+    }
+    match action {
+        GrantAction::Grant => {
+            if !a.is_active() {
+                return Ok(Step::Decided(Result_::Done(Some("The assignment ended before delivery.".into()))));
+            }
+            let conflict = match declared {
+                Some(d) => separation::find_given(s, a.target_id, a.access_package_id, d).await?,
+                None => separation::find(s, a.target_id, a.access_package_id).await?,
+            };
+            if let Some(conflict) = conflict {
+                return Ok(Step::Decided(Result_::Failed(conflict)));
+            }
+        }
+        GrantAction::Revoke => {
+            if s.store.role_held_elsewhere(a.target_id, grant.role_id, a.id).await? {
+                return Ok(Step::Decided(Result_::Done(Some(
+                    "Kept: another active assignment grants the same role.".into(),
+                ))));
+            }
+        }
+    }
+    Ok(match s.connectors.for_origin(&grant.origin_system) {
+        Some(c) => Step::Call(c.clone()),
+        None => Step::Decided(Result_::Failed(format!("No connector serves origin system '{}'.", grant.origin_system))),
+    })
+}
+
+/// What a connector's answer means for the delivery, given how often it was tried.
+fn outcome(r: Result<(), ConnectorError>, attempts: u32) -> Result_ {
+    match r {
+        Ok(()) => Result_::Done(None),
+        Err(ConnectorError::Transient(m)) if attempts < MAX_ATTEMPTS => Result_::Retry(m),
+        Err(ConnectorError::Transient(m)) => Result_::Failed(format!("{m} (gave up after {attempts} attempts)")),
+        Err(ConnectorError::Permanent(m)) => Result_::Failed(m),
+    }
+}
+
 async fn attempt(
     s: &Services,
     a: &Assignment,
@@ -278,50 +385,18 @@ async fn attempt(
     attempts: u32,
     declared: Option<&Declared>,
 ) -> Result<Result_, AppError> {
-    let Some(grant) = grant else {
-        return Ok(match action {
-            GrantAction::Grant => Result_::Failed("The resource role no longer exists.".into()),
-            GrantAction::Revoke => Result_::Done(Some("The resource role no longer exists.".into())),
-        });
+    let connector = match before_call(s, a, grant, user, action, declared).await? {
+        Step::Decided(r) => return Ok(r),
+        Step::Call(c) => c,
     };
-    let Some(user) = user else {
-        return Ok(match action {
-            GrantAction::Grant => Result_::Failed("The target user no longer exists.".into()),
-            GrantAction::Revoke => Result_::Done(Some("The target user no longer exists.".into())),
-        });
-    };
-    match action {
-        GrantAction::Grant => {
-            if !a.is_active() {
-                return Ok(Result_::Done(Some("The assignment ended before delivery.".into())));
-            }
-            let conflict = match declared {
-                Some(d) => separation::find_given(s, a.target_id, a.access_package_id, d).await?,
-                None => separation::find(s, a.target_id, a.access_package_id).await?,
-            };
-            if let Some(conflict) = conflict {
-                return Ok(Result_::Failed(conflict));
-            }
-        }
-        GrantAction::Revoke => {
-            if s.store.role_held_elsewhere(a.target_id, grant.role_id, a.id).await? {
-                return Ok(Result_::Done(Some("Kept: another active assignment grants the same role.".into())));
-            }
-        }
-    }
-    let Some(connector) = s.connectors.for_origin(&grant.origin_system) else {
-        return Ok(Result_::Failed(format!("No connector serves origin system '{}'.", grant.origin_system)));
+    let (Some(grant), Some(user)) = (grant, user) else {
+        return Ok(Result_::Failed("The delivery lost its role or user.".into()));
     };
     let r = match action {
         GrantAction::Grant => connector.grant(grant, user).await,
         GrantAction::Revoke => connector.revoke(grant, user).await,
     };
-    Ok(match r {
-        Ok(()) => Result_::Done(None),
-        Err(ConnectorError::Transient(m)) if attempts < MAX_ATTEMPTS => Result_::Retry(m),
-        Err(ConnectorError::Transient(m)) => Result_::Failed(format!("{m} (gave up after {attempts} attempts)")),
-        Err(ConnectorError::Permanent(m)) => Result_::Failed(m),
-    })
+    Ok(outcome(r, attempts))
 }
 
 /// Completes a delivering request once none of its deliveries of `action` is pending.

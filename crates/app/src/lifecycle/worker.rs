@@ -13,7 +13,7 @@ use crate::{AppError, Services};
 /// How long a claimed job stays with its claimer before another process may take it.
 pub const LEASE: SignedDuration = SignedDuration::from_secs(60);
 /// Jobs claimed per round.
-pub const CLAIM: u32 = 32;
+pub const CLAIM: u32 = 128;
 /// Connector calls of one round that run at once, unless `Worker::with_parallelism` says otherwise.
 pub const PARALLEL: usize = 8;
 

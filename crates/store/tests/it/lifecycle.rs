@@ -763,3 +763,40 @@ pub async fn bulk_reads_and_finishing_jobs_together(s: SqlStore) {
     assert_eq!(s.pending_jobs().await.unwrap(), before - 3);
     assert_eq!(s.events_of("bulk-correlation").await.unwrap().len(), 1);
 }
+
+/// The built-in directory grants a round's memberships in bulk, and one by one where the bulk
+/// statement could not add everything: an existing membership is fine, a role whose group is
+/// gone or malformed fails alone.
+pub async fn directory_connector_grants_in_bulk(s: SqlStore) {
+    use steward_app::connector::Connector as _;
+    use steward_app::connector::DirectoryConnector;
+    let w = world(s.clone()).await;
+    let other = group("Other");
+    s.insert_group(&other).await.unwrap();
+    let people: Vec<User> = (0..3).map(|i| user(&format!("bulkg{i}"), "Sales", None)).collect();
+    for u in &people {
+        s.insert_user(u).await.unwrap();
+    }
+    s.add_member(other.id, people[0].id).await.unwrap();
+    let role = |g: &str| steward_app::ports::RoleGrant {
+        role_id: steward_domain::ids::ResourceRoleId::new(),
+        role_name: "Member".into(),
+        role_origin_id: format!("Member_{g}"),
+        origin_system: "AadGroup".into(),
+        resource_origin_id: g.into(),
+        resource_name: "g".into(),
+    };
+    let (main, second, gone, bad) =
+        (role(&w.group.id.to_string()), role(&other.id.to_string()), role(&GroupId::new().to_string()), role("nope"));
+    let c = DirectoryConnector::new(Arc::new(s.clone()));
+    let all_new: Vec<_> = people.iter().map(|u| (&main, u)).collect();
+    let r = c.grant_all(&all_new).await;
+    assert!(r.iter().all(Result::is_ok), "{r:?}");
+    assert_eq!(members(&w, w.group.id).await.len(), 3);
+    let mixed = vec![(&second, &people[0]), (&second, &people[1]), (&gone, &people[2]), (&bad, &people[2])];
+    let r = c.grant_all(&mixed).await;
+    assert!(r[0].is_ok() && r[1].is_ok(), "{r:?}");
+    assert!(r[2].is_err() && r[3].is_err(), "{r:?}");
+    assert_eq!(members(&w, other.id).await.len(), 2);
+    assert_eq!(s.add_group_links(&[(other.id, people[2].id), (other.id, people[2].id)], false).await.unwrap(), 1);
+}

@@ -85,6 +85,7 @@ contract!(
     lifecycle::a_round_delivers_many_assignments_side_by_side,
     lifecycle::automatic_assignment_follows_the_rule,
     lifecycle::bulk_reads_and_finishing_jobs_together,
+    lifecycle::directory_connector_grants_in_bulk,
 );
 
 #[test]
