@@ -46,9 +46,9 @@ pub async fn serve(cfg: Config, test_clock: Option<Timestamp>) -> anyhow::Result
         None => Arc::new(SystemClock),
     };
     let services = Services::new(Arc::new(store), clock);
-    // One worker per process: the background loop and the test drain share its round lock.
+    // One worker per process: the background loops and the test drain share its round lock.
     // SQLite takes one writer at a time: deliveries side by side would only queue for it.
-    let parallel = if cfg.database_url().starts_with("postgres") { PARALLEL } else { 1 };
+    let (parallel, loops) = if cfg.database_url().starts_with("postgres") { (PARALLEL, 2) } else { (1, 1) };
     let worker = Worker::new(services.clone(), crate::worker::owner_name()).with_parallelism(parallel);
     if cfg.demo {
         let n = crate::demo::seed(&services).await.context("seeding demo data failed")?;
@@ -85,7 +85,11 @@ pub async fn serve(cfg: Config, test_clock: Option<Timestamp>) -> anyhow::Result
         }
     });
     if cfg.worker.enabled {
-        tasks.spawn(crate::worker::run(worker, cfg.worker.poll_interval(), wake, shutdown.clone()));
+        // On PostgreSQL two rounds overlap, so one round's reads and commits run while the
+        // other's wait on the network; SQLite's single writer gains nothing from a second.
+        for _ in 0..loops {
+            tasks.spawn(crate::worker::run(worker.clone(), cfg.worker.poll_interval(), wake.clone(), shutdown.clone()));
+        }
     } else {
         tracing::info!("job worker disabled (worker.enabled = false): this process serves the API only");
     }

@@ -19,14 +19,15 @@ pub const PARALLEL: usize = 8;
 
 /// Runs jobs as `owner` (a name unique to this process).
 ///
-/// Clones share one round lock: rounds of a worker and its clones never overlap. So when the
-/// server's background loop and a test's `drain` use the same worker, a drain that finds
-/// nothing due also knows that nothing is still running in this process.
+/// Clones share one round lock: rounds of a worker and its clones may overlap (the store
+/// leases each job to one of them), but a `drain` runs alone. So when the server's background
+/// loops and a test's `drain` use the same worker, a drain that finds nothing due also knows
+/// that nothing is still running in this process.
 #[derive(Clone)]
 pub struct Worker {
     s: Services,
     owner: String,
-    round: Arc<tokio::sync::Mutex<()>>,
+    round: Arc<tokio::sync::RwLock<()>>,
     parallel: usize,
 }
 
@@ -65,7 +66,11 @@ impl Worker {
     /// reconciliation) runs alone, after what was claimed before it and before what was
     /// claimed after it, as when every job ran in turn.
     pub async fn run_once(&self) -> Result<usize, AppError> {
-        let _round = self.round.lock().await;
+        let _round = self.round.read().await;
+        self.round_unlocked().await
+    }
+
+    async fn round_unlocked(&self) -> Result<usize, AppError> {
         let now = self.s.clock.now();
         let lease_until = now.saturating_add(LEASE).unwrap_or(now);
         let jobs = self.s.store.claim_jobs(&self.owner, now, lease_until, CLAIM).await?;
@@ -124,8 +129,9 @@ impl Worker {
     /// Runs rounds until no job is due (at most `rounds`), for tests and shutdown.
     pub async fn drain(&self, rounds: usize) -> Result<usize, AppError> {
         let mut total = 0;
+        let _alone = self.round.write().await;
         for _ in 0..rounds {
-            let n = self.run_once().await?;
+            let n = self.round_unlocked().await?;
             total += n;
             if n == 0 {
                 break;
