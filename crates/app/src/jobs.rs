@@ -25,6 +25,11 @@ pub enum JobKind {
     /// Bring an automatic-assignment policy's assignments in step with its rule.
     #[serde(rename_all = "camelCase")]
     Reconcile { policy: PolicyId },
+    /// Queue the revocations of assignments that have just ended (one `Deliver` job and one
+    /// pending delivery per role each grants): the sweep queues one of these per thousand
+    /// expiries instead of writing all of that itself while it holds the sweep.
+    #[serde(rename_all = "camelCase")]
+    RevokeEnded { assignments: Vec<AssignmentId> },
 }
 
 impl JobKind {
@@ -34,6 +39,7 @@ impl JobKind {
             Self::Deliver { .. } => "deliver",
             Self::Sweep => "sweep",
             Self::Reconcile { .. } => "reconcile",
+            Self::RevokeEnded { .. } => "revokeEnded",
         }
     }
 }

@@ -133,29 +133,45 @@ pub(crate) fn end_access(
     now: Timestamp,
     batch: &mut Batch,
 ) {
+    for g in grants {
+        queue_revoke(a, g, request, now, batch);
+    }
+    end_only(a, status, now, batch);
+}
+
+/// Ends an assignment without queueing its revocations (the caller queues them otherwise).
+pub(crate) fn end_only(a: &Assignment, status: &str, now: Timestamp, batch: &mut Batch) {
     let mut ended = a.clone();
     ended.end(status, now);
     ended.modified_date_time = steward_domain::time::next_modified(a.modified_date_time, now);
-    for g in grants {
-        batch.deliveries.push(Delivery {
-            assignment_id: a.id,
-            resource_role_id: g.role_id,
-            action: GrantAction::Revoke,
-            state: DeliveryState::Pending,
-            attempts: 0,
-            detail: None,
-        });
-        batch.jobs.push(NewJob::now(
-            JobKind::Deliver {
-                assignment: a.id,
-                role: g.role_id,
-                action: GrantAction::Revoke,
-                request: request.map(|r| r.id),
-            },
-            now,
-        ));
-    }
     batch.assignments.push(Put::Changed { row: ended, read_at: a.modified_date_time });
+}
+
+/// A pending revoke delivery of one role of an assignment, and the job that carries it out.
+pub(crate) fn queue_revoke(
+    a: &Assignment,
+    g: &RoleGrant,
+    request: Option<&AssignmentRequest>,
+    now: Timestamp,
+    batch: &mut Batch,
+) {
+    batch.deliveries.push(Delivery {
+        assignment_id: a.id,
+        resource_role_id: g.role_id,
+        action: GrantAction::Revoke,
+        state: DeliveryState::Pending,
+        attempts: 0,
+        detail: None,
+    });
+    batch.jobs.push(NewJob::now(
+        JobKind::Deliver {
+            assignment: a.id,
+            role: g.role_id,
+            action: GrantAction::Revoke,
+            request: request.map(|r| r.id),
+        },
+        now,
+    ));
 }
 
 /// A request to write back after a change: bumps its version and remembers the one read.

@@ -242,6 +242,33 @@ pub(crate) async fn run_wave(s: &Services, owner: &str, jobs: Vec<Job>, parallel
     }
 }
 
+/// Runs a `RevokeEnded` job: one pending revoke delivery and one `Deliver` job per role each
+/// ended assignment's package grants, written with the job's removal. An assignment that is
+/// gone or active again (it cannot be: ended is final) is skipped.
+pub(crate) async fn queue_revocations(
+    s: &Services,
+    job: &Job,
+    owner: &str,
+    ids: &[AssignmentId],
+) -> Result<(), AppError> {
+    let now = s.clock.now();
+    let mut grants: HashMap<AccessPackageId, Vec<RoleGrant>> = HashMap::new();
+    let mut batch = Batch::default();
+    for a in s.store.assignments_by_id(ids).await? {
+        if a.is_active() {
+            continue;
+        }
+        if let std::collections::hash_map::Entry::Vacant(e) = grants.entry(a.access_package_id) {
+            e.insert(s.store.package_grants(a.access_package_id).await?);
+        }
+        for g in grants.get(&a.access_package_id).map(Vec::as_slice).unwrap_or_default() {
+            super::queue_revoke(&a, g, None, now, &mut batch);
+        }
+    }
+    s.store.finish_job(job.id, owner, &batch).await?;
+    Ok(())
+}
+
 /// Gives a job back to run again after its backoff.
 pub(crate) async fn give_back(s: &Services, owner: &str, job: &Job, now: Timestamp, why: &str) {
     let at = now.saturating_add(backoff(job.attempts)).unwrap_or(now);

@@ -3,26 +3,32 @@
 //! decision; one that changed meanwhile is left for the next sweep.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
 use steward_domain::approval::{self, Timer};
+use steward_domain::assignment::Assignment;
 use steward_domain::audit::Activity;
 use steward_domain::enums::RequestState;
 use steward_domain::ids::AccessPackageId;
 use steward_domain::request::{AssignmentRequest, RequestStatus};
 
 use super::requests::deny;
-use super::{Actor, approvers, assignment_event, changed, end_access, request_event, separation, start_access};
-use crate::jobs::{Job, NewJob};
+use super::{
+    Actor, approvers, assignment_event, changed, end_access, end_only, request_event, separation, start_access,
+};
+use crate::jobs::{Job, JobKind, NewJob};
 use crate::ports::{Batch, RoleGrant};
 use crate::{AppError, Services, StoreError};
 
 /// How many due requests and ending assignments one sweep takes on.
-pub const BATCH: u32 = 2_000;
+pub const BATCH: u32 = 4_000;
 /// How often the sweep runs when nothing is left over.
 pub const EVERY: SignedDuration = SignedDuration::from_secs(1);
 /// Expiries written per transaction.
 const EXPIRIES_PER_WRITE: usize = 1_000;
+/// Expiry transactions in flight at once.
+const WRITERS: usize = 2;
 
 /// What one sweep did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -55,36 +61,72 @@ pub async fn pass(s: &Services, now: Timestamp) -> Result<(Swept, bool), AppErro
     let ending = s.store.ending_assignments(now, BATCH).await?;
     more |= ending.len() >= BATCH as usize;
     let mut grants: HashMap<AccessPackageId, Vec<RoleGrant>> = HashMap::new();
-    for chunk in ending.chunks(EXPIRIES_PER_WRITE) {
-        let mut batch = Batch::default();
-        for a in chunk {
-            if let std::collections::hash_map::Entry::Vacant(e) = grants.entry(a.access_package_id) {
-                e.insert(s.store.package_grants(a.access_package_id).await?);
-            }
-            let g = grants.get(&a.access_package_id).map(Vec::as_slice).unwrap_or_default();
-            end_access(a, g, "Expired", None, now, &mut batch);
-            batch.events.push(assignment_event(a, None, Activity::Expire, &Actor::System, now));
+    for a in &ending {
+        if let std::collections::hash_map::Entry::Vacant(e) = grants.entry(a.access_package_id) {
+            e.insert(s.store.package_grants(a.access_package_id).await?);
         }
-        match s.store.apply(&batch).await {
-            Ok(()) => swept.expired += chunk.len(),
-            // One of them changed meanwhile (an extension, a removal): expire one by one.
-            Err(StoreError::Conflict(_)) => {
-                for a in chunk {
-                    let mut one = Batch::default();
-                    let g = grants.get(&a.access_package_id).map(Vec::as_slice).unwrap_or_default();
-                    end_access(a, g, "Expired", None, now, &mut one);
-                    one.events.push(assignment_event(a, None, Activity::Expire, &Actor::System, now));
-                    match s.store.apply(&one).await {
-                        Ok(()) => swept.expired += 1,
-                        Err(StoreError::Conflict(_)) => more = true,
-                        Err(e) => return Err(e.into()),
-                    }
-                }
+    }
+    let grants = Arc::new(grants);
+    // Chunks are written up to `WRITERS` at a time: while one transaction waits on the
+    // database, the next is being built and sent.
+    let mut chunks = ending.chunks(EXPIRIES_PER_WRITE).map(<[_]>::to_vec);
+    let mut running = tokio::task::JoinSet::new();
+    loop {
+        while running.len() < WRITERS {
+            let Some(chunk) = chunks.next() else { break };
+            let (s, grants) = (s.clone(), grants.clone());
+            running.spawn(async move { expire(&s, &chunk, &grants, now).await });
+        }
+        match running.join_next().await {
+            Some(Ok(Ok((n, left)))) => {
+                swept.expired += n;
+                more |= left;
             }
-            Err(e) => return Err(e.into()),
+            Some(Ok(Err(e))) => return Err(e),
+            Some(Err(e)) => return Err(StoreError::Internal(format!("an expiry task ended abnormally: {e}")).into()),
+            None => break,
         }
     }
     Ok((swept, more))
+}
+
+/// Expires one chunk in one transaction, or one by one should any of them have changed since
+/// it was read (an extension, a removal); says how many expired and whether any was left.
+async fn expire(
+    s: &Services,
+    chunk: &[Assignment],
+    grants: &HashMap<AccessPackageId, Vec<RoleGrant>>,
+    now: Timestamp,
+) -> Result<(usize, bool), AppError> {
+    let ending = |a: &Assignment, batch: &mut Batch| {
+        let g = grants.get(&a.access_package_id).map(Vec::as_slice).unwrap_or_default();
+        end_access(a, g, "Expired", None, now, batch);
+        batch.events.push(assignment_event(a, None, Activity::Expire, &Actor::System, now));
+    };
+    // Together: each assignment ends with its audit event, and one job queues all of their
+    // revocations (`RevokeEnded`), so the sweep writes two rows per expiry, not four.
+    let mut batch = Batch::default();
+    for a in chunk {
+        end_only(a, "Expired", now, &mut batch);
+        batch.events.push(assignment_event(a, None, Activity::Expire, &Actor::System, now));
+    }
+    batch.jobs.push(NewJob::now(JobKind::RevokeEnded { assignments: chunk.iter().map(|a| a.id).collect() }, now));
+    match s.store.apply(&batch).await {
+        Ok(()) => return Ok((chunk.len(), false)),
+        Err(StoreError::Conflict(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let (mut expired, mut left) = (0, false);
+    for a in chunk {
+        let mut one = Batch::default();
+        ending(a, &mut one);
+        match s.store.apply(&one).await {
+            Ok(()) => expired += 1,
+            Err(StoreError::Conflict(_)) => left = true,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok((expired, left))
 }
 
 async fn on_due_request(s: &Services, r: AssignmentRequest, now: Timestamp) -> Result<(), AppError> {
