@@ -1344,8 +1344,13 @@ impl Store for SqlStore {
         let rows = self
             .driver
             .fetch(
-                "SELECT COUNT(*) FROM assignments a JOIN role_scopes rs ON rs.access_package_id = a.access_package_id \
-                 WHERE a.target_id = $1 AND a.active_key IS NOT NULL AND a.id <> $3 AND rs.role_id = $2",
+                // Driven by the packages granting the role (few), each probed through the unique
+                // `active_key` ("target:package"): one index lookup per package, whatever the
+                // planner knows about the tables (without statistics, a join on
+                // `target_id` and `access_package_id` was seen to scan a million index entries).
+                "SELECT COUNT(*) FROM role_scopes rs JOIN assignments a \
+                 ON a.active_key = $1 || ':' || rs.access_package_id \
+                 WHERE rs.role_id = $2 AND a.id <> $3",
                 &[id(target), id(role), id(except)],
             )
             .await?;

@@ -22,13 +22,13 @@ use crate::ports::{Batch, RoleGrant};
 use crate::{AppError, Services, StoreError};
 
 /// How many due requests and ending assignments one sweep takes on.
-pub const BATCH: u32 = 4_000;
+pub const BATCH: u32 = 16_000;
 /// How often the sweep runs when nothing is left over.
 pub const EVERY: SignedDuration = SignedDuration::from_secs(1);
 /// Expiries written per transaction.
 const EXPIRIES_PER_WRITE: usize = 1_000;
 /// Expiry transactions in flight at once.
-const WRITERS: usize = 2;
+const WRITERS: usize = 8;
 
 /// What one sweep did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -800,3 +800,55 @@ pub async fn directory_connector_grants_in_bulk(s: SqlStore) {
     assert_eq!(members(&w, other.id).await.len(), 2);
     assert_eq!(s.add_group_links(&[(other.id, people[2].id), (other.id, people[2].id)], false).await.unwrap(), 1);
 }
+
+/// `role_held_elsewhere` sees another active assignment granting the same role, whichever
+/// package it comes from, and nothing else: not the assignment excepted, not an ended one.
+pub async fn a_role_held_through_another_package_is_seen(s: SqlStore) {
+    let w = world(s.clone()).await;
+    let g = group("Shared");
+    s.insert_group(&g).await.unwrap();
+    let added = catalog::group_resource(w.catalog.id, &g, t(START));
+    let rr = ResourceRequest {
+        id: ResourceRequestId::new(),
+        catalog_id: w.catalog.id,
+        resource_id: Some(added.resource.id),
+        request_type: RequestType::AdminAdd,
+        state: RequestState::Delivered,
+        created_date_time: t(START),
+    };
+    s.add_resource(&added, &rr, &audit()).await.unwrap();
+    let member = added.roles.iter().find(|r| r.display_name == "Member").unwrap();
+    let mut packages = Vec::new();
+    for name in ["Shared one", "Shared two"] {
+        let p = AccessPackage {
+            id: AccessPackageId::new(),
+            catalog_id: w.catalog.id,
+            display_name: DisplayName::parse(name).unwrap(),
+            description: None,
+            is_hidden: false,
+            created_date_time: t(START),
+            modified_date_time: t(START),
+        };
+        s.insert_package(&p, &audit()).await.unwrap();
+        let rrs = ResourceRoleScope {
+            id: ResourceRoleScopeId::new(),
+            access_package_id: p.id,
+            role_id: member.id,
+            scope_id: added.scope.id,
+            created_date_time: t(START),
+        };
+        s.add_role_scope(&rrs, &audit()).await.unwrap();
+        policy(&s, &p, json!({"allowedTargetScope": "allMemberUsers"})).await;
+        packages.push(p);
+    }
+    let one = requests::submit(&w.s, &as_user(&w.alice), add(packages[0].id)).await.unwrap();
+    let a1 = one.assignment_id.unwrap();
+    assert!(!s.role_held_elsewhere(w.alice.id, member.id, a1).await.unwrap(), "only the excepted one");
+    let two = requests::submit(&w.s, &as_user(&w.alice), add(packages[1].id)).await.unwrap();
+    let a2 = two.assignment_id.unwrap();
+    assert!(s.role_held_elsewhere(w.alice.id, member.id, a1).await.unwrap());
+    assert!(s.role_held_elsewhere(w.alice.id, member.id, a2).await.unwrap());
+    assert!(!s.role_held_elsewhere(w.manager.id, member.id, a1).await.unwrap(), "someone else's");
+    let other_role = added.roles.iter().find(|r| r.display_name != "Member").unwrap();
+    assert!(!s.role_held_elsewhere(w.alice.id, other_role.id, a1).await.unwrap(), "another role");
+}

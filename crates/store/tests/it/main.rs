@@ -86,6 +86,7 @@ contract!(
     lifecycle::automatic_assignment_follows_the_rule,
     lifecycle::bulk_reads_and_finishing_jobs_together,
     lifecycle::directory_connector_grants_in_bulk,
+    lifecycle::a_role_held_through_another_package_is_seen,
 );
 
 #[test]
