@@ -1,7 +1,7 @@
 //! Benchmark (issue 3, b): an expiry sweep over many assignments of which many end at the same
 //! moment. Seeds the store, moves a manual clock to that moment, then times
-//!   1. the sweep alone (state change, audit event and revocation job per assignment, in
-//!      bulk transactions) until every due assignment has expired, and
+//!   1. the sweep alone (state change and audit event per assignment, and one `RevokeEnded`
+//!      job per bulk transaction) until every due assignment has expired, and
 //!   2. the revocations that follow (group membership removed through the directory
 //!      connector), run by two workers sharing the job queue.
 //!
