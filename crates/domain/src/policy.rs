@@ -339,8 +339,18 @@ impl PolicySettings {
             }
         }
         for t in &self.specific_allowed_targets {
-            if let SubjectSet::AttributeRuleMembers { membership_rule: None, .. } = t {
-                return Err(DomainError::invalid("attributeRuleMembers needs a membershipRule."));
+            match t {
+                SubjectSet::AttributeRuleMembers { membership_rule: None, .. } => {
+                    return Err(DomainError::invalid("attributeRuleMembers needs a membershipRule."));
+                }
+                // A rule that cannot be evaluated is refused when written, with the parser's
+                // position, rather than admitting nobody later without a word.
+                SubjectSet::AttributeRuleMembers { membership_rule: Some(text), .. } => {
+                    crate::rule::MembershipRule::parse(text).map_err(|e| {
+                        DomainError::invalid(format!("attributeRuleMembers.membershipRule is not valid: {e}"))
+                    })?;
+                }
+                _ => {}
             }
         }
         for (i, q) in self.questions.iter_mut().enumerate() {
@@ -485,6 +495,18 @@ mod tests {
             json!({"allowedTargetScope": "specificDirectoryUsers", "specificAllowedTargets": [{"@odata.type": "#microsoft.graph.everyone"}]}),
         );
         assert!(unknown.is_err());
+    }
+
+    #[test]
+    fn a_membership_rule_that_does_not_parse_is_refused_with_its_position() {
+        let rule = |r: &str| {
+            settings(json!({"allowedTargetScope": "specificDirectoryUsers", "specificAllowedTargets": [
+                {"@odata.type": "#microsoft.graph.attributeRuleMembers", "membershipRule": r}]}))
+        };
+        let e = rule("(user.department -eq \"Sales\"").unwrap_err();
+        assert!(e.contains("membershipRule is not valid") && e.contains("position"), "{e}");
+        assert!(rule("user.shoeSize -eq \"42\"").is_err(), "unknown property");
+        assert!(rule("(user.department -eq \"Sales\") -and (user.userType -eq \"Member\")").is_ok());
     }
 
     #[test]
