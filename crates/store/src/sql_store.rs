@@ -211,22 +211,28 @@ impl SqlStore {
     /// The rows of `sql` (which ends with `… WHERE <column>`) for each of `keys`: one array
     /// parameter (`= ANY($1)`) where the driver binds arrays, else an `IN` list, in chunks that
     /// stay under SQLite's parameter limit. `tail` follows the condition (`ORDER BY …`).
-    async fn rows_in<T: FromRow>(&self, sql: &str, keys: Vec<String>, tail: &str) -> StoreResult<Vec<T>> {
+    async fn fetch_in(&self, sql: &str, keys: Vec<String>, tail: &str) -> StoreResult<Vec<crate::driver::Row>> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
         if self.driver.arrays() {
             let full = format!("{sql} = ANY($1) {tail}");
-            return self.rows(&full, &[Param::Texts(keys.into_iter().map(Some).collect())]).await;
+            return self.driver.fetch(&full, &[Param::Texts(keys.into_iter().map(Some).collect())]).await;
         }
         let mut out = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(500) {
             let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
             let full = format!("{sql} IN ({}) {tail}", marks.join(", "));
             let params: Vec<Param> = chunk.iter().map(|k| Param::Text(Some(k.clone()))).collect();
-            out.extend(self.rows::<T>(&full, &params).await?);
+            out.extend(self.driver.fetch(&full, &params).await?);
         }
         Ok(out)
+    }
+
+    /// `fetch_in`, each row read as a `T`.
+    async fn rows_in<T: FromRow>(&self, sql: &str, keys: Vec<String>, tail: &str) -> StoreResult<Vec<T>> {
+        let rows = self.fetch_in(sql, keys, tail).await?;
+        rows.iter().map(|r| T::from_cells(&mut Cells::new(r))).collect()
     }
 
     async fn rows<T: FromRow>(&self, sql: &str, params: &[Param]) -> StoreResult<Vec<T>> {
@@ -1447,28 +1453,9 @@ impl Store for SqlStore {
     }
 
     async fn role_grants(&self, roles: &[ResourceRoleId]) -> StoreResult<Vec<RoleGrant>> {
-        if roles.is_empty() {
-            return Ok(Vec::new());
-        }
-        let keys: Vec<String> = roles.iter().map(ToString::to_string).collect();
         let head = "SELECT rr.id, rr.display_name, rr.origin_id, rr.origin_system, r.origin_id, r.display_name \
                     FROM resource_roles rr JOIN resources r ON r.id = rr.resource_id WHERE rr.id";
-        let mut out = Vec::with_capacity(keys.len());
-        if self.driver.arrays() {
-            let rows = self
-                .driver
-                .fetch(&format!("{head} = ANY($1)"), &[Param::Texts(keys.into_iter().map(Some).collect())])
-                .await?;
-            out.extend(grants(&rows)?);
-        } else {
-            for chunk in keys.chunks(500) {
-                let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-                let params: Vec<Param> = chunk.iter().map(|k| Param::Text(Some(k.clone()))).collect();
-                let rows = self.driver.fetch(&format!("{head} IN ({})", marks.join(", ")), &params).await?;
-                out.extend(grants(&rows)?);
-            }
-        }
-        Ok(out)
+        grants(&self.fetch_in(head, roles.iter().map(ToString::to_string).collect(), "").await?)
     }
 
     async fn deliveries_of(&self, assignments: &[AssignmentId]) -> StoreResult<Vec<Delivery>> {
