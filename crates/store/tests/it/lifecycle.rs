@@ -81,18 +81,25 @@ fn group(name: &str) -> Group {
     }
 }
 
-async fn package_granting(s: &SqlStore, catalog: CatalogId, name: &str, g: &Group) -> AccessPackage {
-    let now = t(START);
-    let added = catalog::group_resource(catalog, g, now);
+/// Adds a group to a catalog as a resource (with its Member and Owner roles), as an
+/// administrator's resource request would.
+async fn add_group_resource(s: &SqlStore, catalog: CatalogId, g: &Group) -> catalog::GroupResource {
+    let added = catalog::group_resource(catalog, g, t(START));
     let rr = ResourceRequest {
         id: ResourceRequestId::new(),
         catalog_id: catalog,
         resource_id: Some(added.resource.id),
         request_type: RequestType::AdminAdd,
         state: RequestState::Delivered,
-        created_date_time: now,
+        created_date_time: t(START),
     };
     s.add_resource(&added, &rr, &audit()).await.unwrap();
+    added
+}
+
+async fn package_granting(s: &SqlStore, catalog: CatalogId, name: &str, g: &Group) -> AccessPackage {
+    let now = t(START);
+    let added = add_group_resource(s, catalog, g).await;
     let p = AccessPackage {
         id: AccessPackageId::new(),
         catalog_id: catalog,
@@ -622,16 +629,7 @@ pub async fn a_round_delivers_many_assignments_side_by_side(s: SqlStore) {
     let w = world(s.clone()).await;
     let second = group("Second group");
     s.insert_group(&second).await.unwrap();
-    let added = catalog::group_resource(w.catalog.id, &second, t(START));
-    let rr = ResourceRequest {
-        id: ResourceRequestId::new(),
-        catalog_id: w.catalog.id,
-        resource_id: Some(added.resource.id),
-        request_type: RequestType::AdminAdd,
-        state: RequestState::Delivered,
-        created_date_time: t(START),
-    };
-    s.add_resource(&added, &rr, &audit()).await.unwrap();
+    let added = add_group_resource(&s, w.catalog.id, &second).await;
     let member = added.roles.iter().find(|r| r.display_name == "Member").unwrap();
     s.add_role_scope(
         &ResourceRoleScope {
@@ -802,21 +800,13 @@ pub async fn directory_connector_grants_in_bulk(s: SqlStore) {
 }
 
 /// `role_held_elsewhere` sees another active assignment granting the same role, whichever
-/// package it comes from, and nothing else: not the assignment excepted, not an ended one.
+/// package it comes from, and nothing else: not the assignment excepted, not another user's,
+/// not another role.
 pub async fn a_role_held_through_another_package_is_seen(s: SqlStore) {
     let w = world(s.clone()).await;
     let g = group("Shared");
     s.insert_group(&g).await.unwrap();
-    let added = catalog::group_resource(w.catalog.id, &g, t(START));
-    let rr = ResourceRequest {
-        id: ResourceRequestId::new(),
-        catalog_id: w.catalog.id,
-        resource_id: Some(added.resource.id),
-        request_type: RequestType::AdminAdd,
-        state: RequestState::Delivered,
-        created_date_time: t(START),
-    };
-    s.add_resource(&added, &rr, &audit()).await.unwrap();
+    let added = add_group_resource(&s, w.catalog.id, &g).await;
     let member = added.roles.iter().find(|r| r.display_name == "Member").unwrap();
     let mut packages = Vec::new();
     for name in ["Shared one", "Shared two"] {
