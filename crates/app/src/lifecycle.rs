@@ -16,7 +16,7 @@ use jiff::Timestamp;
 use steward_domain::assignment::{Assignment, Delivery, DeliveryState, GrantAction};
 use steward_domain::audit::{Activity, AuditEvent, Initiator};
 use steward_domain::enums::{AssignmentState, RequestState};
-use steward_domain::ids::{AssignmentId, UserId};
+use steward_domain::ids::{AssignmentId, RequestId, UserId};
 use steward_domain::request::{AssignmentRequest, RequestStatus};
 
 use crate::jobs::{JobKind, NewJob};
@@ -99,23 +99,7 @@ pub(crate) fn start_access(
         req.set(RequestState::Delivering, RequestStatus::Delivering, now);
         batch.events.push(request_event(req, Activity::ReadyToFulfill, actor, now));
         for g in grants {
-            batch.deliveries.push(Delivery {
-                assignment_id: a.id,
-                resource_role_id: g.role_id,
-                action: GrantAction::Grant,
-                state: DeliveryState::Pending,
-                attempts: 0,
-                detail: None,
-            });
-            batch.jobs.push(NewJob::now(
-                JobKind::Deliver {
-                    assignment: a.id,
-                    role: g.role_id,
-                    action: GrantAction::Grant,
-                    request: Some(req.id),
-                },
-                now,
-            ));
+            queue_delivery(&a, g, GrantAction::Grant, Some(req.id), now, batch);
         }
     }
     batch.assignments.push(Put::New(a.clone()));
@@ -134,7 +118,7 @@ pub(crate) fn end_access(
     batch: &mut Batch,
 ) {
     for g in grants {
-        queue_revoke(a, g, request, now, batch);
+        queue_delivery(a, g, GrantAction::Revoke, request.map(|r| r.id), now, batch);
     }
     end_only(a, status, now, batch);
 }
@@ -147,31 +131,25 @@ pub(crate) fn end_only(a: &Assignment, status: &str, now: Timestamp, batch: &mut
     batch.assignments.push(Put::Changed { row: ended, read_at: a.modified_date_time });
 }
 
-/// A pending revoke delivery of one role of an assignment, and the job that carries it out.
-pub(crate) fn queue_revoke(
+/// A pending delivery (grant or revoke) of one role of an assignment, and the job that
+/// carries it out.
+pub(crate) fn queue_delivery(
     a: &Assignment,
     g: &RoleGrant,
-    request: Option<&AssignmentRequest>,
+    action: GrantAction,
+    request: Option<RequestId>,
     now: Timestamp,
     batch: &mut Batch,
 ) {
     batch.deliveries.push(Delivery {
         assignment_id: a.id,
         resource_role_id: g.role_id,
-        action: GrantAction::Revoke,
+        action,
         state: DeliveryState::Pending,
         attempts: 0,
         detail: None,
     });
-    batch.jobs.push(NewJob::now(
-        JobKind::Deliver {
-            assignment: a.id,
-            role: g.role_id,
-            action: GrantAction::Revoke,
-            request: request.map(|r| r.id),
-        },
-        now,
-    ));
+    batch.jobs.push(NewJob::now(JobKind::Deliver { assignment: a.id, role: g.role_id, action, request }, now));
 }
 
 /// A request to write back after a change: bumps its version and remembers the one read.

@@ -262,7 +262,7 @@ pub(crate) async fn queue_revocations(
             e.insert(s.store.package_grants(a.access_package_id).await?);
         }
         for g in grants.get(&a.access_package_id).map(Vec::as_slice).unwrap_or_default() {
-            super::queue_revoke(&a, g, None, now, &mut batch);
+            super::queue_delivery(&a, g, GrantAction::Revoke, None, now, &mut batch);
         }
     }
     s.store.finish_job(job.id, owner, &batch).await?;
