@@ -314,6 +314,15 @@ pub trait Store: Send + Sync {
         lease_until: Timestamp,
         limit: u32,
     ) -> StoreResult<Vec<Job>>;
+    /// Leases those of `ids` that are due and not leased to anyone (as `claim_jobs` would),
+    /// found by id rather than by searching for due jobs; in the order the jobs are due.
+    async fn claim_jobs_by_id(
+        &self,
+        owner: &str,
+        ids: &[JobId],
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> StoreResult<Vec<Job>>;
     /// Removes a job `owner` holds and applies its effects, in one transaction. `Conflict` when
     /// the lease was lost (another process may be running it).
     async fn finish_job(&self, id: JobId, owner: &str, effects: &Batch) -> StoreResult<()>;

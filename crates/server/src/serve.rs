@@ -7,7 +7,7 @@ use anyhow::Context;
 use jiff::Timestamp;
 use secrecy::ExposeSecret;
 use steward_app::auth::Authenticator;
-use steward_app::lifecycle::worker::{PARALLEL, Worker};
+use steward_app::lifecycle::worker::{LocalJobs, PARALLEL, Worker};
 use steward_app::ports::ManualClock;
 use steward_app::{Clock, Services, SystemClock};
 use tokio_util::sync::CancellationToken;
@@ -31,11 +31,11 @@ fn init_logging(cfg: &Config) -> anyhow::Result<()> {
 pub async fn serve(cfg: Config, test_clock: Option<Timestamp>) -> anyhow::Result<()> {
     init_logging(&cfg)?;
     tracing::info!(config = ?cfg, "starting steward {}", env!("CARGO_PKG_VERSION"));
-    // Writes that queue jobs wake this process's worker at once; it polls for the rest.
-    let wake = Arc::new(tokio::sync::Notify::new());
+    // Writes that queue jobs hand them to this process's worker at once; it polls for the rest.
+    let local = Arc::new(LocalJobs::default());
     let store = {
-        let wake = wake.clone();
-        crate::cli::open_store(&cfg, true).await?.on_jobs_queued(move || wake.notify_one())
+        let local = local.clone();
+        crate::cli::open_store(&cfg, true).await?.on_jobs_queued(move |ids| local.queued(ids))
     };
     let manual = test_clock.map(|start| Arc::new(ManualClock::new(start)));
     let clock: Arc<dyn Clock> = match &manual {
@@ -49,7 +49,8 @@ pub async fn serve(cfg: Config, test_clock: Option<Timestamp>) -> anyhow::Result
     // One worker per process: the background loops and the test drain share its round lock.
     // SQLite takes one writer at a time: deliveries side by side would only queue for it.
     let (parallel, loops) = if cfg.database_url().starts_with("postgres") { (PARALLEL, 2) } else { (1, 1) };
-    let worker = Worker::new(services.clone(), crate::worker::owner_name()).with_parallelism(parallel);
+    let worker =
+        Worker::new(services.clone(), crate::worker::owner_name()).with_parallelism(parallel).with_local_jobs(local);
     if cfg.demo {
         let n = crate::demo::seed(&services).await.context("seeding demo data failed")?;
         tracing::info!(created = n, "demo organization ready");
@@ -88,7 +89,7 @@ pub async fn serve(cfg: Config, test_clock: Option<Timestamp>) -> anyhow::Result
         // On PostgreSQL two rounds overlap, so one round's reads and commits run while the
         // other's wait on the network; SQLite's single writer gains nothing from a second.
         for _ in 0..loops {
-            tasks.spawn(crate::worker::run(worker.clone(), cfg.worker.poll_interval(), wake.clone(), shutdown.clone()));
+            tasks.spawn(crate::worker::run(worker.clone(), cfg.worker.poll_interval(), shutdown.clone()));
         }
     } else {
         tracing::info!("job worker disabled (worker.enabled = false): this process serves the API only");

@@ -3,11 +3,9 @@
 //! stops on shutdown after the round in hand; a round is never cut off halfway. Any number of
 //! processes may run it against one database: the store leases each job to one of them.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use steward_app::lifecycle::worker::Worker;
-use tokio::sync::Notify;
+use steward_app::lifecycle::worker::{LocalJobs, Worker};
 use tokio_util::sync::CancellationToken;
 
 /// The longest wait after repeated failures.
@@ -41,20 +39,20 @@ async fn pause_or_stop(pause: Duration, shutdown: &CancellationToken) -> bool {
     }
 }
 
-/// Waits for `wake` (jobs were queued in this process) or `pause`, unless shutdown comes
+/// Waits for `local` (jobs were queued in this process) or `pause`, unless shutdown comes
 /// first; `true` when it is time to stop.
-async fn idle_or_stop(pause: Duration, wake: &Notify, shutdown: &CancellationToken) -> bool {
+async fn idle_or_stop(pause: Duration, local: &LocalJobs, shutdown: &CancellationToken) -> bool {
     tokio::select! {
         () = shutdown.cancelled() => true,
-        () = wake.notified() => false,
+        () = local.notified() => false,
         () = tokio::time::sleep(pause) => false,
     }
 }
 
 /// Runs until `shutdown` is cancelled. When no job is due it waits for the poll interval, or
-/// less when `wake` is notified (a write in this process queued jobs); a notification that
+/// less when the worker's `LocalJobs` is notified (a write in this process queued jobs); a notification that
 /// comes during a round is kept, so the wait after it ends at once.
-pub async fn run(worker: Worker, poll: Duration, wake: Arc<Notify>, shutdown: CancellationToken) {
+pub async fn run(worker: Worker, poll: Duration, shutdown: CancellationToken) {
     tracing::info!(owner = worker.owner(), poll_ms = poll.as_millis(), "job worker started");
     let mut failures = 0_u32;
     // The sweep job is a singleton, so every process may ask for it; retried until the
@@ -83,7 +81,7 @@ pub async fn run(worker: Worker, poll: Duration, wake: Arc<Notify>, shutdown: Ca
             }
             Ok(_) => {
                 failures = 0;
-                idle_or_stop(poll, &wake, &shutdown).await
+                idle_or_stop(poll, worker.local_jobs(), &shutdown).await
             }
             Err(e) => {
                 failures = failures.saturating_add(1);
@@ -101,6 +99,8 @@ pub async fn run(worker: Worker, poll: Duration, wake: Arc<Notify>, shutdown: Ca
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use steward_app::jobs::{JobKind, NewJob};
     use steward_app::ports::{Batch, ManualClock};
     use steward_app::{Services, Store};
@@ -151,7 +151,7 @@ mod tests {
         assert_eq!(store.pending_jobs().await.unwrap(), 2);
 
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(run(worker, Duration::from_millis(1), Arc::default(), shutdown.clone()));
+        let task = tokio::spawn(run(worker, Duration::from_millis(1), shutdown.clone()));
         // Only the sweep (run and queued again) is left once the loop has run the delivery.
         tokio::time::timeout(Duration::from_secs(10), async {
             while store.pending_jobs().await.unwrap() != 1 {
@@ -171,18 +171,19 @@ mod tests {
     async fn queued_jobs_wake_the_idle_loop() {
         let dir = std::env::temp_dir().join(format!("steward-worker-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
-        let wake = Arc::new(Notify::new());
-        let hook = wake.clone();
+        let local = Arc::new(LocalJobs::default());
+        let hook = local.clone();
         let store = Arc::new(
             steward_store::open(&format!("sqlite://{}/t.db", dir.display()), true)
                 .await
                 .unwrap()
-                .on_jobs_queued(move || hook.notify_one()),
+                .on_jobs_queued(move |ids| hook.queued(ids)),
         );
         let now = "2031-03-01T09:00:00Z".parse().unwrap();
-        let worker = Worker::new(Services::new(store.clone(), Arc::new(ManualClock::new(now))), owner_name());
+        let worker = Worker::new(Services::new(store.clone(), Arc::new(ManualClock::new(now))), owner_name())
+            .with_local_jobs(local);
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(run(worker, Duration::from_secs(3600), wake, shutdown.clone()));
+        let task = tokio::spawn(run(worker, Duration::from_secs(3600), shutdown.clone()));
         // Let the loop queue and run the sweep, then go idle.
         tokio::time::timeout(Duration::from_secs(10), async {
             while store.pending_jobs().await.unwrap() != 1 {

@@ -11,6 +11,7 @@ use steward_app::jobs::{Job, JobKind, NewJob};
 use steward_app::ports::{Batch, Put, StoreResult};
 use steward_domain::assignment::{Assignment, Delivery};
 use steward_domain::audit::AuditEvent;
+use steward_domain::ids::JobId;
 use steward_domain::request::{AssignmentRequest, RequestDetail};
 use steward_domain::schedule::Window;
 use steward_domain::time::to_micros;
@@ -181,59 +182,50 @@ fn one_at_a_time(what: &'static str) -> impl FnOnce(StoreError) -> StoreError {
     }
 }
 
-fn lost_race(n: u64, kind: &str) -> StoreResult<()> {
-    if n == 0 {
-        Err(StoreError::Conflict(format!("The {kind} was changed by someone else meanwhile; read it again.")))
-    } else {
-        Ok(())
-    }
-}
-
 /// Writes a batch inside an open transaction.
 pub(crate) async fn apply_in(tx: &mut Box<dyn Tx>, arrays: bool, batch: &Batch) -> StoreResult<()> {
+    // Changes first: a change can close an open request whose key a new request takes.
+    let mut fresh = Vec::new();
+    let mut changed = Vec::new();
+    let mut approvers = Vec::new();
     for put in &batch.requests {
         let r = put.row();
-        let p = request_params(r)?;
         match put {
-            Put::New(_) => {
-                tx.execute(
-                    "INSERT INTO assignment_requests (id, request_type, state, status, access_package_id, catalog_id, \
-                     policy_id, target_id, requestor_id, assignment_id, open_key, detail, created_at, completed_at, \
-                     modified_at, due) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-                    &p,
-                )
-                .await
-                .map_err(one_at_a_time("The target already has an open request for this access package."))?;
-            }
+            Put::New(_) => fresh.push(request_params(r)?),
             Put::Changed { read_at, .. } => {
-                let mut p = p;
+                let mut p = request_params(r)?;
                 p.push(ts(*read_at));
-                let n = tx
-                    .execute(
-                        "UPDATE assignment_requests SET request_type = $2, state = $3, status = $4, \
-                         access_package_id = $5, catalog_id = $6, policy_id = $7, target_id = $8, requestor_id = $9, \
-                         assignment_id = $10, open_key = $11, detail = $12, created_at = $13, completed_at = $14, \
-                         modified_at = $15, due = $16 WHERE id = $1 AND modified_at = $17",
-                        &p,
-                    )
-                    .await
-                    .map_err(one_at_a_time("The target already has an open request for this access package."))?;
-                lost_race(n, "assignment request")?;
+                changed.push(p);
             }
         }
-        let mut approvers: Vec<_> = r.detail.stages.iter().flat_map(|s| s.approvers.iter().copied()).collect();
-        approvers.sort_unstable();
-        approvers.dedup();
-        insert_many(
-            tx,
-            arrays,
-            "INSERT INTO request_approvers (user_id, request_id)",
-            &[T, T],
-            approvers.into_iter().map(|a| vec![id(a), id(r.id)]).collect(),
-            "ON CONFLICT DO NOTHING",
-        )
-        .await?;
+        let mut mine: Vec<_> = r.detail.stages.iter().flat_map(|s| s.approvers.iter().copied()).collect();
+        mine.sort_unstable();
+        mine.dedup();
+        approvers.extend(mine.into_iter().map(|a| vec![id(a), id(r.id)]));
     }
+    let open = "The target already has an open request for this access package.";
+    update_unchanged(tx, arrays, &REQUEST_UPDATE, changed, open, "assignment request").await?;
+    insert_many(
+        tx,
+        arrays,
+        "INSERT INTO assignment_requests (id, request_type, state, status, access_package_id, catalog_id, \
+         policy_id, target_id, requestor_id, assignment_id, open_key, detail, created_at, completed_at, \
+         modified_at, due)",
+        &[T, T, T, T, T, T, T, T, T, T, T, T, I, I, I, I],
+        fresh,
+        "",
+    )
+    .await
+    .map_err(one_at_a_time(open))?;
+    insert_many(
+        tx,
+        arrays,
+        "INSERT INTO request_approvers (user_id, request_id)",
+        &[T, T],
+        approvers,
+        "ON CONFLICT DO NOTHING",
+    )
+    .await?;
     let mut changed = Vec::new();
     let mut fresh = Vec::new();
     for put in &batch.assignments {
@@ -242,6 +234,7 @@ pub(crate) async fn apply_in(tx: &mut Box<dyn Tx>, arrays: bool, batch: &Batch) 
             Put::Changed { row, read_at } => changed.push((row, *read_at)),
         }
     }
+    update_assignments(tx, arrays, &changed).await?;
     insert_many(
         tx,
         arrays,
@@ -253,7 +246,6 @@ pub(crate) async fn apply_in(tx: &mut Box<dyn Tx>, arrays: bool, batch: &Batch) 
     )
     .await
     .map_err(one_at_a_time("The target already has an active assignment to this access package."))?;
-    update_assignments(tx, arrays, &changed).await?;
     // One row per key: a later write of the same delivery in one batch replaces an earlier one.
     let mut deliveries: Vec<&Delivery> = Vec::with_capacity(batch.deliveries.len());
     for d in &batch.deliveries {
@@ -448,47 +440,112 @@ fn push_tuples(sql: &mut String, rows: usize, cols: usize) {
     }
 }
 
-/// Conditional updates of assignments in bulk: each row only if it has not changed since it
-/// was read; if any has, the batch fails with `Conflict`. The columns a lifecycle decision
-/// changes (state, status, window, end, active key, version) are written.
+/// A table's conditional bulk update: the columns written besides `id`, with their types.
+/// The rows given to `update_unchanged` are `id`, these columns in order, then the
+/// `modified_at` the row had when it was read.
+struct Update {
+    table: &'static str,
+    columns: &'static [(&'static str, &'static str)],
+}
+
+/// What a lifecycle decision changes on an assignment.
+const ASSIGNMENT_UPDATE: Update = Update {
+    table: "assignments",
+    columns: &[
+        ("state", T),
+        ("status", T),
+        ("start_at", I),
+        ("end_at", I),
+        ("expired_at", I),
+        ("active_key", T),
+        ("modified_at", I),
+    ],
+};
+
+/// A request is written whole (every column of `request_params` after the id).
+const REQUEST_UPDATE: Update = Update {
+    table: "assignment_requests",
+    columns: &[
+        ("request_type", T),
+        ("state", T),
+        ("status", T),
+        ("access_package_id", T),
+        ("catalog_id", T),
+        ("policy_id", T),
+        ("target_id", T),
+        ("requestor_id", T),
+        ("assignment_id", T),
+        ("open_key", T),
+        ("detail", T),
+        ("created_at", I),
+        ("completed_at", I),
+        ("modified_at", I),
+        ("due", I),
+    ],
+};
+
+/// Conditional updates in bulk: each row only if it has not changed since it was read (its
+/// `modified_at` is still the one read); if any has, the whole batch fails with `Conflict`.
+/// One statement per table on PostgreSQL (`UPDATE … FROM UNNEST(…)`), one per
+/// `MAX_PARAMS` elsewhere (`WITH v AS (VALUES …) UPDATE … FROM v`). A unique key refusing a
+/// row is reported as the conflict `unique`.
+async fn update_unchanged(
+    tx: &mut Box<dyn Tx>,
+    arrays: bool,
+    spec: &Update,
+    rows: Vec<Vec<Param>>,
+    unique: &'static str,
+    kind: &str,
+) -> StoreResult<()> {
+    use std::fmt::Write;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut types = vec![T];
+    types.extend(spec.columns.iter().map(|c| c.1));
+    types.push(I);
+    let mut names = String::from("v (id");
+    let mut set = format!("UPDATE {} SET ", spec.table);
+    for (i, (name, _)) in spec.columns.iter().enumerate() {
+        let _ = write!(names, ", {name}");
+        let _ = write!(set, "{}{name} = v.{name}", if i == 0 { "" } else { ", " });
+    }
+    names.push_str(", read_at)");
+    let filter = format!("WHERE {t}.id = v.id AND {t}.modified_at = v.read_at", t = spec.table);
+    let per = if arrays { rows.len() } else { MAX_PARAMS / types.len() };
+    for chunk in rows.chunks(per.max(1)) {
+        let mut sql = String::new();
+        if arrays {
+            let _ = write!(sql, "{set} FROM UNNEST(");
+            push_array_params(&mut sql, &types);
+            let _ = write!(sql, ") AS {names} {filter}");
+        } else {
+            let _ = write!(sql, "WITH {names} AS (VALUES ");
+            push_tuples(&mut sql, chunk.len(), types.len());
+            let _ = write!(sql, ") {set} FROM v {filter}");
+        }
+        let params = if arrays { columns(&types, chunk)? } else { chunk.iter().flatten().cloned().collect() };
+        let n = tx.execute(&sql, &params).await.map_err(one_at_a_time(unique))?;
+        if n != chunk.len() as u64 {
+            return Err(StoreError::Conflict(format!(
+                "The {kind} was changed by someone else meanwhile; read it again."
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Conditional updates of assignments in bulk (`update_unchanged`): the columns a lifecycle
+/// decision changes (state, status, window, end, active key, version).
 async fn update_assignments(
     tx: &mut Box<dyn Tx>,
     arrays: bool,
     rows: &[(&Assignment, jiff::Timestamp)],
 ) -> StoreResult<()> {
-    const COLS: usize = 9;
-    const TYPES: [&str; COLS] = [T, T, T, I, I, I, T, I, I];
-    const SET: &str = "UPDATE assignments SET state = v.state, status = v.status, start_at = v.start_at, \
-        end_at = v.end_at, expired_at = v.expired_at, active_key = v.active_key, modified_at = v.modified_at";
-    const WHERE: &str = "WHERE assignments.id = v.id AND assignments.modified_at = v.read_at";
-    const NAMES: &str = "v (id, state, status, start_at, end_at, expired_at, active_key, modified_at, read_at)";
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let per = if arrays { rows.len() } else { MAX_PARAMS / COLS };
-    for chunk in rows.chunks(per.max(1)) {
-        let mut sql = String::new();
-        if arrays {
-            sql.push_str(SET);
-            sql.push_str(" FROM UNNEST(");
-            push_array_params(&mut sql, &TYPES);
-            sql.push_str(") AS ");
-            sql.push_str(NAMES);
-            sql.push(' ');
-            sql.push_str(WHERE);
-        } else {
-            sql.push_str("WITH ");
-            sql.push_str(NAMES);
-            sql.push_str(" AS (VALUES ");
-            push_tuples(&mut sql, chunk.len(), COLS);
-            sql.push_str(") ");
-            sql.push_str(SET);
-            sql.push_str(" FROM v ");
-            sql.push_str(WHERE);
-        }
-        let mut values = Vec::with_capacity(chunk.len());
-        for (a, read_at) in chunk {
-            values.push(vec![
+    let values = rows
+        .iter()
+        .map(|(a, read_at)| {
+            vec![
                 id(a.id),
                 a.state.as_str().into(),
                 a.status.clone().into(),
@@ -498,20 +555,11 @@ async fn update_assignments(
                 Param::Text(active_key(a)),
                 ts(a.modified_date_time),
                 ts(*read_at),
-            ]);
-        }
-        let params = if arrays { columns(&TYPES, &values)? } else { values.into_iter().flatten().collect() };
-        let n = tx
-            .execute(&sql, &params)
-            .await
-            .map_err(one_at_a_time("The target already has an active assignment to this access package."))?;
-        if n != chunk.len() as u64 {
-            return Err(StoreError::Conflict(
-                "The assignment was changed by someone else meanwhile; read it again.".into(),
-            ));
-        }
-    }
-    Ok(())
+            ]
+        })
+        .collect();
+    let unique = "The target already has an active assignment to this access package.";
+    update_unchanged(tx, arrays, &ASSIGNMENT_UPDATE, values, unique, "assignment").await
 }
 
 /// Leases due jobs. The lease condition is repeated outside the subquery so that, on
@@ -533,16 +581,58 @@ pub(crate) async fn claim_in(
          RETURNING id, payload, attempts"
     );
     let rows = tx.fetch(&sql, &[owner.into(), ts(lease_until), ts(now), i64::from(limit).into()]).await?;
-    rows.iter()
+    rows.iter().map(|r| job_from(&mut Cells::new(r))).collect()
+}
+
+/// Leases those of `ids` that are due and free, by primary key: no search of the due index,
+/// which on PostgreSQL still holds the entries of finished jobs until the table is vacuumed.
+/// A row another claimer leases meanwhile is re-checked by PostgreSQL and skipped.
+pub(crate) async fn claim_by_id_in(
+    tx: &mut Box<dyn Tx>,
+    arrays: bool,
+    owner: &str,
+    ids: &[JobId],
+    now: jiff::Timestamp,
+    lease_until: jiff::Timestamp,
+) -> StoreResult<Vec<Job>> {
+    const SET: &str = "UPDATE jobs SET lease_owner = $1, lease_until = $2, attempts = attempts + 1 \
+                       WHERE run_at <= $3 AND (lease_until IS NULL OR lease_until <= $3) AND id";
+    const BACK: &str = "RETURNING id, payload, attempts, run_at";
+    let mut rows = Vec::with_capacity(ids.len());
+    let head = [owner.into(), ts(lease_until), ts(now)];
+    if arrays {
+        let sql = format!("{SET} = ANY($4) {BACK}");
+        let mut params = head.to_vec();
+        params.push(Param::Texts(ids.iter().map(|j| Some(j.to_string())).collect()));
+        rows.extend(tx.fetch(&sql, &params).await?);
+    } else {
+        for chunk in ids.chunks(MAX_PARAMS) {
+            let marks: Vec<String> = (4..chunk.len() + 4).map(|i| format!("${i}")).collect();
+            let sql = format!("{SET} IN ({}) {BACK}", marks.join(", "));
+            let mut params = head.to_vec();
+            params.extend(chunk.iter().map(|j| id(*j)));
+            rows.extend(tx.fetch(&sql, &params).await?);
+        }
+    }
+    let mut jobs = rows
+        .iter()
         .map(|r| {
             let mut c = Cells::new(r);
-            let id = c.parse()?;
-            let kind: JobKind = serde_json::from_str(&c.text()?)
-                .map_err(|e| StoreError::Internal(format!("stored job {id} does not parse: {e}")))?;
-            let attempts = u32::try_from(c.int()?).unwrap_or(u32::MAX);
-            Ok(Job { id, kind, attempts })
+            let job = job_from(&mut c)?;
+            Ok((c.int()?, job))
         })
-        .collect()
+        .collect::<StoreResult<Vec<_>>>()?;
+    jobs.sort_by(|(a, x), (b, y)| a.cmp(b).then_with(|| x.id.cmp(&y.id)));
+    Ok(jobs.into_iter().map(|(_, j)| j).collect())
+}
+
+/// A job from the cells `id, payload, attempts`.
+fn job_from(c: &mut Cells<'_>) -> StoreResult<Job> {
+    let id = c.parse()?;
+    let kind: JobKind = serde_json::from_str(&c.text()?)
+        .map_err(|e| StoreError::Internal(format!("stored job {id} does not parse: {e}")))?;
+    let attempts = u32::try_from(c.int()?).unwrap_or(u32::MAX);
+    Ok(Job { id, kind, attempts })
 }
 
 /// Whether a batch only inserts (or upserts) rows: no row in it was read and must still be

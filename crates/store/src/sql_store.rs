@@ -31,7 +31,7 @@ use crate::rows::{Cells, FromRow};
 use crate::{compile, lifecycle, rule_sql};
 
 /// Called after a transaction that queued jobs has committed.
-pub type JobsQueued = Arc<dyn Fn() + Send + Sync>;
+pub type JobsQueued = Arc<dyn Fn(&[JobId]) + Send + Sync>;
 
 /// The store over one database.
 #[derive(Clone)]
@@ -52,10 +52,11 @@ impl SqlStore {
         Self { driver, recheck_batch: 1000, rules: Arc::default(), requestable_list: 1000, jobs_queued: None }
     }
 
-    /// The same store, calling `f` each time a write that queued jobs has committed: `serve`
-    /// wakes its worker with it, so a delivery starts at once rather than at the worker's
-    /// next poll. Other processes sharing the database still find the jobs by polling.
-    pub fn on_jobs_queued(mut self, f: impl Fn() + Send + Sync + 'static) -> Self {
+    /// The same store, calling `f` with the ids of the jobs each time a write that queued
+    /// jobs has committed: `serve` hands them to its worker, which starts on them at once
+    /// rather than at its next poll, and leases them by id. Other processes sharing the
+    /// database still find the jobs by polling.
+    pub fn on_jobs_queued(mut self, f: impl Fn(&[JobId]) + Send + Sync + 'static) -> Self {
         self.jobs_queued = Some(Arc::new(f));
         self
     }
@@ -64,7 +65,8 @@ impl SqlStore {
         if let Some(f) = &self.jobs_queued
             && !batch.jobs.is_empty()
         {
-            f();
+            let ids: Vec<JobId> = batch.jobs.iter().map(|j| j.id).collect();
+            f(&ids);
         }
     }
 
@@ -227,6 +229,24 @@ impl SqlStore {
             out.extend(self.driver.fetch(&full, &params).await?);
         }
         Ok(out)
+    }
+
+    /// Up to `limit` rows that came due by `now`, `filter` being `FROM … WHERE <due> <= $1
+    /// ORDER BY …`. Asks first whether there is one at all (`LIMIT 1`): the sweep asks every
+    /// few seconds and mostly finds nothing, and while a table is small, or has no planner
+    /// statistics, PostgreSQL plans the full `LIMIT` as a scan and sort of the whole table
+    /// (16 ms over 32,000 assignments, measured) rather than a walk of the due index.
+    async fn due_rows<T: FromRow>(
+        &self,
+        filter: &str,
+        columns: &str,
+        now: jiff::Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<T>> {
+        if self.driver.fetch(&format!("SELECT 1 {filter} LIMIT 1"), &[ts(now)]).await?.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.rows(&format!("SELECT {columns} {filter} LIMIT $2"), &[ts(now), i64::from(limit).into()]).await
     }
 
     /// `fetch_in`, each row read as a `T`.
@@ -1372,20 +1392,14 @@ impl Store for SqlStore {
     }
 
     async fn due_requests(&self, now: jiff::Timestamp, limit: u32) -> StoreResult<Vec<AssignmentRequest>> {
-        let sql = format!(
-            "SELECT {} FROM assignment_requests WHERE due IS NOT NULL AND due <= $1 ORDER BY due, id LIMIT $2",
-            AssignmentRequest::COLUMNS
-        );
-        self.rows(&sql, &[ts(now), i64::from(limit).into()]).await
+        let filter = "FROM assignment_requests WHERE due IS NOT NULL AND due <= $1 ORDER BY due, id";
+        self.due_rows(filter, AssignmentRequest::COLUMNS, now, limit).await
     }
 
     async fn ending_assignments(&self, now: jiff::Timestamp, limit: u32) -> StoreResult<Vec<Assignment>> {
-        let sql = format!(
-            "SELECT {} FROM assignments WHERE active_key IS NOT NULL AND end_at IS NOT NULL AND end_at <= $1 \
-             ORDER BY end_at, id LIMIT $2",
-            Assignment::COLUMNS
-        );
-        self.rows(&sql, &[ts(now), i64::from(limit).into()]).await
+        let filter = "FROM assignments WHERE active_key IS NOT NULL AND end_at IS NOT NULL AND end_at <= $1 \
+                      ORDER BY end_at, id";
+        self.due_rows(filter, Assignment::COLUMNS, now, limit).await
     }
 
     async fn sod_violations(&self, limit: u32) -> StoreResult<Vec<Violation>> {
@@ -1478,6 +1492,22 @@ impl Store for SqlStore {
         let mut tx = self.driver.begin().await?;
         let jobs =
             lifecycle::claim_in(&mut tx, self.driver.concurrent_writers(), owner, now, lease_until, limit).await?;
+        tx.commit().await?;
+        Ok(jobs)
+    }
+
+    async fn claim_jobs_by_id(
+        &self,
+        owner: &str,
+        ids: &[JobId],
+        now: jiff::Timestamp,
+        lease_until: jiff::Timestamp,
+    ) -> StoreResult<Vec<Job>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.driver.begin().await?;
+        let jobs = lifecycle::claim_by_id_in(&mut tx, self.driver.arrays(), owner, ids, now, lease_until).await?;
         tx.commit().await?;
         Ok(jobs)
     }

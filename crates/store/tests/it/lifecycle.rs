@@ -842,3 +842,109 @@ pub async fn a_role_held_through_another_package_is_seen(s: SqlStore) {
     let other_role = added.roles.iter().find(|r| r.display_name != "Member").unwrap();
     assert!(!s.role_held_elsewhere(w.alice.id, other_role.id, a1).await.unwrap(), "another role");
 }
+
+/// A process leases the jobs it queued by id (the ids its store reports as they commit): only
+/// those that are due and free, in the order they are due, each to one claimer; a lease that
+/// ran out makes a job claimable again. A worker handed those ids delivers without searching.
+pub async fn jobs_are_leased_by_id(s: SqlStore) {
+    use steward_app::jobs::{JobKind, NewJob};
+    use steward_app::lifecycle::worker::LocalJobs;
+    use steward_domain::ids::JobId;
+    let local = Arc::new(LocalJobs::default());
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<JobId>::new()));
+    let hooked = {
+        let (local, seen) = (local.clone(), seen.clone());
+        s.clone().on_jobs_queued(move |ids| {
+            seen.lock().unwrap().extend_from_slice(ids);
+            local.queued(ids);
+        })
+    };
+    let w = world(hooked.clone()).await;
+    policy(&s, &w.package, json!({"allowedTargetScope": "allMemberUsers"})).await;
+    let now = steward_app::Clock::now(w.clock.as_ref());
+    let later = now.saturating_add(SignedDuration::from_secs(60)).unwrap();
+    seen.lock().unwrap().clear(); // the sweep `world` queued
+    let mut asked = Vec::new();
+    for i in 0..3 {
+        let u = user(&format!("byid{i}"), "Sales", None);
+        s.insert_user(&u).await.unwrap();
+        requests::submit(&w.s, &as_user(&u), add(w.package.id)).await.unwrap();
+        asked.extend(seen.lock().unwrap().drain(..));
+    }
+    assert_eq!(asked.len(), 3, "one delivery job per request, reported by the store");
+    let future = NewJob { run_at: later, ..NewJob::now(JobKind::Sweep, now) };
+    let not_due = future.id;
+    hooked.apply(&steward_app::ports::Batch { jobs: vec![future], ..Default::default() }).await.unwrap();
+    asked.push(not_due);
+    asked.push(JobId::new());
+    asked.reverse();
+
+    let got = s.claim_jobs_by_id("runner-a", &asked, now, later).await.unwrap();
+    let ids: Vec<JobId> = got.iter().map(|j| j.id).collect();
+    let mut due = asked[2..].to_vec();
+    due.sort_unstable();
+    assert_eq!(ids, due, "the three due jobs, in the order they are due (same time: by id)");
+    assert!(got.iter().all(|j| j.attempts == 1 && j.kind.name() == "deliver"));
+    assert!(s.claim_jobs_by_id("runner-b", &asked, now, later).await.unwrap().is_empty(), "leased to runner-a");
+    let searched = s.claim_jobs("runner-b", now, later, 100).await.unwrap();
+    assert!(searched.iter().all(|j| !ids.contains(&j.id)), "the search skips them too");
+    let after = later.saturating_add(SignedDuration::from_secs(1)).unwrap();
+    let again = s.claim_jobs_by_id("runner-b", &ids, after, after).await.unwrap();
+    assert_eq!(again.len(), 3, "a lease that ran out frees the job");
+    assert!(again.iter().all(|j| j.attempts == 2));
+    assert!(s.claim_jobs_by_id("runner-b", &[], now, later).await.unwrap().is_empty());
+
+    // A worker holding the ids of a new request's job leases and delivers it.
+    let u = user("byid-worker", "Sales", None);
+    s.insert_user(&u).await.unwrap();
+    let r = requests::submit(&w.s, &as_user(&u), add(w.package.id)).await.unwrap();
+    let worker = Worker::new(w.s.clone(), "worker-local").with_local_jobs(local.clone());
+    worker.drain(5).await.unwrap();
+    assert_eq!(reload(&w, &r).await.state, RequestState::Delivered);
+    assert!(members(&w, w.group.id).await.contains(&u.id));
+}
+
+/// Changed requests in one batch are written together, each only if unchanged since it was
+/// read: one stale row refuses the whole batch and writes nothing.
+pub async fn changed_requests_are_written_together(s: SqlStore) {
+    let w = world(s.clone()).await;
+    policy(&s, &w.package, json!({"allowedTargetScope": "allMemberUsers", "requestApprovalSettings": {
+        "isApprovalRequiredForAdd": true,
+        "stages": [{"durationBeforeAutomaticDenial": "P7D",
+                    "primaryApprovers": [{"@odata.type": "#microsoft.graph.singleUser", "userId": w.approver.id.to_string()}]}]
+    }}))
+    .await;
+    let mut reqs = Vec::new();
+    for i in 0..3 {
+        let u = user(&format!("together{i}"), "Sales", None);
+        s.insert_user(&u).await.unwrap();
+        reqs.push(requests::submit(&w.s, &as_user(&u), add(w.package.id)).await.unwrap());
+    }
+    let now = steward_app::Clock::now(w.clock.as_ref()).saturating_add(SignedDuration::from_secs(1)).unwrap();
+    let changed = |r: &AssignmentRequest, read_at: Timestamp| {
+        let mut row = r.clone();
+        row.detail.justification = Some("changed together".into());
+        row.modified_date_time = now;
+        Put::Changed { row, read_at }
+    };
+    let stale = reqs[0].modified_date_time.saturating_sub(SignedDuration::from_secs(1)).unwrap();
+    let batch = steward_app::ports::Batch {
+        requests: vec![changed(&reqs[0], stale), changed(&reqs[1], reqs[1].modified_date_time)],
+        ..Default::default()
+    };
+    assert!(matches!(s.apply(&batch).await, Err(steward_app::StoreError::Conflict(_))));
+    for r in &reqs {
+        assert_eq!(reload(&w, r).await.detail.justification, r.detail.justification, "nothing written");
+    }
+    let batch = steward_app::ports::Batch {
+        requests: reqs.iter().map(|r| changed(r, r.modified_date_time)).collect(),
+        ..Default::default()
+    };
+    s.apply(&batch).await.unwrap();
+    for r in &reqs {
+        let now_r = reload(&w, r).await;
+        assert_eq!(now_r.detail.justification.as_deref(), Some("changed together"));
+        assert_eq!(now_r.modified_date_time, now);
+    }
+    assert_eq!(s.open_request(reqs[2].target_id, w.package.id).await.unwrap().map(|r| r.id), Some(reqs[2].id));
+}

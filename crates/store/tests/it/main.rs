@@ -87,6 +87,8 @@ contract!(
     lifecycle::bulk_reads_and_finishing_jobs_together,
     lifecycle::directory_connector_grants_in_bulk,
     lifecycle::a_role_held_through_another_package_is_seen,
+    lifecycle::jobs_are_leased_by_id,
+    lifecycle::changed_requests_are_written_together,
 );
 
 #[test]
