@@ -141,8 +141,9 @@ impl Worker {
         let lease_until = now.saturating_add(LEASE).unwrap_or(now);
         let mine = self.local.take(CLAIM as usize);
         let round = self.rounds.fetch_add(1, Ordering::Relaxed);
+        let searched = mine.is_empty() || round.is_multiple_of(SEARCH_EVERY);
         let mut jobs = Vec::new();
-        if mine.is_empty() || round.is_multiple_of(SEARCH_EVERY) {
+        if searched {
             jobs = self.s.store.claim_jobs(&self.owner, now, lease_until, CLAIM).await?;
         }
         // Searched first: what the search found was due before what this process just queued.
@@ -152,6 +153,11 @@ impl Worker {
             Err(e) => {
                 tracing::warn!(error = %e, "could not lease this process's queued jobs; the search will find them")
             }
+        }
+        // The ids were all run already, or are not due yet: search after all, so that a round
+        // finding nothing means nothing is due (`drain` and the loop's idle wait rely on it).
+        if jobs.is_empty() && !searched {
+            jobs = self.s.store.claim_jobs(&self.owner, now, lease_until, CLAIM).await?;
         }
         let n = jobs.len();
         let mut deliveries: Vec<Vec<Job>> = Vec::new();

@@ -902,6 +902,19 @@ pub async fn jobs_are_leased_by_id(s: SqlStore) {
     worker.drain(5).await.unwrap();
     assert_eq!(reload(&w, &r).await.state, RequestState::Delivered);
     assert!(members(&w, w.group.id).await.contains(&u.id));
+
+    // Ids that lead nowhere (run already, or unknown) do not hide due work from a round that
+    // would not have searched: it searches after all.
+    let fresh = Arc::new(LocalJobs::default());
+    let worker = Worker::new(w.s.clone(), "worker-stale").with_local_jobs(fresh.clone());
+    worker.drain(5).await.unwrap(); // round 0 and on: whatever is due now
+    let plain = Services::new(Arc::new(s.clone()), w.clock.clone()); // queues without telling `fresh`
+    let u = user("byid-stale", "Sales", None);
+    s.insert_user(&u).await.unwrap();
+    let r = requests::submit(&plain, &as_user(&u), add(w.package.id)).await.unwrap();
+    fresh.queued(&[JobId::new(), ids[0]]);
+    assert!(worker.run_once().await.unwrap() > 0, "the round searched and found the delivery");
+    assert_eq!(reload(&w, &r).await.state, RequestState::Delivered);
 }
 
 /// Changed requests in one batch are written together, each only if unchanged since it was
