@@ -15,6 +15,8 @@ pub const CATALOG: &str = "AccessPackageCatalog";
 pub const RESOURCE_REQUEST: &str = "AccessPackageResourceRequest";
 pub const PACKAGE: &str = "AccessPackage";
 pub const POLICY: &str = "AccessPackageAssignmentPolicy";
+/// Steward's own: a connection to a delivery target.
+pub const CONNECTION: &str = "Connection";
 
 /// How much of a display name an event's detail keeps.
 const NAME_MAX: usize = 80;

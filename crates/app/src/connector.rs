@@ -5,7 +5,10 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use secrecy::SecretString;
+use steward_domain::connection::Connection;
 use steward_domain::directory::User;
+use steward_domain::enums::ConnectionKind;
 use steward_domain::ids::GroupId;
 
 use crate::ports::{RoleGrant, Store, StoreError};
@@ -58,9 +61,29 @@ pub trait Connector: Send + Sync {
         }
         out
     }
+    /// Checks that the target can be reached and acted on ("connected as …"); for a
+    /// connection's test. The built-in directory always can.
+    async fn check(&self) -> Result<String, ConnectorError> {
+        Ok("nothing to check: this target is Steward's own database".to_owned())
+    }
     /// Whether `subject` holds the role now.
     async fn holds(&self, grant: &RoleGrant, subject: &User) -> Result<bool, ConnectorError>;
     async fn discover(&self) -> Result<Vec<DiscoveredResource>, ConnectorError>;
+}
+
+/// Builds the connectors of configured connections (the `steward-connectors` crate implements
+/// it). Settings carry no secret; credentials come opened, as the JSON object they were given.
+pub trait ConnectorFactory: Send + Sync {
+    /// Whether connections of `kind` can be built here.
+    fn supports(&self, kind: ConnectionKind) -> bool;
+    /// Checks `settings` for a connection of `kind`; the error says what is wrong, in words.
+    fn check_settings(&self, kind: ConnectionKind, settings: &serde_json::Value) -> Result<(), String>;
+    /// A connector for `connection`, which should be kept and reused: it may hold a pool.
+    fn build(
+        &self,
+        connection: &Connection,
+        credentials: Option<&SecretString>,
+    ) -> Result<Arc<dyn Connector>, ConnectorError>;
 }
 
 /// Steward's own directory: group membership (`Member_<id>`) and ownership (`Owner_<id>`).

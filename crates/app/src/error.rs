@@ -31,6 +31,10 @@ pub enum AppError {
     /// No valid credentials (401).
     #[error("{0}")]
     Unauthenticated(String),
+    /// A target system that Steward called failed or could not be reached (502); the message
+    /// says which and why, never with a credential in it.
+    #[error("{0}")]
+    Upstream(String),
     /// The store failed; the detail is logged, never sent.
     #[error(transparent)]
     Store(StoreError),

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod auth;
 pub mod catalogs;
+pub mod connections;
 pub mod connector;
 pub mod directory;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod packages;
 pub mod policies;
 pub mod ports;
 pub mod query;
+pub mod secrets;
 
 use std::sync::Arc;
 
@@ -55,13 +57,25 @@ pub struct Services {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub connectors: connector::Connectors,
+    pub connection_setup: connections::ConnectionSetup,
 }
 
 impl Services {
     /// The services with the built-in directory as the only delivery target.
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
         let directory: Arc<dyn connector::Connector> = Arc::new(connector::DirectoryConnector::new(store.clone()));
-        Self { store, clock, connectors: connector::Connectors::new(vec![directory]) }
+        Self {
+            store,
+            clock,
+            connectors: connector::Connectors::new(vec![directory]),
+            connection_setup: connections::ConnectionSetup::default(),
+        }
+    }
+
+    /// The same services, able to build and store connections.
+    pub fn with_connection_setup(mut self, setup: connections::ConnectionSetup) -> Self {
+        self.connection_setup = setup;
+        self
     }
 
     pub fn with_connectors(mut self, connectors: connector::Connectors) -> Self {

@@ -7,10 +7,11 @@ use steward_domain::DomainError;
 use steward_domain::assignment::{Assignment, Delivery};
 use steward_domain::audit::AuditEvent;
 use steward_domain::catalog::{Catalog, GroupResource, Resource, ResourceRequest, ResourceRole, ResourceScope};
+use steward_domain::connection::Connection;
 use steward_domain::directory::{Group, User};
 use steward_domain::ids::{
-    AccessPackageId, AssignmentId, CatalogId, GroupId, JobId, PolicyId, RequestId, ResourceId, ResourceRoleId,
-    ResourceRoleScopeId, ResourceScopeId, TokenId, UserId,
+    AccessPackageId, AssignmentId, CatalogId, ConnectionId, GroupId, JobId, PolicyId, RequestId, ResourceId,
+    ResourceRoleId, ResourceRoleScopeId, ResourceScopeId, TokenId, UserId,
 };
 use steward_domain::package::{AccessPackage, ResourceRoleScope};
 use steward_domain::policy::AssignmentPolicy;
@@ -333,6 +334,26 @@ pub trait Store: Send + Sync {
     async fn retry_job(&self, id: JobId, owner: &str, run_at: Timestamp, error: &str) -> StoreResult<()>;
     /// How many jobs wait (for metrics and tests).
     async fn pending_jobs(&self) -> StoreResult<u64>;
+
+    // Connections to delivery targets, with their sealed credentials kept apart.
+    /// Inserts a connection with its sealed credentials, if any, and the audit `event`.
+    async fn insert_connection(&self, c: &Connection, sealed: Option<&str>, event: &AuditEvent) -> StoreResult<()>;
+    /// Writes `c` if it has not changed since `read_at` (else `Conflict`). `sealed`: `None`
+    /// keeps the stored credentials, `Some(None)` removes them, `Some(Some(_))` replaces them.
+    async fn update_connection(
+        &self,
+        c: &Connection,
+        sealed: Option<Option<&str>>,
+        read_at: Timestamp,
+        event: &AuditEvent,
+    ) -> StoreResult<()>;
+    /// Deletes a connection; `Rule` while a catalog holds a resource from it.
+    async fn delete_connection(&self, id: ConnectionId, event: &AuditEvent) -> StoreResult<()>;
+    async fn get_connection(&self, id: ConnectionId) -> StoreResult<Option<Connection>>;
+    /// Every connection, by display name.
+    async fn list_connections(&self) -> StoreResult<Vec<Connection>>;
+    /// A connection's sealed credentials (`None`: none stored, or no such connection).
+    async fn connection_credentials(&self, id: ConnectionId) -> StoreResult<Option<String>>;
 }
 
 /// One separation-of-duties violation.

@@ -1,5 +1,73 @@
 //! Delivery targets outside Steward's own directory, each an implementation of the app's
 //! `Connector` port: PostgreSQL roles (`postgres_roles`). LDAP and SCIM 2.0 follow.
+//! `Factory` builds them for configured connections.
 
 pub mod ident;
 pub mod postgres_roles;
+
+use std::sync::Arc;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use steward_app::connector::{Connector, ConnectorError, ConnectorFactory};
+use steward_domain::connection::Connection;
+use steward_domain::enums::ConnectionKind;
+
+use crate::postgres_roles::{PgRoleConnector, PgRoleSettings};
+
+/// Builds the connectors of configured connections.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Factory;
+
+/// The credentials of a PostgreSQL roles connection.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PgCredentials {
+    password: Option<String>,
+}
+
+fn settings<T: serde::de::DeserializeOwned>(v: &serde_json::Value) -> Result<T, String> {
+    serde_json::from_value(v.clone()).map_err(|e| e.to_string())
+}
+
+impl ConnectorFactory for Factory {
+    fn supports(&self, kind: ConnectionKind) -> bool {
+        matches!(kind, ConnectionKind::PostgreSqlRoles)
+    }
+
+    fn check_settings(&self, kind: ConnectionKind, v: &serde_json::Value) -> Result<(), String> {
+        match kind {
+            ConnectionKind::PostgreSqlRoles => {
+                let s: PgRoleSettings = settings(v)?;
+                if s.host.trim().is_empty() || s.database.trim().is_empty() || s.user.trim().is_empty() {
+                    return Err("host, database and user must not be empty".into());
+                }
+                Ok(())
+            }
+            other => Err(format!("connections of kind '{other}' are not supported yet")),
+        }
+    }
+
+    fn build(
+        &self,
+        connection: &Connection,
+        credentials: Option<&SecretString>,
+    ) -> Result<Arc<dyn Connector>, ConnectorError> {
+        let bad = |m: String| ConnectorError::Permanent(format!("connection '{}': {m}", connection.id));
+        match connection.kind {
+            ConnectionKind::PostgreSqlRoles => {
+                let s: PgRoleSettings = settings(&connection.settings).map_err(bad)?;
+                let password = match credentials {
+                    Some(c) => {
+                        let c: PgCredentials = serde_json::from_str(c.expose_secret())
+                            .map_err(|_| bad("the credentials must be {\"password\": \"…\"}".into()))?;
+                        c.password.map(SecretString::from)
+                    }
+                    None => None,
+                };
+                Ok(Arc::new(PgRoleConnector::new(s, password.as_ref())))
+            }
+            other => Err(bad(format!("connections of kind '{other}' are not supported yet"))),
+        }
+    }
+}

@@ -12,12 +12,14 @@ use sqlx::AssertSqlSafe;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
 use steward_app::connector::{Connector, ConnectorError, DiscoveredResource};
 use steward_app::ports::RoleGrant;
+use steward_domain::connection;
 use steward_domain::directory::User;
+use steward_domain::enums::ConnectionKind;
 
 use crate::ident::{UserKey, pg_quote};
 
 /// The `originSystem` of resources this connector serves.
-pub const ORIGIN_POSTGRES_ROLE: &str = "PostgreSqlRole";
+pub const ORIGIN_POSTGRES_ROLE: &str = connection::origin_system(ConnectionKind::PostgreSqlRoles);
 /// The origin id (and name) of a group role's one resource role.
 pub const MEMBER: &str = "Member";
 
@@ -106,23 +108,6 @@ impl PgRoleConnector {
         Self { pool, settings }
     }
 
-    /// Connects and says as whom, and whether that role can hand out group roles.
-    pub async fn test(&self) -> Result<String, ConnectorError> {
-        let (user, superuser, createrole): (String, bool, bool) =
-            sqlx::query_as("SELECT rolname::text, rolsuper, rolcreaterole FROM pg_roles WHERE rolname = current_user")
-                .fetch_one(&self.pool)
-                .await
-                .map_err(map_err)?;
-        let rights = if superuser {
-            "superuser (more than it needs: CREATEROLE is enough)"
-        } else if createrole {
-            "CREATEROLE"
-        } else {
-            "neither superuser nor CREATEROLE: it can grant only roles it holds with ADMIN OPTION"
-        };
-        Ok(format!("connected to {}:{} as '{user}', {rights}", self.settings.host, self.settings.port))
-    }
-
     fn names(&self, grant: &RoleGrant, subject: &User) -> Result<(String, String), ConnectorError> {
         if grant.role_origin_id != MEMBER {
             return Err(ConnectorError::Permanent(format!(
@@ -153,6 +138,23 @@ impl PgRoleConnector {
 impl Connector for PgRoleConnector {
     fn serves(&self, origin_system: &str) -> bool {
         origin_system.eq_ignore_ascii_case(ORIGIN_POSTGRES_ROLE)
+    }
+
+    /// Connects and says as whom, and whether that role can hand out group roles.
+    async fn check(&self) -> Result<String, ConnectorError> {
+        let (user, superuser, createrole): (String, bool, bool) =
+            sqlx::query_as("SELECT rolname::text, rolsuper, rolcreaterole FROM pg_roles WHERE rolname = current_user")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(map_err)?;
+        let rights = if superuser {
+            "superuser (more than it needs: CREATEROLE is enough)"
+        } else if createrole {
+            "CREATEROLE"
+        } else {
+            "neither superuser nor CREATEROLE: it can grant only roles it holds with ADMIN OPTION"
+        };
+        Ok(format!("connected to {}:{} as '{user}', {rights}", self.settings.host, self.settings.port))
     }
 
     async fn grant(&self, grant: &RoleGrant, subject: &User) -> Result<(), ConnectorError> {

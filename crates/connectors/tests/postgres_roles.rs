@@ -157,7 +157,7 @@ async fn grants_and_revokes_group_roles_idempotently() {
     let login = format!("o'brien\";DROP ROLE x;--{}@contoso.test", server.suffix);
 
     let c = PgRoleConnector::new(server.settings(&agent, false), Some(&password));
-    let said = c.test().await.unwrap();
+    let said = c.check().await.unwrap();
     assert!(said.contains("CREATEROLE") && said.contains(&agent), "{said}");
     assert!(c.serves("PostgreSqlRole") && c.serves("postgresqlrole") && !c.serves("AadGroup"));
 
@@ -220,5 +220,5 @@ async fn an_unreachable_server_is_a_transient_failure() {
         Err(ConnectorError::Transient(m)) => assert!(m.contains("unavailable"), "{m}"),
         other => panic!("expected a transient failure, got {other:?}"),
     }
-    assert!(matches!(c.test().await, Err(ConnectorError::Transient(_))));
+    assert!(matches!(c.check().await, Err(ConnectorError::Transient(_))));
 }

@@ -56,10 +56,15 @@ pub enum Activity {
     CreatePolicy,
     UpdatePolicy,
     DeletePolicy,
+    // Connections to delivery targets: Steward's own names (Entra has no such object).
+    CreateConnection,
+    UpdateConnection,
+    DeleteConnection,
 }
 
 impl Activity {
-    /// The activity's display name, verbatim from Entra's audit reference.
+    /// The activity's display name, verbatim from Entra's audit reference (connections, which
+    /// Entra does not have, are named in the same style).
     pub const fn display_name(self) -> &'static str {
         match self {
             Self::UserRequestsAssignment => "User requests access package assignment",
@@ -101,6 +106,9 @@ impl Activity {
             Self::CreatePolicy => "Create access package assignment policy",
             Self::UpdatePolicy => "Update access package assignment policy",
             Self::DeletePolicy => "Delete access package assignment policy",
+            Self::CreateConnection => "Create connection",
+            Self::UpdateConnection => "Update connection",
+            Self::DeleteConnection => "Delete connection",
         }
     }
 }
@@ -182,7 +190,7 @@ mod tests {
 
     /// The names rows are stored under (never change one) and the display names, verbatim from
     /// Entra's audit-activity reference.
-    const ALL: [(Activity, &str, &str); 39] = [
+    const ALL: [(Activity, &str, &str); 42] = [
         (UserRequestsAssignment, "UserRequestsAssignment", "User requests access package assignment"),
         (UserRequestsExtension, "UserRequestsExtension", "User requests to extend access package assignment"),
         (UserRequestsRemoval, "UserRequestsRemoval", "User requests to remove access package assignment"),
@@ -234,6 +242,9 @@ mod tests {
         (CreatePolicy, "CreatePolicy", "Create access package assignment policy"),
         (UpdatePolicy, "UpdatePolicy", "Update access package assignment policy"),
         (DeletePolicy, "DeletePolicy", "Delete access package assignment policy"),
+        (CreateConnection, "CreateConnection", "Create connection"),
+        (UpdateConnection, "UpdateConnection", "Update connection"),
+        (DeleteConnection, "DeleteConnection", "Delete connection"),
     ];
 
     #[test]

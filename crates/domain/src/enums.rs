@@ -121,6 +121,13 @@ graph_enum!(/// The kind of a resource role.
     UnknownFutureValue = "unknownFutureValue",
 });
 
+graph_enum!(/// What a configured connection reaches (Steward's own, not Graph's).
+    ConnectionKind, "kind" {
+    PostgreSqlRoles = "postgreSqlRoles",
+    Ldap = "ldap",
+    Scim = "scim",
+});
+
 graph_enum!(/// Member or guest.
     UserType, "userType" {
     Member = "Member",

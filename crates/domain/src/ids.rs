@@ -88,6 +88,9 @@ fn parse_uuid(s: &str) -> Option<Uuid> {
     Uuid::parse_str(s).ok()
 }
 
+id_type!(/// A configured connection to a delivery target (an LDAP directory, a SCIM application,
+    /// a PostgreSQL server).
+    ConnectionId, "connection");
 id_type!(/// A directory user.
     UserId, "user");
 id_type!(/// A directory group.

@@ -5,6 +5,7 @@ pub mod approval;
 pub mod assignment;
 pub mod audit;
 pub mod catalog;
+pub mod connection;
 pub mod directory;
 pub mod duration;
 pub mod eligibility;

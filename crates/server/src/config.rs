@@ -44,6 +44,11 @@ pub struct Config {
     /// When set, this value is accepted as a global-administrator bearer token.
     #[serde(default)]
     pub bootstrap_admin_token: Option<SecretString>,
+    /// The key that seals connections' credentials at rest: 32 random bytes in base64 (for
+    /// example `openssl rand -base64 32`). Without it, connections can be registered but
+    /// credentials cannot be stored. Keep it out of the file: `STEWARD_SECRETS_KEY`.
+    #[serde(default)]
+    pub secrets_key: Option<SecretString>,
     /// The background job worker (`[worker]` in the file, `STEWARD_WORKER__*` in the environment).
     pub worker: WorkerConfig,
 }
@@ -189,6 +194,9 @@ impl Config {
         if self.bootstrap_admin_token.is_some() {
             out.push_str("bootstrap_admin_token = \"[REDACTED]\"\n");
         }
+        if self.secrets_key.is_some() {
+            out.push_str("secrets_key = \"[REDACTED]\"\n");
+        }
         out.push_str("\n[worker]\n");
         out.push_str(&format!("enabled = {}\n", self.worker.enabled));
         out.push_str(&format!("poll_interval_ms = {}\n", self.worker.poll_interval_ms));
@@ -205,9 +213,26 @@ impl fmt::Debug for Config {
             .field("public_url", &self.public_url)
             .field("demo", &self.demo)
             .field("bootstrap_admin_token", &self.bootstrap_admin_token.as_ref().map(|_| "[REDACTED]"))
+            .field("secrets_key", &self.secrets_key.as_ref().map(|_| "[REDACTED]"))
             .field("worker", &self.worker)
             .finish()
     }
+}
+
+/// The connectors this binary builds and, when `secrets_key` is set, the sealer for their
+/// credentials. A key that is set but malformed stops start-up: silently running without one
+/// would refuse credentials later with a less useful message.
+pub fn connection_setup(cfg: &Config) -> anyhow::Result<steward_app::connections::ConnectionSetup> {
+    let sealer = match &cfg.secrets_key {
+        Some(key) => {
+            Some(steward_app::secrets::Sealer::from_base64(key).map_err(|e| anyhow::anyhow!("secrets_key: {e}"))?)
+        }
+        None => None,
+    };
+    Ok(steward_app::connections::ConnectionSetup {
+        factory: Some(std::sync::Arc::new(steward_connectors::Factory)),
+        sealer,
+    })
 }
 
 /// The environment variable that must be `1` for `--test-clock` to be accepted, so a manual
@@ -270,6 +295,17 @@ mod tests {
     }
 
     #[test]
+    fn a_malformed_secrets_key_stops_start_up() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("STEWARD_SECRETS_KEY", "too-short");
+            let c = Config::load(None, Overrides::default()).map_err(|e| e.to_string())?;
+            let e = connection_setup(&c).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(e.contains("32 bytes") && !e.contains("too-short"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn default_database_is_sqlite_in_data_dir() {
         figment::Jail::expect_with(|_| {
             let c = Config::load(None, Overrides::default()).map_err(|e| e.to_string())?;
@@ -284,11 +320,15 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.set_env("STEWARD_DATABASE_URL", "postgres://steward:hunter2@db/steward");
             jail.set_env("STEWARD_BOOTSTRAP_ADMIN_TOKEN", "tok-very-secret");
+            jail.set_env("STEWARD_SECRETS_KEY", "c2VjcmV0LWtleS1vZi0zMi1ieXRlcy1mb3ItdGVzdHM=");
             let c = Config::load(None, Overrides::default()).map_err(|e| e.to_string())?;
             for shown in [format!("{c:?}"), c.redacted_toml()] {
                 assert!(!shown.contains("hunter2"), "{shown}");
                 assert!(!shown.contains("tok-very-secret"), "{shown}");
+                assert!(!shown.contains("c2VjcmV0"), "{shown}");
+                assert!(shown.contains("secrets_key"), "{shown}");
             }
+            assert!(connection_setup(&c).map_err(|e| e.to_string())?.sealer.is_some());
             assert_eq!(c.database_url(), "postgres://steward:hunter2@db/steward");
             Ok(())
         });

@@ -5,6 +5,7 @@ use std::str::FromStr;
 use steward_app::StoreError;
 use steward_app::auth::ApiToken;
 use steward_domain::catalog::{Catalog, Resource, ResourceRequest, ResourceRole, ResourceScope};
+use steward_domain::connection::Connection;
 use steward_domain::directory::{Group, User};
 use steward_domain::package::{AccessPackage, ResourceRoleScope};
 use steward_domain::policy::AssignmentPolicy;
@@ -261,6 +262,24 @@ impl FromRow for ApiToken {
             hash: c.text()?,
             user_id: c.opt_parse()?,
             created_at: c.time()?,
+        })
+    }
+}
+
+impl FromRow for Connection {
+    const COLUMNS: &'static str =
+        "id, display_name, description, kind, settings, credentials IS NOT NULL, created_at, modified_at";
+    fn from_cells(c: &mut Cells<'_>) -> Result<Self, StoreError> {
+        Ok(Connection {
+            id: c.parse()?,
+            display_name: c.name()?,
+            description: c.opt_text()?,
+            kind: c.parse()?,
+            settings: serde_json::from_str(&c.text()?)
+                .map_err(|e| StoreError::Internal(format!("stored connection settings do not parse: {e}")))?,
+            has_credentials: c.bool()?,
+            created_date_time: c.time()?,
+            modified_date_time: c.time()?,
         })
     }
 }

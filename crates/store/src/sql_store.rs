@@ -13,11 +13,12 @@ use steward_app::{Store, StoreError};
 use steward_domain::assignment::{Assignment, Delivery};
 use steward_domain::audit::AuditEvent;
 use steward_domain::catalog::{self, Catalog, GroupResource, Resource, ResourceRequest, ResourceRole, ResourceScope};
+use steward_domain::connection::Connection;
 use steward_domain::directory::{self, Group, User};
 use steward_domain::eligibility::SelfRequestors;
 use steward_domain::ids::{
-    AccessPackageId, AssignmentId, CatalogId, GroupId, JobId, PolicyId, RequestId, ResourceId, ResourceRoleId,
-    ResourceRoleScopeId, ResourceScopeId, TokenId, UserId,
+    AccessPackageId, AssignmentId, CatalogId, ConnectionId, GroupId, JobId, PolicyId, RequestId, ResourceId,
+    ResourceRoleId, ResourceRoleScopeId, ResourceScopeId, TokenId, UserId,
 };
 use steward_domain::package::{self, AccessPackage, PackageContent, ResourceRoleScope};
 use steward_domain::policy::AssignmentPolicy;
@@ -1564,6 +1565,94 @@ impl Store for SqlStore {
             return Err(StoreError::Conflict(format!("The lease on job {job} was lost.")));
         }
         Ok(())
+    }
+
+    async fn insert_connection(&self, c: &Connection, sealed: Option<&str>, event: &AuditEvent) -> StoreResult<()> {
+        self.insert(
+            "INSERT INTO connections (id, display_name, description, kind, settings, credentials, created_at, \
+             modified_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &[
+                id(c.id),
+                c.display_name.as_str().into(),
+                c.description.clone().into(),
+                c.kind.as_str().into(),
+                c.settings.to_string().into(),
+                Param::Text(sealed.map(str::to_owned)),
+                ts(c.created_date_time),
+                ts(c.modified_date_time),
+            ],
+            Some(event),
+            || format!("A connection with id '{}' already exists.", c.id),
+            &[],
+        )
+        .await
+    }
+
+    async fn update_connection(
+        &self,
+        c: &Connection,
+        sealed: Option<Option<&str>>,
+        read_at: jiff::Timestamp,
+        event: &AuditEvent,
+    ) -> StoreResult<()> {
+        let mut params = vec![
+            id(c.id),
+            c.display_name.as_str().into(),
+            c.description.clone().into(),
+            c.settings.to_string().into(),
+            ts(c.modified_date_time),
+            ts(read_at),
+        ];
+        let credentials = match sealed {
+            Some(value) => {
+                params.push(Param::Text(value.map(str::to_owned)));
+                ", credentials = $7"
+            }
+            None => "",
+        };
+        let sql = format!(
+            "UPDATE connections SET display_name = $2, description = $3, settings = $4, modified_at = $5{credentials} \
+             WHERE id = $1 AND modified_at = $6"
+        );
+        let n = self.write_recorded(&sql, &params, event).await?;
+        self.changed_since(n, "connections", "connection", c.id).await
+    }
+
+    async fn delete_connection(&self, cid: ConnectionId, event: &AuditEvent) -> StoreResult<()> {
+        let mut tx = self.driver.begin().await?;
+        if !exists_in(&mut tx, "connections", id(cid)).await? {
+            return Err(StoreError::not_found("connection", cid));
+        }
+        // Resources from a connection have origin ids '<connection id>:…', one range of text.
+        let (from, to) = (format!("{cid}:"), format!("{cid};"));
+        let used = count_in(
+            &mut tx,
+            "SELECT COUNT(*) FROM resources WHERE origin_id >= $1 AND origin_id < $2",
+            &[from.into(), to.into()],
+        )
+        .await?;
+        if used > 0 {
+            return Err(StoreError::Rule(steward_domain::DomainError::invalid(format!(
+                "The connection cannot be deleted: {used} resource(s) from it are in catalogs; remove them first."
+            ))));
+        }
+        tx.execute("DELETE FROM connections WHERE id = $1", &[id(cid)]).await?;
+        lifecycle::record_in(&mut tx, event).await?;
+        tx.commit().await
+    }
+
+    async fn get_connection(&self, cid: ConnectionId) -> StoreResult<Option<Connection>> {
+        self.get("connections", cid.to_string()).await
+    }
+
+    async fn list_connections(&self) -> StoreResult<Vec<Connection>> {
+        let sql = format!("SELECT {} FROM connections ORDER BY display_name, id", Connection::COLUMNS);
+        self.rows(&sql, &[]).await
+    }
+
+    async fn connection_credentials(&self, cid: ConnectionId) -> StoreResult<Option<String>> {
+        let rows = self.driver.fetch("SELECT credentials FROM connections WHERE id = $1", &[id(cid)]).await?;
+        rows.first().map(|r| Cells::new(r).opt_text()).transpose().map(Option::flatten)
     }
 
     async fn pending_jobs(&self) -> StoreResult<u64> {

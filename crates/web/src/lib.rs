@@ -58,6 +58,7 @@ pub fn api() -> api::Api {
         .merge(routes::policies::api())
         .merge(routes::lifecycle::api())
         .merge(routes::tokens::api())
+        .merge(routes::connections::api())
 }
 
 /// The OpenAPI document, generated from the routes themselves.

@@ -11,6 +11,7 @@
 mod audit;
 mod catalogs;
 mod concurrency;
+mod connections;
 mod directory;
 mod fixtures;
 mod lifecycle;
@@ -50,6 +51,7 @@ contract!(
     directory::group_members_owners_and_sponsors,
     directory::tokens,
     catalogs::catalogs_round_trip,
+    connections::connections_round_trip,
     catalogs::catalog_deletion_rule,
     catalogs::resources_add_list_and_remove,
     catalogs::resources_need_an_existing_group,

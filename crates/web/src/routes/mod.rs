@@ -1,5 +1,6 @@
 //! The API's routes, one module per area; each exposes `api() -> Api`.
 
+pub mod connections;
 pub mod directory;
 pub mod em;
 pub mod lifecycle;

@@ -108,6 +108,19 @@ impl TestApp {
         Self { router, services, statuses: Arc::default(), next_crid: AtomicU64::new(1), _dir: dir }
     }
 
+    /// The app able to build connections (the real connectors) and, when `key` is given (32
+    /// bytes in base64), to store their credentials.
+    pub async fn with_connections(key: Option<&str>) -> Self {
+        let (store, dir) = Self::store().await;
+        let sealer =
+            key.map(|k| steward_app::secrets::Sealer::from_base64(&secrecy::SecretString::from(k.to_owned())).unwrap());
+        let setup =
+            steward_app::connections::ConnectionSetup { factory: Some(Arc::new(steward_connectors::Factory)), sealer };
+        let services = Services::new(store, Arc::new(SystemClock)).with_connection_setup(setup);
+        let router = steward_web::app(services.clone(), Authenticator::new(Some(ADMIN)), None, None);
+        Self { router, services, statuses: Arc::default(), next_crid: AtomicU64::new(1), _dir: dir }
+    }
+
     /// The app on a manual clock starting at `start`, with the test-only routes mounted.
     pub async fn with_test_clock(start: &str) -> Self {
         let (store, dir) = Self::store().await;

@@ -9,6 +9,7 @@ mod audit;
 mod authz;
 mod bad_input;
 mod concurrency;
+mod connections;
 mod directory;
 mod em;
 mod lifecycle;
