@@ -127,13 +127,29 @@ pub async fn request_resource(s: &Services, cap: AdminCap, r: NewResourceRequest
     match r.request_type {
         RequestType::AdminAdd => {
             let origin_system = r.resource.origin_system.as_deref().unwrap_or(catalog::ORIGIN_AAD_GROUP);
-            catalog::check_origin_system(origin_system)?;
+            let origin_system = catalog::check_origin_system(origin_system)?;
             let origin = r.resource.origin_id.ok_or_else(|| {
-                AppError::Invalid("resource.originId is required for adminAdd: the id of the group to add.".into())
+                AppError::Invalid(
+                    "resource.originId is required for adminAdd: the id of the group, or the originId a \
+                     connection's discovery gave."
+                        .into(),
+                )
             })?;
-            let gid: GroupId = origin.parse()?;
-            let group = s.store.get_group(gid).await?.ok_or_else(|| AppError::not_found("group", gid))?;
-            let added = catalog::group_resource(r.catalog_id, &group, now);
+            let added = if origin_system == catalog::ORIGIN_AAD_GROUP {
+                let gid: GroupId = origin.parse()?;
+                let group = s.store.get_group(gid).await?.ok_or_else(|| AppError::not_found("group", gid))?;
+                catalog::group_resource(r.catalog_id, &group, now)
+            } else {
+                let found = crate::connections::find_object(s, origin_system, &origin).await?;
+                catalog::connected_resource(
+                    r.catalog_id,
+                    origin_system,
+                    &origin,
+                    &found.display_name,
+                    &found.roles,
+                    now,
+                )
+            };
             let request = ResourceRequest {
                 id: ResourceRequestId::new(),
                 catalog_id: r.catalog_id,

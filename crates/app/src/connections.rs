@@ -255,3 +255,125 @@ pub async fn discover(s: &Services, _cap: AdminCap, id: ConnectionId) -> Result<
         .map(|r| DiscoveredResource { origin_id: connection::origin_id(c.id, &r.origin_id), ..r })
         .collect())
 }
+
+/// The object `origin_id` (`<connection id>:<object>`) names, as its connection's discovery
+/// reports it: how a resource request checks that what it adds exists, and learns its name
+/// and roles.
+pub async fn find_object(s: &Services, origin_system: &str, origin_id: &str) -> Result<DiscoveredResource, AppError> {
+    let (cid, object) = connection::split_origin_id(origin_id).ok_or_else(|| {
+        AppError::Invalid(format!(
+            "resource.originId '{}' must be '<connection id>:<object>', as a connection's discovery gives it.",
+            steward_domain::text::clip(origin_id, 80)
+        ))
+    })?;
+    let c = require_connection(s, cid).await?;
+    if connection::origin_system(c.kind) != origin_system {
+        return Err(AppError::Invalid(format!(
+            "Connection '{}' is of kind {}, whose resources have originSystem {}, not {origin_system}.",
+            c.display_name.as_str(),
+            c.kind,
+            connection::origin_system(c.kind)
+        )));
+    }
+    let found = connector_for(s, &c).await?.discover().await.map_err(|e| {
+        AppError::Upstream(format!("Discovery through connection '{}' failed: {e}", c.display_name.as_str()))
+    })?;
+    found.into_iter().find(|r| r.origin_id == object).ok_or_else(|| AppError::not_found("resource", origin_id))
+}
+
+/// The delivery target of every connection: finds the connection an origin id names, builds
+/// its connector (kept while the connection is unchanged) and hands it the grant with the
+/// target's own object id.
+pub struct ConnectionConnector {
+    store: Arc<dyn crate::ports::Store>,
+    setup: ConnectionSetup,
+    built: std::sync::Mutex<std::collections::HashMap<ConnectionId, Built>>,
+}
+
+/// A connection's connector, and the version of the connection it was built from.
+type Built = (jiff::Timestamp, Arc<dyn Connector>);
+
+impl ConnectionConnector {
+    pub fn new(store: Arc<dyn crate::ports::Store>, setup: ConnectionSetup) -> Self {
+        Self { store, setup, built: std::sync::Mutex::default() }
+    }
+
+    async fn target(
+        &self,
+        grant: &crate::ports::RoleGrant,
+    ) -> Result<(Arc<dyn Connector>, crate::ports::RoleGrant), ConnectorError> {
+        let (cid, object) = connection::split_origin_id(&grant.resource_origin_id)
+            .ok_or_else(|| ConnectorError::Permanent(format!("'{}' names no connection", grant.resource_origin_id)))?;
+        let c = self
+            .store
+            .get_connection(cid)
+            .await?
+            .ok_or_else(|| ConnectorError::Permanent(format!("connection '{cid}' no longer exists")))?;
+        let inner = crate::ports::RoleGrant { resource_origin_id: object.to_owned(), ..grant.clone() };
+        let kept =
+            self.built.lock().ok().and_then(|m| m.get(&cid).filter(|(at, _)| *at == c.modified_date_time).cloned());
+        if let Some((_, connector)) = kept {
+            return Ok((connector, inner));
+        }
+        let credentials = match self.store.connection_credentials(cid).await? {
+            Some(sealed) => {
+                let sealer = self.setup.sealer.as_ref().ok_or_else(|| {
+                    ConnectorError::Permanent(
+                        "this server has no secrets key to open the connection's credentials".into(),
+                    )
+                })?;
+                Some(sealer.open(&cid.to_string(), &sealed).map_err(|e| ConnectorError::Permanent(e.to_string()))?)
+            }
+            None => None,
+        };
+        let factory = self
+            .setup
+            .factory
+            .as_ref()
+            .ok_or_else(|| ConnectorError::Permanent("this server has no connectors".into()))?;
+        let connector = factory.build(&c, credentials.as_ref())?;
+        if let Ok(mut m) = self.built.lock() {
+            m.insert(cid, (c.modified_date_time, connector.clone()));
+        }
+        Ok((connector, inner))
+    }
+}
+
+#[async_trait::async_trait]
+impl Connector for ConnectionConnector {
+    fn serves(&self, origin_system: &str) -> bool {
+        ConnectionKind::ALL.iter().any(|k| connection::origin_system(*k).eq_ignore_ascii_case(origin_system))
+    }
+
+    async fn grant(
+        &self,
+        grant: &crate::ports::RoleGrant,
+        subject: &steward_domain::directory::User,
+    ) -> Result<(), ConnectorError> {
+        let (c, inner) = self.target(grant).await?;
+        c.grant(&inner, subject).await
+    }
+
+    async fn revoke(
+        &self,
+        grant: &crate::ports::RoleGrant,
+        subject: &steward_domain::directory::User,
+    ) -> Result<(), ConnectorError> {
+        let (c, inner) = self.target(grant).await?;
+        c.revoke(&inner, subject).await
+    }
+
+    async fn holds(
+        &self,
+        grant: &crate::ports::RoleGrant,
+        subject: &steward_domain::directory::User,
+    ) -> Result<bool, ConnectorError> {
+        let (c, inner) = self.target(grant).await?;
+        c.holds(&inner, subject).await
+    }
+
+    /// Each connection discovers its own objects (`discover` above); this one has none.
+    async fn discover(&self) -> Result<Vec<DiscoveredResource>, ConnectorError> {
+        Ok(Vec::new())
+    }
+}

@@ -204,6 +204,10 @@ impl Connectors {
     pub fn new(list: Vec<Arc<dyn Connector>>) -> Self {
         Self(list)
     }
+    /// Adds a connector, asked after those already here.
+    pub fn push(&mut self, c: Arc<dyn Connector>) {
+        self.0.push(c);
+    }
     pub fn for_origin(&self, origin_system: &str) -> Option<&Arc<dyn Connector>> {
         self.0.iter().find(|c| c.serves(origin_system))
     }

@@ -72,8 +72,11 @@ impl Services {
         }
     }
 
-    /// The same services, able to build and store connections.
+    /// The same services, able to build and store connections, and to deliver through them.
     pub fn with_connection_setup(mut self, setup: connections::ConnectionSetup) -> Self {
+        let through: Arc<dyn connector::Connector> =
+            Arc::new(connections::ConnectionConnector::new(self.store.clone(), setup.clone()));
+        self.connectors.push(through);
         self.connection_setup = setup;
         self
     }

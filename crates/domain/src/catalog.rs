@@ -108,11 +108,12 @@ pub fn new_catalog(
     }
 }
 
-/// A group of the directory as a catalog resource, with its Member and Owner roles and its one
-/// root scope. Origin ids follow Graph: the group id, and `Member_<id>` / `Owner_<id>`.
+/// A resource as it is added to a catalog, with its roles and its one root scope: a group of
+/// the directory (`group_resource`) or an object reached through a connection
+/// (`connected_resource`).
 pub struct GroupResource {
     pub resource: Resource,
-    pub roles: [ResourceRole; 2],
+    pub roles: Vec<ResourceRole>,
     pub scope: ResourceScope,
 }
 
@@ -138,7 +139,7 @@ pub fn group_resource(catalog: CatalogId, group: &Group, now: Timestamp) -> Grou
             created_date_time: now,
             modified_date_time: now,
         },
-        roles: [role("Member"), role("Owner")],
+        roles: vec![role("Member"), role("Owner")],
         scope: ResourceScope {
             id: ResourceScopeId::new(),
             resource_id: rid,
@@ -151,16 +152,65 @@ pub fn group_resource(catalog: CatalogId, group: &Group, now: Timestamp) -> Grou
     }
 }
 
-/// The origin systems Steward can add to a catalog today.
-pub fn check_origin_system(origin_system: &str) -> Result<(), DomainError> {
-    if origin_system.eq_ignore_ascii_case(ORIGIN_AAD_GROUP) {
-        Ok(())
-    } else {
-        Err(DomainError::invalid(format!(
-            "originSystem '{}' is not supported; supported: {ORIGIN_AAD_GROUP}.",
-            crate::text::clip(origin_system, 64)
-        )))
+/// An object of a connection's target (`origin_id` is `<connection id>:<object>`) as a catalog
+/// resource, with the roles its connector discovered (origin id and name each).
+pub fn connected_resource(
+    catalog: CatalogId,
+    origin_system: &str,
+    origin_id: &str,
+    display_name: &str,
+    roles: &[(String, String)],
+    now: Timestamp,
+) -> GroupResource {
+    let rid = ResourceId::new();
+    GroupResource {
+        resource: Resource {
+            id: rid,
+            catalog_id: catalog,
+            display_name: display_name.to_owned(),
+            description: None,
+            origin_id: origin_id.to_owned(),
+            origin_system: origin_system.to_owned(),
+            created_date_time: now,
+            modified_date_time: now,
+        },
+        roles: roles
+            .iter()
+            .map(|(role_origin, name)| ResourceRole {
+                id: ResourceRoleId::new(),
+                resource_id: rid,
+                display_name: name.clone(),
+                description: None,
+                origin_id: role_origin.clone(),
+                origin_system: origin_system.to_owned(),
+            })
+            .collect(),
+        scope: ResourceScope {
+            id: ResourceScopeId::new(),
+            resource_id: rid,
+            display_name: "Root".to_owned(),
+            description: Some("Root scope".to_owned()),
+            origin_id: origin_id.to_owned(),
+            origin_system: origin_system.to_owned(),
+            is_root_scope: true,
+        },
     }
+}
+
+/// The origin systems Steward can add to a catalog today, by their canonical spelling: the
+/// directory's groups, and the objects of each kind of connection.
+pub fn check_origin_system(origin_system: &str) -> Result<&'static str, DomainError> {
+    let known = [ORIGIN_AAD_GROUP]
+        .into_iter()
+        .chain(crate::enums::ConnectionKind::ALL.iter().map(|k| crate::connection::origin_system(*k)));
+    let all: Vec<&'static str> = known.clone().collect();
+    known.into_iter().find(|k| k.eq_ignore_ascii_case(origin_system)).ok_or_else(|| {
+        DomainError::invalid(format!(
+            "originSystem '{}' is not supported; supported: {}.",
+            crate::text::clip(origin_system, 64),
+            all.join(", ")
+        ))
+    })
 }
 
 /// A catalog can be deleted only once its access packages are gone (its resources go with it).
@@ -233,7 +283,8 @@ mod tests {
         assert!(check_resource_removable(1).is_err());
         assert!(check_resource_request_type(RequestType::AdminAdd).is_ok());
         assert!(check_resource_request_type(RequestType::UserAdd).is_err());
-        assert!(check_origin_system("aadgroup").is_ok());
+        assert_eq!(check_origin_system("aadgroup").unwrap(), "AadGroup");
+        assert_eq!(check_origin_system("postgresqlrole").unwrap(), "PostgreSqlRole");
         assert!(check_origin_system("SharePointOnline").is_err());
     }
 

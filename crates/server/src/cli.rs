@@ -52,6 +52,11 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Manage connections to delivery targets (PostgreSQL servers for now).
+    Connection {
+        #[command(subcommand)]
+        command: ConnectionCommand,
+    },
 }
 
 #[derive(Debug, Args, Default)]
@@ -116,6 +121,51 @@ pub enum TokenCommand {
     },
     /// Revoke a token by id.
     Revoke {
+        id: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConnectionCommand {
+    /// Register a connection and print it. Credentials come from a file or standard input,
+    /// never from the command line (where other users could read them).
+    Add {
+        /// A name to recognise the connection by.
+        #[arg(long)]
+        name: String,
+        /// postgreSqlRoles (ldap and scim are not supported yet).
+        #[arg(long)]
+        kind: String,
+        /// The connector's settings as a JSON object, or @FILE to read them from a file.
+        #[arg(long)]
+        settings: String,
+        /// A JSON file holding the credentials, such as {"password": "…"}; `-` reads standard input.
+        #[arg(long, value_name = "FILE")]
+        credentials_file: Option<PathBuf>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// List connections (never their credentials).
+    List {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Check that a connection's target answers and lets Steward act; exits 1 when it does not.
+    Test {
+        id: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Print the resources a connection's target offers (originId, then name), for resource requests.
+    Discover {
+        id: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Delete a connection no catalog holds a resource from.
+    Remove {
         id: String,
         #[command(flatten)]
         db: DbArgs,
@@ -198,6 +248,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{n} job{} queued", if n == 1 { "" } else { "s" });
         }
         Command::Token { command } => token(file, command).await?,
+        Command::Connection { command } => return connection(file, command).await,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -242,6 +293,83 @@ async fn token(file: Option<&std::path::Path>, cmd: TokenCommand) -> anyhow::Res
         }
     }
     Ok(())
+}
+
+async fn connection(file: Option<&std::path::Path>, cmd: ConnectionCommand) -> anyhow::Result<ExitCode> {
+    use steward_app::connections::{self, Credentials, NewConnection};
+    let db = match &cmd {
+        ConnectionCommand::Add { db, .. }
+        | ConnectionCommand::List { db }
+        | ConnectionCommand::Test { db, .. }
+        | ConnectionCommand::Discover { db, .. }
+        | ConnectionCommand::Remove { db, .. } => db,
+    };
+    let cfg = Config::load(file, db_overrides(db))?;
+    let store = open_store(&cfg, true).await?;
+    let services = Services::new(Arc::new(store), Arc::new(SystemClock))
+        .with_connection_setup(crate::config::connection_setup(&cfg)?);
+    let cap = local_operator();
+    let fail = |e: steward_app::AppError| anyhow::anyhow!("{e}");
+    let id = |raw: &str| raw.parse().map_err(|e| anyhow::anyhow!("{e}"));
+    match cmd {
+        ConnectionCommand::Add { name, kind, settings, credentials_file, .. } => {
+            let settings = match settings.strip_prefix('@') {
+                Some(path) => std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?,
+                None => settings,
+            };
+            let settings: serde_json::Value = serde_json::from_str(&settings).context("--settings is not JSON")?;
+            let credentials = match credentials_file {
+                Some(path) => {
+                    let text = if path.as_os_str() == "-" {
+                        let mut s = String::new();
+                        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+                            .context("cannot read the credentials from standard input")?;
+                        s
+                    } else {
+                        std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?
+                    };
+                    // Not echoed on error: it holds secrets.
+                    let v: serde_json::Value = serde_json::from_str(&text)
+                        .map_err(|_| anyhow::anyhow!("the credentials are not a JSON object"))?;
+                    Some(Credentials::from_json(&v).map_err(fail)?)
+                }
+                None => None,
+            };
+            let new = NewConnection {
+                display_name: steward_domain::text::DisplayName::parse(name).map_err(|e| anyhow::anyhow!("{e}"))?,
+                description: None,
+                kind: kind.parse().map_err(|e| anyhow::anyhow!("{e}"))?,
+                settings,
+                credentials,
+            };
+            let c = connections::create_connection(&services, cap, new).await.map_err(fail)?;
+            eprintln!("Created connection '{}' (id {}).", c.display_name.as_str(), c.id);
+            println!("{}", c.id);
+        }
+        ConnectionCommand::List { .. } => {
+            for c in connections::list_connections(&services, cap).await.map_err(fail)? {
+                let creds = if c.has_credentials { "credentials" } else { "no credentials" };
+                println!("{}\t{}\t{}\t{creds}", c.id, c.display_name.as_str(), c.kind);
+            }
+        }
+        ConnectionCommand::Test { id: raw, .. } => {
+            let outcome = connections::test_connection(&services, cap, id(&raw)?).await.map_err(fail)?;
+            println!("{}", outcome.message);
+            if !outcome.succeeded {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        ConnectionCommand::Discover { id: raw, .. } => {
+            for r in connections::discover(&services, cap, id(&raw)?).await.map_err(fail)? {
+                println!("{}\t{}", r.origin_id, r.display_name);
+            }
+        }
+        ConnectionCommand::Remove { id: raw, .. } => {
+            connections::delete_connection(&services, cap, id(&raw)?, None).await.map_err(fail)?;
+            eprintln!("removed");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `GET /readyz` over a plain TCP connection (no HTTP client needed for one request).

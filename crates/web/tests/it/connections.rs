@@ -172,3 +172,124 @@ async fn bad_connections_are_refused_and_nothing_is_written() {
     assert!(e.contains("secrets key"), "{e}");
     assert_eq!(keyless.get(BASE).await.json()["value"].as_array().unwrap().len(), 1);
 }
+
+/// The password in `DATABASE_URL`, if it has one (a throwaway cluster's does).
+fn url_password() -> Option<String> {
+    let url = std::env::var("DATABASE_URL").ok()?;
+    let rest = url.split_once("://")?.1;
+    let userinfo = rest.split_once('@')?.0;
+    userinfo.split_once(':').map(|(_, p)| p.to_owned())
+}
+
+/// A PostgreSQL group role found through a connection is added to a catalog, bundled in a
+/// package and requested by a user: delivery grants it on the real server (the user's login
+/// role created on the way), and an administrator's removal revokes it.
+#[tokio::test]
+async fn a_database_role_from_a_connection_is_delivered_and_revoked() {
+    use axum::http::Method;
+    use steward_app::lifecycle::worker::Worker;
+
+    use crate::app::EM;
+
+    let app = TestApp::with_connections(Some(KEY)).await;
+    let admin = sqlx::PgPool::connect(&std::env::var("DATABASE_URL").unwrap()).await.unwrap();
+    let role = format!("steward_e2e_{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE ROLE {role} NOLOGIN"))).execute(&admin).await.unwrap();
+
+    let mut body = json!({"displayName": "Analytics", "kind": "postgreSqlRoles", "settings": target()});
+    if let Some(p) = url_password() {
+        body["credentials"] = json!({"password": p});
+    }
+    let cid = app.post(BASE, &body).await.expect(StatusCode::CREATED).id();
+    let cat = app.catalog("Databases").await;
+    let origin = format!("{cid}:{role}");
+    // Only what the target has can be added, under the connection's own origin system.
+    for (origin_id, system, status) in [
+        (format!("{cid}:no_such_role_{role}"), "PostgreSqlRole", StatusCode::NOT_FOUND),
+        (origin.clone(), "LdapGroup", StatusCode::BAD_REQUEST),
+        (role.clone(), "PostgreSqlRole", StatusCode::BAD_REQUEST),
+    ] {
+        let r = app
+            .post(
+                &format!("{EM}/resourceRequests"),
+                &json!({"requestType": "adminAdd", "catalog": {"id": cat},
+                "resource": {"originId": origin_id, "originSystem": system}}),
+            )
+            .await;
+        assert_eq!(r.status, status, "{origin_id} {system}: {}", r.text);
+    }
+    let added = app
+        .post(
+            &format!("{EM}/resourceRequests"),
+            &json!({"requestType": "adminAdd", "catalog": {"id": cat},
+            "resource": {"originId": origin, "originSystem": "PostgreSqlRole"}}),
+        )
+        .await;
+    added.expect(StatusCode::CREATED);
+    let package = app.package(&cat, "Analytics readers").await;
+    let roles = app.get(&format!("{EM}/catalogs/{cat}/resourceRoles?$expand=resource($expand=scopes)")).await.json();
+    let r = &roles["value"][0];
+    assert_eq!(r["originId"], json!("Member"));
+    assert_eq!(r["resource"]["displayName"], json!(role));
+    app.post(
+        &format!("{EM}/accessPackages/{package}/resourceRoleScopes"),
+        &json!({"role": {"id": r["id"], "originId": "Member", "originSystem": "PostgreSqlRole",
+            "resource": {"id": r["resource"]["id"]}},
+            "scope": {"id": r["resource"]["scopes"][0]["id"], "originId": origin, "originSystem": "PostgreSqlRole"}}),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    app.post(
+        &format!("{EM}/assignmentPolicies"),
+        &json!({"accessPackage": {"id": package}, "displayName": "Everyone",
+        "allowedTargetScope": "allMemberUsers", "expiration": {"type": "noExpiration"}}),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    // The connection cannot go while its resource is in a catalog.
+    let e = refused(&app.delete(&format!("{BASE}/{cid}")).await, StatusCode::BAD_REQUEST);
+    assert!(e.contains("resource"), "{e}");
+
+    let (user, token) = app.user_with_token().await;
+    let login = app.get(&format!("/v1.0/users/{user}")).await.json()["userPrincipalName"].as_str().unwrap().to_owned();
+    let req = app
+        .json_as(
+            &token,
+            Method::POST,
+            &format!("{EM}/assignmentRequests"),
+            &json!({"requestType": "userAdd", "assignment": {"accessPackageId": package}}),
+        )
+        .await;
+    req.expect(StatusCode::CREATED);
+    let req = req.id();
+    Worker::new(app.services.clone(), "conn-e2e").drain(10).await.unwrap();
+    let got = app.get(&format!("{EM}/assignmentRequests/{req}?$expand=assignment")).await.json();
+    assert_eq!(got["state"], json!("delivered"), "{got}");
+    let member = |admin: sqlx::PgPool, login: String, role: String| async move {
+        sqlx::query_scalar::<_, bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1) AND pg_has_role($1, $2, 'MEMBER')",
+        )
+        .bind(login)
+        .bind(role)
+        .fetch_one(&admin)
+        .await
+        .unwrap()
+    };
+    assert!(member(admin.clone(), login.clone(), role.clone()).await, "{login} is a member of {role}");
+
+    let assignment = got["assignment"]["id"].as_str().unwrap().to_owned();
+    app.post(
+        &format!("{EM}/assignmentRequests"),
+        &json!({"requestType": "adminRemove", "assignment": {"id": assignment}}),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    Worker::new(app.services.clone(), "conn-e2e").drain(10).await.unwrap();
+    assert!(!member(admin.clone(), login.clone(), role.clone()).await, "revoked");
+
+    for r in [&role, &login] {
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP ROLE IF EXISTS \"{}\"", r.replace('"', "\"\""))))
+            .execute(&admin)
+            .await;
+    }
+}
