@@ -4,6 +4,8 @@
 #   2. Microsoft's Graph SDK for Python (msgraph-sdk from PyPI, in a virtualenv) driving a real
 #      `steward serve` on a test clock, once on SQLite and once on PostgreSQL;
 #   3. three `steward serve` processes sharing one PostgreSQL database (tests/e2e).
+# The connector tests start their own peers: a throwaway OpenLDAP slapd (Debian's slapd and
+# ldap-utils, installed here when missing) and the PostgreSQL below as a role target.
 # PostgreSQL: uses $DATABASE_URL when set, else a server on 127.0.0.1:5432, else starts a
 # throwaway cluster with pg_virtualenv for the duration of the run. Nothing is skipped: a
 # missing peer fails the run.
@@ -34,6 +36,20 @@ if [ -z "${DATABASE_URL:-}" ]; then
 fi
 pg_reachable "$DATABASE_URL" || { echo "error: PostgreSQL at DATABASE_URL does not answer" >&2; exit 1; }
 say "PostgreSQL: ${DATABASE_URL%%@*}@…"
+
+# Debian's OpenLDAP server and tools, for the LDAP connector's tests against a real slapd.
+debs=()
+[ -x /usr/sbin/slapd ] || debs+=(slapd)
+command -v ldapsearch >/dev/null 2>&1 || debs+=(ldap-utils)
+if [ ${#debs[@]} -gt 0 ]; then
+  say "installing ${debs[*]} from Debian (the LDAP tests run a real slapd)"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "error: the LDAP tests need ${debs[*]}; install them (apt-get install ${debs[*]}) or run as root" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${debs[@]}" >/dev/null
+fi
 
 say "building"
 cargo build --workspace --all-targets --locked

@@ -1,8 +1,9 @@
 //! Delivery targets outside Steward's own directory, each an implementation of the app's
-//! `Connector` port: PostgreSQL roles (`postgres_roles`). LDAP and SCIM 2.0 follow.
+//! `Connector` port: PostgreSQL roles (`postgres_roles`) and LDAP groups (`ldap`). SCIM 2.0 follows.
 //! `Factory` builds them for configured connections.
 
 pub mod ident;
+pub mod ldap;
 pub mod postgres_roles;
 
 use std::sync::Arc;
@@ -13,13 +14,14 @@ use steward_app::connector::{Connector, ConnectorError, ConnectorFactory};
 use steward_domain::connection::Connection;
 use steward_domain::enums::ConnectionKind;
 
+use crate::ldap::{LdapConnector, LdapSettings};
 use crate::postgres_roles::{PgRoleConnector, PgRoleSettings};
 
 /// Builds the connectors of configured connections.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Factory;
 
-/// The credentials of a PostgreSQL roles connection.
+/// The credentials of a PostgreSQL roles or LDAP connection: a password.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct PgCredentials {
@@ -32,7 +34,7 @@ fn settings<T: serde::de::DeserializeOwned>(v: &serde_json::Value) -> Result<T, 
 
 impl ConnectorFactory for Factory {
     fn supports(&self, kind: ConnectionKind) -> bool {
-        matches!(kind, ConnectionKind::PostgreSqlRoles)
+        matches!(kind, ConnectionKind::PostgreSqlRoles | ConnectionKind::Ldap)
     }
 
     fn check_settings(&self, kind: ConnectionKind, v: &serde_json::Value) -> Result<(), String> {
@@ -44,6 +46,7 @@ impl ConnectorFactory for Factory {
                 }
                 Ok(())
             }
+            ConnectionKind::Ldap => settings::<LdapSettings>(v)?.check(),
             other => Err(format!("connections of kind '{other}' are not supported yet")),
         }
     }
@@ -66,6 +69,18 @@ impl ConnectorFactory for Factory {
                     None => None,
                 };
                 Ok(Arc::new(PgRoleConnector::new(s, password.as_ref())))
+            }
+            ConnectionKind::Ldap => {
+                let s: LdapSettings = settings(&connection.settings).map_err(bad)?;
+                let password = match credentials {
+                    Some(c) => {
+                        let c: PgCredentials = serde_json::from_str(c.expose_secret())
+                            .map_err(|_| bad("the credentials must be {\"password\": \"…\"}".into()))?;
+                        c.password.map(SecretString::from)
+                    }
+                    None => None,
+                };
+                Ok(Arc::new(LdapConnector::new(s, password)))
             }
             other => Err(bad(format!("connections of kind '{other}' are not supported yet"))),
         }

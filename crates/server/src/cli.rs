@@ -52,7 +52,7 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
-    /// Manage connections to delivery targets (PostgreSQL servers for now).
+    /// Manage connections to delivery targets (PostgreSQL servers and LDAP directories for now).
     Connection {
         #[command(subcommand)]
         command: ConnectionCommand,
@@ -135,7 +135,7 @@ pub enum ConnectionCommand {
         /// A name to recognise the connection by.
         #[arg(long)]
         name: String,
-        /// postgreSqlRoles (ldap and scim are not supported yet).
+        /// postgreSqlRoles or ldap (scim is not supported yet).
         #[arg(long)]
         kind: String,
         /// The connector's settings as a JSON object, or @FILE to read them from a file.

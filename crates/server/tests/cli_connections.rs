@@ -94,7 +94,7 @@ fn connections_are_managed_from_the_command_line() {
     let bad_creds = steward(&db, &with_creds, Some("{\"password\": 7}"));
     assert!(!bad_creds.status.success());
     assert!(String::from_utf8_lossy(&bad_creds.stderr).contains("credentials.password must be a string"));
-    let bad_kind = steward(&db, &["connection", "add", "--name", "X", "--kind", "ldap", "--settings", "{}"], None);
+    let bad_kind = steward(&db, &["connection", "add", "--name", "X", "--kind", "scim", "--settings", "{}"], None);
     assert!(String::from_utf8_lossy(&bad_kind.stderr).contains("not supported yet"), "{bad_kind:?}");
     assert_eq!(text(&steward(&db, &["connection", "list"], None)).lines().count(), 1);
 
