@@ -24,8 +24,16 @@ pub struct Factory;
 /// The credentials of a PostgreSQL roles or LDAP connection: a password.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct PgCredentials {
+struct PasswordCredentials {
     password: Option<String>,
+}
+
+/// The password in a connection's opened credentials, if any. The error never repeats them.
+fn password(credentials: Option<&SecretString>) -> Result<Option<SecretString>, String> {
+    let Some(c) = credentials else { return Ok(None) };
+    let c: PasswordCredentials = serde_json::from_str(c.expose_secret())
+        .map_err(|_| "the credentials must be {\"password\": \"…\"}".to_owned())?;
+    Ok(c.password.map(SecretString::from))
 }
 
 fn settings<T: serde::de::DeserializeOwned>(v: &serde_json::Value) -> Result<T, String> {
@@ -60,27 +68,12 @@ impl ConnectorFactory for Factory {
         match connection.kind {
             ConnectionKind::PostgreSqlRoles => {
                 let s: PgRoleSettings = settings(&connection.settings).map_err(bad)?;
-                let password = match credentials {
-                    Some(c) => {
-                        let c: PgCredentials = serde_json::from_str(c.expose_secret())
-                            .map_err(|_| bad("the credentials must be {\"password\": \"…\"}".into()))?;
-                        c.password.map(SecretString::from)
-                    }
-                    None => None,
-                };
+                let password = password(credentials).map_err(bad)?;
                 Ok(Arc::new(PgRoleConnector::new(s, password.as_ref())))
             }
             ConnectionKind::Ldap => {
                 let s: LdapSettings = settings(&connection.settings).map_err(bad)?;
-                let password = match credentials {
-                    Some(c) => {
-                        let c: PgCredentials = serde_json::from_str(c.expose_secret())
-                            .map_err(|_| bad("the credentials must be {\"password\": \"…\"}".into()))?;
-                        c.password.map(SecretString::from)
-                    }
-                    None => None,
-                };
-                Ok(Arc::new(LdapConnector::new(s, password)))
+                Ok(Arc::new(LdapConnector::new(s, password(credentials).map_err(bad)?)))
             }
             other => Err(bad(format!("connections of kind '{other}' are not supported yet"))),
         }

@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -15,10 +17,7 @@ use steward_app::ports::RoleGrant;
 use steward_connectors::ident::UserKey;
 use steward_connectors::ldap::{LdapConnector, LdapSettings, MemberAttribute};
 use steward_connectors::postgres_roles::MEMBER;
-use steward_domain::directory::User;
-use steward_domain::enums::UserType;
-use steward_domain::ids::{ResourceRoleId, UserId};
-use steward_domain::text::DisplayName;
+use steward_domain::ids::ResourceRoleId;
 
 const BASE: &str = "dc=example,dc=test";
 const ADMIN: &str = "cn=admin,dc=example,dc=test";
@@ -135,25 +134,6 @@ fn settings(url: &str) -> LdapSettings {
     }
 }
 
-fn person(mail: &str) -> User {
-    User {
-        id: UserId::new(),
-        display_name: DisplayName::parse("Someone").unwrap(),
-        user_principal_name: "someone@contoso.test".into(),
-        mail: Some(mail.to_owned()),
-        user_type: UserType::Member,
-        account_enabled: true,
-        department: None,
-        job_title: None,
-        company_name: None,
-        employee_id: None,
-        city: None,
-        country: None,
-        created_date_time: "2031-03-01T09:00:00Z".parse().unwrap(),
-        manager: None,
-    }
-}
-
 fn group(cn: &str) -> RoleGrant {
     RoleGrant {
         role_id: ResourceRoleId::new(),
@@ -176,7 +156,7 @@ async fn grants_and_revokes_ldap_group_membership_with_hostile_values_kept_harml
     assert_eq!(names, ["Readers", "Writers"]);
     assert_eq!(found[0].origin_id, format!("cn=Readers,ou=groups,{BASE}"));
 
-    let alice = person("alice@example.test");
+    let alice = person_mail("alice@example.test");
     let alice_dn = format!("cn=Alice,ou=people,{BASE}");
     c.grant(&group("Readers"), &alice).await.unwrap();
     c.grant(&group("Readers"), &alice).await.unwrap(); // already a member: fine
@@ -185,11 +165,11 @@ async fn grants_and_revokes_ldap_group_membership_with_hostile_values_kept_harml
     assert!(!c.holds(&group("Writers"), &alice).await.unwrap());
 
     // Filter metacharacters in a user's attribute find exactly that user, nobody else.
-    let weird = person(WEIRD_MAIL);
+    let weird = person_mail(WEIRD_MAIL);
     c.grant(&group("Writers"), &weird).await.unwrap();
     assert_eq!(slapd.members("Writers"), [format!("cn=Seed,ou=people,{BASE}"), format!("cn=Weird,ou=people,{BASE}")]);
     for hostile in ["*", "*)(mail=*", "alice@example.test)(|(mail=*", "x\0y", "\\2a"] {
-        match c.grant(&group("Writers"), &person(hostile)).await {
+        match c.grant(&group("Writers"), &person_mail(hostile)).await {
             Err(ConnectorError::Permanent(m)) => assert!(m.contains("no single entry"), "{hostile}: {m}"),
             other => panic!("{hostile}: expected a permanent refusal, got {other:?}"),
         }
@@ -198,7 +178,7 @@ async fn grants_and_revokes_ldap_group_membership_with_hostile_values_kept_harml
 
     c.revoke(&group("Readers"), &alice).await.unwrap();
     c.revoke(&group("Readers"), &alice).await.unwrap(); // not a member any more: fine
-    c.revoke(&group("Readers"), &person("nobody@example.test")).await.unwrap(); // unknown: holds nothing
+    c.revoke(&group("Readers"), &person_mail("nobody@example.test")).await.unwrap(); // unknown: holds nothing
     assert_eq!(slapd.members("Readers"), [format!("cn=Seed,ou=people,{BASE}")]);
     assert!(!c.holds(&group("Readers"), &alice).await.unwrap());
 
@@ -215,4 +195,8 @@ async fn grants_and_revokes_ldap_group_membership_with_hostile_values_kept_harml
     // The directory down: transient, to be retried.
     slapd.stop();
     assert!(matches!(c.grant(&group("Readers"), &alice).await, Err(ConnectorError::Transient(_))));
+}
+
+fn person_mail(mail: &str) -> steward_domain::directory::User {
+    common::person("someone@contoso.test", Some(mail))
 }

@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+mod common;
+
 use std::str::FromStr;
 
 use secrecy::SecretString;
@@ -14,10 +16,7 @@ use steward_app::connector::{Connector, ConnectorError};
 use steward_app::ports::RoleGrant;
 use steward_connectors::ident::{UserKey, pg_quote};
 use steward_connectors::postgres_roles::{MEMBER, ORIGIN_POSTGRES_ROLE, PgRoleConnector, PgRoleSettings, TlsMode};
-use steward_domain::directory::User;
-use steward_domain::enums::UserType;
-use steward_domain::ids::{ResourceRoleId, UserId};
-use steward_domain::text::DisplayName;
+use steward_domain::ids::ResourceRoleId;
 
 fn database_url() -> String {
     std::env::var("DATABASE_URL").expect(
@@ -91,25 +90,6 @@ impl Server {
                 .execute(&self.admin)
                 .await;
         }
-    }
-}
-
-fn person(upn: &str) -> User {
-    User {
-        id: UserId::new(),
-        display_name: DisplayName::parse("Test person").unwrap(),
-        user_principal_name: upn.to_owned(),
-        mail: None,
-        user_type: UserType::Member,
-        account_enabled: true,
-        department: None,
-        job_title: None,
-        company_name: None,
-        employee_id: None,
-        city: None,
-        country: None,
-        created_date_time: "2031-03-01T09:00:00Z".parse().unwrap(),
-        manager: None,
     }
 }
 
@@ -221,4 +201,8 @@ async fn an_unreachable_server_is_a_transient_failure() {
         other => panic!("expected a transient failure, got {other:?}"),
     }
     assert!(matches!(c.check().await, Err(ConnectorError::Transient(_))));
+}
+
+fn person(upn: &str) -> steward_domain::directory::User {
+    common::person(upn, None)
 }
