@@ -354,6 +354,41 @@ impl Connector for ConnectionConnector {
         c.grant(&inner, subject).await
     }
 
+    /// Each connection's grants of the round go to its connector together (`grant_all`), so a
+    /// directory is bound once per round, not once per grant.
+    async fn grant_all(
+        &self,
+        items: &[(&crate::ports::RoleGrant, &steward_domain::directory::User)],
+    ) -> Vec<Result<(), ConnectorError>> {
+        let mut out: Vec<Option<Result<(), ConnectorError>>> = items.iter().map(|_| None).collect();
+        let mut by_connector: Vec<(Arc<dyn Connector>, Vec<(usize, crate::ports::RoleGrant)>)> = Vec::new();
+        for (k, (grant, _)) in items.iter().enumerate() {
+            match self.target(grant).await {
+                Ok((c, inner)) => match by_connector.iter_mut().find(|(known, _)| Arc::ptr_eq(known, &c)) {
+                    Some((_, list)) => list.push((k, inner)),
+                    None => by_connector.push((c, vec![(k, inner)])),
+                },
+                Err(e) => {
+                    if let Some(slot) = out.get_mut(k) {
+                        *slot = Some(Err(e));
+                    }
+                }
+            }
+        }
+        for (connector, list) in by_connector {
+            let batch: Vec<(&crate::ports::RoleGrant, &steward_domain::directory::User)> =
+                list.iter().filter_map(|(k, g)| items.get(*k).map(|(_, u)| (g, *u))).collect();
+            for ((k, _), r) in list.iter().zip(connector.grant_all(&batch).await) {
+                if let Some(slot) = out.get_mut(*k) {
+                    *slot = Some(r);
+                }
+            }
+        }
+        out.into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(ConnectorError::Transient("the grant was not attempted".into()))))
+            .collect()
+    }
+
     async fn revoke(
         &self,
         grant: &crate::ports::RoleGrant,

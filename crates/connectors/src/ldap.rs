@@ -197,9 +197,22 @@ impl LdapConnector {
     }
 
     async fn change(&self, grant: &RoleGrant, subject: &User, add: bool) -> Result<(), ConnectorError> {
-        let group = Self::group(grant)?;
         let mut ldap = self.open().await?;
-        let value = match self.member_value(&mut ldap, subject).await {
+        let done = self.change_on(&mut ldap, grant, subject, add).await;
+        let _ = ldap.unbind().await;
+        done
+    }
+
+    /// One membership change on a bound connection.
+    async fn change_on(
+        &self,
+        ldap: &mut Ldap,
+        grant: &RoleGrant,
+        subject: &User,
+        add: bool,
+    ) -> Result<(), ConnectorError> {
+        let group = Self::group(grant)?;
+        let value = match self.member_value(ldap, subject).await {
             Ok(v) => v,
             // Someone the directory does not know holds nothing in it.
             Err(ConnectorError::Permanent(_)) if !add => return Ok(()),
@@ -209,7 +222,6 @@ impl LdapConnector {
         let values = HashSet::from([value.as_str()]);
         let change = if add { Mod::Add(attr, values) } else { Mod::Delete(attr, values) };
         let done = ldap.modify(group, vec![change]).await.map_err(unavailable)?;
-        let _ = ldap.unbind().await;
         match (done.rc, add) {
             (0, _) | (ATTRIBUTE_OR_VALUE_EXISTS, true) | (NO_SUCH_ATTRIBUTE, false) => Ok(()),
             (NO_SUCH_OBJECT, false) => Ok(()),
@@ -270,6 +282,24 @@ impl Connector for LdapConnector {
 
     async fn revoke(&self, grant: &RoleGrant, subject: &User) -> Result<(), ConnectorError> {
         self.change(grant, subject, false).await
+    }
+
+    /// A round's grants over one bound connection (not a connection and a bind each); a
+    /// connection that fails part-way leaves the rest transient, to be retried.
+    async fn grant_all(&self, items: &[(&RoleGrant, &User)]) -> Vec<Result<(), ConnectorError>> {
+        let mut out = Vec::with_capacity(items.len());
+        let mut ldap = match self.open().await {
+            Ok(l) => l,
+            Err(e) => {
+                let why = e.to_string();
+                return items.iter().map(|_| Err(ConnectorError::Transient(why.clone()))).collect();
+            }
+        };
+        for (grant, subject) in items {
+            out.push(self.change_on(&mut ldap, grant, subject, true).await);
+        }
+        let _ = ldap.unbind().await;
+        out
     }
 
     async fn holds(&self, grant: &RoleGrant, subject: &User) -> Result<bool, ConnectorError> {

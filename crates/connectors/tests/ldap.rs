@@ -164,6 +164,16 @@ async fn grants_and_revokes_ldap_group_membership_with_hostile_values_kept_harml
     assert!(c.holds(&group("Readers"), &alice).await.unwrap());
     assert!(!c.holds(&group("Writers"), &alice).await.unwrap());
 
+    // A round's grants go over one connection, each with its own outcome.
+    let seed = person_mail("seed@example.test");
+    let nobody = person_mail("nobody@example.test");
+    let (readers, writers) = (group("Readers"), group("Writers"));
+    let round = c.grant_all(&[(&readers, &seed), (&writers, &alice), (&readers, &nobody)]).await;
+    assert!(round[0].is_ok() && round[1].is_ok(), "{round:?}");
+    assert!(matches!(&round[2], Err(ConnectorError::Permanent(m)) if m.contains("no single entry")), "{round:?}");
+    assert!(slapd.members("Writers").contains(&alice_dn));
+    c.revoke(&writers, &alice).await.unwrap();
+
     // Filter metacharacters in a user's attribute find exactly that user, nobody else.
     let weird = person_mail(WEIRD_MAIL);
     c.grant(&group("Writers"), &weird).await.unwrap();

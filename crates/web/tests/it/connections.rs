@@ -250,18 +250,19 @@ async fn a_database_role_from_a_connection_is_delivered_and_revoked() {
     let e = refused(&app.delete(&format!("{BASE}/{cid}")).await, StatusCode::BAD_REQUEST);
     assert!(e.contains("resource"), "{e}");
 
-    let (user, token) = app.user_with_token().await;
-    let login = app.get(&format!("/v1.0/users/{user}")).await.json()["userPrincipalName"].as_str().unwrap().to_owned();
-    let req = app
-        .json_as(
-            &token,
-            Method::POST,
-            &format!("{EM}/assignmentRequests"),
-            &json!({"requestType": "userAdd", "assignment": {"accessPackageId": package}}),
-        )
-        .await;
-    req.expect(StatusCode::CREATED);
-    let req = req.id();
+    // Two requests, delivered in one round: the connection's grants go out together.
+    let mut logins = Vec::new();
+    let mut reqs = Vec::new();
+    for _ in 0..2 {
+        let (user, token) = app.user_with_token().await;
+        let upn = app.get(&format!("/v1.0/users/{user}")).await.json()["userPrincipalName"].clone();
+        logins.push(upn.as_str().unwrap().to_owned());
+        let body = json!({"requestType": "userAdd", "assignment": {"accessPackageId": package}});
+        let req = app.json_as(&token, Method::POST, &format!("{EM}/assignmentRequests"), &body).await;
+        req.expect(StatusCode::CREATED);
+        reqs.push(req.id());
+    }
+    let (login, req) = (logins[0].clone(), reqs[0].clone());
     Worker::new(app.services.clone(), "conn-e2e").drain(10).await.unwrap();
     let got = app.get(&format!("{EM}/assignmentRequests/{req}?$expand=assignment")).await.json();
     assert_eq!(got["state"], json!("delivered"), "{got}");
@@ -275,7 +276,11 @@ async fn a_database_role_from_a_connection_is_delivered_and_revoked() {
         .await
         .unwrap()
     };
-    assert!(member(admin.clone(), login.clone(), role.clone()).await, "{login} is a member of {role}");
+    for l in &logins {
+        assert!(member(admin.clone(), l.clone(), role.clone()).await, "{l} is a member of {role}");
+    }
+    let second = app.get(&format!("{EM}/assignmentRequests/{}", reqs[1])).await.json();
+    assert_eq!(second["state"], json!("delivered"), "{second}");
 
     let assignment = got["assignment"]["id"].as_str().unwrap().to_owned();
     app.post(
@@ -287,7 +292,7 @@ async fn a_database_role_from_a_connection_is_delivered_and_revoked() {
     Worker::new(app.services.clone(), "conn-e2e").drain(10).await.unwrap();
     assert!(!member(admin.clone(), login.clone(), role.clone()).await, "revoked");
 
-    for r in [&role, &login] {
+    for r in std::iter::once(&role).chain(&logins) {
         let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP ROLE IF EXISTS \"{}\"", r.replace('"', "\"\""))))
             .execute(&admin)
             .await;
