@@ -217,18 +217,31 @@ pub async fn delete_connection(
 
 /// The connector of a connection, with its credentials opened for it.
 async fn connector_for(s: &Services, c: &Connection) -> Result<Arc<dyn Connector>, AppError> {
-    let credentials = match s.store.connection_credentials(c.id).await? {
+    let sealed = s.store.connection_credentials(c.id).await?;
+    assemble(&s.connection_setup, c, sealed.as_deref()).map_err(|e| AppError::Conflict(e.to_string()))
+}
+
+/// A connection's connector from its sealed credentials: opened with the setup's sealer,
+/// built by its factory. The one place credentials are opened.
+fn assemble(
+    setup: &ConnectionSetup,
+    c: &Connection,
+    sealed: Option<&str>,
+) -> Result<Arc<dyn Connector>, ConnectorError> {
+    let credentials = match sealed {
         Some(sealed) => {
-            let sealer = s.connection_setup.sealer.as_ref().ok_or_else(|| {
-                AppError::Conflict(
+            let sealer = setup.sealer.as_ref().ok_or_else(|| {
+                ConnectorError::Permanent(
                     "The connection's credentials cannot be opened: this server has no secrets key.".into(),
                 )
             })?;
-            Some(sealer.open(&c.id.to_string(), &sealed).map_err(|e| AppError::Conflict(e.to_string()))?)
+            Some(sealer.open(&c.id.to_string(), sealed).map_err(|e| ConnectorError::Permanent(e.to_string()))?)
         }
         None => None,
     };
-    factory(s)?.build(c, credentials.as_ref()).map_err(|e| AppError::Invalid(e.to_string()))
+    let factory =
+        setup.factory.as_ref().ok_or_else(|| ConnectorError::Permanent("This server has no connectors.".into()))?;
+    factory.build(c, credentials.as_ref())
 }
 
 /// Whether the connection's target answers and lets Steward act, in words.
@@ -243,17 +256,22 @@ pub async fn test_connection(s: &Services, _cap: AdminCap, id: ConnectionId) -> 
     })
 }
 
-/// The resources the connection's target offers, with origin ids that name the connection
+/// The connection and the resources its target offers, with origin ids that name the connection
 /// (`connection::origin_id`), ready for a resource request.
-pub async fn discover(s: &Services, _cap: AdminCap, id: ConnectionId) -> Result<Vec<DiscoveredResource>, AppError> {
+pub async fn discover(
+    s: &Services,
+    _cap: AdminCap,
+    id: ConnectionId,
+) -> Result<(Connection, Vec<DiscoveredResource>), AppError> {
     let c = require_connection(s, id).await?;
     let found = connector_for(s, &c).await?.discover().await.map_err(|e| {
         AppError::Upstream(format!("Discovery through connection '{}' failed: {e}", c.display_name.as_str()))
     })?;
-    Ok(found
+    let found = found
         .into_iter()
         .map(|r| DiscoveredResource { origin_id: connection::origin_id(c.id, &r.origin_id), ..r })
-        .collect())
+        .collect();
+    Ok((c, found))
 }
 
 /// The object `origin_id` (`<connection id>:<object>`) names, as its connection's discovery
@@ -298,44 +316,40 @@ impl ConnectionConnector {
         Self { store, setup, built: std::sync::Mutex::default() }
     }
 
-    async fn target(
-        &self,
-        grant: &crate::ports::RoleGrant,
-    ) -> Result<(Arc<dyn Connector>, crate::ports::RoleGrant), ConnectorError> {
+    /// The connection an origin id names, and the grant as its connector sees it.
+    fn split(grant: &crate::ports::RoleGrant) -> Result<(ConnectionId, crate::ports::RoleGrant), ConnectorError> {
         let (cid, object) = connection::split_origin_id(&grant.resource_origin_id)
             .ok_or_else(|| ConnectorError::Permanent(format!("'{}' names no connection", grant.resource_origin_id)))?;
+        Ok((cid, crate::ports::RoleGrant { resource_origin_id: object.to_owned(), ..grant.clone() }))
+    }
+
+    /// The connector of connection `cid`: one read of the connection, and a build only when
+    /// the connection changed since the last one.
+    async fn connector(&self, cid: ConnectionId) -> Result<Arc<dyn Connector>, ConnectorError> {
         let c = self
             .store
             .get_connection(cid)
             .await?
             .ok_or_else(|| ConnectorError::Permanent(format!("connection '{cid}' no longer exists")))?;
-        let inner = crate::ports::RoleGrant { resource_origin_id: object.to_owned(), ..grant.clone() };
         let kept =
             self.built.lock().ok().and_then(|m| m.get(&cid).filter(|(at, _)| *at == c.modified_date_time).cloned());
         if let Some((_, connector)) = kept {
-            return Ok((connector, inner));
+            return Ok(connector);
         }
-        let credentials = match self.store.connection_credentials(cid).await? {
-            Some(sealed) => {
-                let sealer = self.setup.sealer.as_ref().ok_or_else(|| {
-                    ConnectorError::Permanent(
-                        "this server has no secrets key to open the connection's credentials".into(),
-                    )
-                })?;
-                Some(sealer.open(&cid.to_string(), &sealed).map_err(|e| ConnectorError::Permanent(e.to_string()))?)
-            }
-            None => None,
-        };
-        let factory = self
-            .setup
-            .factory
-            .as_ref()
-            .ok_or_else(|| ConnectorError::Permanent("this server has no connectors".into()))?;
-        let connector = factory.build(&c, credentials.as_ref())?;
+        let sealed = self.store.connection_credentials(cid).await?;
+        let connector = assemble(&self.setup, &c, sealed.as_deref())?;
         if let Ok(mut m) = self.built.lock() {
             m.insert(cid, (c.modified_date_time, connector.clone()));
         }
-        Ok((connector, inner))
+        Ok(connector)
+    }
+
+    async fn target(
+        &self,
+        grant: &crate::ports::RoleGrant,
+    ) -> Result<(Arc<dyn Connector>, crate::ports::RoleGrant), ConnectorError> {
+        let (cid, inner) = Self::split(grant)?;
+        Ok((self.connector(cid).await?, inner))
     }
 }
 
@@ -361,16 +375,32 @@ impl Connector for ConnectionConnector {
         items: &[(&crate::ports::RoleGrant, &steward_domain::directory::User)],
     ) -> Vec<Result<(), ConnectorError>> {
         let mut out: Vec<Option<Result<(), ConnectorError>>> = items.iter().map(|_| None).collect();
-        let mut by_connector: Vec<(Arc<dyn Connector>, Vec<(usize, crate::ports::RoleGrant)>)> = Vec::new();
+        let mut by_connection: Vec<(ConnectionId, Vec<(usize, crate::ports::RoleGrant)>)> = Vec::new();
         for (k, (grant, _)) in items.iter().enumerate() {
-            match self.target(grant).await {
-                Ok((c, inner)) => match by_connector.iter_mut().find(|(known, _)| Arc::ptr_eq(known, &c)) {
+            match Self::split(grant) {
+                Ok((cid, inner)) => match by_connection.iter_mut().find(|(known, _)| *known == cid) {
                     Some((_, list)) => list.push((k, inner)),
-                    None => by_connector.push((c, vec![(k, inner)])),
+                    None => by_connection.push((cid, vec![(k, inner)])),
                 },
                 Err(e) => {
                     if let Some(slot) = out.get_mut(k) {
                         *slot = Some(Err(e));
+                    }
+                }
+            }
+        }
+        let mut by_connector = Vec::with_capacity(by_connection.len());
+        for (cid, list) in by_connection {
+            match self.connector(cid).await {
+                Ok(c) => by_connector.push((c, list)),
+                Err(e) => {
+                    for (k, _) in list {
+                        if let Some(slot) = out.get_mut(k) {
+                            *slot = Some(Err(match &e {
+                                ConnectorError::Transient(m) => ConnectorError::Transient(m.clone()),
+                                ConnectorError::Permanent(m) => ConnectorError::Permanent(m.clone()),
+                            }));
+                        }
                     }
                 }
             }

@@ -360,7 +360,7 @@ async fn connection(file: Option<&std::path::Path>, cmd: ConnectionCommand) -> a
             }
         }
         ConnectionCommand::Discover { id: raw, .. } => {
-            for r in connections::discover(&services, cap, id(&raw)?).await.map_err(fail)? {
+            for r in connections::discover(&services, cap, id(&raw)?).await.map_err(fail)?.1 {
                 println!("{}\t{}", r.origin_id, r.display_name);
             }
         }

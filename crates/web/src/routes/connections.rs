@@ -129,8 +129,7 @@ async fn test(
 
 async fn discover(State(st): State<AppState>, Admin(_, cap): Admin, Path(id): Path<String>) -> R {
     let id: ConnectionId = path_id(&id)?;
-    let c = connections::get_connection(&st.services, cap, id).await?;
-    let found = connections::discover(&st.services, cap, id).await?;
+    let (c, found) = connections::discover(&st.services, cap, id).await?;
     let origin_system = domain::origin_system(c.kind);
     let value: Vec<Value> = found
         .iter()
