@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Creates (once) the Python virtualenv the Graph SDK conformance test uses, with Microsoft's
-# msgraph-sdk and pytest pinned in tests/sdk/requirements.txt, and prints its path on stdout
+# Creates (once) the Python virtualenv the test command uses, with Microsoft's
+# msgraph-sdk, pytest and scim2-server pinned in tests/sdk/requirements.txt, and prints its path on stdout
 # (everything else goes to stderr).
 #
 #   venv=$(scripts/python-venv.sh)        # ${STEWARD_VENV:-<repo>/.venv}

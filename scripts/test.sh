@@ -5,7 +5,8 @@
 #      `steward serve` on a test clock, once on SQLite and once on PostgreSQL;
 #   3. three `steward serve` processes sharing one PostgreSQL database (tests/e2e).
 # The connector tests start their own peers: a throwaway OpenLDAP slapd (Debian's slapd and
-# ldap-utils, installed here when missing) and the PostgreSQL below as a role target.
+# ldap-utils, installed here when missing), PyPI's scim2-server (in the virtualenv made below)
+# and the PostgreSQL below as a role target.
 # PostgreSQL: uses $DATABASE_URL when set, else a server on 127.0.0.1:5432, else starts a
 # throwaway cluster with pg_virtualenv for the duration of the run. Nothing is skipped: a
 # missing peer fails the run.
@@ -51,6 +52,10 @@ if [ ${#debs[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${debs[@]}" >/dev/null
 fi
 
+say "Python virtualenv (Graph SDK, pytest, scim2-server)"
+venv=$(bash scripts/python-venv.sh)
+export STEWARD_VENV="$venv"
+
 say "building"
 cargo build --workspace --all-targets --locked
 
@@ -79,5 +84,4 @@ bash tests/sdk/run.sh "$bin" "${DATABASE_URL%/*}/$sdk_db"
 
 say "Three steward serve processes on one PostgreSQL database"
 # Creates (and drops) its own database next to DATABASE_URL; prints its timings.
-venv=$(bash scripts/python-venv.sh)
 STEWARD_TEST_BIN="$bin" PYTHONDONTWRITEBYTECODE=1 "$venv/bin/python" -m pytest -q -s -p no:cacheprovider tests/e2e

@@ -1,10 +1,11 @@
 //! Delivery targets outside Steward's own directory, each an implementation of the app's
-//! `Connector` port: PostgreSQL roles (`postgres_roles`) and LDAP groups (`ldap`). SCIM 2.0 follows.
-//! `Factory` builds them for configured connections.
+//! `Connector` port: PostgreSQL roles (`postgres_roles`), LDAP groups (`ldap`) and SCIM 2.0
+//! groups (`scim`). `Factory` builds them for configured connections.
 
 pub mod ident;
 pub mod ldap;
 pub mod postgres_roles;
+pub mod scim;
 
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use steward_domain::enums::ConnectionKind;
 
 use crate::ldap::{LdapConnector, LdapSettings};
 use crate::postgres_roles::{PgRoleConnector, PgRoleSettings};
+use crate::scim::{ScimConnector, ScimSettings};
 
 /// Builds the connectors of configured connections.
 #[derive(Debug, Default, Clone, Copy)]
@@ -36,13 +38,28 @@ fn password(credentials: Option<&SecretString>) -> Result<Option<SecretString>, 
     Ok(c.password.map(SecretString::from))
 }
 
+/// The credentials of a SCIM connection: a bearer token.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct BearerCredentials {
+    bearer_token: Option<String>,
+}
+
+/// The bearer token in a connection's opened credentials, if any. The error never repeats them.
+fn bearer_token(credentials: Option<&SecretString>) -> Result<Option<SecretString>, String> {
+    let Some(c) = credentials else { return Ok(None) };
+    let c: BearerCredentials = serde_json::from_str(c.expose_secret())
+        .map_err(|_| "the credentials must be {\"bearerToken\": \"…\"}".to_owned())?;
+    Ok(c.bearer_token.map(SecretString::from))
+}
+
 fn settings<T: serde::de::DeserializeOwned>(v: &serde_json::Value) -> Result<T, String> {
     serde_json::from_value(v.clone()).map_err(|e| e.to_string())
 }
 
 impl ConnectorFactory for Factory {
     fn supports(&self, kind: ConnectionKind) -> bool {
-        matches!(kind, ConnectionKind::PostgreSqlRoles | ConnectionKind::Ldap)
+        matches!(kind, ConnectionKind::PostgreSqlRoles | ConnectionKind::Ldap | ConnectionKind::Scim)
     }
 
     fn check_settings(&self, kind: ConnectionKind, v: &serde_json::Value) -> Result<(), String> {
@@ -55,7 +72,7 @@ impl ConnectorFactory for Factory {
                 Ok(())
             }
             ConnectionKind::Ldap => settings::<LdapSettings>(v)?.check(),
-            other => Err(format!("connections of kind '{other}' are not supported yet")),
+            ConnectionKind::Scim => settings::<ScimSettings>(v)?.check(),
         }
     }
 
@@ -75,7 +92,11 @@ impl ConnectorFactory for Factory {
                 let s: LdapSettings = settings(&connection.settings).map_err(bad)?;
                 Ok(Arc::new(LdapConnector::new(s, password(credentials).map_err(bad)?)))
             }
-            other => Err(bad(format!("connections of kind '{other}' are not supported yet"))),
+            ConnectionKind::Scim => {
+                let s: ScimSettings = settings(&connection.settings).map_err(bad)?;
+                let token = bearer_token(credentials).map_err(bad)?;
+                Ok(Arc::new(ScimConnector::new(s, token).map_err(bad)?))
+            }
         }
     }
 }

@@ -135,7 +135,7 @@ pub enum ConnectionCommand {
         /// A name to recognise the connection by.
         #[arg(long)]
         name: String,
-        /// postgreSqlRoles or ldap (scim is not supported yet).
+        /// postgreSqlRoles, ldap or scim.
         #[arg(long)]
         kind: String,
         /// The connector's settings as a JSON object, or @FILE to read them from a file.

@@ -135,7 +135,7 @@ async fn bad_connections_are_refused_and_nothing_is_written() {
     unknown["sslRootCert"] = json!("/etc/x");
     for (body, says) in [
         (with("kind", json!("mainframe")), "kind"),
-        (with("kind", json!("scim")), "not supported"),
+        (with("kind", json!("scim")), "baseUrl"),
         (with("settings", json!(["host"])), "settings"),
         (with("settings", no_host), "host"),
         (with("settings", unknown), "sslRootCert"),
