@@ -284,6 +284,10 @@ pub trait Store: Send + Sync {
         except: AssignmentId,
     ) -> StoreResult<bool>;
     async fn deliveries(&self, assignment: AssignmentId) -> StoreResult<Vec<Delivery>>;
+    /// Records on a still pending delivery how many attempts it took so far and why the last
+    /// one failed, for whoever looks at it while it waits to be retried. Changes nothing
+    /// once the delivery is done or failed.
+    async fn note_delivery_retry(&self, delivery: &Delivery) -> StoreResult<()>;
     /// Open requests whose `due` time has come, oldest first.
     async fn due_requests(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<AssignmentRequest>>;
     /// Active assignments whose end has come, earliest first.

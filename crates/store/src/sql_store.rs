@@ -1392,6 +1392,22 @@ impl Store for SqlStore {
         self.rows(&sql, &[id(assignment)]).await
     }
 
+    async fn note_delivery_retry(&self, d: &Delivery) -> StoreResult<()> {
+        self.write(
+            "UPDATE deliveries SET attempts = $4, detail = $5 \
+             WHERE assignment_id = $1 AND resource_role_id = $2 AND action = $3 AND state = 'pending'",
+            &[
+                id(d.assignment_id),
+                id(d.resource_role_id),
+                lifecycle::enum_str(&d.action).into(),
+                i64::from(d.attempts).into(),
+                d.detail.clone().into(),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
     async fn due_requests(&self, now: jiff::Timestamp, limit: u32) -> StoreResult<Vec<AssignmentRequest>> {
         let filter = "FROM assignment_requests WHERE due IS NOT NULL AND due <= $1 ORDER BY due, id";
         self.due_rows(filter, AssignmentRequest::COLUMNS, now, limit).await

@@ -58,7 +58,7 @@ pub(crate) async fn run(
     let (state, detail) = match outcome {
         Result_::Retry(why) => {
             tracing::warn!(job = %job.id, attempts = job.attempts, error = %why, "delivery failed; retrying");
-            s.store.retry_job(job.id, owner, now.saturating_add(backoff(job.attempts)).unwrap_or(now), &why).await?;
+            give_back(s, owner, job, now, &why).await;
             return Ok(());
         }
         Result_::Done(d) => (DeliveryState::Done, d),
@@ -269,11 +269,26 @@ pub(crate) async fn queue_revocations(
     Ok(())
 }
 
-/// Gives a job back to run again after its backoff.
+/// Gives a job back to run again after its backoff; a delivery's pending row then says why
+/// and after how many attempts, so a request stuck in `delivering` tells what it waits for.
 pub(crate) async fn give_back(s: &Services, owner: &str, job: &Job, now: Timestamp, why: &str) {
     let at = now.saturating_add(backoff(job.attempts)).unwrap_or(now);
     if let Err(e) = s.store.retry_job(job.id, owner, at, why).await {
         tracing::warn!(job = %job.id, error = %e, "could not give the job back; its lease will run out");
+        return;
+    }
+    if let JobKind::Deliver { assignment, role, action, .. } = &job.kind {
+        let pending = Delivery {
+            assignment_id: *assignment,
+            resource_role_id: *role,
+            action: *action,
+            state: DeliveryState::Pending,
+            attempts: job.attempts,
+            detail: Some(format!("retrying after attempt {}: {why}", job.attempts)),
+        };
+        if let Err(e) = s.store.note_delivery_retry(&pending).await {
+            tracing::debug!(job = %job.id, error = %e, "could not note why the delivery is retried");
+        }
     }
 }
 

@@ -733,6 +733,13 @@ pub async fn bulk_reads_and_finishing_jobs_together(s: SqlStore) {
     let roles: Vec<_> = deliveries.iter().map(|d| d.resource_role_id).collect();
     let grants = s.role_grants(&roles[..1]).await.unwrap();
     assert_eq!(grants.len(), 1);
+    // A retried delivery says why while it is pending; a finished one is left alone.
+    let mut noted = deliveries[0].clone();
+    (noted.attempts, noted.detail) = (3, Some("retrying after attempt 3: unreachable".into()));
+    s.note_delivery_retry(&noted).await.unwrap();
+    let again = s.deliveries(noted.assignment_id).await.unwrap();
+    assert_eq!((again[0].attempts, again[0].detail.as_deref()), (3, Some("retrying after attempt 3: unreachable")));
+    assert_eq!(again[0].state, steward_domain::assignment::DeliveryState::Pending);
     assert_eq!(grants[0].resource_origin_id, w.group.id.to_string());
 
     let now = steward_app::Clock::now(w.clock.as_ref());

@@ -65,6 +65,11 @@ pub fn api() -> Api {
             "Get an assignment; also filterByCurrentUser(on='target'|'createdBy') and additionalAccess(accessPackageId,incompatibleAccessPackageId)",
         )
         .accepted("/v1.0/identityGovernance/entitlementManagement/assignments/{id}/reprocess", reprocess_assignment, "Retry the failed deliveries of an assignment")
+        .get(
+            "/v1.0/steward/assignments/{id}/deliveries",
+            assignment_deliveries,
+            "Where each resource role of an assignment stands in its target system: pending (with the attempts so far and why the last failed), done or failed (with the reason)",
+        )
         .tag("accessPackages")
         .create(
             "/v1.0/identityGovernance/entitlementManagement/accessPackages/{id}/getApplicablePolicyRequirements",
@@ -455,6 +460,44 @@ async fn get_assignment(State(st): State<AppState>, Caller(p): Caller, od: OData
         .filter(|a| p.user_id().is_none_or(|u| u == a.target_id))
         .ok_or_else(|| ApiError::from(steward_app::AppError::not_found("assignment", aid)))?;
     entity_response(&Cx::new(&st.services, &p), &od, &AssignmentView::from(a), StatusCode::OK, ASSIGNMENTS_SET).await
+}
+
+/// Not part of Graph: per-resource delivery of one assignment, for its administrators and its
+/// target user.
+async fn assignment_deliveries(State(st): State<AppState>, Caller(p): Caller, Path(id): Path<String>) -> R {
+    let aid: AssignmentId = path_id(&id)?;
+    let store = &st.services.store;
+    let a = store
+        .get_assignment(aid)
+        .await
+        .map_err(steward_app::AppError::from)?
+        .filter(|a| p.user_id().is_none_or(|u| u == a.target_id))
+        .ok_or_else(|| ApiError::from(steward_app::AppError::not_found("assignment", aid)))?;
+    let all = store.deliveries(a.id).await.map_err(steward_app::AppError::from)?;
+    let roles: Vec<_> = all.iter().map(|d| d.resource_role_id).collect();
+    let grants = store.role_grants(&roles).await.map_err(steward_app::AppError::from)?;
+    let value: Vec<Value> = all
+        .iter()
+        .map(|d| {
+            let g = grants.iter().find(|g| g.role_id == d.resource_role_id);
+            serde_json::json!({
+                "resourceRole": {
+                    "id": d.resource_role_id.to_string(),
+                    "displayName": g.map(|g| g.role_name.as_str()),
+                    "originId": g.map(|g| g.role_origin_id.as_str()),
+                },
+                "resource": {
+                    "displayName": g.map(|g| g.resource_name.as_str()),
+                    "originSystem": g.map(|g| g.origin_system.as_str()),
+                },
+                "action": d.action,
+                "state": d.state,
+                "attempts": d.attempts,
+                "detail": d.detail,
+            })
+        })
+        .collect();
+    Ok(crate::odata::json_response(StatusCode::OK, serde_json::json!({ "value": value })))
 }
 
 async fn reprocess_assignment(

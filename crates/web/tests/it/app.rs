@@ -121,6 +121,29 @@ impl TestApp {
         Self { router, services, statuses: Arc::default(), next_crid: AtomicU64::new(1), _dir: dir }
     }
 
+    /// The app able to build connections, with credentials sealed by `key`, on a manual clock
+    /// starting at `start` (returned, to move it).
+    pub async fn with_clock_and_connections(start: &str, key: &str) -> (Self, Arc<ManualClock>) {
+        let (store, dir) = Self::store().await;
+        let clock = Arc::new(ManualClock::new(start.parse().unwrap()));
+        let sealer = steward_app::secrets::Sealer::from_base64(&secrecy::SecretString::from(key.to_owned())).unwrap();
+        let setup = steward_app::connections::ConnectionSetup {
+            factory: Some(Arc::new(steward_connectors::Factory)),
+            sealer: Some(sealer),
+        };
+        let services = Services::new(store, clock.clone()).with_connection_setup(setup);
+        let router = steward_web::app(services.clone(), Authenticator::new(Some(ADMIN)), None, None);
+        let app = Self { router, services, statuses: Arc::default(), next_crid: AtomicU64::new(1), _dir: dir };
+        (app, clock)
+    }
+
+    /// A directory user with this user principal name, and a personal token acting as them.
+    pub async fn person(&self, upn: &str) -> (String, String) {
+        let id = self.user("Person", upn).await;
+        let (_, secret) = create_token(&self.services, local_operator(), "t", Some(id.parse().unwrap())).await.unwrap();
+        (id, secret.expose().to_owned())
+    }
+
     /// The app on a manual clock starting at `start`, with the test-only routes mounted.
     pub async fn with_test_clock(start: &str) -> Self {
         let (store, dir) = Self::store().await;

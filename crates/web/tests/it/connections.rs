@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 use sqlx::postgres::PgConnectOptions;
 
-const KEY: &str = "c2VjcmV0LWtleS1vZi0zMi1ieXRlcy1mb3ItdGVzdHM=";
+pub const KEY: &str = "c2VjcmV0LWtleS1vZi0zMi1ieXRlcy1mb3ItdGVzdHM=";
 const BASE: &str = "/v1.0/steward/connections";
 const PASSWORD: &str = "pw-that-must-never-show";
 
@@ -21,7 +21,7 @@ fn refused(r: &Resp, status: StatusCode) -> String {
     r.json()["error"]["message"].as_str().unwrap_or_default().to_owned()
 }
 
-fn target() -> Value {
+pub fn target() -> Value {
     let url = std::env::var("DATABASE_URL")
         .expect("DATABASE_URL must name a PostgreSQL server for the connection tests (scripts/test.sh sets it)");
     let o = PgConnectOptions::from_str(&url).unwrap();
@@ -174,7 +174,7 @@ async fn bad_connections_are_refused_and_nothing_is_written() {
 }
 
 /// The password in `DATABASE_URL`, if it has one (a throwaway cluster's does).
-fn url_password() -> Option<String> {
+pub fn url_password() -> Option<String> {
     let url = std::env::var("DATABASE_URL").ok()?;
     let rest = url.split_once("://")?.1;
     let userinfo = rest.split_once('@')?.0;

@@ -10,6 +10,7 @@ mod authz;
 mod bad_input;
 mod concurrency;
 mod connections;
+mod delivery;
 mod directory;
 mod em;
 mod lifecycle;
