@@ -3,12 +3,19 @@
 //! group's member attribute (`member` and `uniqueMember` hold the user's DN, `memberUid` their
 //! uid). A Steward user is found by one of their attributes; every value put in a filter is
 //! escaped (`ldap3::ldap_escape`), and DNs are only ever those the directory itself returned.
+//! Over TLS (`ldaps://` or StartTLS) the directory's certificate is checked against the
+//! system's CAs, or against exactly the CAs of the connection's `caCertificate` when set
+//! (rustls with aws-lc-rs, the workspace's one TLS backend).
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Mod, Scope, SearchEntry, ldap_escape};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use rustls::{CertificateError, ClientConfig, RootCertStore};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use steward_app::connector::{Connector, ConnectorError, DiscoveredResource};
@@ -71,6 +78,10 @@ pub struct LdapSettings {
     pub user_attribute: String,
     #[serde(default = "default_timeout")]
     pub connect_timeout_seconds: u64,
+    /// PEM text of the CA certificate(s) a TLS connection trusts instead of the system's:
+    /// for a directory whose certificate an internal CA issued. Public, not a secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_certificate: Option<String>,
 }
 
 fn default_group_class() -> String {
@@ -106,14 +117,57 @@ impl LdapSettings {
                 return Err(format!("{name} must not be empty"));
             }
         }
+        if let Some(pem) = &self.ca_certificate {
+            if self.url.starts_with("ldap://") && !self.start_tls {
+                return Err("caCertificate is only used over TLS: use an ldaps:// url or set startTls".into());
+            }
+            ca_roots(pem)?;
+        }
         Ok(())
     }
+
+    /// The TLS configuration trusting exactly `caCertificate`, or `None` for ldap3's default
+    /// (the system's CAs).
+    fn tls_config(&self) -> Result<Option<Arc<ClientConfig>>, String> {
+        let Some(pem) = &self.ca_certificate else { return Ok(None) };
+        let roots = ca_roots(pem)?;
+        // The provider is named rather than taken from the process default, so this never
+        // depends on (or panics for lack of) a provider installed elsewhere.
+        let config = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("no TLS configuration for the directory: {e}"))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Some(Arc::new(config)))
+    }
+}
+
+/// The trust anchors in the PEM text `pem`: one or more `CERTIFICATE` sections, each a CA
+/// certificate; anything else (no certificate, bad PEM, a certificate that does not parse,
+/// a private key pasted along) is refused.
+fn ca_roots(pem: &str) -> Result<RootCertStore, String> {
+    if pem.contains("PRIVATE KEY-----") {
+        return Err("caCertificate holds a private key: give only the CA's certificate, and replace that key".into());
+    }
+    let mut roots = RootCertStore::empty();
+    for (n, cert) in CertificateDer::pem_slice_iter(pem.as_bytes()).enumerate() {
+        let cert = cert.map_err(|e| format!("caCertificate is not valid PEM: {e}"))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("certificate {} of caCertificate is not a usable CA certificate: {e}", n + 1))?;
+    }
+    if roots.is_empty() {
+        return Err("caCertificate holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into());
+    }
+    Ok(roots)
 }
 
 /// Grants and revokes group membership in one directory.
 pub struct LdapConnector {
     settings: LdapSettings,
     password: Option<SecretString>,
+    /// Built once from `caCertificate`; an unusable one fails every operation, permanently.
+    tls: Result<Option<Arc<ClientConfig>>, String>,
 }
 
 impl std::fmt::Debug for LdapConnector {
@@ -130,17 +184,22 @@ const UNAVAILABLE: [u32; 3] = [51, 52, 80]; // busy, unavailable, other
 
 impl LdapConnector {
     pub fn new(settings: LdapSettings, password: Option<SecretString>) -> Self {
-        Self { settings, password }
+        let tls = settings.tls_config();
+        Self { settings, password, tls }
     }
 
     /// A bound connection.
     async fn open(&self) -> Result<Ldap, ConnectorError> {
-        let conn_settings = LdapConnSettings::new()
+        let mut conn_settings = LdapConnSettings::new()
             .set_conn_timeout(Duration::from_secs(self.settings.connect_timeout_seconds.clamp(1, 300)))
             .set_starttls(self.settings.start_tls);
-        let (conn, mut ldap) = LdapConnAsync::with_settings(conn_settings, &self.settings.url)
-            .await
-            .map_err(|e| ConnectorError::Transient(format!("the directory is unavailable: {e}")))?;
+        match &self.tls {
+            Ok(Some(config)) => conn_settings = conn_settings.set_config(Arc::clone(config)),
+            Ok(None) => {}
+            Err(e) => return Err(ConnectorError::Permanent(e.clone())),
+        }
+        let (conn, mut ldap) =
+            LdapConnAsync::with_settings(conn_settings, &self.settings.url).await.map_err(connect_error)?;
         tokio::spawn(async move {
             if let Err(e) = conn.drive().await {
                 tracing::debug!(error = %e, "an LDAP connection ended");
@@ -234,6 +293,51 @@ fn unavailable(e: LdapError) -> ConnectorError {
     ConnectorError::Transient(format!("the directory is unavailable: {e}"))
 }
 
+/// Why a connection (TCP, then TLS or StartTLS) failed. A certificate the settings do not
+/// trust, or a TLS handshake that cannot succeed, stays so on retry: permanent. A directory
+/// that cannot be reached is transient.
+fn connect_error(e: LdapError) -> ConnectorError {
+    let tls = match &e {
+        // StartTLS refused (by a directory without TLS, say).
+        LdapError::LdapResult { result } => return refusal(result.rc, "StartTLS", &result.text),
+        LdapError::DNSName { source } => {
+            return ConnectorError::Permanent(format!(
+                "the directory's certificate cannot be checked: the url's host is no TLS server name ({source})"
+            ));
+        }
+        LdapError::Rustls { source } => Some(source),
+        // tokio-rustls reports handshake failures as I/O errors wrapping the rustls error.
+        LdapError::Io { source } => source.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()),
+        _ => None,
+    };
+    match tls {
+        Some(rustls::Error::InvalidCertificate(why)) => {
+            let why = match why {
+                CertificateError::UnknownIssuer => {
+                    "it is not issued by a trusted CA (caCertificate names the CA that issued it)".to_owned()
+                }
+                CertificateError::BadSignature => {
+                    "its signature does not verify with the trusted CA of its issuer's name".to_owned()
+                }
+                other => other.to_string(),
+            };
+            ConnectorError::Permanent(format!("the directory's certificate is not trusted: {why}"))
+        }
+        Some(rustls::Error::NoCertificatesPresented) => {
+            ConnectorError::Permanent("the directory's certificate is not trusted: it presented none".into())
+        }
+        Some(
+            why @ (rustls::Error::PeerIncompatible(_)
+            | rustls::Error::PeerMisbehaved(_)
+            | rustls::Error::AlertReceived(_)
+            | rustls::Error::InvalidMessage(_)
+            | rustls::Error::InappropriateHandshakeMessage { .. }
+            | rustls::Error::InappropriateMessage { .. }),
+        ) => ConnectorError::Permanent(format!("no TLS session with the directory could be agreed: {why}")),
+        _ => unavailable(e),
+    }
+}
+
 fn result_error(e: LdapError) -> ConnectorError {
     match e {
         LdapError::LdapResult { result } => refusal(result.rc, "searching", &result.text),
@@ -290,9 +394,19 @@ impl Connector for LdapConnector {
         let mut out = Vec::with_capacity(items.len());
         let mut ldap = match self.open().await {
             Ok(l) => l,
+            // Every item fails as the connection did: an outage is retried, an untrusted
+            // certificate or a refused bind is not (as for a single `grant`).
             Err(e) => {
+                let permanent = matches!(e, ConnectorError::Permanent(_));
                 let why = e.to_string();
-                return items.iter().map(|_| Err(ConnectorError::Transient(why.clone()))).collect();
+                let each = || {
+                    if permanent {
+                        ConnectorError::Permanent(why.clone())
+                    } else {
+                        ConnectorError::Transient(why.clone())
+                    }
+                };
+                return items.iter().map(|_| Err(each())).collect();
             }
         };
         for (grant, subject) in items {
@@ -341,5 +455,78 @@ impl Connector for LdapConnector {
             .collect();
         out.sort_by(|a, b| a.display_name.cmp(&b.display_name).then_with(|| a.origin_id.cmp(&b.origin_id)));
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A self-signed CA certificate (P-256), made for these tests; its key was thrown away.
+    const CA: &str = "-----BEGIN CERTIFICATE-----
+MIIBkjCCATmgAwIBAgIUKh1QIAVXpUKvT5XbasJpBP2Ffc8wCgYIKoZIzj0EAwIw
+HzEdMBsGA1UEAwwUU3Rld2FyZCB1bml0LXRlc3QgQ0EwHhcNMjYxMjAyMTM1ODU5
+WhcNMzYxMTI5MTM1ODU5WjAfMR0wGwYDVQQDDBRTdGV3YXJkIHVuaXQtdGVzdCBD
+QTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABIkq/+KUoBAVA0uinTAxNyEFY72C
+xWc8BvowkZWd5H9ikixwrAR5CyBnJTkq4OsH+guf9l81MoFIDg2jYO0yGFqjUzBR
+MB0GA1UdDgQWBBSSj8jl8pdvPkV9pjTXv1BDAV16sDAfBgNVHSMEGDAWgBSSj8jl
+8pdvPkV9pjTXv1BDAV16sDAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0cA
+MEQCICcQAJkmtwb3hlDD6QWJbF1yzLeYhRAW3uF4BqMXPlREAiBrbFr+NCHJM4fq
+43RNWzSB9yFtiOucQ53wneLaTFvg1g==
+-----END CERTIFICATE-----
+";
+
+    fn settings(json: serde_json::Value) -> LdapSettings {
+        let mut base = serde_json::json!({
+            "url": "ldaps://ldap.example.test",
+            "bindDn": "cn=steward,dc=example,dc=test",
+            "userBaseDn": "ou=people,dc=example,dc=test",
+            "groupBaseDn": "ou=groups,dc=example,dc=test",
+        });
+        if let (Some(base), serde_json::Value::Object(more)) = (base.as_object_mut(), json) {
+            base.extend(more);
+        }
+        serde_json::from_value(base).unwrap()
+    }
+
+    #[test]
+    fn a_ca_certificate_is_checked_and_only_taken_over_tls() {
+        let ok = settings(serde_json::json!({ "caCertificate": CA }));
+        assert_eq!(ok.check(), Ok(()));
+        assert!(matches!(ok.tls_config(), Ok(Some(_))));
+        let two = format!("{CA}\n{CA}");
+        assert_eq!(settings(serde_json::json!({ "caCertificate": two })).check(), Ok(()));
+        let starttls = serde_json::json!({ "url": "ldap://ldap.example.test", "startTls": true, "caCertificate": CA });
+        assert_eq!(settings(starttls).check(), Ok(()));
+        assert!(matches!(settings(serde_json::json!({})).tls_config(), Ok(None)), "no CA: ldap3's default roots");
+
+        let refused = |more: serde_json::Value, says: &str| {
+            let why = settings(more).check().unwrap_err();
+            assert!(why.contains(says), "{why}");
+        };
+        refused(serde_json::json!({ "url": "ldap://ldap.example.test", "caCertificate": CA }), "only used over TLS");
+        refused(serde_json::json!({ "caCertificate": "" }), "no PEM certificate");
+        refused(serde_json::json!({ "caCertificate": "not a certificate at all" }), "no PEM certificate");
+        let truncated = CA.replace("-----END CERTIFICATE-----", "");
+        refused(serde_json::json!({ "caCertificate": truncated }), "not valid PEM");
+        let garbage = "-----BEGIN CERTIFICATE-----\nZ2FyYmFnZQ==\n-----END CERTIFICATE-----\n";
+        refused(serde_json::json!({ "caCertificate": garbage }), "certificate 1 of caCertificate is not a usable CA");
+        let with_key = format!("{CA}-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n");
+        refused(serde_json::json!({ "caCertificate": with_key }), "holds a private key");
+    }
+
+    #[test]
+    fn tls_failures_are_permanent_and_unreachability_transient() {
+        let io = |e: rustls::Error| LdapError::from(std::io::Error::new(std::io::ErrorKind::InvalidData, e));
+        match connect_error(io(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer))) {
+            ConnectorError::Permanent(m) => assert!(m.starts_with("the directory's certificate is not trusted"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        match connect_error(io(rustls::Error::InvalidCertificate(CertificateError::NotValidForName))) {
+            ConnectorError::Permanent(m) => assert!(m.starts_with("the directory's certificate is not trusted"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        let refused = LdapError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(matches!(connect_error(refused), ConnectorError::Transient(_)));
     }
 }
