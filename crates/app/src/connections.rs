@@ -7,7 +7,7 @@ use std::sync::Arc;
 use secrecy::SecretString;
 use serde_json::Value;
 use steward_domain::audit::Activity;
-use steward_domain::connection::{self, Connection};
+use steward_domain::connection::{self, Connection, Reconciliation};
 use steward_domain::enums::ConnectionKind;
 use steward_domain::ids::ConnectionId;
 use steward_domain::text::{DESCRIPTION_MAX, DisplayName, bounded};
@@ -72,6 +72,7 @@ pub struct NewConnection {
     pub kind: ConnectionKind,
     pub settings: Value,
     pub credentials: Option<Credentials>,
+    pub reconciliation: Reconciliation,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -82,6 +83,7 @@ pub struct ConnectionPatch {
     pub settings: Option<Value>,
     /// `Some(None)` removes the stored credentials.
     pub credentials: Option<Option<Credentials>>,
+    pub reconciliation: Option<Reconciliation>,
 }
 
 /// The outcome of a connection test: said either way, since a failing target is an answer.
@@ -129,6 +131,7 @@ pub async fn create_connection(s: &Services, cap: AdminCap, new: NewConnection) 
         kind: new.kind,
         settings: new.settings,
         has_credentials: new.credentials.is_some(),
+        reconciliation: new.reconciliation,
         created_date_time: now,
         modified_date_time: now,
     };
@@ -186,6 +189,9 @@ pub async fn update_connection(
         if let Some(v) = &sealed {
             c.has_credentials = v.is_some();
         }
+        if let Some(v) = p.reconciliation {
+            c.reconciliation = v;
+        }
         let now = s.clock.now();
         c.modified_date_time = steward_domain::time::next_modified(read_at, now);
         let mut detail = changed_properties(&before, &c);
@@ -194,7 +200,13 @@ pub async fn update_connection(
         }
         let event = admin_event(cap, Activity::UpdateConnection, CONNECTION, id, now).with_detail(detail);
         match s.store.update_connection(&c, sealed.as_ref().map(|v| v.as_deref()), read_at, &event).await {
-            Ok(()) => return Ok(c),
+            Ok(()) => {
+                // A new interval counts from now.
+                if c.reconciliation != before.reconciliation {
+                    s.store.set_reconcile_at(id, c.reconciliation.next_after(now)).await?;
+                }
+                return Ok(c);
+            }
             Err(e) => crate::lost_race(e, if_match, "connection")?,
         }
     }
@@ -435,6 +447,21 @@ impl Connector for ConnectionConnector {
     ) -> Result<bool, ConnectorError> {
         let (c, inner) = self.target(grant).await?;
         c.holds(&inner, subject).await
+    }
+
+    async fn compare(
+        &self,
+        grant: &crate::ports::RoleGrant,
+        granted: &[&steward_domain::directory::User],
+        in_flight: &[&steward_domain::directory::User],
+    ) -> Result<crate::connector::Comparison, ConnectorError> {
+        let (c, inner) = self.target(grant).await?;
+        c.compare(&inner, granted, in_flight).await
+    }
+
+    async fn remove_holder(&self, grant: &crate::ports::RoleGrant, holder: &str) -> Result<(), ConnectorError> {
+        let (c, inner) = self.target(grant).await?;
+        c.remove_holder(&inner, holder).await
     }
 
     /// Each connection discovers its own objects (`discover` above); this one has none.

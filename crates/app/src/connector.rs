@@ -43,6 +43,16 @@ pub struct DiscoveredResource {
     pub roles: Vec<(String, String)>,
 }
 
+/// Who holds a role in a target, next to whom Steward granted it to (`Connector::compare`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Comparison {
+    /// Indices into `granted` of the users who do not hold the role.
+    pub missing: Vec<usize>,
+    /// Holders Steward neither granted the role to nor is granting or taking it from right
+    /// now, as the target names them (a DN, a SCIM id, a role name).
+    pub unexpected: Vec<String>,
+}
+
 /// A delivery target. Every call is idempotent: granting what is held, or revoking what is
 /// not, succeeds and changes nothing. No call is made while a database row lock is held.
 #[async_trait]
@@ -68,6 +78,24 @@ pub trait Connector: Send + Sync {
     }
     /// Whether `subject` holds the role now.
     async fn holds(&self, grant: &RoleGrant, subject: &User) -> Result<bool, ConnectorError>;
+    /// Reads who holds the role in the target and compares them with `granted` (the users
+    /// Steward granted it to) and `in_flight` (those it is granting it to or taking it from
+    /// just now, who are neither missing nor unexpected). For reconciliation.
+    async fn compare(
+        &self,
+        grant: &RoleGrant,
+        granted: &[&User],
+        in_flight: &[&User],
+    ) -> Result<Comparison, ConnectorError> {
+        let _ = (grant, granted, in_flight);
+        Err(ConnectorError::Permanent("this target cannot be reconciled".into()))
+    }
+    /// Takes the role from a holder Steward did not grant it to, named as `compare` named
+    /// them (for connections that are authoritative). Idempotent.
+    async fn remove_holder(&self, grant: &RoleGrant, holder: &str) -> Result<(), ConnectorError> {
+        let _ = (grant, holder);
+        Err(ConnectorError::Permanent("this target cannot be reconciled".into()))
+    }
     async fn discover(&self) -> Result<Vec<DiscoveredResource>, ConnectorError>;
 }
 

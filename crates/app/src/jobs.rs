@@ -4,7 +4,7 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use steward_domain::assignment::GrantAction;
-use steward_domain::ids::{AssignmentId, JobId, PolicyId, RequestId, ResourceRoleId};
+use steward_domain::ids::{AssignmentId, ConnectionId, JobId, PolicyId, RequestId, ResourceRoleId};
 
 /// What a job does. Stored as JSON; handlers are idempotent, so running one twice is harmless.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,6 +30,10 @@ pub enum JobKind {
     /// expiries instead of writing all of that itself while it holds the sweep.
     #[serde(rename_all = "camelCase")]
     RevokeEnded { assignments: Vec<AssignmentId> },
+    /// Compare a connection's target with what Steward granted there: restore what was
+    /// taken away, report (and, if authoritative, remove) what nobody granted.
+    #[serde(rename_all = "camelCase")]
+    ReconcileConnection { connection: ConnectionId },
 }
 
 impl JobKind {
@@ -40,6 +44,7 @@ impl JobKind {
             Self::Sweep => "sweep",
             Self::Reconcile { .. } => "reconcile",
             Self::RevokeEnded { .. } => "revokeEnded",
+            Self::ReconcileConnection { .. } => "reconcileConnection",
         }
     }
 }
@@ -54,7 +59,7 @@ pub struct NewJob {
     pub kind: JobKind,
     pub run_at: Timestamp,
     /// At most one job with a given key exists; inserting a second is a no-op.
-    pub singleton: Option<&'static str>,
+    pub singleton: Option<String>,
 }
 
 impl NewJob {
@@ -62,7 +67,16 @@ impl NewJob {
         Self { id: JobId::new(), kind, run_at: now, singleton: None }
     }
     pub fn sweep(run_at: Timestamp) -> Self {
-        Self { id: JobId::new(), kind: JobKind::Sweep, run_at, singleton: Some(SWEEP_KEY) }
+        Self { id: JobId::new(), kind: JobKind::Sweep, run_at, singleton: Some(SWEEP_KEY.to_owned()) }
+    }
+    /// A connection's reconciliation pass: one pending per connection at most.
+    pub fn reconcile(connection: ConnectionId, run_at: Timestamp) -> Self {
+        Self {
+            id: JobId::new(),
+            kind: JobKind::ReconcileConnection { connection },
+            run_at,
+            singleton: Some(format!("reconcile:{connection}")),
+        }
     }
 }
 

@@ -15,6 +15,7 @@ pub mod packages;
 pub mod policies;
 pub mod ports;
 pub mod query;
+pub mod reconcile;
 pub mod secrets;
 
 use std::sync::Arc;

@@ -358,6 +358,45 @@ pub trait Store: Send + Sync {
     async fn list_connections(&self) -> StoreResult<Vec<Connection>>;
     /// A connection's sealed credentials (`None`: none stored, or no such connection).
     async fn connection_credentials(&self, id: ConnectionId) -> StoreResult<Option<String>>;
+
+    // Reconciliation.
+    /// Connections whose reconciliation pass is due at `now`.
+    async fn due_reconciliations(&self, now: Timestamp) -> StoreResult<Vec<Connection>>;
+    /// When a connection's next reconciliation pass is due (`None`: only on request).
+    async fn set_reconcile_at(&self, id: ConnectionId, at: Option<Timestamp>) -> StoreResult<()>;
+    /// The resource roles of a connection's resources (origin ids `<connection id>:…`).
+    async fn connection_role_grants(&self, id: ConnectionId) -> StoreResult<Vec<RoleGrant>>;
+    /// Who Steward granted a role to, and who it is granting it to or taking it from now.
+    async fn role_holders(&self, role: ResourceRoleId) -> StoreResult<RoleHolders>;
+    /// Replaces the drift recorded for `role` with `holders` (keeping when each was first
+    /// seen).
+    async fn replace_drift(
+        &self,
+        connection: ConnectionId,
+        role: ResourceRoleId,
+        holders: &[String],
+        now: Timestamp,
+    ) -> StoreResult<()>;
+    /// The drift recorded for a connection, by role and holder.
+    async fn drift(&self, connection: ConnectionId) -> StoreResult<Vec<Drift>>;
+}
+
+/// The users a role is held by, as Steward's deliveries say: `granted` (a grant done, on an
+/// active assignment) and `in_flight` (a grant or a revoke pending), each user once.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RoleHolders {
+    pub granted: Vec<User>,
+    pub in_flight: Vec<User>,
+}
+
+/// A holder of a role in a target whom Steward did not grant it to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Drift {
+    pub resource_role_id: ResourceRoleId,
+    /// As the target names them: a DN, a SCIM id, a role name.
+    pub holder: String,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
 }
 
 /// One separation-of-duties violation.

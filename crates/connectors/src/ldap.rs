@@ -7,18 +7,19 @@
 //! system's CAs, or against exactly the CAs of the connection's `caCertificate` when set
 //! (rustls with aws-lc-rs, the workspace's one TLS backend).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Mod, Scope, SearchEntry, ldap_escape};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use rustls::{CertificateError, ClientConfig, RootCertStore};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use steward_app::connector::{Connector, ConnectorError, DiscoveredResource};
+use steward_app::connector::{Comparison, Connector, ConnectorError, DiscoveredResource};
 use steward_app::ports::RoleGrant;
 use steward_domain::connection;
 use steward_domain::directory::User;
@@ -78,6 +79,11 @@ pub struct LdapSettings {
     pub user_attribute: String,
     #[serde(default = "default_timeout")]
     pub connect_timeout_seconds: u64,
+    /// The longest one operation (a bind, a search, a change) may take before it is given up
+    /// and retried later: a directory that accepts connections but never answers cannot
+    /// hold a worker.
+    #[serde(default = "default_operation_timeout")]
+    pub operation_timeout_seconds: u64,
     /// PEM text of the CA certificate(s) a TLS connection trusts instead of the system's:
     /// for a directory whose certificate an internal CA issued. Public, not a secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -95,6 +101,9 @@ fn default_user_attribute() -> String {
 }
 fn default_timeout() -> u64 {
     10
+}
+fn default_operation_timeout() -> u64 {
+    30
 }
 
 impl LdapSettings {
@@ -188,8 +197,24 @@ impl LdapConnector {
         Self { settings, password, tls }
     }
 
+    /// Runs one directory operation, giving up (transiently) after the operation timeout.
+    async fn bounded<T>(
+        &self,
+        doing: &str,
+        op: impl Future<Output = Result<T, ConnectorError>>,
+    ) -> Result<T, ConnectorError> {
+        let limit = Duration::from_secs(self.settings.operation_timeout_seconds.clamp(1, 3600));
+        tokio::time::timeout(limit, op).await.unwrap_or_else(|_| {
+            Err(ConnectorError::Transient(format!("the directory did not answer {doing} within {} s", limit.as_secs())))
+        })
+    }
+
     /// A bound connection.
     async fn open(&self) -> Result<Ldap, ConnectorError> {
+        self.bounded("connecting and binding", self.open_unbounded()).await
+    }
+
+    async fn open_unbounded(&self) -> Result<Ldap, ConnectorError> {
         let mut conn_settings = LdapConnSettings::new()
             .set_conn_timeout(Duration::from_secs(self.settings.connect_timeout_seconds.clamp(1, 300)))
             .set_starttls(self.settings.start_tls);
@@ -245,6 +270,72 @@ impl LdapConnector {
         }
     }
 
+    /// The member values of `users` in the directory, by index (`None`: no single entry has
+    /// their key): one search each for a few users, one paged search of the user base for
+    /// many (a reconciliation of a large group).
+    async fn member_values(&self, ldap: &mut Ldap, users: &[&User]) -> Result<Vec<Option<String>>, ConnectorError> {
+        if users.len() <= BULK_LOOKUP {
+            let mut out = Vec::with_capacity(users.len());
+            for u in users {
+                out.push(match self.member_value(ldap, u).await {
+                    Ok(v) => Some(v),
+                    Err(ConnectorError::Permanent(_)) => None,
+                    Err(e) => return Err(e),
+                });
+            }
+            return Ok(out);
+        }
+        let attr = self.settings.user_attribute.as_str();
+        let filter = format!("({attr}=*)");
+        let mut attrs = vec![attr];
+        if self.settings.member_attribute == MemberAttribute::MemberUid {
+            attrs.push("uid");
+        }
+        let adapters: Vec<Box<dyn Adapter<'_, &str, Vec<&str>>>> =
+            vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(1000))];
+        let mut stream = ldap
+            .streaming_search_with(adapters, &self.settings.user_base_dn, Scope::Subtree, &filter, attrs)
+            .await
+            .map_err(unavailable)?;
+        // Key (lower case: mail and uid compare ignoring case) to value; `None` when two
+        // entries share a key, as `member_value` refuses them too.
+        let mut by_key: HashMap<String, Option<String>> = HashMap::new();
+        while let Some(entry) = stream.next().await.map_err(unavailable)? {
+            let e = SearchEntry::construct(entry);
+            let value = match self.settings.member_attribute {
+                MemberAttribute::MemberUid => attribute(&e, "uid").and_then(|v| v.first().cloned()),
+                _ => Some(e.dn.clone()),
+            };
+            for key in attribute(&e, attr).into_iter().flatten() {
+                by_key.entry(key.to_lowercase()).and_modify(|v| *v = None).or_insert_with(|| value.clone());
+            }
+        }
+        stream.finish().await.success().map_err(result_error)?;
+        Ok(users
+            .iter()
+            .map(|u| {
+                let key = self.settings.user_key.of(u).ok()?;
+                by_key.get(&key.to_lowercase()).cloned().flatten()
+            })
+            .collect())
+    }
+
+    /// The values of a group's member attribute.
+    async fn holders(&self, ldap: &mut Ldap, group: &str) -> Result<Vec<String>, ConnectorError> {
+        let attr = self.settings.member_attribute.name();
+        let (entries, _) = ldap
+            .search(group, Scope::Base, "(objectClass=*)", vec![attr])
+            .await
+            .map_err(unavailable)?
+            .success()
+            .map_err(result_error)?;
+        Ok(entries
+            .into_iter()
+            .map(SearchEntry::construct)
+            .flat_map(|e| attribute(&e, attr).cloned().unwrap_or_default())
+            .collect())
+    }
+
     fn group(grant: &RoleGrant) -> Result<&str, ConnectorError> {
         if grant.role_origin_id != MEMBER {
             return Err(ConnectorError::Permanent(format!(
@@ -270,6 +361,16 @@ impl LdapConnector {
         subject: &User,
         add: bool,
     ) -> Result<(), ConnectorError> {
+        self.bounded("a membership change", self.change_on_unbounded(ldap, grant, subject, add)).await
+    }
+
+    async fn change_on_unbounded(
+        &self,
+        ldap: &mut Ldap,
+        grant: &RoleGrant,
+        subject: &User,
+        add: bool,
+    ) -> Result<(), ConnectorError> {
         let group = Self::group(grant)?;
         let value = match self.member_value(ldap, subject).await {
             Ok(v) => v,
@@ -287,6 +388,19 @@ impl LdapConnector {
             (rc, _) => Err(refusal(rc, &format!("changing the members of '{group}'"), &done.text)),
         }
     }
+}
+
+/// Users looked up one search each, up to this many; more are found with one paged search.
+const BULK_LOOKUP: usize = 200;
+
+/// The values of `name` in an entry, whatever case the directory spells the name in.
+fn attribute<'e>(e: &'e SearchEntry, name: &str) -> Option<&'e Vec<String>> {
+    e.attrs.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+}
+
+/// A member value as compared: DNs ignore case and the spaces after separators.
+fn normal(value: &str) -> String {
+    value.split(',').map(|rdn| rdn.trim().to_lowercase()).collect::<Vec<_>>().join(",")
 }
 
 fn unavailable(e: LdapError) -> ConnectorError {
@@ -364,12 +478,14 @@ impl Connector for LdapConnector {
     async fn check(&self) -> Result<String, ConnectorError> {
         let mut ldap = self.open().await?;
         let filter = format!("(objectClass={})", ldap_escape(&self.settings.group_object_class));
-        let (entries, _) = ldap
-            .search(&self.settings.group_base_dn, Scope::Subtree, &filter, vec!["1.1"])
-            .await
-            .map_err(unavailable)?
-            .success()
-            .map_err(result_error)?;
+        let search = async {
+            ldap.search(&self.settings.group_base_dn, Scope::Subtree, &filter, vec!["1.1"])
+                .await
+                .map_err(unavailable)?
+                .success()
+                .map_err(result_error)
+        };
+        let (entries, _) = self.bounded("a search", search).await?;
         let _ = ldap.unbind().await;
         Ok(format!(
             "connected to {} as '{}'; {} group(s) under {}",
@@ -419,13 +535,14 @@ impl Connector for LdapConnector {
     async fn holds(&self, grant: &RoleGrant, subject: &User) -> Result<bool, ConnectorError> {
         let group = Self::group(grant)?;
         let mut ldap = self.open().await?;
-        let value = match self.member_value(&mut ldap, subject).await {
+        let value = match self.bounded("a search", self.member_value(&mut ldap, subject)).await {
             Ok(v) => v,
             Err(ConnectorError::Permanent(_)) => return Ok(false),
             Err(e) => return Err(e),
         };
         let filter = format!("({}={})", self.settings.member_attribute.name(), ldap_escape(&value));
-        let found = ldap.search(group, Scope::Base, &filter, vec!["1.1"]).await.map_err(unavailable)?;
+        let search = async { ldap.search(group, Scope::Base, &filter, vec!["1.1"]).await.map_err(unavailable) };
+        let found = self.bounded("a search", search).await?;
         let _ = ldap.unbind().await;
         match found.1.rc {
             0 => Ok(!found.0.is_empty()),
@@ -434,15 +551,67 @@ impl Connector for LdapConnector {
         }
     }
 
+    async fn compare(
+        &self,
+        grant: &RoleGrant,
+        granted: &[&User],
+        in_flight: &[&User],
+    ) -> Result<Comparison, ConnectorError> {
+        let group = Self::group(grant)?;
+        let mut ldap = self.open().await?;
+        let read = async {
+            let holders = self.holders(&mut ldap, group).await?;
+            let everyone: Vec<&User> = granted.iter().chain(in_flight).copied().collect();
+            let values = self.member_values(&mut ldap, &everyone).await?;
+            Ok((holders, values))
+        };
+        // A large group takes longer than one operation.
+        let read = tokio::time::timeout(
+            Duration::from_secs(self.settings.operation_timeout_seconds.clamp(1, 3600) * 10),
+            read,
+        );
+        let (holders, values): (Vec<String>, Vec<Option<String>>) = read.await.unwrap_or_else(|_| {
+            Err(ConnectorError::Transient("the directory did not answer the comparison in time".into()))
+        })?;
+        let _ = ldap.unbind().await;
+        let held: HashSet<String> = holders.iter().map(|h| normal(h)).collect();
+        let known: HashSet<String> = values.iter().flatten().map(|v| normal(v)).collect();
+        let missing = values
+            .iter()
+            .take(granted.len())
+            .enumerate()
+            .filter(|(_, v)| v.as_ref().is_none_or(|v| !held.contains(&normal(v))))
+            .map(|(k, _)| k)
+            .collect();
+        let unexpected = holders.into_iter().filter(|h| !known.contains(&normal(h))).collect();
+        Ok(Comparison { missing, unexpected })
+    }
+
+    async fn remove_holder(&self, grant: &RoleGrant, holder: &str) -> Result<(), ConnectorError> {
+        let group = Self::group(grant)?;
+        let mut ldap = self.open().await?;
+        let attr = self.settings.member_attribute.name();
+        let change =
+            async { ldap.modify(group, vec![Mod::Delete(attr, HashSet::from([holder]))]).await.map_err(unavailable) };
+        let done = self.bounded("a membership change", change).await?;
+        let _ = ldap.unbind().await;
+        match done.rc {
+            0 | NO_SUCH_ATTRIBUTE | NO_SUCH_OBJECT => Ok(()),
+            rc => Err(refusal(rc, &format!("removing '{holder}' from '{group}'"), &done.text)),
+        }
+    }
+
     async fn discover(&self) -> Result<Vec<DiscoveredResource>, ConnectorError> {
         let mut ldap = self.open().await?;
         let filter = format!("(objectClass={})", ldap_escape(&self.settings.group_object_class));
-        let (entries, _) = ldap
-            .search(&self.settings.group_base_dn, Scope::Subtree, &filter, vec!["cn"])
-            .await
-            .map_err(unavailable)?
-            .success()
-            .map_err(result_error)?;
+        let search = async {
+            ldap.search(&self.settings.group_base_dn, Scope::Subtree, &filter, vec!["cn"])
+                .await
+                .map_err(unavailable)?
+                .success()
+                .map_err(result_error)
+        };
+        let (entries, _) = self.bounded("a search", search).await?;
         let _ = ldap.unbind().await;
         let mut out: Vec<DiscoveredResource> = entries
             .into_iter()

@@ -10,7 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sqlx::AssertSqlSafe;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
-use steward_app::connector::{Connector, ConnectorError, DiscoveredResource};
+use steward_app::connector::{Comparison, Connector, ConnectorError, DiscoveredResource};
 use steward_app::ports::RoleGrant;
 use steward_domain::connection;
 use steward_domain::directory::User;
@@ -207,6 +207,51 @@ impl Connector for PgRoleConnector {
         .fetch_one(&self.pool)
         .await
         .map_err(map_err)
+    }
+
+    /// The members of the group role, against the users' login role names (exact: role
+    /// names are case-sensitive).
+    async fn compare(
+        &self,
+        grant: &RoleGrant,
+        granted: &[&User],
+        in_flight: &[&User],
+    ) -> Result<Comparison, ConnectorError> {
+        if grant.role_origin_id != MEMBER {
+            return Err(ConnectorError::Permanent(format!(
+                "a PostgreSQL group role has one resource role, '{MEMBER}', not '{}'",
+                grant.role_origin_id
+            )));
+        }
+        let holders: Vec<String> = sqlx::query_scalar(
+            "SELECT u.rolname::text FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid \
+             JOIN pg_roles u ON u.oid = m.member WHERE g.rolname = $1 ORDER BY 1",
+        )
+        .bind(&grant.resource_origin_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let held: std::collections::HashSet<&str> = holders.iter().map(String::as_str).collect();
+        let name = |u: &User| self.settings.user_key.of(u).ok();
+        let known: std::collections::HashSet<String> =
+            granted.iter().chain(in_flight).filter_map(|u| name(u)).collect();
+        let missing = granted
+            .iter()
+            .enumerate()
+            .filter(|(_, u)| name(u).is_none_or(|n| !held.contains(n.as_str())))
+            .map(|(k, _)| k)
+            .collect();
+        let unexpected = holders.iter().filter(|h| !known.contains(*h)).cloned().collect();
+        Ok(Comparison { missing, unexpected })
+    }
+
+    async fn remove_holder(&self, grant: &RoleGrant, holder: &str) -> Result<(), ConnectorError> {
+        let (q_role, q_login) = (quoted(&grant.resource_origin_id)?, quoted(holder)?);
+        match self.ddl(format!("REVOKE {q_role} FROM {q_login}")).await {
+            Ok(_) => Ok(()),
+            Err(e) if sql_state(&e).as_deref() == Some(UNDEFINED_OBJECT) => Ok(()),
+            Err(e) => Err(map_err(e)),
+        }
     }
 
     /// The group roles: roles that cannot log in, apart from PostgreSQL's own (`pg_*`).

@@ -16,7 +16,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use steward_app::connector::{Connector, ConnectorError, DiscoveredResource};
+use steward_app::connector::{Comparison, Connector, ConnectorError, DiscoveredResource};
 use steward_app::ports::RoleGrant;
 use steward_domain::connection;
 use steward_domain::directory::User;
@@ -731,6 +731,42 @@ impl Connector for ScimConnector {
             Err(Failure::Status { status: StatusCode::NOT_FOUND, .. }) => Ok(false),
             Err(f) => Err(f.into_error(&format!("reading the group '{group}'"))),
         }
+    }
+
+    /// The group's member ids against the SCIM ids of the users (looked up fifty at a time).
+    async fn compare(
+        &self,
+        grant: &RoleGrant,
+        granted: &[&User],
+        in_flight: &[&User],
+    ) -> Result<Comparison, ConnectorError> {
+        let group = Self::group(grant)?;
+        let holders = self.members(group).await.map_err(|f| f.into_error(&format!("reading the group '{group}'")))?;
+        let everyone: Vec<&User> = granted.iter().chain(in_flight).copied().collect();
+        let mut ids = Vec::with_capacity(everyone.len());
+        for r in self.lookup(&everyone).await {
+            ids.push(match r {
+                Ok(id) => id,
+                Err(ConnectorError::Permanent(_)) => None,
+                Err(e) => return Err(e),
+            });
+        }
+        let held: HashSet<&str> = holders.iter().map(String::as_str).collect();
+        let known: HashSet<&str> = ids.iter().flatten().map(String::as_str).collect();
+        let missing = ids
+            .iter()
+            .take(granted.len())
+            .enumerate()
+            .filter(|(_, id)| id.as_deref().is_none_or(|id| !held.contains(id)))
+            .map(|(k, _)| k)
+            .collect();
+        let unexpected = holders.iter().filter(|h| !known.contains(h.as_str())).cloned().collect();
+        Ok(Comparison { missing, unexpected })
+    }
+
+    async fn remove_holder(&self, grant: &RoleGrant, holder: &str) -> Result<(), ConnectorError> {
+        let group = Self::group(grant)?;
+        self.change(group, &[holder.to_owned()], false).await
     }
 
     async fn discover(&self) -> Result<Vec<DiscoveredResource>, ConnectorError> {

@@ -47,6 +47,7 @@ fn settings(url: &str) -> LdapSettings {
         user_key: UserKey::Mail,
         user_attribute: "mail".into(),
         connect_timeout_seconds: 2,
+        operation_timeout_seconds: 5,
         ca_certificate: None,
     }
 }

@@ -40,6 +40,7 @@ fn settings(url: &str, start_tls: bool, ca_certificate: Option<String>) -> LdapS
         user_key: UserKey::Mail,
         user_attribute: "mail".into(),
         connect_timeout_seconds: 5,
+        operation_timeout_seconds: 5,
         ca_certificate,
     }
 }

@@ -60,6 +60,9 @@ pub enum Activity {
     CreateConnection,
     UpdateConnection,
     DeleteConnection,
+    // Reconciliation of a target with what Steward granted there.
+    RestoreResource,
+    RemoveUngrantedHolder,
 }
 
 impl Activity {
@@ -109,6 +112,8 @@ impl Activity {
             Self::CreateConnection => "Create connection",
             Self::UpdateConnection => "Update connection",
             Self::DeleteConnection => "Delete connection",
+            Self::RestoreResource => "Restore resource access removed outside Steward",
+            Self::RemoveUngrantedHolder => "Remove access not granted through Steward",
         }
     }
 }
@@ -190,7 +195,7 @@ mod tests {
 
     /// The names rows are stored under (never change one) and the display names, verbatim from
     /// Entra's audit-activity reference.
-    const ALL: [(Activity, &str, &str); 42] = [
+    const ALL: [(Activity, &str, &str); 44] = [
         (UserRequestsAssignment, "UserRequestsAssignment", "User requests access package assignment"),
         (UserRequestsExtension, "UserRequestsExtension", "User requests to extend access package assignment"),
         (UserRequestsRemoval, "UserRequestsRemoval", "User requests to remove access package assignment"),
@@ -245,6 +250,8 @@ mod tests {
         (CreateConnection, "CreateConnection", "Create connection"),
         (UpdateConnection, "UpdateConnection", "Update connection"),
         (DeleteConnection, "DeleteConnection", "Delete connection"),
+        (RestoreResource, "RestoreResource", "Restore resource access removed outside Steward"),
+        (RemoveUngrantedHolder, "RemoveUngrantedHolder", "Remove access not granted through Steward"),
     ];
 
     #[test]

@@ -5,7 +5,7 @@
 //! origin id: `<connection id>:<the target's own id>`.
 
 use jiff::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::enums::ConnectionKind;
 use crate::error::DomainError;
@@ -24,10 +24,63 @@ pub struct Connection {
     pub settings: serde_json::Value,
     /// Whether credentials are stored (they are never read back out through the API).
     pub has_credentials: bool,
+    pub reconciliation: Reconciliation,
     #[serde(with = "crate::time::serde_ts")]
     pub created_date_time: Timestamp,
     #[serde(with = "crate::time::serde_ts")]
     pub modified_date_time: Timestamp,
+}
+
+/// How Steward compares the target with what it granted there (beyond Graph): every
+/// `interval_minutes` (0: never on its own; an administrator can still ask for a pass),
+/// access Steward granted and someone took away is restored, and holders nobody granted
+/// through Steward are reported as drift and, only if `authoritative`, removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Reconciliation {
+    #[serde(default = "default_interval")]
+    pub interval_minutes: u32,
+    #[serde(default)]
+    pub authoritative: bool,
+}
+
+/// A pass an hour unless said otherwise.
+pub const DEFAULT_RECONCILE_MINUTES: u32 = 60;
+/// At most a pass a minute, at least one a year.
+pub const MAX_RECONCILE_MINUTES: u32 = 366 * 24 * 60;
+
+fn default_interval() -> u32 {
+    DEFAULT_RECONCILE_MINUTES
+}
+
+impl Default for Reconciliation {
+    fn default() -> Self {
+        Self { interval_minutes: DEFAULT_RECONCILE_MINUTES, authoritative: false }
+    }
+}
+
+impl Reconciliation {
+    /// Parses and checks the `reconciliation` property of a connection.
+    pub fn parse(v: &serde_json::Value) -> Result<Self, DomainError> {
+        let r: Self = serde_json::from_value(v.clone()).map_err(|e| {
+            DomainError::invalid(format!(
+                "reconciliation must be {{\"intervalMinutes\": <minutes, 0 for never>, \"authoritative\": <bool>}}: {e}"
+            ))
+        })?;
+        if r.interval_minutes > MAX_RECONCILE_MINUTES {
+            return Err(DomainError::invalid(format!(
+                "reconciliation.intervalMinutes must be at most {MAX_RECONCILE_MINUTES} (a year)."
+            )));
+        }
+        Ok(r)
+    }
+
+    /// When the pass after one at `now` is due, if passes run on their own.
+    pub fn next_after(&self, now: Timestamp) -> Option<Timestamp> {
+        (self.interval_minutes > 0)
+            .then(|| now.saturating_add(jiff::SignedDuration::from_mins(i64::from(self.interval_minutes))).ok())
+            .flatten()
+    }
 }
 
 /// The largest settings document, in bytes of JSON.
@@ -76,6 +129,20 @@ mod tests {
         assert_eq!(split_origin_id(&origin_id(c, "a:b")), Some((c, "a:b")), "the object may hold ':'");
         assert_eq!(split_origin_id("not-a-connection:x"), None);
         assert_eq!(split_origin_id("no-colon"), None);
+    }
+
+    #[test]
+    fn reconciliation_settings_are_checked() {
+        let r = Reconciliation::parse(&serde_json::json!({})).unwrap();
+        assert_eq!(r, Reconciliation::default());
+        let r = Reconciliation::parse(&serde_json::json!({"intervalMinutes": 0, "authoritative": true})).unwrap();
+        assert!(r.authoritative);
+        let now: Timestamp = "2031-03-01T09:00:00Z".parse().unwrap();
+        assert_eq!(r.next_after(now), None, "0: only on request");
+        assert_eq!(Reconciliation::default().next_after(now), Some("2031-03-01T10:00:00Z".parse().unwrap()));
+        assert!(Reconciliation::parse(&serde_json::json!({"intervalMinutes": -1})).is_err());
+        assert!(Reconciliation::parse(&serde_json::json!({"every": 5})).is_err());
+        assert!(Reconciliation::parse(&serde_json::json!({"intervalMinutes": MAX_RECONCILE_MINUTES + 1})).is_err());
     }
 
     #[test]

@@ -144,6 +144,13 @@ pub enum ConnectionCommand {
         /// A JSON file holding the credentials, such as {"password": "…"}; `-` reads standard input.
         #[arg(long, value_name = "FILE")]
         credentials_file: Option<PathBuf>,
+        /// Minutes between reconciliation passes (0: only when asked for).
+        #[arg(long, value_name = "MINUTES", default_value_t = steward_domain::connection::DEFAULT_RECONCILE_MINUTES)]
+        reconcile_every: u32,
+        /// Let reconciliation remove holders nobody granted through Steward (otherwise they are
+        /// only reported as drift).
+        #[arg(long)]
+        authoritative: bool,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -160,6 +167,13 @@ pub enum ConnectionCommand {
     },
     /// Print the resources a connection's target offers (originId, then name), for resource requests.
     Discover {
+        id: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Compare the target with what Steward granted there now: restore what was taken away,
+    /// report what nobody granted (and remove it if the connection is authoritative).
+    Reconcile {
         id: String,
         #[command(flatten)]
         db: DbArgs,
@@ -302,6 +316,7 @@ async fn connection(file: Option<&std::path::Path>, cmd: ConnectionCommand) -> a
         | ConnectionCommand::List { db }
         | ConnectionCommand::Test { db, .. }
         | ConnectionCommand::Discover { db, .. }
+        | ConnectionCommand::Reconcile { db, .. }
         | ConnectionCommand::Remove { db, .. } => db,
     };
     let cfg = Config::load(file, db_overrides(db))?;
@@ -312,7 +327,7 @@ async fn connection(file: Option<&std::path::Path>, cmd: ConnectionCommand) -> a
     let fail = |e: steward_app::AppError| anyhow::anyhow!("{e}");
     let id = |raw: &str| raw.parse().map_err(|e| anyhow::anyhow!("{e}"));
     match cmd {
-        ConnectionCommand::Add { name, kind, settings, credentials_file, .. } => {
+        ConnectionCommand::Add { name, kind, settings, credentials_file, reconcile_every, authoritative, .. } => {
             let settings = match settings.strip_prefix('@') {
                 Some(path) => std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?,
                 None => settings,
@@ -341,6 +356,10 @@ async fn connection(file: Option<&std::path::Path>, cmd: ConnectionCommand) -> a
                 kind: kind.parse().map_err(|e| anyhow::anyhow!("{e}"))?,
                 settings,
                 credentials,
+                reconciliation: steward_domain::connection::Reconciliation::parse(
+                    &serde_json::json!({"intervalMinutes": reconcile_every, "authoritative": authoritative}),
+                )
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
             };
             let c = connections::create_connection(&services, cap, new).await.map_err(fail)?;
             eprintln!("Created connection '{}' (id {}).", c.display_name.as_str(), c.id);
@@ -362,6 +381,19 @@ async fn connection(file: Option<&std::path::Path>, cmd: ConnectionCommand) -> a
         ConnectionCommand::Discover { id: raw, .. } => {
             for r in connections::discover(&services, cap, id(&raw)?).await.map_err(fail)?.1 {
                 println!("{}\t{}", r.origin_id, r.display_name);
+            }
+        }
+        ConnectionCommand::Reconcile { id: raw, .. } => {
+            let r = steward_app::reconcile::reconcile_now(&services, cap, id(&raw)?).await.map_err(fail)?;
+            println!(
+                "{} role(s) compared: {} restored, {} holder(s) nobody granted (drift), {} removed",
+                r.roles, r.restored, r.drift, r.removed
+            );
+            for f in &r.failures {
+                eprintln!("failed: {f}");
+            }
+            if !r.failures.is_empty() {
+                return Ok(ExitCode::FAILURE);
             }
         }
         ConnectionCommand::Remove { id: raw, .. } => {

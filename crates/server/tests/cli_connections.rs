@@ -85,6 +85,9 @@ fn connections_are_managed_from_the_command_line() {
     let out = steward(&db, &["connection", "discover", &id], None);
     assert!(out.status.success(), "{out:?}");
     assert!(text(&out).lines().all(|l| l.starts_with(&format!("{id}:"))), "{}", text(&out));
+    let out = steward(&db, &["connection", "reconcile", &id], None);
+    assert!(out.status.success(), "{out:?}");
+    assert!(text(&out).contains("0 role(s) compared: 0 restored"), "{}", text(&out));
 
     // Refused with a clear message, and nothing written.
     let bad_json =

@@ -199,6 +199,17 @@ async fn a_server_killed_mid_delivery_finishes_the_delivery_after_restart_exactl
     let d = deliveries["value"].as_array().unwrap();
     assert_eq!(d.len(), 1, "{deliveries}");
     assert_eq!(d[0]["state"], json!("done"), "{deliveries}");
+
+    // A reconciliation pass finds the seed member nobody granted, and says so in its report,
+    // at the drift endpoint and as a Prometheus metric.
+    let cid = conn["id"].as_str().unwrap();
+    let report = second.post(&format!("/v1.0/steward/connections/{cid}/reconcile"), json!({})).await;
+    assert_eq!((report["restored"].as_u64(), report["drift"].as_u64()), (Some(0), Some(1)), "{report}");
+    let drift = second.get(&format!("/v1.0/steward/connections/{cid}/drift")).await;
+    assert_eq!(drift["value"][0]["holder"], json!(format!("cn=nobody,{BASE}")), "{drift}");
+    let metrics = second.http.get(format!("{}/metrics", second.base)).send().await.unwrap().text().await.unwrap();
+    let line = format!("steward_reconciliation_drift{{connection=\"{cid}\"}} 1");
+    assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
     drop(second);
     let _ = std::fs::remove_dir_all(&dir);
 }

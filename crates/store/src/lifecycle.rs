@@ -277,13 +277,7 @@ pub(crate) async fn apply_in(tx: &mut Box<dyn Tx>, arrays: bool, batch: &Batch) 
     )
     .await?;
     let job_row = |j: &NewJob| -> StoreResult<Vec<Param>> {
-        Ok(vec![
-            id(j.id),
-            j.kind.name().into(),
-            json(&j.kind)?.into(),
-            ts(j.run_at),
-            Param::Text(j.singleton.map(str::to_owned)),
-        ])
+        Ok(vec![id(j.id), j.kind.name().into(), json(&j.kind)?.into(), ts(j.run_at), Param::Text(j.singleton.clone())])
     };
     let head = "INSERT INTO jobs (id, kind, payload, run_at, singleton)";
     let (single, plain): (Vec<&NewJob>, Vec<&NewJob>) = batch.jobs.iter().partition(|j| j.singleton.is_some());

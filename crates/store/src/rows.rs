@@ -267,8 +267,8 @@ impl FromRow for ApiToken {
 }
 
 impl FromRow for Connection {
-    const COLUMNS: &'static str =
-        "id, display_name, description, kind, settings, credentials IS NOT NULL, created_at, modified_at";
+    const COLUMNS: &'static str = "id, display_name, description, kind, settings, credentials IS NOT NULL, created_at, modified_at, \
+         reconciliation";
     fn from_cells(c: &mut Cells<'_>) -> Result<Self, StoreError> {
         Ok(Connection {
             id: c.parse()?,
@@ -280,6 +280,11 @@ impl FromRow for Connection {
             has_credentials: c.bool()?,
             created_date_time: c.time()?,
             modified_date_time: c.time()?,
+            reconciliation: {
+                let v: serde_json::Value = serde_json::from_str(&c.text()?)
+                    .map_err(|e| StoreError::Internal(format!("stored reconciliation settings do not parse: {e}")))?;
+                steward_domain::connection::Reconciliation::parse(&v).map_err(StoreError::Rule)?
+            },
         })
     }
 }

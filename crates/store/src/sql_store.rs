@@ -418,6 +418,9 @@ fn id<T: ToString>(v: T) -> Param {
 fn ts(t: jiff::Timestamp) -> Param {
     Param::Int(Some(to_micros(t)))
 }
+fn opt_ts(t: Option<jiff::Timestamp>) -> Param {
+    Param::Int(t.map(to_micros))
+}
 
 async fn count_in(tx: &mut Box<dyn Tx>, sql: &str, params: &[Param]) -> StoreResult<u64> {
     let rows = tx.fetch(sql, params).await?;
@@ -1586,7 +1589,7 @@ impl Store for SqlStore {
     async fn insert_connection(&self, c: &Connection, sealed: Option<&str>, event: &AuditEvent) -> StoreResult<()> {
         self.insert(
             "INSERT INTO connections (id, display_name, description, kind, settings, credentials, created_at, \
-             modified_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             modified_at, reconciliation, reconcile_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             &[
                 id(c.id),
                 c.display_name.as_str().into(),
@@ -1596,6 +1599,8 @@ impl Store for SqlStore {
                 Param::Text(sealed.map(str::to_owned)),
                 ts(c.created_date_time),
                 ts(c.modified_date_time),
+                reconciliation_json(c),
+                opt_ts(c.reconciliation.next_after(c.created_date_time)),
             ],
             Some(event),
             || format!("A connection with id '{}' already exists.", c.id),
@@ -1618,17 +1623,18 @@ impl Store for SqlStore {
             c.settings.to_string().into(),
             ts(c.modified_date_time),
             ts(read_at),
+            reconciliation_json(c),
         ];
         let credentials = match sealed {
             Some(value) => {
                 params.push(Param::Text(value.map(str::to_owned)));
-                ", credentials = $7"
+                ", credentials = $8"
             }
             None => "",
         };
         let sql = format!(
-            "UPDATE connections SET display_name = $2, description = $3, settings = $4, modified_at = $5{credentials} \
-             WHERE id = $1 AND modified_at = $6"
+            "UPDATE connections SET display_name = $2, description = $3, settings = $4, modified_at = $5, \
+             reconciliation = $7{credentials} WHERE id = $1 AND modified_at = $6"
         );
         let n = self.write_recorded(&sql, &params, event).await?;
         self.changed_since(n, "connections", "connection", c.id).await
@@ -1669,6 +1675,114 @@ impl Store for SqlStore {
     async fn connection_credentials(&self, cid: ConnectionId) -> StoreResult<Option<String>> {
         let rows = self.driver.fetch("SELECT credentials FROM connections WHERE id = $1", &[id(cid)]).await?;
         rows.first().map(|r| Cells::new(r).opt_text()).transpose().map(Option::flatten)
+    }
+
+    async fn due_reconciliations(&self, now: jiff::Timestamp) -> StoreResult<Vec<Connection>> {
+        let sql = format!(
+            "SELECT {} FROM connections WHERE reconcile_at IS NOT NULL AND reconcile_at <= $1 ORDER BY reconcile_at, id",
+            Connection::COLUMNS
+        );
+        self.rows(&sql, &[ts(now)]).await
+    }
+
+    async fn set_reconcile_at(&self, cid: ConnectionId, at: Option<jiff::Timestamp>) -> StoreResult<()> {
+        self.write("UPDATE connections SET reconcile_at = $2 WHERE id = $1", &[id(cid), opt_ts(at)]).await?;
+        Ok(())
+    }
+
+    async fn connection_role_grants(&self, cid: ConnectionId) -> StoreResult<Vec<RoleGrant>> {
+        // Origin ids '<connection id>:…' are one range of text.
+        let (from, to) = (format!("{cid}:"), format!("{cid};"));
+        let rows = self
+            .driver
+            .fetch(
+                "SELECT rr.id, rr.display_name, rr.origin_id, rr.origin_system, r.origin_id, r.display_name \
+                 FROM resource_roles rr JOIN resources r ON r.id = rr.resource_id \
+                 WHERE r.origin_id >= $1 AND r.origin_id < $2 ORDER BY rr.id",
+                &[from.into(), to.into()],
+            )
+            .await?;
+        grants(&rows)
+    }
+
+    async fn role_holders(&self, role: ResourceRoleId) -> StoreResult<steward_app::ports::RoleHolders> {
+        let user_cols: Vec<String> = User::COLUMNS.split(',').map(|c| format!("u.{}", c.trim())).collect();
+        let sql = format!(
+            "SELECT {}, d.action, d.state, a.active_key IS NOT NULL FROM deliveries d \
+             JOIN assignments a ON a.id = d.assignment_id JOIN users u ON u.id = a.target_id \
+             WHERE d.resource_role_id = $1 ORDER BY u.id",
+            user_cols.join(", ")
+        );
+        let rows = self.driver.fetch(&sql, &[id(role)]).await?;
+        let mut granted: Vec<User> = Vec::new();
+        let mut in_flight: Vec<User> = Vec::new();
+        for r in &rows {
+            let mut c = Cells::new(r);
+            let u = User::from_cells(&mut c)?;
+            let (action, state, active) = (c.text()?, c.text()?, c.bool()?);
+            let list = match (action.as_str(), state.as_str(), active) {
+                (_, "pending", _) => &mut in_flight,
+                ("grant", "done", true) => &mut granted,
+                _ => continue,
+            };
+            if list.last().is_none_or(|last| last.id != u.id) {
+                list.push(u);
+            }
+        }
+        // Someone both held and in flight (a second assignment being delivered) is in flight.
+        granted.retain(|u| !in_flight.iter().any(|f| f.id == u.id));
+        Ok(steward_app::ports::RoleHolders { granted, in_flight })
+    }
+
+    async fn replace_drift(
+        &self,
+        cid: ConnectionId,
+        role: ResourceRoleId,
+        holders: &[String],
+        now: jiff::Timestamp,
+    ) -> StoreResult<()> {
+        let mut tx = self.driver.begin().await?;
+        let known = tx.fetch("SELECT holder FROM drift WHERE resource_role_id = $1", &[id(role)]).await?;
+        let wanted: std::collections::HashSet<&str> = holders.iter().map(String::as_str).collect();
+        for r in &known {
+            let h = Cells::new(r).text()?;
+            if !wanted.contains(h.as_str()) {
+                tx.execute("DELETE FROM drift WHERE resource_role_id = $1 AND holder = $2", &[id(role), h.into()])
+                    .await?;
+            }
+        }
+        for h in &wanted {
+            tx.execute(
+                "INSERT INTO drift (connection_id, resource_role_id, holder, first_seen_at, last_seen_at) \
+                 VALUES ($1, $2, $3, $4, $4) \
+                 ON CONFLICT (resource_role_id, holder) DO UPDATE SET last_seen_at = excluded.last_seen_at",
+                &[id(cid), id(role), (*h).into(), ts(now)],
+            )
+            .await?;
+        }
+        tx.commit().await
+    }
+
+    async fn drift(&self, cid: ConnectionId) -> StoreResult<Vec<steward_app::ports::Drift>> {
+        let rows = self
+            .driver
+            .fetch(
+                "SELECT resource_role_id, holder, first_seen_at, last_seen_at FROM drift WHERE connection_id = $1 \
+                 ORDER BY resource_role_id, holder",
+                &[id(cid)],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let mut c = Cells::new(r);
+                Ok(steward_app::ports::Drift {
+                    resource_role_id: c.parse()?,
+                    holder: c.text()?,
+                    first_seen: c.time()?,
+                    last_seen: c.time()?,
+                })
+            })
+            .collect()
     }
 
     async fn pending_jobs(&self) -> StoreResult<u64> {
@@ -1813,4 +1927,9 @@ async fn insert_request(tx: &mut Box<dyn Tx>, r: &ResourceRequest) -> StoreResul
     )
     .await?;
     Ok(())
+}
+
+/// A connection's reconciliation settings as stored.
+fn reconciliation_json(c: &Connection) -> Param {
+    serde_json::to_string(&c.reconciliation).unwrap_or_else(|_| "{}".to_owned()).into()
 }

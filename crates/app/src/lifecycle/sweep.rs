@@ -40,6 +40,7 @@ pub struct Swept {
 pub(crate) async fn run(s: &Services, job: &Job, owner: &str) -> Result<Swept, AppError> {
     let now = s.clock.now();
     let (swept, more) = pass(s, now).await?;
+    crate::reconcile::queue_due(s, now).await?;
     let next = if more { now } else { now.saturating_add(EVERY).unwrap_or(now) };
     s.store.finish_job(job.id, owner, &Batch { jobs: vec![NewJob::sweep(next)], ..Batch::default() }).await?;
     Ok(swept)

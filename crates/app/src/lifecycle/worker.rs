@@ -174,7 +174,10 @@ impl Worker {
                         None => deliveries.push(vec![job]),
                     }
                 }
-                JobKind::Sweep | JobKind::Reconcile { .. } | JobKind::RevokeEnded { .. } => {
+                JobKind::Sweep
+                | JobKind::Reconcile { .. }
+                | JobKind::RevokeEnded { .. }
+                | JobKind::ReconcileConnection { .. } => {
                     self.run_lanes(std::mem::take(&mut deliveries), now).await;
                     run_job(&self.s, &self.owner, &job, now).await;
                 }
@@ -235,6 +238,7 @@ async fn run_job(s: &Services, owner: &str, job: &Job, now: Timestamp) {
         JobKind::Sweep => sweep::run(s, job, owner).await.map(|_| ()),
         JobKind::Reconcile { policy } => automatic::run(s, job, owner, *policy).await.map(|_| ()),
         JobKind::RevokeEnded { assignments } => delivery::queue_revocations(s, job, owner, assignments).await,
+        JobKind::ReconcileConnection { connection } => crate::reconcile::run(s, job, owner, *connection).await,
     };
     if let Err(e) = r {
         tracing::warn!(job = %job.id, kind = job.kind.name(), error = %e, "job failed; will retry");

@@ -1,11 +1,12 @@
 //! Connections: written with their audit event, read back without their sealed credentials
 //! (only whether there are some), which are read apart and kept, replaced or removed as asked;
-//! an update on a stale read is a conflict and changes nothing.
+//! an update on a stale read is a conflict and changes nothing. Reconciliation passes come
+//! due by connection, and the drift a pass records replaces the last one's.
 
 use serde_json::json;
 use steward_app::{Store, StoreError};
 use steward_domain::audit::{Activity, AuditEvent, Initiator};
-use steward_domain::connection::Connection;
+use steward_domain::connection::{Connection, Reconciliation};
 use steward_domain::enums::ConnectionKind;
 use steward_domain::ids::ConnectionId;
 use steward_domain::text::DisplayName;
@@ -26,6 +27,7 @@ fn connection(name: &str, with_credentials: bool) -> Connection {
         kind: ConnectionKind::PostgreSqlRoles,
         settings: json!({"host": "db.example.test", "database": "analytics", "user": "steward"}),
         has_credentials: with_credentials,
+        reconciliation: Reconciliation::default(),
         created_date_time: at(1),
         modified_date_time: at(1),
     }
@@ -43,6 +45,27 @@ pub async fn connections_round_trip(s: SqlStore) {
     assert_eq!(names, ["Alpha", "Zeta"]);
     assert_eq!(s.connection_credentials(a.id).await.unwrap().as_deref(), Some("v1:sealed-a"));
     assert_eq!(s.connection_credentials(b.id).await.unwrap(), None);
+
+    // Passes come due an interval after creation, or when set.
+    let hour = jiff::SignedDuration::from_hours(1);
+    assert!(s.due_reconciliations(at(1).saturating_add(hour).unwrap()).await.unwrap().len() == 2);
+    assert!(s.due_reconciliations(at(0)).await.unwrap().is_empty());
+    s.set_reconcile_at(b.id, None).await.unwrap();
+    let due = s.due_reconciliations(at(1).saturating_add(hour).unwrap()).await.unwrap();
+    assert_eq!(due.iter().map(|c| c.id).collect::<Vec<_>>(), [a.id]);
+    assert_eq!(due[0].reconciliation, Reconciliation::default());
+
+    // Drift: replaced by each pass, first sighting kept.
+    let role = steward_domain::ids::ResourceRoleId::new();
+    s.replace_drift(a.id, role, &["cn=x".into(), "cn=y".into()], at(2)).await.unwrap();
+    s.replace_drift(a.id, role, &["cn=y".into(), "cn=z".into()], at(3)).await.unwrap();
+    let drift = s.drift(a.id).await.unwrap();
+    let seen: Vec<(&str, _, _)> = drift.iter().map(|d| (d.holder.as_str(), d.first_seen, d.last_seen)).collect();
+    assert_eq!(seen, [("cn=y", at(2), at(3)), ("cn=z", at(3), at(3))]);
+    assert!(s.drift(b.id).await.unwrap().is_empty());
+    s.replace_drift(a.id, role, &[], at(4)).await.unwrap();
+    assert!(s.drift(a.id).await.unwrap().is_empty());
+    assert!(s.connection_role_grants(a.id).await.unwrap().is_empty(), "no resource from it in a catalog");
 
     // Settings changed, credentials kept.
     let mut a2 = a.clone();

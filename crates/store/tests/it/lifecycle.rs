@@ -740,6 +740,10 @@ pub async fn bulk_reads_and_finishing_jobs_together(s: SqlStore) {
     let again = s.deliveries(noted.assignment_id).await.unwrap();
     assert_eq!((again[0].attempts, again[0].detail.as_deref()), (3, Some("retrying after attempt 3: unreachable")));
     assert_eq!(again[0].state, steward_domain::assignment::DeliveryState::Pending);
+    // Pending grants are in flight: neither missing from the target nor unexpected in it.
+    let holders = s.role_holders(roles[0]).await.unwrap();
+    assert!(holders.granted.is_empty(), "{holders:?}");
+    assert_eq!(holders.in_flight.len(), 3, "{holders:?}");
     assert_eq!(grants[0].resource_origin_id, w.group.id.to_string());
 
     let now = steward_app::Clock::now(w.clock.as_ref());

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{Value, json};
 use steward_app::connections::{self, ConnectionPatch, Credentials, NewConnection};
-use steward_domain::connection::{self as domain, Connection};
+use steward_domain::connection::{self as domain, Connection, Reconciliation};
 use steward_domain::ids::ConnectionId;
 
 use crate::AppState;
@@ -37,6 +37,16 @@ pub fn api() -> Api {
         .delete("/v1.0/steward/connections/{id}", delete, "Delete a connection no catalog holds a resource from")
         .action("/v1.0/steward/connections/{id}/test", test, "Check that the target answers and lets Steward act")
         .get("/v1.0/steward/connections/{id}/discover", discover, "The resources and roles the target offers")
+        .action(
+            "/v1.0/steward/connections/{id}/reconcile",
+            reconcile,
+            "Compare the target with what Steward granted there now: restore what was taken away, report what nobody granted (remove it if authoritative)",
+        )
+        .get(
+            "/v1.0/steward/connections/{id}/drift",
+            drift,
+            "Holders found in the target that nobody granted through Steward, by role, with when each was first and last seen",
+        )
 }
 
 fn connection_json(c: &Connection) -> Value {
@@ -45,6 +55,10 @@ fn connection_json(c: &Connection) -> Value {
         o.insert("originSystem".into(), Value::String(domain::origin_system(c.kind).to_owned()));
     }
     v
+}
+
+fn reconciliation(b: &mut Body) -> Result<Option<Reconciliation>, ApiError> {
+    b.take("reconciliation").map(|v| Reconciliation::parse(&v).map_err(ApiError::from)).transpose()
 }
 
 fn credentials(b: &mut Body) -> Result<Option<Option<Credentials>>, ApiError> {
@@ -68,13 +82,14 @@ async fn create(State(st): State<AppState>, Admin(_, cap): Admin, headers: Heade
         b.opt_enum("kind")?.ok_or_else(|| ApiError::bad_request("kind is required (postgreSqlRoles, ldap, scim)."))?;
     let settings = b.take("settings").ok_or_else(|| ApiError::bad_request("settings is required."))?;
     let credentials = credentials(&mut b)?.flatten();
+    let reconciliation = reconciliation(&mut b)?.unwrap_or_default();
     b.ignore(READ_ONLY);
     b.ignore(&["originSystem"]);
     b.finish()?;
     let c = connections::create_connection(
         &st.services,
         cap,
-        NewConnection { display_name, description, kind, settings, credentials },
+        NewConnection { display_name, description, kind, settings, credentials, reconciliation },
     )
     .await?;
     Ok(json_response(StatusCode::CREATED, connection_json(&c)))
@@ -99,6 +114,7 @@ async fn update(
         description: b.patch_str("description")?,
         settings: b.take("settings"),
         credentials: credentials(&mut b)?,
+        reconciliation: reconciliation(&mut b)?,
     };
     if b.take("kind").is_some() {
         return Err(ApiError::bad_request("kind cannot be changed; create another connection instead."));
@@ -139,6 +155,45 @@ async fn discover(State(st): State<AppState>, Admin(_, cap): Admin, Path(id): Pa
                 "originSystem": origin_system,
                 "displayName": r.display_name,
                 "roles": r.roles.iter().map(|(id, name)| json!({"originId": id, "displayName": name})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Ok(json_response(StatusCode::OK, json!({ "value": value })))
+}
+
+async fn reconcile(
+    State(st): State<AppState>,
+    Admin(_, cap): Admin,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> R {
+    no_body(&headers, &bytes)?;
+    let r = steward_app::reconcile::reconcile_now(&st.services, cap, path_id(&id)?).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        json!({ "roles": r.roles, "restored": r.restored, "drift": r.drift, "removed": r.removed, "failures": r.failures }),
+    ))
+}
+
+async fn drift(State(st): State<AppState>, Admin(_, cap): Admin, Path(id): Path<String>) -> R {
+    let id: ConnectionId = path_id(&id)?;
+    connections::get_connection(&st.services, cap, id).await?;
+    let store = &st.services.store;
+    let rows = store.drift(id).await.map_err(steward_app::AppError::from)?;
+    let mut roles: Vec<_> = rows.iter().map(|d| d.resource_role_id).collect();
+    roles.dedup();
+    let grants = store.role_grants(&roles).await.map_err(steward_app::AppError::from)?;
+    let value: Vec<Value> = rows
+        .iter()
+        .map(|d| {
+            let g = grants.iter().find(|g| g.role_id == d.resource_role_id);
+            json!({
+                "resourceRole": {"id": d.resource_role_id.to_string(), "displayName": g.map(|g| g.role_name.as_str())},
+                "resource": {"displayName": g.map(|g| g.resource_name.as_str()), "originSystem": g.map(|g| g.origin_system.as_str())},
+                "holder": d.holder,
+                "firstSeenDateTime": steward_domain::time::format_datetime(d.first_seen),
+                "lastSeenDateTime": steward_domain::time::format_datetime(d.last_seen),
             })
         })
         .collect();

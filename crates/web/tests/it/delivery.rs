@@ -36,6 +36,8 @@ struct Story {
     approver_token: String,
     /// A tag unique to this test, in every name it makes on the shared PostgreSQL.
     tag: String,
+    /// The connections' ids: LDAP, SCIM, PostgreSQL.
+    connections: [String; 3],
 }
 
 fn upn(tag: &str, who: &str) -> String {
@@ -84,12 +86,14 @@ impl Story {
         }
         let cat = app.catalog("Engineering").await;
         let package = app.package(&cat, "Engineering onboarding").await;
+        let mut connections = Vec::new();
         for (body, object, system) in [
             (ldap, group_dn.clone(), "LdapGroup"),
             (scim_conn, scim_group.clone(), "ScimGroup"),
             (pg, role.clone(), "PostgreSqlRole"),
         ] {
             let cid = app.post(CONNECTIONS, &body).await.expect(StatusCode::CREATED).id();
+            connections.push(cid.clone());
             let test = app.post(&format!("{CONNECTIONS}/{cid}/test"), &json!({})).await.json();
             assert_eq!(test["succeeded"], json!(true), "{system}: {test}");
             let origin = format!("{cid}:{object}");
@@ -126,7 +130,21 @@ impl Story {
                     "primaryApprovers": [{"@odata.type": "#microsoft.graph.singleUser", "userId": approver}]}]});
         }
         app.post(&format!("{EM}/assignmentPolicies"), &policy).await.expect(StatusCode::CREATED);
-        Self { app, clock, slapd, scim, admin_db, role, group_dn, scim_group, package, approver_token, tag }
+        let connections = connections.try_into().unwrap();
+        Self {
+            app,
+            clock,
+            slapd,
+            scim,
+            admin_db,
+            role,
+            group_dn,
+            scim_group,
+            package,
+            approver_token,
+            tag,
+            connections,
+        }
     }
 
     /// A user of the story requests the package; the request's id.
@@ -191,7 +209,7 @@ impl Story {
 
     async fn cleanup(&self) {
         let mut roles = vec![self.role.clone()];
-        roles.extend(["ada", "bob", "carol"].iter().map(|w| upn(&self.tag, w)));
+        roles.extend(["ada", "bob", "carol", "intruder"].iter().map(|w| upn(&self.tag, w)));
         for r in roles {
             let q = format!("DROP ROLE IF EXISTS \"{}\"", r.replace('"', "\"\""));
             let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(q)).execute(&self.admin_db).await;
@@ -298,5 +316,74 @@ async fn stopped_peers_leave_the_request_delivering_with_reasons_and_delivery_co
     assert_eq!(req["state"], json!("delivered"), "{req}");
     assert_eq!(s.holds("carol").await, (true, true, true));
     s.no_duplicates().await;
+    s.cleanup().await;
+}
+
+#[tokio::test]
+async fn reconciliation_restores_what_was_taken_away_and_reports_or_removes_what_nobody_granted() {
+    let s = Story::new(false).await;
+    let rid = s.request("ada").await;
+    s.drain().await;
+    assert_eq!(s.request_json(&rid).await["state"], json!("delivered"));
+    assert_eq!(s.holds("ada").await, (true, true, true));
+
+    // Behind Steward's back: ada is taken out of all three, bob (whom nobody granted
+    // anything) is put in the LDAP group, an intruder gets the database role.
+    let ada_dn = format!("cn=ada,ou=people,{BASE}");
+    let bob_dn = format!("cn=bob,ou=people,{BASE}");
+    s.slapd.modify(&format!(
+        "dn: {}\nchangetype: modify\ndelete: member\nmember: {ada_dn}\n-\nadd: member\nmember: {bob_dn}\n",
+        s.group_dn
+    ));
+    let ada_scim = s.scim.users_named(&upn(&s.tag, "ada")).await.pop().unwrap();
+    s.scim.remove_member(&s.scim_group, &ada_scim).await;
+    let (ada_login, intruder) = (upn(&s.tag, "ada"), upn(&s.tag, "intruder"));
+    for sql in [
+        format!("REVOKE {} FROM \"{ada_login}\"", s.role),
+        format!("CREATE ROLE \"{intruder}\" LOGIN"),
+        format!("GRANT {} TO \"{intruder}\"", s.role),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&s.admin_db).await.unwrap();
+    }
+    assert_eq!(s.holds("ada").await, (false, false, false));
+
+    // An hour on, the sweep queues each connection's pass and the worker runs it: ada's
+    // access is back everywhere, the strangers are reported, not removed.
+    s.clock.advance(jiff::SignedDuration::from_mins(61));
+    s.drain().await;
+    assert_eq!(s.holds("ada").await, (true, true, true), "restored by reconciliation");
+    let [ldap, scim, pg] = &s.connections;
+    let drift = |cid: &str| {
+        let app = &s.app;
+        let cid = cid.to_owned();
+        async move {
+            let v = app.get(&format!("{CONNECTIONS}/{cid}/drift")).await.json();
+            v["value"].as_array().unwrap().iter().map(|d| d["holder"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(drift(ldap).await, [bob_dn.clone(), format!("cn=nobody,{BASE}")]);
+    assert!(drift(scim).await.is_empty());
+    assert_eq!(drift(pg).await, [intruder]);
+    assert!(s.slapd.members(&s.group_dn).contains(&bob_dn), "reported, not removed");
+    let restored = s.app.get(&format!("{CONNECTIONS}/{ldap}/drift")).await.json();
+    assert_eq!(restored["value"][0]["resource"]["originSystem"], json!("LdapGroup"), "{restored}");
+
+    // Made authoritative, a pass on request removes them (and says what it did).
+    s.app
+        .patch(
+            &format!("{CONNECTIONS}/{ldap}"),
+            &json!({"reconciliation": {"intervalMinutes": 60, "authoritative": true}}),
+        )
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    let report = s.app.post(&format!("{CONNECTIONS}/{ldap}/reconcile"), &json!({})).await;
+    let report = report.expect(StatusCode::OK).json();
+    assert_eq!((report["removed"].as_u64(), report["drift"].as_u64()), (Some(2), Some(0)), "{report}");
+    assert_eq!(s.slapd.members(&s.group_dn), [ada_dn], "only what Steward granted is left");
+    assert!(drift(ldap).await.is_empty());
+    let bad = s.app.patch(&format!("{CONNECTIONS}/{ldap}"), &json!({"reconciliation": {"intervalMinutes": -5}})).await;
+    bad.expect_error(StatusCode::BAD_REQUEST);
+    let unknown = s.app.post(&format!("{CONNECTIONS}/{}/reconcile", crate::app::UNKNOWN), &json!({})).await;
+    unknown.expect_error(StatusCode::NOT_FOUND);
     s.cleanup().await;
 }
