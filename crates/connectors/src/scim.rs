@@ -1,5 +1,7 @@
 //! SCIM 2.0 applications as a delivery target (RFC 7643/7644, Steward as the client): a
-//! resource is a SCIM `Group`, its one resource role `Member` is membership in it. A Steward
+//! resource is a SCIM `Group`, its one resource role `Member` is membership in it; app roles
+//! the application models as user `entitlements` are the roles of one more resource
+//! (`ENTITLEMENTS`), one role per entitlement value the connection names. A Steward
 //! user is the SCIM `User` whose `userName` (or `externalId`) equals one of their attributes,
 //! created when the application lacks them if the connection says so. Membership changes use
 //! `PATCH` when the application's `ServiceProviderConfig` announces it and a read-modify-`PUT`
@@ -28,6 +30,11 @@ use crate::postgres_roles::MEMBER;
 
 /// The `originSystem` of resources this connector serves.
 pub const ORIGIN_SCIM_GROUP: &str = connection::origin_system(ConnectionKind::Scim);
+/// The origin id of the resource whose roles are the application's entitlements.
+pub const ENTITLEMENTS: &str = "urn:steward:scim:entitlements";
+/// The most entitlement values a connection names, and the longest.
+const ENTITLEMENTS_MAX: usize = 200;
+const ENTITLEMENT_LEN_MAX: usize = 256;
 
 const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
@@ -87,6 +94,10 @@ pub struct ScimSettings {
     /// How long one request may take before it fails (and is retried later).
     #[serde(default = "default_timeout")]
     pub timeout_seconds: u64,
+    /// App roles the application models as values of its users' `entitlements`, which
+    /// Steward may grant (SCIM has no endpoint that lists them, so they are named here).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entitlements: Vec<String>,
 }
 
 fn default_timeout() -> u64 {
@@ -113,7 +124,22 @@ impl ScimSettings {
     }
 
     pub fn check(&self) -> Result<(), String> {
-        self.base().map(|_| ())
+        self.base()?;
+        if self.entitlements.len() > ENTITLEMENTS_MAX {
+            return Err(format!("entitlements may name at most {ENTITLEMENTS_MAX} values"));
+        }
+        let mut seen = HashSet::new();
+        for e in &self.entitlements {
+            if e.trim().is_empty() || e.len() > ENTITLEMENT_LEN_MAX || e.chars().any(char::is_control) {
+                return Err(format!(
+                    "each entitlement must be 1 to {ENTITLEMENT_LEN_MAX} bytes of text without control characters"
+                ));
+            }
+            if !seen.insert(e.as_str()) {
+                return Err(format!("the entitlement '{e}' is named twice"));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -170,6 +196,23 @@ struct GroupMembers {
 #[derive(Deserialize)]
 struct MemberRef {
     value: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct UserEntitlements {
+    #[serde(default)]
+    entitlements: Vec<MemberRef>,
+}
+
+#[derive(Deserialize)]
+struct IdOnly {
+    id: String,
+}
+
+/// What a grant names in the application.
+enum Target<'g> {
+    Group(&'g str),
+    Entitlement(&'g str),
 }
 
 #[derive(Deserialize)]
@@ -478,6 +521,106 @@ impl ScimConnector {
         Ok(&grant.resource_origin_id)
     }
 
+    /// What a grant names: membership of a group, or an entitlement value.
+    fn target<'g>(&self, grant: &'g RoleGrant) -> Result<Target<'g>, ConnectorError> {
+        if grant.resource_origin_id != ENTITLEMENTS {
+            return Self::group(grant).map(Target::Group);
+        }
+        if self.settings.entitlements.contains(&grant.role_origin_id) {
+            Ok(Target::Entitlement(&grant.role_origin_id))
+        } else {
+            Err(ConnectorError::Permanent(format!(
+                "'{}' is not one of the entitlements the connection names",
+                clean(&grant.role_origin_id)
+            )))
+        }
+    }
+
+    /// The entitlement values of a user (SCIM id).
+    async fn entitlements_of(&self, user: &str) -> Result<Vec<String>, Failure> {
+        let mut url = self.url(&["Users", user]);
+        url.query_pairs_mut().append_pair("attributes", "entitlements");
+        let u: UserEntitlements = self.get_json(url).await?;
+        Ok(u.entitlements.into_iter().filter_map(|m| m.value).collect())
+    }
+
+    /// Gives (`add`) or takes away an entitlement value of a user, when it is not so already:
+    /// by `PATCH`, or by reading the user and writing it back where no `PATCH` is announced.
+    async fn change_entitlement(&self, user: &str, value: &str, add: bool) -> Result<(), ConnectorError> {
+        let doing =
+            format!("{} the entitlement '{}' of user '{user}'", if add { "adding" } else { "removing" }, clean(value));
+        let held = match self.entitlements_of(user).await {
+            Ok(v) => v.iter().any(|v| v == value),
+            Err(Failure::Status { status: StatusCode::NOT_FOUND, .. }) if !add => return Ok(()),
+            Err(f) => return Err(f.into_error(&doing)),
+        };
+        if held == add {
+            return Ok(());
+        }
+        let url = self.url(&["Users", user]);
+        if self.features().await?.patch {
+            let op = if add {
+                json!({ "op": "add", "path": "entitlements", "value": [{ "value": value }] })
+            } else {
+                json!({ "op": "remove", "path": format!("entitlements[value eq {}]", literal(value)) })
+            };
+            let body = json!({ "schemas": [PATCH_SCHEMA], "Operations": [op] });
+            return match self.send(Method::PATCH, url, Some(&body), None).await {
+                Ok(_) => Ok(()),
+                Err(Failure::Status { status: StatusCode::NOT_FOUND, .. }) if !add => Ok(()),
+                Err(f) => Err(f.into_error(&doing)),
+            };
+        }
+        let mut resource: Value = self.get_json(url.clone()).await.map_err(|f| f.into_error(&doing))?;
+        let version = resource.pointer("/meta/version").and_then(Value::as_str).map(str::to_owned);
+        let mut list: Vec<Value> = resource.get("entitlements").and_then(Value::as_array).cloned().unwrap_or_default();
+        if add {
+            list.push(json!({ "value": value }));
+        } else {
+            list.retain(|m| m.get("value").and_then(Value::as_str) != Some(value));
+        }
+        if let Some(obj) = resource.as_object_mut() {
+            obj.insert("entitlements".into(), Value::Array(list));
+            obj.remove("meta");
+        }
+        let etag = self.features().await?.etag;
+        self.send(Method::PUT, url, Some(&resource), version.as_deref().filter(|_| etag))
+            .await
+            .map(|_| ())
+            .map_err(|f| f.into_error(&doing))
+    }
+
+    /// The users (SCIM ids) holding an entitlement value, page by page.
+    async fn entitled(&self, value: &str) -> Result<Vec<String>, ConnectorError> {
+        let mut out = Vec::new();
+        let mut start = 1;
+        for _ in 0..MAX_PAGES {
+            let mut url = self.url(&["Users"]);
+            url.query_pairs_mut()
+                .append_pair("filter", &format!("entitlements.value eq {}", literal(value)))
+                .append_pair("attributes", "id")
+                .append_pair("startIndex", &start.to_string())
+                .append_pair("count", "1000");
+            let page: ListResponse<IdOnly> =
+                self.get_json(url).await.map_err(|f| f.into_error("listing the users of an entitlement"))?;
+            let n = page.resources.len();
+            out.extend(page.resources.into_iter().map(|u| u.id));
+            start += n;
+            if n == 0 || page.total_results.is_some_and(|t| start > t) {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    fn no_user(&self, subject: &User) -> ConnectorError {
+        ConnectorError::Permanent(format!(
+            "the SCIM application has no user with {} '{}', and the connection does not create users",
+            self.settings.match_attribute.attribute(),
+            self.settings.user_key.of(subject).unwrap_or_default()
+        ))
+    }
+
     /// Adds (`add`) or removes `members` (SCIM user ids) of `group`.
     async fn change(&self, group: &str, members: &[String], add: bool) -> Result<(), ConnectorError> {
         let doing = if add { "adding members to" } else { "removing members from" };
@@ -641,16 +784,13 @@ impl Connector for ScimConnector {
     }
 
     async fn grant(&self, grant: &RoleGrant, subject: &User) -> Result<(), ConnectorError> {
-        let group = Self::group(grant)?;
+        let target = self.target(grant)?;
         let id = self.resolve(&[subject], true).await.pop().unwrap_or(Ok(None))?;
-        let Some(id) = id else {
-            return Err(ConnectorError::Permanent(format!(
-                "the SCIM application has no user with {} '{}', and the connection does not create users",
-                self.settings.match_attribute.attribute(),
-                self.settings.user_key.of(subject).unwrap_or_default()
-            )));
-        };
-        self.change(group, &[id], true).await
+        let Some(id) = id else { return Err(self.no_user(subject)) };
+        match target {
+            Target::Group(group) => self.change(group, &[id], true).await,
+            Target::Entitlement(value) => self.change_entitlement(&id, value, true).await,
+        }
     }
 
     /// A round's grants with one user lookup per fifty users and one `PATCH` per group; a
@@ -661,14 +801,11 @@ impl Connector for ScimConnector {
         let mut out: Vec<Option<Result<(), ConnectorError>>> = items.iter().map(|_| None).collect();
         let mut by_group: Vec<(&str, Vec<(usize, String)>)> = Vec::new();
         for (k, ((grant, subject), id)) in items.iter().zip(ids).enumerate() {
-            let r = match (Self::group(grant), id) {
+            let r = match (self.target(grant), id) {
                 (Err(e), _) | (_, Err(e)) => Err(e),
-                (Ok(_), Ok(None)) => Err(ConnectorError::Permanent(format!(
-                    "the SCIM application has no user with {} '{}', and the connection does not create users",
-                    self.settings.match_attribute.attribute(),
-                    self.settings.user_key.of(subject).unwrap_or_default()
-                ))),
-                (Ok(group), Ok(Some(id))) => {
+                (Ok(_), Ok(None)) => Err(self.no_user(subject)),
+                (Ok(Target::Entitlement(value)), Ok(Some(id))) => self.change_entitlement(&id, value, true).await,
+                (Ok(Target::Group(group)), Ok(Some(id))) => {
                     match by_group.iter_mut().find(|(g, _)| *g == group) {
                         Some((_, list)) => list.push((k, id)),
                         None => by_group.push((group, vec![(k, id)])),
@@ -711,9 +848,12 @@ impl Connector for ScimConnector {
     }
 
     async fn revoke(&self, grant: &RoleGrant, subject: &User) -> Result<(), ConnectorError> {
-        let group = Self::group(grant)?;
+        let target = self.target(grant)?;
         match self.resolve(&[subject], false).await.pop().unwrap_or(Ok(None)) {
-            Ok(Some(id)) => self.change(group, &[id], false).await,
+            Ok(Some(id)) => match target {
+                Target::Group(group) => self.change(group, &[id], false).await,
+                Target::Entitlement(value) => self.change_entitlement(&id, value, false).await,
+            },
             // Someone the application does not know holds nothing in it.
             Ok(None) => Ok(()),
             Err(ConnectorError::Permanent(_)) => Ok(()),
@@ -722,9 +862,19 @@ impl Connector for ScimConnector {
     }
 
     async fn holds(&self, grant: &RoleGrant, subject: &User) -> Result<bool, ConnectorError> {
-        let group = Self::group(grant)?;
+        let target = self.target(grant)?;
         let Some(id) = self.resolve(&[subject], false).await.pop().unwrap_or(Ok(None))? else {
             return Ok(false);
+        };
+        let group = match target {
+            Target::Group(group) => group,
+            Target::Entitlement(value) => {
+                return match self.entitlements_of(&id).await {
+                    Ok(values) => Ok(values.iter().any(|v| v == value)),
+                    Err(Failure::Status { status: StatusCode::NOT_FOUND, .. }) => Ok(false),
+                    Err(f) => Err(f.into_error("reading a user's entitlements")),
+                };
+            }
         };
         match self.members(group).await {
             Ok(members) => Ok(members.contains(&id)),
@@ -740,8 +890,12 @@ impl Connector for ScimConnector {
         granted: &[&User],
         in_flight: &[&User],
     ) -> Result<Comparison, ConnectorError> {
-        let group = Self::group(grant)?;
-        let holders = self.members(group).await.map_err(|f| f.into_error(&format!("reading the group '{group}'")))?;
+        let holders = match self.target(grant)? {
+            Target::Group(group) => {
+                self.members(group).await.map_err(|f| f.into_error(&format!("reading the group '{group}'")))?
+            }
+            Target::Entitlement(value) => self.entitled(value).await?,
+        };
         let everyone: Vec<&User> = granted.iter().chain(in_flight).copied().collect();
         let mut ids = Vec::with_capacity(everyone.len());
         for r in self.lookup(&everyone).await {
@@ -765,8 +919,10 @@ impl Connector for ScimConnector {
     }
 
     async fn remove_holder(&self, grant: &RoleGrant, holder: &str) -> Result<(), ConnectorError> {
-        let group = Self::group(grant)?;
-        self.change(group, &[holder.to_owned()], false).await
+        match self.target(grant)? {
+            Target::Group(group) => self.change(group, &[holder.to_owned()], false).await,
+            Target::Entitlement(value) => self.change_entitlement(holder, value, false).await,
+        }
     }
 
     async fn discover(&self) -> Result<Vec<DiscoveredResource>, ConnectorError> {
@@ -792,6 +948,13 @@ impl Connector for ScimConnector {
             }
         }
         out.sort_by(|a, b| a.display_name.cmp(&b.display_name).then_with(|| a.origin_id.cmp(&b.origin_id)));
+        if !self.settings.entitlements.is_empty() {
+            out.push(DiscoveredResource {
+                origin_id: ENTITLEMENTS.to_owned(),
+                display_name: "App roles (entitlements)".to_owned(),
+                roles: self.settings.entitlements.iter().map(|e| (e.clone(), e.clone())).collect(),
+            });
+        }
         Ok(out)
     }
 }
@@ -823,6 +986,7 @@ mod tests {
             match_attribute: ScimMatch::UserName,
             create_users: false,
             timeout_seconds: 5,
+            entitlements: Vec::new(),
         };
         assert!(s("https://app.example.com/scim/v2").check().is_ok());
         assert!(s("ftp://app.example.com/").check().is_err());

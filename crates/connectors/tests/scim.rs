@@ -21,7 +21,7 @@ use steward_app::connector::{Connector, ConnectorError};
 use steward_app::ports::RoleGrant;
 use steward_connectors::ident::UserKey;
 use steward_connectors::postgres_roles::MEMBER;
-use steward_connectors::scim::{ScimConnector, ScimMatch, ScimSettings};
+use steward_connectors::scim::{ENTITLEMENTS, ScimConnector, ScimMatch, ScimSettings};
 use steward_domain::directory::User;
 use steward_domain::ids::ResourceRoleId;
 use steward_testpeers::Scim2Server;
@@ -33,6 +33,7 @@ fn settings(base_url: &str, create_users: bool) -> ScimSettings {
         match_attribute: ScimMatch::UserName,
         create_users,
         timeout_seconds: 2,
+        entitlements: vec!["Admin".into(), "Editor".into()],
     }
 }
 
@@ -52,6 +53,17 @@ fn group(id: &str) -> RoleGrant {
     }
 }
 
+fn entitlement(value: &str) -> RoleGrant {
+    RoleGrant {
+        role_id: ResourceRoleId::new(),
+        role_name: value.into(),
+        role_origin_id: value.into(),
+        origin_system: "ScimGroup".into(),
+        resource_origin_id: ENTITLEMENTS.into(),
+        resource_name: "App roles (entitlements)".into(),
+    }
+}
+
 fn user(upn: &str) -> User {
     common::person(upn, Some(upn))
 }
@@ -68,8 +80,11 @@ async fn grants_and_revokes_scim_group_membership() {
     assert!(said.contains("PATCH") && said.contains("2 group(s)"), "{said}");
     let found = c.discover().await.unwrap();
     let names: Vec<&str> = found.iter().map(|r| r.display_name.as_str()).collect();
-    assert_eq!(names, ["Editors", "Viewers"]);
+    assert_eq!(names, ["Editors", "Viewers", "App roles (entitlements)"]);
     assert_eq!(found[0].origin_id, editors);
+    assert_eq!(found[2].origin_id, ENTITLEMENTS);
+    let roles: Vec<&str> = found[2].roles.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(roles, ["Admin", "Editor"]);
 
     // userName is case-insensitive in SCIM: ADA@… is the same user.
     let ada = user("ADA@example.com");
@@ -266,5 +281,45 @@ async fn hostile_scim_answers_give_clear_bounded_errors() {
     match at("throttled").grant(&g, &ada).await {
         Err(ConnectorError::Transient(m)) => assert!(m.contains("HTTP 429"), "{m}"),
         other => panic!("expected a transient failure, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn app_roles_modelled_as_entitlements_are_granted_compared_and_revoked() {
+    for patch in [true, false] {
+        let config = json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
+            "patch": {"supported": patch}, "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+            "filter": {"supported": true, "maxResults": 1000}, "changePassword": {"supported": false},
+            "sort": {"supported": false}, "etag": {"supported": true},
+            "authenticationSchemes": [{"type": "oauthbearertoken", "name": "Bearer", "description": "Bearer token"}]
+        });
+        let scim = Scim2Server::start_with(Some(&config));
+        scim.create_user("ada@example.com").await;
+        let bob_id = scim.create_user("bob@example.com").await;
+        let c = connector(&scim, false);
+        let (ada, bob) = (user("ada@example.com"), user("bob@example.com"));
+        let admin = entitlement("Admin");
+        c.grant(&admin, &ada).await.unwrap();
+        c.grant(&admin, &ada).await.unwrap(); // held already: nothing changes
+        assert!(c.holds(&admin, &ada).await.unwrap());
+        assert!(!c.holds(&entitlement("Editor"), &ada).await.unwrap());
+        let round = c.grant_all(&[(&admin, &bob), (&entitlement("Owner"), &bob)]).await;
+        assert!(round[0].is_ok(), "{round:?}");
+        assert!(matches!(&round[1], Err(ConnectorError::Permanent(m)) if m.contains("not one of the entitlements")));
+
+        // Reconciliation: bob holds it without Steward having granted it.
+        let cmp = c.compare(&admin, &[&ada], &[]).await.unwrap();
+        assert!(cmp.missing.is_empty(), "{cmp:?}");
+        assert_eq!(cmp.unexpected, std::slice::from_ref(&bob_id));
+        c.remove_holder(&admin, &bob_id).await.unwrap();
+        c.remove_holder(&admin, &bob_id).await.unwrap();
+        assert!(!c.holds(&admin, &bob).await.unwrap());
+
+        c.revoke(&admin, &ada).await.unwrap();
+        c.revoke(&admin, &ada).await.unwrap();
+        assert!(!c.holds(&admin, &ada).await.unwrap(), "patch supported: {patch}");
+        let cmp = c.compare(&admin, &[&ada], &[]).await.unwrap();
+        assert_eq!(cmp.missing, [0], "{cmp:?}");
     }
 }
