@@ -4,7 +4,10 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use steward_domain::assignment::GrantAction;
-use steward_domain::ids::{AssignmentId, ConnectionId, JobId, PolicyId, RequestId, ResourceRoleId};
+use steward_domain::enums::CustomExtensionStage;
+use steward_domain::ids::{
+    AssignmentId, CalloutInstanceId, ConnectionId, CustomExtensionId, JobId, PolicyId, RequestId, ResourceRoleId,
+};
 
 /// What a job does. Stored as JSON; handlers are idempotent, so running one twice is harmless.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,6 +37,17 @@ pub enum JobKind {
     /// taken away, report (and, if authoritative, remove) what nobody granted.
     #[serde(rename_all = "camelCase")]
     ReconcileConnection { connection: ConnectionId },
+    /// Call a custom extension at one stage of a request or an assignment: one signed POST,
+    /// retried as the extension allows. A launch-and-wait call's instance row exists already
+    /// (`waitingForCallback`); a fire-and-forget one's is written with the outcome.
+    #[serde(rename_all = "camelCase")]
+    Callout {
+        instance: CalloutInstanceId,
+        extension: CustomExtensionId,
+        stage: CustomExtensionStage,
+        request: Option<RequestId>,
+        assignment: Option<AssignmentId>,
+    },
 }
 
 impl JobKind {
@@ -45,6 +59,7 @@ impl JobKind {
             Self::Reconcile { .. } => "reconcile",
             Self::RevokeEnded { .. } => "revokeEnded",
             Self::ReconcileConnection { .. } => "reconcileConnection",
+            Self::Callout { .. } => "callout",
         }
     }
 }

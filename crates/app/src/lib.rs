@@ -9,6 +9,7 @@ pub mod connections;
 pub mod connector;
 pub mod directory;
 pub mod error;
+pub mod extensions;
 pub mod jobs;
 pub mod lifecycle;
 pub mod packages;
@@ -59,6 +60,8 @@ pub struct Services {
     pub clock: Arc<dyn Clock>,
     pub connectors: connector::Connectors,
     pub connection_setup: connections::ConnectionSetup,
+    /// Sends custom extensions' callouts; without one, callouts fail with a clear detail.
+    pub callouts: Option<Arc<dyn extensions::CalloutSender>>,
 }
 
 impl Services {
@@ -70,7 +73,14 @@ impl Services {
             clock,
             connectors: connector::Connectors::new(vec![directory]),
             connection_setup: connections::ConnectionSetup::default(),
+            callouts: None,
         }
+    }
+
+    /// The same services, sending custom extensions' callouts through `sender`.
+    pub fn with_callouts(mut self, sender: Arc<dyn extensions::CalloutSender>) -> Self {
+        self.callouts = Some(sender);
+        self
     }
 
     /// The same services, able to build and store connections, and to deliver through them.

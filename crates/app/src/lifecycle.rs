@@ -6,6 +6,7 @@
 pub mod approvals;
 mod approvers;
 pub mod automatic;
+pub mod callouts;
 pub mod delivery;
 pub mod requests;
 mod separation;
@@ -95,6 +96,7 @@ pub(crate) fn start_access(
         a.status = "Delivered".to_owned();
         req.set(RequestState::Delivered, RequestStatus::Delivered, now);
         batch.events.push(request_event(req, Activity::Fulfill, &Actor::System, now));
+        callouts::queue(req, steward_domain::enums::CustomExtensionStage::AssignmentRequestGranted, now, batch);
     } else {
         req.set(RequestState::Delivering, RequestStatus::Delivering, now);
         batch.events.push(request_event(req, Activity::ReadyToFulfill, actor, now));

@@ -3,7 +3,7 @@
 
 use jiff::Timestamp;
 use steward_domain::audit::Activity;
-use steward_domain::ids::{AccessPackageId, PolicyId};
+use steward_domain::ids::{AccessPackageId, CatalogId, PolicyId};
 use steward_domain::policy::{AssignmentPolicy, PolicySettings};
 use steward_domain::text::{DESCRIPTION_MAX, DisplayName, bounded};
 
@@ -30,6 +30,7 @@ pub async fn create_policy(
 ) -> Result<AssignmentPolicy, AppError> {
     let pkg = require_package(s, package).await?;
     input.settings.check()?;
+    check_extensions(s, pkg.catalog_id, &input.settings).await?;
     let now = s.clock.now();
     let p = AssignmentPolicy {
         id: PolicyId::new(),
@@ -49,6 +50,27 @@ pub async fn create_policy(
     s.store.insert_policy(&p, &event).await?;
     crate::lifecycle::automatic::policy_changed(s, &p).await?;
     Ok(p)
+}
+
+/// Checks the policy's `customExtensionStageSettings`: each extension exists, belongs to the
+/// policy's catalog and can run at its stage. (The store refuses a missing one again, inside
+/// the policy's transaction.)
+async fn check_extensions(s: &Services, catalog: CatalogId, settings: &PolicySettings) -> Result<(), AppError> {
+    for setting in &settings.custom_extension_stage_settings {
+        let id = setting.custom_extension.id;
+        let x = s.store.get_extension(id).await?.ok_or_else(|| {
+            AppError::Invalid(format!("customExtensionStageSettings: custom extension '{id}' does not exist."))
+        })?;
+        if x.catalog_id != catalog {
+            return Err(AppError::Invalid(format!(
+                "customExtensionStageSettings: custom extension '{}' belongs to another catalog; a policy runs only \
+                 the custom extensions of its access package's catalog.",
+                x.display_name
+            )));
+        }
+        x.check_stage(setting.stage).map_err(|e| AppError::Invalid(format!("customExtensionStageSettings: {e}")))?;
+    }
+    Ok(())
 }
 
 pub async fn get_policy(s: &Services, _cap: AdminCap, id: PolicyId) -> Result<AssignmentPolicy, AppError> {
@@ -76,6 +98,7 @@ pub async fn replace_policy(
         return Err(AppError::Unprocessable("A policy cannot be moved to another access package.".into()));
     }
     input.settings.check()?;
+    check_extensions(s, current.catalog_id, &input.settings).await?;
     let read_at = read_at.unwrap_or(current.modified_date_time);
     let now = s.clock.now();
     let p = AssignmentPolicy {

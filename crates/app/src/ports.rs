@@ -9,9 +9,11 @@ use steward_domain::audit::AuditEvent;
 use steward_domain::catalog::{Catalog, GroupResource, Resource, ResourceRequest, ResourceRole, ResourceScope};
 use steward_domain::connection::Connection;
 use steward_domain::directory::{Group, User};
+use steward_domain::enums::CustomExtensionStage;
+use steward_domain::extension::{CalloutInstance, CustomExtension};
 use steward_domain::ids::{
-    AccessPackageId, AssignmentId, CatalogId, ConnectionId, GroupId, JobId, PolicyId, RequestId, ResourceId,
-    ResourceRoleId, ResourceRoleScopeId, ResourceScopeId, TokenId, UserId,
+    AccessPackageId, AssignmentId, CalloutInstanceId, CatalogId, ConnectionId, CustomExtensionId, GroupId, JobId,
+    PolicyId, RequestId, ResourceId, ResourceRoleId, ResourceRoleScopeId, ResourceScopeId, TokenId, UserId,
 };
 use steward_domain::package::{AccessPackage, ResourceRoleScope};
 use steward_domain::policy::AssignmentPolicy;
@@ -379,6 +381,40 @@ pub trait Store: Send + Sync {
     ) -> StoreResult<()>;
     /// The drift recorded for a connection, by role and holder.
     async fn drift(&self, connection: ConnectionId) -> StoreResult<Vec<Drift>>;
+
+    // Custom extensions of catalogs, with their sealed signing secrets kept apart. Policies'
+    // `customExtensionStageSettings` are indexed by `insert_policy` and `update_policy`, so an
+    // extension a policy names cannot be deleted and a policy cannot name a missing one.
+    /// Inserts an extension with its sealed signing secret and the audit `event`; `NotFound`
+    /// when its catalog does not exist.
+    async fn insert_extension(&self, x: &CustomExtension, sealed_secret: &str, event: &AuditEvent) -> StoreResult<()>;
+    /// Writes `x` if it has not changed since `read_at` (else `Conflict`).
+    async fn update_extension(&self, x: &CustomExtension, read_at: Timestamp, event: &AuditEvent) -> StoreResult<()>;
+    /// Deletes an extension; `Rule` while a policy names it in its stage settings.
+    async fn delete_extension(&self, id: CustomExtensionId, event: &AuditEvent) -> StoreResult<()>;
+    async fn get_extension(&self, id: CustomExtensionId) -> StoreResult<Option<CustomExtension>>;
+    /// A catalog's extensions, by display name.
+    async fn extensions_of_catalog(&self, catalog: CatalogId) -> StoreResult<Vec<CustomExtension>>;
+    /// An extension's sealed signing secret (`None`: no such extension).
+    async fn extension_secret(&self, id: CustomExtensionId) -> StoreResult<Option<String>>;
+    /// The policies that name an extension, with the stage each runs it at.
+    async fn extension_uses(&self, id: CustomExtensionId) -> StoreResult<Vec<(PolicyId, CustomExtensionStage)>>;
+    async fn get_callout(&self, id: CalloutInstanceId) -> StoreResult<Option<CalloutInstance>>;
+    /// The callout instances of these requests, each request's in the order they were made.
+    async fn callouts_of_requests(&self, requests: &[RequestId]) -> StoreResult<Vec<CalloutInstance>>;
+    /// The callout instances about these assignments (expiry stages, and the stages of their
+    /// requests once the assignment existed: granted, removed), each assignment's in order.
+    async fn callouts_of_assignments(&self, assignments: &[AssignmentId]) -> StoreResult<Vec<CalloutInstance>>;
+    /// Active assignments whose end is after `now` and at most `until`, whose policy runs an
+    /// extension at `stage`, and that have no callout instance of that stage yet: with that
+    /// extension, earliest end first.
+    async fn nearing_expiry(
+        &self,
+        stage: CustomExtensionStage,
+        now: Timestamp,
+        until: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<(Assignment, CustomExtensionId)>>;
 }
 
 /// The users a role is held by, as Steward's deliveries say: `granted` (a grant done, on an
@@ -451,6 +487,8 @@ pub struct Batch {
     pub deliveries: Vec<Delivery>,
     pub jobs: Vec<NewJob>,
     pub events: Vec<AuditEvent>,
+    /// Custom extension callout instances: inserted, or updated when unchanged since read.
+    pub callouts: Vec<Put<CalloutInstance>>,
 }
 
 impl Batch {
@@ -460,6 +498,7 @@ impl Batch {
             && self.deliveries.is_empty()
             && self.jobs.is_empty()
             && self.events.is_empty()
+            && self.callouts.is_empty()
     }
 }
 

@@ -63,6 +63,12 @@ pub enum Activity {
     // Reconciliation of a target with what Steward granted there.
     RestoreResource,
     RemoveUngrantedHolder,
+    // Custom extensions of catalogs and their callbacks.
+    CreateCustomExtension,
+    UpdateCustomExtension,
+    DeleteCustomExtension,
+    /// A launch-and-wait custom extension called back (`resume`).
+    CustomExtensionCallback,
 }
 
 impl Activity {
@@ -114,6 +120,10 @@ impl Activity {
             Self::DeleteConnection => "Delete connection",
             Self::RestoreResource => "Restore resource access removed outside Steward",
             Self::RemoveUngrantedHolder => "Remove access not granted through Steward",
+            Self::CreateCustomExtension => "Create custom extension",
+            Self::UpdateCustomExtension => "Update custom extension",
+            Self::DeleteCustomExtension => "Delete custom extension",
+            Self::CustomExtensionCallback => "Resume access package assignment request (custom extension callback)",
         }
     }
 }

@@ -164,6 +164,26 @@ graph_enum!(/// Whether requestors see who approves.
     UnknownFutureValue = "unknownFutureValue",
 });
 
+graph_enum!(/// When a custom extension is called (accessPackageCustomExtensionStage; Graph's
+    /// `unknownFutureValue` is not accepted: no extension can run at it).
+    CustomExtensionStage, "accessPackageCustomExtensionStage" {
+    AssignmentRequestCreated = "assignmentRequestCreated",
+    AssignmentRequestApproved = "assignmentRequestApproved",
+    AssignmentRequestGranted = "assignmentRequestGranted",
+    AssignmentRequestRemoved = "assignmentRequestRemoved",
+    AssignmentFourteenDaysBeforeExpiration = "assignmentFourteenDaysBeforeExpiration",
+    AssignmentOneDayBeforeExpiration = "assignmentOneDayBeforeExpiration",
+});
+
+graph_enum!(/// Where one call of a custom extension stands (customExtensionCalloutInstanceStatus).
+    CalloutStatus, "customExtensionCalloutInstanceStatus" {
+    CalloutSent = "calloutSent",
+    CallbackReceived = "callbackReceived",
+    CalloutFailed = "calloutFailed",
+    CallbackTimedOut = "callbackTimedOut",
+    WaitingForCallback = "waitingForCallback",
+});
+
 #[cfg(test)]
 mod tests {
     use super::*;

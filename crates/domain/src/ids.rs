@@ -123,6 +123,10 @@ id_type!(/// A background job.
     JobId, "job");
 id_type!(/// An audit event.
     AuditEventId, "audit event");
+id_type!(/// A custom extension of a catalog (Graph's customCalloutExtension).
+    CustomExtensionId, "custom extension");
+id_type!(/// One call of a custom extension at one stage (Graph's customExtensionStageInstanceId).
+    CalloutInstanceId, "custom extension stage instance");
 
 /// A directory object: what `$ref` bodies, sponsors and memberships point at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

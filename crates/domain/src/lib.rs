@@ -11,6 +11,7 @@ pub mod duration;
 pub mod eligibility;
 pub mod enums;
 pub mod error;
+pub mod extension;
 pub mod ids;
 pub mod package;
 pub mod policy;

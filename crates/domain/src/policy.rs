@@ -247,9 +247,10 @@ pub struct PolicySettings {
     /// Stored and returned now; acted on by notifications.
     #[serde(default)]
     pub notification_settings: Option<Value>,
-    /// Stored and returned now; acted on by custom extensions.
+    /// Which catalog custom extension runs at which stage (one per stage); the application
+    /// checks that each exists in the policy's catalog and fits its stage.
     #[serde(default)]
-    pub custom_extension_stage_settings: Vec<Value>,
+    pub custom_extension_stage_settings: Vec<crate::extension::StageSetting>,
 }
 
 fn not_specified() -> AllowedTargetScope {
@@ -356,7 +357,12 @@ impl PolicySettings {
         for (i, q) in self.questions.iter_mut().enumerate() {
             check_question(i + 1, q)?;
         }
-        Ok(())
+        crate::extension::check_stage_settings(&mut self.custom_extension_stage_settings)
+    }
+
+    /// The extension that runs at `stage`, if any.
+    pub fn extension_at(&self, stage: crate::enums::CustomExtensionStage) -> Option<crate::ids::CustomExtensionId> {
+        self.custom_extension_stage_settings.iter().find(|s| s.stage == stage).map(|s| s.custom_extension.id)
     }
 }
 

@@ -30,9 +30,11 @@ pub enum RequestStatus {
     PartiallyDelivered,
     DeliveryFailed,
     Denied,
-    /// An approval stage timed out.
+    /// An approval stage or a custom extension's callback timed out.
     TimedOut,
     Canceled,
+    /// A launch-and-wait custom extension was called; the request goes on when it calls back.
+    WaitingForCallback,
 }
 
 impl RequestStatus {
@@ -49,6 +51,7 @@ impl RequestStatus {
             Self::Denied => "Denied",
             Self::TimedOut => "TimedOut",
             Self::Canceled => "Canceled",
+            Self::WaitingForCallback => "WaitingForCallback",
         }
     }
 }
@@ -56,7 +59,7 @@ impl RequestStatus {
 impl std::str::FromStr for RequestStatus {
     type Err = DomainError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        const ALL: [RequestStatus; 11] = [
+        const ALL: [RequestStatus; 12] = [
             RequestStatus::Accepted,
             RequestStatus::PendingApproval,
             RequestStatus::PendingApprovalEscalated,
@@ -68,6 +71,7 @@ impl std::str::FromStr for RequestStatus {
             RequestStatus::Denied,
             RequestStatus::TimedOut,
             RequestStatus::Canceled,
+            RequestStatus::WaitingForCallback,
         ];
         ALL.into_iter()
             .find(|v| v.as_str().eq_ignore_ascii_case(s))
@@ -126,6 +130,12 @@ pub struct RequestDetail {
     pub reason: Option<String>,
     /// Resource deliveries that failed, per resource, for `partiallyDelivered`/`deliveryFailed`.
     pub failures: Vec<String>,
+    /// The custom extensions of the policy's stages, as they were when the request was submitted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub extensions: Vec<crate::extension::StageExtension>,
+    /// The launch-and-wait callout the request waits for (status `WaitingForCallback`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<crate::ids::CalloutInstanceId>,
 }
 
 impl AssignmentRequest {
@@ -160,6 +170,11 @@ impl AssignmentRequest {
         if !self.is_open() {
             self.due = None;
         }
+    }
+
+    /// The custom extension the request runs at `stage`, if its policy named one.
+    pub fn extension_at(&self, stage: crate::enums::CustomExtensionStage) -> Option<crate::ids::CustomExtensionId> {
+        self.detail.extensions.iter().find(|e| e.stage == stage).map(|e| e.extension)
     }
 
     /// Whether this is a request to add access (rather than extend or remove it).

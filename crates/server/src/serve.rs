@@ -45,7 +45,10 @@ pub async fn serve(cfg: Config, test_clock: Option<Timestamp>) -> anyhow::Result
         }
         None => Arc::new(SystemClock),
     };
-    let services = Services::new(Arc::new(store), clock).with_connection_setup(crate::config::connection_setup(&cfg)?);
+    let callouts = steward_connectors::callout::HttpCallouts::new().map_err(|e| anyhow::anyhow!(e))?;
+    let services = Services::new(Arc::new(store), clock)
+        .with_connection_setup(crate::config::connection_setup(&cfg)?)
+        .with_callouts(Arc::new(callouts));
     // One worker per process: the background loops and the test drain share its round lock.
     // SQLite takes one writer at a time: deliveries side by side would only queue for it.
     let (parallel, loops) = if cfg.database_url().starts_with("postgres") { (PARALLEL, 2) } else { (1, 1) };

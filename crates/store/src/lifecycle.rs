@@ -276,6 +276,43 @@ pub(crate) async fn apply_in(tx: &mut Box<dyn Tx>, arrays: bool, batch: &Batch) 
          DO UPDATE SET state = excluded.state, attempts = excluded.attempts, detail = excluded.detail",
     )
     .await?;
+    let mut fresh = Vec::new();
+    let mut changed = Vec::new();
+    for put in &batch.callouts {
+        let c = put.row();
+        match put {
+            Put::New(_) => fresh.push(vec![
+                id(c.id),
+                id(c.extension_id),
+                opt_id(c.request_id),
+                opt_id(c.assignment_id),
+                c.stage.as_str().into(),
+                c.status.as_str().into(),
+                c.detail.clone().into(),
+                ts(c.created_date_time),
+                ts(c.modified_date_time),
+            ]),
+            Put::Changed { read_at, .. } => changed.push(vec![
+                id(c.id),
+                c.status.as_str().into(),
+                c.detail.clone().into(),
+                ts(c.modified_date_time),
+                ts(*read_at),
+            ]),
+        }
+    }
+    let kind = "custom extension stage instance";
+    update_unchanged(tx, arrays, &CALLOUT_UPDATE, changed, "A callout instance with this id exists.", kind).await?;
+    insert_many(
+        tx,
+        arrays,
+        "INSERT INTO callout_instances (id, extension_id, request_id, assignment_id, stage, status, detail, \
+         created_at, modified_at)",
+        &[T, T, T, T, T, T, T, I, I],
+        fresh,
+        "",
+    )
+    .await?;
     let job_row = |j: &NewJob| -> StoreResult<Vec<Param>> {
         Ok(vec![id(j.id), j.kind.name().into(), json(&j.kind)?.into(), ts(j.run_at), Param::Text(j.singleton.clone())])
     };
@@ -456,6 +493,10 @@ const ASSIGNMENT_UPDATE: Update = Update {
     ],
 };
 
+/// What a lifecycle decision changes on a callout instance.
+const CALLOUT_UPDATE: Update =
+    Update { table: "callout_instances", columns: &[("status", T), ("detail", T), ("modified_at", I)] };
+
 /// A request is written whole (every column of `request_params` after the id).
 const REQUEST_UPDATE: Update = Update {
     table: "assignment_requests",
@@ -634,6 +675,7 @@ fn job_from(c: &mut Cells<'_>) -> StoreResult<Job> {
 pub(crate) fn inserts_only(batch: &Batch) -> bool {
     batch.requests.iter().all(|p| matches!(p, Put::New(_)))
         && batch.assignments.iter().all(|p| matches!(p, Put::New(_)))
+        && batch.callouts.iter().all(|p| matches!(p, Put::New(_)))
 }
 
 /// An inserting batch as one statement over array parameters (PostgreSQL): each table's

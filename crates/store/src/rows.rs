@@ -288,3 +288,38 @@ impl FromRow for Connection {
         })
     }
 }
+
+impl FromRow for steward_domain::extension::CustomExtension {
+    const COLUMNS: &'static str = "id, catalog_id, kind, display_name, description, settings, created_at, modified_at";
+    fn from_cells(c: &mut Cells<'_>) -> Result<Self, StoreError> {
+        Ok(steward_domain::extension::CustomExtension {
+            id: c.parse()?,
+            catalog_id: c.parse()?,
+            kind: c.parse()?,
+            display_name: c.name()?,
+            description: c.opt_text()?,
+            config: serde_json::from_str(&c.text()?)
+                .map_err(|e| StoreError::Internal(format!("stored custom extension settings do not parse: {e}")))?,
+            created_date_time: c.time()?,
+            last_modified_date_time: c.time()?,
+        })
+    }
+}
+
+impl FromRow for steward_domain::extension::CalloutInstance {
+    const COLUMNS: &'static str =
+        "id, extension_id, request_id, assignment_id, stage, status, detail, created_at, modified_at";
+    fn from_cells(c: &mut Cells<'_>) -> Result<Self, StoreError> {
+        Ok(steward_domain::extension::CalloutInstance {
+            id: c.parse()?,
+            extension_id: c.parse()?,
+            request_id: c.opt_parse()?,
+            assignment_id: c.opt_parse()?,
+            stage: c.parse()?,
+            status: c.parse()?,
+            detail: c.opt_text()?,
+            created_date_time: c.time()?,
+            modified_date_time: c.time()?,
+        })
+    }
+}

@@ -16,9 +16,11 @@ use steward_domain::catalog::{self, Catalog, GroupResource, Resource, ResourceRe
 use steward_domain::connection::Connection;
 use steward_domain::directory::{self, Group, User};
 use steward_domain::eligibility::SelfRequestors;
+use steward_domain::enums::CustomExtensionStage;
+use steward_domain::extension::{CalloutInstance, CustomExtension};
 use steward_domain::ids::{
-    AccessPackageId, AssignmentId, CatalogId, ConnectionId, GroupId, JobId, PolicyId, RequestId, ResourceId,
-    ResourceRoleId, ResourceRoleScopeId, ResourceScopeId, TokenId, UserId,
+    AccessPackageId, AssignmentId, CalloutInstanceId, CatalogId, ConnectionId, CustomExtensionId, GroupId, JobId,
+    PolicyId, RequestId, ResourceId, ResourceRoleId, ResourceRoleScopeId, ResourceScopeId, TokenId, UserId,
 };
 use steward_domain::package::{self, AccessPackage, PackageContent, ResourceRoleScope};
 use steward_domain::policy::AssignmentPolicy;
@@ -1088,6 +1090,7 @@ impl Store for SqlStore {
             )
             .await?;
             requestors::write_in(&mut tx, p, &who).await?;
+            write_policy_extensions(&mut tx, p).await?;
             lifecycle::record_in(&mut tx, event).await?;
             tx.commit().await
         }
@@ -1095,14 +1098,7 @@ impl Store for SqlStore {
         match written {
             Ok(()) => Ok(()),
             Err(e) => Err(self
-                .insert_error(
-                    e,
-                    || format!("An assignment policy with id '{}' already exists.", p.id),
-                    &[
-                        ("access_packages", "access package", p.access_package_id.to_string()),
-                        ("catalogs", "catalog", p.catalog_id.to_string()),
-                    ],
-                )
+                .insert_error(e, || format!("An assignment policy with id '{}' already exists.", p.id), &policy_refs(p))
                 .await),
         }
     }
@@ -1133,8 +1129,18 @@ impl Store for SqlStore {
             return self.changed_since(n, "assignment_policies", "assignment policy", p.id).await;
         }
         requestors::write_in(&mut tx, p, &who).await?;
-        lifecycle::record_in(&mut tx, event).await?;
-        tx.commit().await
+        let written = async {
+            write_policy_extensions(&mut tx, p).await?;
+            lifecycle::record_in(&mut tx, event).await?;
+            tx.commit().await
+        }
+        .await;
+        match written {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                Err(self.insert_error(e, || "The assignment policy changed meanwhile.".into(), &policy_refs(p)).await)
+            }
+        }
     }
 
     async fn delete_policy(&self, pid: PolicyId, event: &AuditEvent) -> StoreResult<()> {
@@ -1161,6 +1167,7 @@ impl Store for SqlStore {
             ))));
         }
         tx.execute("DELETE FROM policy_requestors WHERE policy_id = $1", &[id(pid)]).await?;
+        tx.execute("DELETE FROM policy_extensions WHERE policy_id = $1", &[id(pid)]).await?;
         tx.execute("DELETE FROM assignment_policies WHERE id = $1", &[id(pid)]).await?;
         lifecycle::record_in(&mut tx, event).await?;
         tx.commit().await
@@ -1322,6 +1329,9 @@ impl Store for SqlStore {
     async fn delete_request(&self, rid: RequestId, event: &AuditEvent) -> StoreResult<()> {
         let mut tx = self.driver.begin().await?;
         let n = tx.execute("DELETE FROM assignment_requests WHERE id = $1 AND open_key IS NULL", &[id(rid)]).await?;
+        if n > 0 {
+            tx.execute("DELETE FROM callout_instances WHERE request_id = $1", &[id(rid)]).await?;
+        }
         if n == 0 {
             return match count_in(&mut tx, "SELECT COUNT(*) FROM assignment_requests WHERE id = $1", &[id(rid)]).await?
             {
@@ -1785,6 +1795,156 @@ impl Store for SqlStore {
             .collect()
     }
 
+    async fn insert_extension(&self, x: &CustomExtension, sealed_secret: &str, event: &AuditEvent) -> StoreResult<()> {
+        self.insert(
+            "INSERT INTO custom_extensions (id, catalog_id, kind, display_name, description, settings, \
+             signing_secret, created_at, modified_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            &[
+                id(x.id),
+                id(x.catalog_id),
+                x.kind.as_str().into(),
+                x.display_name.as_str().into(),
+                x.description.clone().into(),
+                extension_settings(x)?,
+                sealed_secret.into(),
+                ts(x.created_date_time),
+                ts(x.last_modified_date_time),
+            ],
+            Some(event),
+            || format!("A custom extension with id '{}' already exists.", x.id),
+            &[("catalogs", "catalog", x.catalog_id.to_string())],
+        )
+        .await
+    }
+
+    async fn update_extension(
+        &self,
+        x: &CustomExtension,
+        read_at: jiff::Timestamp,
+        event: &AuditEvent,
+    ) -> StoreResult<()> {
+        let n = self
+            .write_recorded(
+                "UPDATE custom_extensions SET display_name = $2, description = $3, settings = $4, modified_at = $5 \
+                 WHERE id = $1 AND modified_at = $6",
+                &[
+                    id(x.id),
+                    x.display_name.as_str().into(),
+                    x.description.clone().into(),
+                    extension_settings(x)?,
+                    ts(x.last_modified_date_time),
+                    ts(read_at),
+                ],
+                event,
+            )
+            .await?;
+        self.changed_since(n, "custom_extensions", "custom extension", x.id).await
+    }
+
+    async fn delete_extension(&self, xid: CustomExtensionId, event: &AuditEvent) -> StoreResult<()> {
+        let in_use = |n: u64| {
+            StoreError::Rule(steward_domain::DomainError::invalid(format!(
+                "The custom extension cannot be deleted: {n} assignment policy stage setting(s) run it \
+                 (customExtensionStageSettings); take it out of those policies first."
+            )))
+        };
+        let mut tx = self.driver.begin().await?;
+        if !lock_row(&mut tx, "custom_extensions", id(xid)).await? {
+            return Err(StoreError::not_found("custom extension", xid));
+        }
+        let used =
+            count_in(&mut tx, "SELECT COUNT(*) FROM policy_extensions WHERE extension_id = $1", &[id(xid)]).await?;
+        if used > 0 {
+            return Err(in_use(used));
+        }
+        tx.execute("DELETE FROM custom_extensions WHERE id = $1", &[id(xid)]).await.map_err(|e| match e {
+            StoreError::Conflict(_) => in_use(1),
+            other => other,
+        })?;
+        lifecycle::record_in(&mut tx, event).await?;
+        tx.commit().await
+    }
+
+    async fn get_extension(&self, xid: CustomExtensionId) -> StoreResult<Option<CustomExtension>> {
+        self.get("custom_extensions", xid.to_string()).await
+    }
+
+    async fn extensions_of_catalog(&self, catalog: CatalogId) -> StoreResult<Vec<CustomExtension>> {
+        let sql = format!(
+            "SELECT {} FROM custom_extensions WHERE catalog_id = $1 ORDER BY display_name, id",
+            CustomExtension::COLUMNS
+        );
+        self.rows(&sql, &[id(catalog)]).await
+    }
+
+    async fn extension_secret(&self, xid: CustomExtensionId) -> StoreResult<Option<String>> {
+        let rows = self.driver.fetch("SELECT signing_secret FROM custom_extensions WHERE id = $1", &[id(xid)]).await?;
+        rows.first().map(|r| Cells::new(r).text()).transpose()
+    }
+
+    async fn extension_uses(&self, xid: CustomExtensionId) -> StoreResult<Vec<(PolicyId, CustomExtensionStage)>> {
+        let rows = self
+            .driver
+            .fetch(
+                "SELECT policy_id, stage FROM policy_extensions WHERE extension_id = $1 ORDER BY policy_id, stage",
+                &[id(xid)],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let mut c = Cells::new(r);
+                Ok((c.parse()?, c.parse()?))
+            })
+            .collect()
+    }
+
+    async fn get_callout(&self, cid: CalloutInstanceId) -> StoreResult<Option<CalloutInstance>> {
+        self.get("callout_instances", cid.to_string()).await
+    }
+
+    async fn callouts_of_requests(&self, requests: &[RequestId]) -> StoreResult<Vec<CalloutInstance>> {
+        let sql = format!("SELECT {} FROM callout_instances WHERE request_id", CalloutInstance::COLUMNS);
+        let keys = requests.iter().map(ToString::to_string).collect();
+        self.rows_in(&sql, keys, "ORDER BY request_id, created_at, id").await
+    }
+
+    async fn callouts_of_assignments(&self, assignments: &[AssignmentId]) -> StoreResult<Vec<CalloutInstance>> {
+        let sql = format!("SELECT {} FROM callout_instances WHERE assignment_id", CalloutInstance::COLUMNS);
+        let keys = assignments.iter().map(ToString::to_string).collect();
+        self.rows_in(&sql, keys, "ORDER BY assignment_id, created_at, id").await
+    }
+
+    async fn nearing_expiry(
+        &self,
+        stage: CustomExtensionStage,
+        now: jiff::Timestamp,
+        until: jiff::Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<(Assignment, CustomExtensionId)>> {
+        // Mostly no policy runs an extension at this stage: one index probe says so.
+        let probe = "SELECT 1 FROM policy_extensions WHERE stage = $1 LIMIT 1";
+        if self.driver.fetch(probe, &[stage.as_str().into()]).await?.is_empty() {
+            return Ok(Vec::new());
+        }
+        let columns: Vec<String> = Assignment::COLUMNS.split(',').map(|c| format!("a.{}", c.trim())).collect();
+        let sql = format!(
+            "SELECT {}, pe.extension_id FROM policy_extensions pe JOIN assignments a ON a.policy_id = pe.policy_id \
+             WHERE pe.stage = $1 AND a.active_key IS NOT NULL AND a.end_at IS NOT NULL AND a.end_at > $2 \
+             AND a.end_at <= $3 AND NOT EXISTS (SELECT 1 FROM callout_instances c \
+             WHERE c.assignment_id = a.id AND c.stage = $1) ORDER BY a.end_at, a.id LIMIT $4",
+            columns.join(", ")
+        );
+        let rows =
+            self.driver.fetch(&sql, &[stage.as_str().into(), ts(now), ts(until), i64::from(limit).into()]).await?;
+        rows.iter()
+            .map(|r| {
+                let mut c = Cells::new(r);
+                let a = Assignment::from_cells(&mut c)?;
+                Ok((a, c.parse()?))
+            })
+            .collect()
+    }
+
     async fn pending_jobs(&self) -> StoreResult<u64> {
         let rows = self.driver.fetch("SELECT COUNT(*) FROM jobs", &[]).await?;
         let n = rows.first().map(|r| Cells::new(r).int()).transpose()?.unwrap_or(0);
@@ -1927,6 +2087,41 @@ async fn insert_request(tx: &mut Box<dyn Tx>, r: &ResourceRequest) -> StoreResul
     )
     .await?;
     Ok(())
+}
+
+/// What a policy insert or update refers to, for naming what is missing.
+fn policy_refs(p: &AssignmentPolicy) -> Vec<Ref> {
+    let mut refs = vec![
+        ("access_packages", "access package", p.access_package_id.to_string()),
+        ("catalogs", "catalog", p.catalog_id.to_string()),
+    ];
+    refs.extend(
+        p.settings
+            .custom_extension_stage_settings
+            .iter()
+            .map(|x| ("custom_extensions", "custom extension", x.custom_extension.id.to_string())),
+    );
+    refs
+}
+
+/// Replaces a policy's rows in `policy_extensions` with its stage settings, in its transaction.
+async fn write_policy_extensions(tx: &mut Box<dyn Tx>, p: &AssignmentPolicy) -> StoreResult<()> {
+    tx.execute("DELETE FROM policy_extensions WHERE policy_id = $1", &[id(p.id)]).await?;
+    for x in &p.settings.custom_extension_stage_settings {
+        tx.execute(
+            "INSERT INTO policy_extensions (policy_id, stage, extension_id) VALUES ($1, $2, $3)",
+            &[id(p.id), x.stage.as_str().into(), id(x.custom_extension.id)],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// A custom extension's configuration as stored.
+fn extension_settings(x: &CustomExtension) -> StoreResult<Param> {
+    serde_json::to_string(&x.config)
+        .map(Param::from)
+        .map_err(|e| StoreError::Internal(format!("cannot encode custom extension settings: {e}")))
 }
 
 /// A connection's reconciliation settings as stored.

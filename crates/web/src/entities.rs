@@ -371,7 +371,18 @@ impl GraphEntity for AssignmentPolicy {
         match nav {
             "accessPackage" => check_nested::<AccessPackage>(item, None),
             "catalog" => check_nested::<Catalog>(item, None),
-            "questions" | "customExtensionStageSettings" => no_options(nav, item),
+            "questions" => no_options(nav, item),
+            "customExtensionStageSettings" => {
+                let inner = ExpandItem { expand: Vec::new(), ..item.clone() };
+                no_options(nav, &inner)?;
+                match item.expand.iter().find(|e| !e.path.eq_ignore_ascii_case("customExtension")) {
+                    Some(e) => Err(ApiError::bad_request(format!(
+                        "customExtensionStageSettings can expand only customExtension, not '{}'.",
+                        steward_domain::text::clip(&e.path, 80)
+                    ))),
+                    None => item.expand.iter().try_for_each(|e| no_options("customExtension", e)),
+                }
+            }
             other => Err(unknown_nav(other)),
         }
     }
@@ -393,7 +404,22 @@ impl GraphEntity for AssignmentPolicy {
             // Contained in the policy and always returned with it; expanding keeps them.
             "questions" => contained(serde_json::to_value(&self.settings.questions)),
             "customExtensionStageSettings" => {
-                contained(serde_json::to_value(&self.settings.custom_extension_stage_settings))
+                let mut out = Vec::with_capacity(self.settings.custom_extension_stage_settings.len());
+                for setting in &self.settings.custom_extension_stage_settings {
+                    let mut v = contained(serde_json::to_value(setting))?;
+                    if !item.expand.is_empty()
+                        && let Some(x) =
+                            cx.s.store
+                                .get_extension(setting.custom_extension.id)
+                                .await
+                                .map_err(steward_app::AppError::from)?
+                        && let Value::Object(m) = &mut v
+                    {
+                        m.insert("customExtension".into(), x.to_json());
+                    }
+                    out.push(v);
+                }
+                Ok(Value::Array(out))
             }
             other => Err(unknown_nav(other)),
         }

@@ -59,6 +59,7 @@ pub fn api() -> api::Api {
         .merge(routes::lifecycle::api())
         .merge(routes::tokens::api())
         .merge(routes::connections::api())
+        .merge(routes::extensions::api())
 }
 
 /// The OpenAPI document, generated from the routes themselves.

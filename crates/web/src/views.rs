@@ -72,8 +72,28 @@ async fn question_types(s: &Services, r: &AssignmentRequest) -> Result<HashMap<S
         .collect())
 }
 
+/// The callout instances of requests (or assignments), by the id they are about.
+fn by_owner<K: std::hash::Hash + Eq>(
+    all: Vec<steward_domain::extension::CalloutInstance>,
+    key: impl Fn(&steward_domain::extension::CalloutInstance) -> Option<K>,
+) -> HashMap<K, Vec<Value>> {
+    let mut out: HashMap<K, Vec<Value>> = HashMap::new();
+    for c in all {
+        if let Some(k) = key(&c) {
+            out.entry(k).or_default().push(c.to_json());
+        }
+    }
+    out
+}
+
 impl RequestView {
     pub async fn build(s: &Services, r: AssignmentRequest) -> Result<Self, ApiError> {
+        let callouts = s.store.callouts_of_requests(&[r.id]).await.map_err(steward_app::AppError::from)?;
+        let callouts = callouts.into_iter().map(|c| c.to_json()).collect();
+        Self::build_with(s, r, callouts).await
+    }
+
+    async fn build_with(s: &Services, r: AssignmentRequest, callouts: Vec<Value>) -> Result<Self, ApiError> {
         let types = if r.detail.answers.is_empty() { HashMap::new() } else { question_types(s, &r).await? };
         let answers = r
             .detail
@@ -105,15 +125,19 @@ impl RequestView {
             justification: r.detail.justification.clone(),
             schedule: schedule_json(&schedule),
             answers,
-            custom_extension_callout_instances: Vec::new(),
+            custom_extension_callout_instances: callouts,
             inner: r,
         })
     }
 
     pub async fn build_all(s: &Services, rs: Vec<AssignmentRequest>) -> Result<Vec<Self>, ApiError> {
+        let ids: Vec<_> = rs.iter().map(|r| r.id).collect();
+        let all = s.store.callouts_of_requests(&ids).await.map_err(steward_app::AppError::from)?;
+        let mut callouts = by_owner(all, |c| c.request_id);
         let mut out = Vec::with_capacity(rs.len());
         for r in rs {
-            out.push(Self::build(s, r).await?);
+            let mine = callouts.remove(&r.id).unwrap_or_default();
+            out.push(Self::build_with(s, r, mine).await?);
         }
         Ok(out)
     }
@@ -194,6 +218,23 @@ impl From<Assignment> for AssignmentView {
             custom_extension_callout_instances: Vec::new(),
             inner: a,
         }
+    }
+}
+
+impl AssignmentView {
+    /// The views of assignments with their callout instances (their requests' stages, expiry
+    /// stages, removal), read in one query.
+    pub async fn build_all(s: &Services, all: Vec<Assignment>) -> Result<Vec<Self>, ApiError> {
+        let ids: Vec<_> = all.iter().map(|a| a.id).collect();
+        let found = s.store.callouts_of_assignments(&ids).await.map_err(steward_app::AppError::from)?;
+        let mut callouts = by_owner(found, |c| c.assignment_id);
+        Ok(all
+            .into_iter()
+            .map(|a| {
+                let mine = callouts.remove(&a.id).unwrap_or_default();
+                Self { custom_extension_callout_instances: mine, ..Self::from(a) }
+            })
+            .collect())
     }
 }
 

@@ -241,7 +241,12 @@ fn system_request(p: &AssignmentPolicy, target: UserId, kind: RequestType, now: 
         target_id: target,
         requestor_id: None,
         assignment_id: None,
-        detail: RequestDetail::default(),
+        // Automatic requests pass no created or approved stage; the policy's extensions for
+        // granted and removed run as for any request.
+        detail: RequestDetail {
+            extensions: steward_domain::extension::snapshot(&p.settings.custom_extension_stage_settings),
+            ..RequestDetail::default()
+        },
         created_date_time: now,
         completed_date_time: None,
         modified_date_time: now,

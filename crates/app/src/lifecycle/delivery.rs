@@ -10,7 +10,7 @@ use jiff::{SignedDuration, Timestamp};
 use steward_domain::assignment::{self, Assignment, Delivery, DeliveryState, GrantAction};
 use steward_domain::audit::Activity;
 use steward_domain::directory::User;
-use steward_domain::enums::{AssignmentState, RequestState};
+use steward_domain::enums::{AssignmentState, CustomExtensionStage, RequestState};
 use steward_domain::ids::{AccessPackageId, AssignmentId, GroupId, JobId, RequestId, ResourceRoleId, UserId};
 use steward_domain::request::{AssignmentRequest, RequestStatus};
 
@@ -254,10 +254,10 @@ pub(crate) async fn queue_revocations(
     let now = s.clock.now();
     let mut grants: HashMap<AccessPackageId, Vec<RoleGrant>> = HashMap::new();
     let mut batch = Batch::default();
-    for a in s.store.assignments_by_id(ids).await? {
-        if a.is_active() {
-            continue;
-        }
+    let ended: Vec<Assignment> = s.store.assignments_by_id(ids).await?.into_iter().filter(|a| !a.is_active()).collect();
+    // Expired without a request: the policy's extension for the removal stage is told.
+    super::callouts::queue_removed(s, &ended, now, &mut batch).await?;
+    for a in ended {
         if let std::collections::hash_map::Entry::Vacant(e) = grants.entry(a.access_package_id) {
             e.insert(s.store.package_grants(a.access_package_id).await?);
         }
@@ -469,6 +469,16 @@ fn complete_request(r: AssignmentRequest, all: &[Delivery], action: GrantAction,
     };
     r2.detail.failures = failures;
     r2.set(state, status, now);
+    // Access given (or taken): the policy's extension for that stage is told, fire-and-forget.
+    match (action, state) {
+        (GrantAction::Grant, RequestState::Delivered | RequestState::PartiallyDelivered) => {
+            super::callouts::queue(&r2, CustomExtensionStage::AssignmentRequestGranted, now, batch);
+        }
+        (GrantAction::Revoke, _) => {
+            super::callouts::queue(&r2, CustomExtensionStage::AssignmentRequestRemoved, now, batch);
+        }
+        _ => {}
+    }
     let mut ev = request_event(&r2, activity, &Actor::System, now);
     if activity == Activity::Failed {
         ev = ev.failed();

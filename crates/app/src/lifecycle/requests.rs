@@ -7,14 +7,16 @@ use steward_domain::assignment::{Assignment, DeliveryState, GrantAction};
 use steward_domain::audit::Activity;
 use steward_domain::directory::User;
 use steward_domain::eligibility::{self, Facts, Verdict};
-use steward_domain::enums::{AllowedTargetScope, AssignmentState, RequestState, RequestType};
+use steward_domain::enums::{AllowedTargetScope, AssignmentState, CustomExtensionStage, RequestState, RequestType};
 use steward_domain::ids::{AccessPackageId, AssignmentId, PolicyId, RequestId, UserId};
 use steward_domain::package::AccessPackage;
 use steward_domain::policy::{AssignmentPolicy, RequestorSettings};
 use steward_domain::request::{self, Answer, AssignmentRequest, RequestDetail, RequestStatus};
 use steward_domain::schedule::{self, Schedule};
 
-use super::{Actor, approvers, changed, end_access, request_event, require_request, separation, start_access};
+use super::{
+    Actor, approvers, callouts, changed, end_access, request_event, require_request, separation, start_access,
+};
 use crate::auth::{AdminCap, Principal, UserCap};
 use crate::jobs::{JobKind, NewJob};
 use crate::packages::require_package;
@@ -85,7 +87,7 @@ fn requestor_settings(p: &AssignmentPolicy) -> RequestorSettings {
     })
 }
 
-fn needs_approval(p: &AssignmentPolicy, add: bool) -> bool {
+pub(crate) fn needs_approval(p: &AssignmentPolicy, add: bool) -> bool {
     p.settings.request_approval_settings.as_ref().is_some_and(|a| {
         (if add { a.is_approval_required_for_add } else { a.is_approval_required_for_update }) && !a.stages.is_empty()
     })
@@ -225,7 +227,10 @@ fn new_request(
         target_id: target,
         requestor_id: requestor,
         assignment_id: None,
-        detail,
+        detail: RequestDetail {
+            extensions: steward_domain::extension::snapshot(&policy.settings.custom_extension_stage_settings),
+            ..detail
+        },
         created_date_time: now,
         completed_date_time: None,
         modified_date_time: now,
@@ -279,7 +284,9 @@ async fn admin_add(
     let mut req = new_request(RequestType::AdminAdd, &pkg, &policy, target.id, None, detail, now);
     let mut batch = Batch::default();
     batch.events.push(request_event(&req, Activity::AdminAssigns, &actor, now));
-    approved(s, &mut req, &actor, now, &mut batch).await?;
+    if !callouts::fire(s, &mut req, CustomExtensionStage::AssignmentRequestCreated, now, &mut batch).await? {
+        approved(s, &mut req, &actor, now, &mut batch).await?;
+    }
     batch.requests.insert(0, Put::New(req.clone()));
     s.store.apply(&batch).await?;
     Ok(req)
@@ -348,7 +355,9 @@ async fn user_add(
     let mut req = new_request(kind, &pkg, &policy, target.id, Some(me.id()), detail, now);
     let mut batch = Batch::default();
     batch.events.push(request_event(&req, Activity::UserRequestsAssignment, &actor, now));
-    if needs_approval(&policy, true) {
+    if callouts::fire(s, &mut req, CustomExtensionStage::AssignmentRequestCreated, now, &mut batch).await? {
+        // A launch-and-wait extension decides first; approval starts when it calls back.
+    } else if needs_approval(&policy, true) {
         begin_approval(s, &mut req, &policy, now, &mut batch).await?;
     } else {
         batch.events.push(request_event(&req, Activity::AutoApprove, &Actor::System, now));
@@ -383,7 +392,7 @@ async fn apply_unless_duplicate(
 }
 
 /// Plans the policy's stages and starts the first.
-async fn begin_approval(
+pub(crate) async fn begin_approval(
     s: &Services,
     req: &mut AssignmentRequest,
     policy: &AssignmentPolicy,
@@ -416,8 +425,24 @@ pub(crate) fn deny(
     batch.events.push(request_event(req, activity, &Actor::System, now).with_detail(reason));
 }
 
-/// An add request is approved: it waits for its start, or its access starts now.
+/// An add request is approved: its policy's extension for the approved stage is called (and,
+/// if it is launch-and-wait, the request waits for it); then it waits for its start, or its
+/// access starts now.
 pub(crate) async fn approved(
+    s: &Services,
+    req: &mut AssignmentRequest,
+    actor: &Actor,
+    now: Timestamp,
+    batch: &mut Batch,
+) -> Result<(), AppError> {
+    if callouts::fire(s, req, CustomExtensionStage::AssignmentRequestApproved, now, batch).await? {
+        return Ok(());
+    }
+    after_approval(s, req, actor, now, batch).await
+}
+
+/// After approval (and its extension): the request waits for its start, or access starts now.
+pub(crate) async fn after_approval(
     s: &Services,
     req: &mut AssignmentRequest,
     actor: &Actor,
@@ -580,6 +605,10 @@ async fn remove(s: &Services, who: Who, input: RequestInput) -> Result<Assignmen
         assignment_id: Some(a.id),
         detail: RequestDetail {
             justification: request::check_justification(input.justification.as_deref(), false)?,
+            extensions: policy
+                .as_ref()
+                .map(|p| steward_domain::extension::snapshot(&p.settings.custom_extension_stage_settings))
+                .unwrap_or_default(),
             ..Default::default()
         },
         created_date_time: now,
@@ -601,6 +630,7 @@ async fn remove(s: &Services, who: Who, input: RequestInput) -> Result<Assignmen
     let grants = s.store.package_grants(a.access_package_id).await?;
     if grants.is_empty() {
         req.set(RequestState::Delivered, RequestStatus::Delivered, now);
+        callouts::queue(&req, CustomExtensionStage::AssignmentRequestRemoved, now, &mut batch);
     }
     end_access(&a, &grants, "Removed", Some(&req), now, &mut batch);
     batch.requests.insert(0, Put::New(req.clone()));
@@ -890,6 +920,7 @@ pub async fn remove_all_access(s: &Services, user: UserId) -> Result<usize, AppE
             assignment_id: Some(a.id),
             detail: RequestDetail {
                 reason: Some("The user was deleted from the directory.".into()),
+                extensions: callouts::snapshot_of(s, a.policy_id).await?,
                 ..Default::default()
             },
             created_date_time: now,
@@ -898,10 +929,11 @@ pub async fn remove_all_access(s: &Services, user: UserId) -> Result<usize, AppE
             due: None,
         };
         let grants = s.store.package_grants(a.access_package_id).await?;
+        let mut batch = Batch::default();
         if grants.is_empty() {
             req.set(RequestState::Delivered, RequestStatus::Delivered, now);
+            callouts::queue(&req, CustomExtensionStage::AssignmentRequestRemoved, now, &mut batch);
         }
-        let mut batch = Batch::default();
         batch.events.push(request_event(&req, Activity::SystemRemovesRequest, &Actor::System, now));
         if let Some(mut open) = s.store.open_request(a.target_id, a.access_package_id).await? {
             let read_at = open.modified_date_time;

@@ -59,6 +59,10 @@ pub async fn pass(s: &Services, now: Timestamp) -> Result<(Swept, bool), AppErro
             Err(e) => tracing::warn!(request = %id, error = %e, "a due request could not be handled; will retry"),
         }
     }
+    // Custom extensions that run 14 days and one day before assignments end.
+    if let Err(e) = super::callouts::queue_expiry_stages(s, now).await {
+        tracing::warn!(error = %e, "expiry callouts could not be queued; will retry");
+    }
     let ending = s.store.ending_assignments(now, BATCH).await?;
     more |= ending.len() >= BATCH as usize;
     let mut grants: HashMap<AccessPackageId, Vec<RoleGrant>> = HashMap::new();
@@ -121,6 +125,7 @@ async fn expire(
     for a in chunk {
         let mut one = Batch::default();
         ending(a, &mut one);
+        super::callouts::queue_removed(s, std::slice::from_ref(a), now, &mut one).await?;
         match s.store.apply(&one).await {
             Ok(()) => expired += 1,
             Err(StoreError::Conflict(_)) => left = true,
@@ -134,6 +139,17 @@ async fn on_due_request(s: &Services, r: AssignmentRequest, now: Timestamp) -> R
     let read_at = r.modified_date_time;
     let mut req = r;
     let mut batch = Batch::default();
+    if req.is_open() && req.status == RequestStatus::WaitingForCallback {
+        match req.detail.waiting {
+            Some(instance) => super::callouts::time_out(s, &mut req, instance, now, &mut batch).await?,
+            None => req.due = None,
+        }
+        batch.requests.insert(0, changed(req, read_at, now));
+        return match s.store.apply(&batch).await {
+            Ok(()) | Err(StoreError::Conflict(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        };
+    }
     match req.state {
         RequestState::PendingApproval => match approval::due(&req.detail.stages, now) {
             Timer::TimeOut(i) => {

@@ -177,7 +177,8 @@ impl Worker {
                 JobKind::Sweep
                 | JobKind::Reconcile { .. }
                 | JobKind::RevokeEnded { .. }
-                | JobKind::ReconcileConnection { .. } => {
+                | JobKind::ReconcileConnection { .. }
+                | JobKind::Callout { .. } => {
                     self.run_lanes(std::mem::take(&mut deliveries), now).await;
                     run_job(&self.s, &self.owner, &job, now).await;
                 }
@@ -239,6 +240,16 @@ async fn run_job(s: &Services, owner: &str, job: &Job, now: Timestamp) {
         JobKind::Reconcile { policy } => automatic::run(s, job, owner, *policy).await.map(|_| ()),
         JobKind::RevokeEnded { assignments } => delivery::queue_revocations(s, job, owner, assignments).await,
         JobKind::ReconcileConnection { connection } => crate::reconcile::run(s, job, owner, *connection).await,
+        JobKind::Callout { instance, extension, stage, request, assignment } => {
+            let spec = super::callouts::Spec {
+                instance: *instance,
+                extension: *extension,
+                stage: *stage,
+                request: *request,
+                assignment: *assignment,
+            };
+            super::callouts::run(s, job, owner, spec).await
+        }
     };
     if let Err(e) = r {
         tracing::warn!(job = %job.id, kind = job.kind.name(), error = %e, "job failed; will retry");

@@ -13,6 +13,7 @@ mod catalogs;
 mod concurrency;
 mod connections;
 mod directory;
+mod extensions;
 mod fixtures;
 mod lifecycle;
 mod listing;
@@ -52,6 +53,8 @@ contract!(
     directory::tokens,
     catalogs::catalogs_round_trip,
     connections::connections_round_trip,
+    extensions::custom_extensions_round_trip,
+    extensions::callout_instances_and_expiry_search,
     catalogs::catalog_deletion_rule,
     catalogs::resources_add_list_and_remove,
     catalogs::resources_need_an_existing_group,

@@ -386,14 +386,25 @@ async fn reprocess_request(
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
-async fn resume(State(st): State<AppState>, Caller(p): Caller, Path(id): Path<String>) -> R {
+/// A launch-and-wait custom extension calls back. Administrators only: the extension's
+/// receiver resumes with an administrator token.
+async fn resume(
+    State(st): State<AppState>,
+    Admin(_, cap): Admin,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> R {
     let id: RequestId = path_id(&id)?;
-    requests::get_request(&st.services, &p, id).await?;
-    Err(ApiError::new(
-        StatusCode::CONFLICT,
-        "RequestNotWaiting",
-        "The request is not waiting for a custom extension, so there is nothing to resume.",
-    ))
+    crate::body::require_json(&headers, &bytes)?;
+    if bytes.is_empty() {
+        return Err(ApiError::invalid_model("A JSON body with source, type and data is required."));
+    }
+    let v: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("The body is not valid JSON: {e}.")))?;
+    let body = steward_domain::extension::Resume::parse(&v)?;
+    steward_app::lifecycle::callouts::resume(&st.services, cap, id, body).await?;
+    Ok(no_content())
 }
 
 async fn assignment_page(
@@ -404,7 +415,7 @@ async fn assignment_page(
     page: Page<steward_domain::assignment::Assignment>,
 ) -> R {
     let page =
-        Page { items: page.items.into_iter().map(AssignmentView::from).collect(), count: page.count, next: page.next };
+        Page { items: AssignmentView::build_all(&st.services, page.items).await?, count: page.count, next: page.next };
     page_response(&Cx::new(&st.services, p), od, q, page, ASSIGNMENTS_SET).await
 }
 
@@ -459,7 +470,9 @@ async fn get_assignment(State(st): State<AppState>, Caller(p): Caller, od: OData
         .map_err(steward_app::AppError::from)?
         .filter(|a| p.user_id().is_none_or(|u| u == a.target_id))
         .ok_or_else(|| ApiError::from(steward_app::AppError::not_found("assignment", aid)))?;
-    entity_response(&Cx::new(&st.services, &p), &od, &AssignmentView::from(a), StatusCode::OK, ASSIGNMENTS_SET).await
+    let view = AssignmentView::build_all(&st.services, vec![a]).await?.into_iter().next();
+    let view = view.ok_or_else(|| ApiError::from(steward_app::AppError::not_found("assignment", aid)))?;
+    entity_response(&Cx::new(&st.services, &p), &od, &view, StatusCode::OK, ASSIGNMENTS_SET).await
 }
 
 /// Not part of Graph: per-resource delivery of one assignment, for its administrators and its

@@ -3,6 +3,7 @@
 pub mod connections;
 pub mod directory;
 pub mod em;
+pub mod extensions;
 pub mod lifecycle;
 pub mod ops;
 pub mod policies;

@@ -121,7 +121,8 @@ impl TestApp {
         Self { router, services, statuses: Arc::default(), next_crid: AtomicU64::new(1), _dir: dir }
     }
 
-    /// The app able to build connections, with credentials sealed by `key`, on a manual clock
+    /// The app able to build connections, with credentials (and custom extensions' signing
+    /// secrets) sealed by `key`, sending custom extension callouts over HTTP, on a manual clock
     /// starting at `start` (returned, to move it).
     pub async fn with_clock_and_connections(start: &str, key: &str) -> (Self, Arc<ManualClock>) {
         let (store, dir) = Self::store().await;
@@ -131,7 +132,9 @@ impl TestApp {
             factory: Some(Arc::new(steward_connectors::Factory)),
             sealer: Some(sealer),
         };
-        let services = Services::new(store, clock.clone()).with_connection_setup(setup);
+        let callouts = steward_connectors::callout::HttpCallouts::new().unwrap();
+        let services =
+            Services::new(store, clock.clone()).with_connection_setup(setup).with_callouts(Arc::new(callouts));
         let router = steward_web::app(services.clone(), Authenticator::new(Some(ADMIN)), None, None);
         let app = Self { router, services, statuses: Arc::default(), next_crid: AtomicU64::new(1), _dir: dir };
         (app, clock)

@@ -13,6 +13,7 @@ mod connections;
 mod delivery;
 mod directory;
 mod em;
+mod extensions;
 mod lifecycle;
 mod odata;
 mod ops;
