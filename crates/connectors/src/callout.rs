@@ -45,14 +45,8 @@ fn transport(e: &reqwest::Error) -> String {
     } else {
         "the exchange with the endpoint failed"
     };
-    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
-    let mut deepest = None;
-    while let Some(s) = source {
-        deepest = Some(s.to_string());
-        source = s.source();
-    }
-    match deepest {
-        Some(d) => format!("{kind} ({})", clean(&d)),
+    match crate::innermost_cause(e, clean) {
+        Some(d) => format!("{kind} ({d})"),
         None => kind.to_owned(),
     }
 }

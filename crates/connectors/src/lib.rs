@@ -55,6 +55,18 @@ fn bearer_token(credentials: Option<&SecretString>) -> Result<Option<SecretStrin
     Ok(c.bearer_token.map(SecretString::from))
 }
 
+/// The innermost cause of an HTTP client error (what refused, reset or timed out), without
+/// the URL that the error's own text repeats; `clean` makes it fit to show.
+fn innermost_cause(e: &reqwest::Error, clean: impl Fn(&str) -> String) -> Option<String> {
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    let mut deepest = None;
+    while let Some(s) = source {
+        deepest = Some(s.to_string());
+        source = s.source();
+    }
+    deepest.map(|d| clean(&d))
+}
+
 fn settings<T: serde::de::DeserializeOwned>(v: &serde_json::Value) -> Result<T, String> {
     serde_json::from_value(v.clone()).map_err(|e| e.to_string())
 }

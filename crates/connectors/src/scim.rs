@@ -741,14 +741,8 @@ fn without_url(e: &reqwest::Error) -> String {
     } else {
         "the exchange failed"
     };
-    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
-    let mut deepest = None;
-    while let Some(s) = source {
-        deepest = Some(s.to_string());
-        source = s.source();
-    }
-    match deepest {
-        Some(d) => format!("{kind} ({})", clean(&d)),
+    match crate::innermost_cause(e, clean) {
+        Some(d) => format!("{kind} ({d})"),
         None => kind.to_owned(),
     }
 }
