@@ -245,11 +245,30 @@ impl FromRow for AssignmentPolicy {
             catalog_id: c.parse()?,
             display_name: c.name()?,
             description: c.opt_text()?,
-            settings: serde_json::from_str(&c.text()?)
-                .map_err(|e| StoreError::Internal(format!("stored policy settings do not parse: {e}")))?,
+            settings: policy_settings(&c.text()?)?,
             created_date_time: c.time()?,
             modified_date_time: c.time()?,
         })
+    }
+}
+
+/// A policy's stored settings. Before custom extensions existed (migration 0008) their
+/// `customExtensionStageSettings` were kept as any JSON and named no extension, so settings
+/// that only fail on those are read without them.
+fn policy_settings(text: &str) -> Result<steward_domain::policy::PolicySettings, StoreError> {
+    let bad = |e: serde_json::Error| StoreError::Internal(format!("stored policy settings do not parse: {e}"));
+    match serde_json::from_str(text) {
+        Ok(s) => Ok(s),
+        Err(first) => {
+            let mut v: serde_json::Value = serde_json::from_str(text).map_err(bad)?;
+            match v.as_object_mut().and_then(|o| o.remove("customExtensionStageSettings")) {
+                Some(old) => {
+                    tracing::warn!(settings = %old, "ignoring stage settings stored before custom extensions existed");
+                    serde_json::from_value(v).map_err(bad)
+                }
+                None => Err(bad(first)),
+            }
+        }
     }
 }
 
@@ -321,5 +340,21 @@ impl FromRow for steward_domain::extension::CalloutInstance {
             created_date_time: c.time()?,
             modified_date_time: c.time()?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::policy_settings;
+
+    #[test]
+    fn stage_settings_stored_before_custom_extensions_are_read_without_them() {
+        let old = r#"{"allowedTargetScope": "allMemberUsers", "customExtensionStageSettings": [{"anything": 1}]}"#;
+        let s = policy_settings(old).unwrap();
+        assert!(s.custom_extension_stage_settings.is_empty());
+        assert!(policy_settings(r#"{"allowedTargetScope": 7}"#).is_err(), "other damage is still an error");
+        assert!(policy_settings("not json").is_err());
     }
 }
