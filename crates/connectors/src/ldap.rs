@@ -320,6 +320,22 @@ impl LdapConnector {
             .collect())
     }
 
+    /// The group entries under the group base, with `attrs`, over a connection of their own.
+    async fn group_entries(&self, attrs: Vec<&str>) -> Result<Vec<ldap3::ResultEntry>, ConnectorError> {
+        let mut ldap = self.open().await?;
+        let filter = format!("(objectClass={})", ldap_escape(&self.settings.group_object_class));
+        let search = async {
+            ldap.search(&self.settings.group_base_dn, Scope::Subtree, &filter, attrs)
+                .await
+                .map_err(unavailable)?
+                .success()
+                .map_err(result_error)
+        };
+        let (entries, _) = self.bounded("a search", search).await?;
+        let _ = ldap.unbind().await;
+        Ok(entries)
+    }
+
     /// The values of a group's member attribute.
     async fn holders(&self, ldap: &mut Ldap, group: &str) -> Result<Vec<String>, ConnectorError> {
         let attr = self.settings.member_attribute.name();
@@ -476,17 +492,7 @@ impl Connector for LdapConnector {
     }
 
     async fn check(&self) -> Result<String, ConnectorError> {
-        let mut ldap = self.open().await?;
-        let filter = format!("(objectClass={})", ldap_escape(&self.settings.group_object_class));
-        let search = async {
-            ldap.search(&self.settings.group_base_dn, Scope::Subtree, &filter, vec!["1.1"])
-                .await
-                .map_err(unavailable)?
-                .success()
-                .map_err(result_error)
-        };
-        let (entries, _) = self.bounded("a search", search).await?;
-        let _ = ldap.unbind().await;
+        let entries = self.group_entries(vec!["1.1"]).await?;
         Ok(format!(
             "connected to {} as '{}'; {} group(s) under {}",
             self.settings.url,
@@ -602,17 +608,7 @@ impl Connector for LdapConnector {
     }
 
     async fn discover(&self) -> Result<Vec<DiscoveredResource>, ConnectorError> {
-        let mut ldap = self.open().await?;
-        let filter = format!("(objectClass={})", ldap_escape(&self.settings.group_object_class));
-        let search = async {
-            ldap.search(&self.settings.group_base_dn, Scope::Subtree, &filter, vec!["cn"])
-                .await
-                .map_err(unavailable)?
-                .success()
-                .map_err(result_error)
-        };
-        let (entries, _) = self.bounded("a search", search).await?;
-        let _ = ldap.unbind().await;
+        let entries = self.group_entries(vec!["cn"]).await?;
         let mut out: Vec<DiscoveredResource> = entries
             .into_iter()
             .map(SearchEntry::construct)
