@@ -1227,14 +1227,7 @@ impl Store for SqlStore {
     }
 
     async fn role_grant(&self, role: ResourceRoleId) -> StoreResult<Option<RoleGrant>> {
-        let rows = self
-            .driver
-            .fetch(
-                "SELECT rr.id, rr.display_name, rr.origin_id, rr.origin_system, r.origin_id, r.display_name \
-                 FROM resource_roles rr JOIN resources r ON r.id = rr.resource_id WHERE rr.id = $1",
-                &[id(role)],
-            )
-            .await?;
+        let rows = self.driver.fetch(&format!("{GRANTS} WHERE rr.id = $1"), &[id(role)]).await?;
         Ok(grants(&rows)?.into_iter().next())
     }
 
@@ -1497,9 +1490,8 @@ impl Store for SqlStore {
     }
 
     async fn role_grants(&self, roles: &[ResourceRoleId]) -> StoreResult<Vec<RoleGrant>> {
-        let head = "SELECT rr.id, rr.display_name, rr.origin_id, rr.origin_system, r.origin_id, r.display_name \
-                    FROM resource_roles rr JOIN resources r ON r.id = rr.resource_id WHERE rr.id";
-        grants(&self.fetch_in(head, roles.iter().map(ToString::to_string).collect(), "").await?)
+        let head = format!("{GRANTS} WHERE rr.id");
+        grants(&self.fetch_in(&head, roles.iter().map(ToString::to_string).collect(), "").await?)
     }
 
     async fn deliveries_of(&self, assignments: &[AssignmentId]) -> StoreResult<Vec<Delivery>> {
@@ -1706,9 +1698,7 @@ impl Store for SqlStore {
         let rows = self
             .driver
             .fetch(
-                "SELECT rr.id, rr.display_name, rr.origin_id, rr.origin_system, r.origin_id, r.display_name \
-                 FROM resource_roles rr JOIN resources r ON r.id = rr.resource_id \
-                 WHERE r.origin_id >= $1 AND r.origin_id < $2 ORDER BY rr.id",
+                &format!("{GRANTS} WHERE r.origin_id >= $1 AND r.origin_id < $2 ORDER BY rr.id"),
                 &[from.into(), to.into()],
             )
             .await?;
@@ -2128,3 +2118,7 @@ fn extension_settings(x: &CustomExtension) -> StoreResult<Param> {
 fn reconciliation_json(c: &Connection) -> Param {
     serde_json::to_string(&c.reconciliation).unwrap_or_else(|_| "{}".to_owned()).into()
 }
+
+/// The rows `grants` reads: resource roles with their resource's origin id and name.
+const GRANTS: &str = "SELECT rr.id, rr.display_name, rr.origin_id, rr.origin_system, r.origin_id, r.display_name \
+                      FROM resource_roles rr JOIN resources r ON r.id = rr.resource_id";
