@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Creates (once) the Python virtualenv the test command uses, with Microsoft's
-# msgraph-sdk, pytest and scim2-server pinned in tests/sdk/requirements.txt, and prints its path on stdout
-# (everything else goes to stderr).
+# Creates (once) the Python virtualenv the test command uses, with the packages pinned in
+# tests/sdk/requirements.txt (Microsoft's msgraph-sdk, pytest, scim2-server, scim2-cli, authlib for
+# the test OpenID Connect provider), and prints its path on stdout (everything else goes to stderr).
 #
 #   venv=$(scripts/python-venv.sh)        # ${STEWARD_VENV:-<repo>/.venv}
 #

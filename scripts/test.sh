@@ -6,7 +6,9 @@
 #   3. three `steward serve` processes sharing one PostgreSQL database (tests/e2e).
 # The connector tests start their own peers: a throwaway OpenLDAP slapd (Debian's slapd and
 # ldap-utils, installed here when missing), PyPI's scim2-server (in the virtualenv made below)
-# and the PostgreSQL below as a role target.
+# and the PostgreSQL below as a role target. The identity tests start a real OpenID Connect
+# provider (tests/oidc/provider.py, on PyPI's authlib) and check Steward's own SCIM server with
+# PyPI's scim2-cli; the sign-in test serves HTTPS with a throwaway CA made by openssl.
 # PostgreSQL: uses $DATABASE_URL when set, else a server on 127.0.0.1:5432, else starts a
 # throwaway cluster with pg_virtualenv for the duration of the run. Nothing is skipped: a
 # missing peer fails the run.
@@ -52,7 +54,7 @@ if [ ${#debs[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${debs[@]}" >/dev/null
 fi
 
-say "Python virtualenv (Graph SDK, pytest, scim2-server)"
+say "Python virtualenv (Graph SDK, pytest, scim2-server, scim2-cli, authlib)"
 venv=$(bash scripts/python-venv.sh)
 export STEWARD_VENV="$venv"
 

@@ -8,13 +8,36 @@ use serde_json::Value;
 use steward_domain::audit::{Activity, AuditEvent};
 use steward_domain::text::clip;
 
-use crate::auth::AdminCap;
+use crate::auth::{AdminCap, CatalogCap, CreatorCap};
+use crate::lifecycle::Actor;
+
+/// A capability that names who holds it, so the changes it authorizes are audited to them.
+pub trait Acting: Copy {
+    fn acting(self) -> Actor;
+}
+
+impl Acting for AdminCap {
+    fn acting(self) -> Actor {
+        self.actor()
+    }
+}
+impl Acting for CatalogCap {
+    fn acting(self) -> Actor {
+        self.actor()
+    }
+}
+impl Acting for CreatorCap {
+    fn acting(self) -> Actor {
+        self.actor()
+    }
+}
 
 /// Target types, as Entra names them in `targetResources`.
 pub const CATALOG: &str = "AccessPackageCatalog";
 pub const RESOURCE_REQUEST: &str = "AccessPackageResourceRequest";
 pub const PACKAGE: &str = "AccessPackage";
 pub const POLICY: &str = "AccessPackageAssignmentPolicy";
+pub const ROLE_ASSIGNMENT: &str = "RoleAssignment";
 /// Steward's own: a connection to a delivery target.
 pub const CONNECTION: &str = "Connection";
 
@@ -24,14 +47,14 @@ const NAME_MAX: usize = 80;
 /// An administrator's change to the object `target_id`, correlated by that same id: the events
 /// of one catalog, package or policy read together as its history (`Store::events_of`).
 pub(crate) fn admin_event(
-    cap: AdminCap,
+    cap: impl Acting,
     activity: Activity,
     target_type: &str,
     target_id: impl ToString,
     now: Timestamp,
 ) -> AuditEvent {
     let id = target_id.to_string();
-    AuditEvent::new(now, activity, cap.actor().initiator(), target_type, &id, &id)
+    AuditEvent::new(now, activity, cap.acting().initiator(), target_type, &id, &id)
 }
 
 /// The detail of a creation: the new object's name, shortened.

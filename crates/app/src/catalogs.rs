@@ -5,13 +5,15 @@ use steward_domain::audit::Activity;
 use steward_domain::catalog::{self, Catalog, Resource, ResourceRequest, ResourceRole, ResourceScope};
 use steward_domain::enums::{CatalogState, RequestState, RequestType};
 use steward_domain::ids::{CatalogId, GroupId, ResourceId, ResourceRequestId};
+use steward_domain::role::Task;
 use steward_domain::text::{DESCRIPTION_MAX, DisplayName, bounded};
 
 use crate::audit::{CATALOG, RESOURCE_REQUEST, admin_event, changed_properties, named};
-use crate::auth::AdminCap;
+use crate::auth::{CatalogCap, CatalogScope, CreatorCap};
 use crate::ports::Page;
-use crate::query::{ListQuery, RESOURCES};
+use crate::query::{ListQuery, RESOURCES, Relation};
 use crate::{AppError, Services};
+use steward_domain::role::{AppScope, Role, RoleAssignment};
 
 #[derive(Debug, Clone)]
 pub struct NewCatalog {
@@ -29,13 +31,16 @@ pub struct CatalogPatch {
     pub is_externally_visible: Option<bool>,
 }
 
-pub async fn create_catalog(s: &Services, cap: AdminCap, new: NewCatalog) -> Result<Catalog, AppError> {
+/// Creates a catalog; a catalog creator who is not an administrator becomes its first owner,
+/// in the same transaction.
+pub async fn create_catalog(s: &Services, cap: CreatorCap, new: NewCatalog) -> Result<Catalog, AppError> {
     let description = bounded("description", new.description, DESCRIPTION_MAX)?;
     let now = s.clock.now();
     let c = catalog::new_catalog(new.display_name, description, new.state, new.is_externally_visible, now);
+    let owner = cap.owner.map(|u| RoleAssignment::new(u, Role::CatalogOwner, AppScope::Catalog(c.id))).transpose()?;
     let event =
         admin_event(cap, Activity::CreateCatalog, CATALOG, c.id, now).with_detail(named(c.display_name.as_str()));
-    s.store.insert_catalog(&c, &event).await?;
+    s.store.insert_catalog(&c, owner.as_ref(), &event).await?;
     Ok(c)
 }
 
@@ -43,24 +48,26 @@ pub async fn require_catalog(s: &Services, id: CatalogId) -> Result<Catalog, App
     s.store.get_catalog(id).await?.ok_or_else(|| AppError::not_found("catalog", id))
 }
 
-pub async fn get_catalog(s: &Services, _cap: AdminCap, id: CatalogId) -> Result<Catalog, AppError> {
-    require_catalog(s, id).await
+pub async fn get_catalog(s: &Services, cap: CatalogCap) -> Result<Catalog, AppError> {
+    require_catalog(s, cap.catalog()).await
 }
 
-pub async fn list_catalogs(s: &Services, _cap: AdminCap, q: &ListQuery) -> Result<Page<Catalog>, AppError> {
-    Ok(s.store.list_catalogs(q).await?)
+/// The catalogs the caller may read.
+pub async fn list_catalogs(s: &Services, scope: &CatalogScope, q: &ListQuery) -> Result<Page<Catalog>, AppError> {
+    Ok(s.store.list_catalogs(&q.clone().within(scope, "id")?).await?)
 }
 
 /// Applies a patch; `if_match` (an ETag) makes it conditional. Concurrent writers never lose
 /// each other's changes: the write only lands on the version it read, else it re-reads.
 pub async fn update_catalog(
     s: &Services,
-    cap: AdminCap,
-    id: CatalogId,
+    cap: CatalogCap,
     p: CatalogPatch,
     if_match: Option<&str>,
 ) -> Result<Catalog, AppError> {
+    cap.require(Task::EditCatalog)?;
     let description = p.description.map(|d| bounded("description", d, DESCRIPTION_MAX)).transpose()?;
+    let id = cap.catalog();
     for _ in 0..crate::WRITE_ATTEMPTS {
         let before = require_catalog(s, id).await?;
         crate::check_if_match(if_match, "catalog", before.modified_date_time)?;
@@ -90,12 +97,9 @@ pub async fn update_catalog(
     Err(AppError::Conflict("The catalog kept changing while it was being updated; try again.".into()))
 }
 
-pub async fn delete_catalog(
-    s: &Services,
-    cap: AdminCap,
-    id: CatalogId,
-    if_match: Option<&str>,
-) -> Result<(), AppError> {
+pub async fn delete_catalog(s: &Services, cap: CatalogCap, if_match: Option<&str>) -> Result<(), AppError> {
+    cap.require(Task::EditCatalog)?;
+    let id = cap.catalog();
     if if_match.is_some() {
         let c = require_catalog(s, id).await?;
         crate::check_if_match(if_match, "catalog", c.modified_date_time)?;
@@ -120,7 +124,13 @@ pub struct NewResourceRequest {
 }
 
 /// Carries out an `adminAdd` or `adminRemove` at once and returns the delivered request.
-pub async fn request_resource(s: &Services, cap: AdminCap, r: NewResourceRequest) -> Result<ResourceRequest, AppError> {
+pub async fn request_resource(
+    s: &Services,
+    cap: CatalogCap,
+    r: NewResourceRequest,
+) -> Result<ResourceRequest, AppError> {
+    cap.require(Task::EditCatalog)?;
+    cap.covers(r.catalog_id)?;
     catalog::check_resource_request_type(r.request_type)?;
     require_catalog(s, r.catalog_id).await?;
     let now = s.clock.now();
@@ -215,30 +225,36 @@ async fn find_resource(s: &Services, catalog: CatalogId, r: &ResourceRef) -> Res
     page.items.into_iter().next().ok_or_else(|| AppError::not_found("resource", origin))
 }
 
-pub async fn list_resources(s: &Services, _cap: AdminCap, q: &ListQuery) -> Result<Page<Resource>, AppError> {
-    Ok(s.store.list_resources(q).await?)
+/// The resources of the catalogs the caller may read.
+pub async fn list_resources(s: &Services, scope: &CatalogScope, q: &ListQuery) -> Result<Page<Resource>, AppError> {
+    Ok(s.store.list_resources(&q.clone().within(scope, "catalog/id")?).await?)
 }
 
-pub async fn get_resource(s: &Services, _cap: AdminCap, id: ResourceId) -> Result<Resource, AppError> {
-    s.store.get_resource(id).await?.ok_or_else(|| AppError::not_found("resource", id))
+pub async fn get_resource(s: &Services, scope: &CatalogScope, id: ResourceId) -> Result<Resource, AppError> {
+    let r = s.store.get_resource(id).await?.ok_or_else(|| AppError::not_found("resource", id))?;
+    scope.check(r.catalog_id)?;
+    Ok(r)
 }
 
-pub async fn list_resource_roles(s: &Services, _cap: AdminCap, q: &ListQuery) -> Result<Page<ResourceRole>, AppError> {
-    Ok(s.store.list_resource_roles(q).await?)
+/// The roles of the catalog's resources (narrowed further by `q`).
+pub async fn list_resource_roles(s: &Services, cap: CatalogCap, q: &ListQuery) -> Result<Page<ResourceRole>, AppError> {
+    Ok(s.store.list_resource_roles(&q.clone().related(Relation::CatalogRoles, cap.catalog())).await?)
 }
 
+/// The scopes of the catalog's resources (narrowed further by `q`).
 pub async fn list_resource_scopes(
     s: &Services,
-    _cap: AdminCap,
+    cap: CatalogCap,
     q: &ListQuery,
 ) -> Result<Page<ResourceScope>, AppError> {
-    Ok(s.store.list_resource_scopes(q).await?)
+    Ok(s.store.list_resource_scopes(&q.clone().related(Relation::CatalogScopes, cap.catalog())).await?)
 }
 
+/// The resource requests of the catalogs the caller may read.
 pub async fn list_resource_requests(
     s: &Services,
-    _cap: AdminCap,
+    scope: &CatalogScope,
     q: &ListQuery,
 ) -> Result<Page<ResourceRequest>, AppError> {
-    Ok(s.store.list_resource_requests(q).await?)
+    Ok(s.store.list_resource_requests(&q.clone().within(scope, "catalog/id")?).await?)
 }

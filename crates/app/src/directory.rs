@@ -78,8 +78,11 @@ pub async fn create_user(s: &Services, _cap: AdminCap, new: NewUser) -> Result<U
 /// One optional attribute of a patch and where it goes.
 type AttrUpdate<'a> = (&'a str, Option<Option<String>>, &'a mut Option<String>);
 
+/// Applies a patch. Disabling an account removes all the user's access through the normal
+/// removal flow (as SCIM deactivation and deletion do); enabling it again gives nothing back.
 pub async fn update_user(s: &Services, _cap: AdminCap, id: UserId, p: UserPatch) -> Result<User, AppError> {
     let mut u = require_user(s, id).await?;
+    let was_enabled = u.account_enabled;
     if let Some(v) = p.display_name {
         u.display_name = v;
     }
@@ -107,6 +110,9 @@ pub async fn update_user(s: &Services, _cap: AdminCap, id: UserId, p: UserPatch)
         }
     }
     s.store.update_user(&u).await?;
+    if was_enabled && !u.account_enabled {
+        crate::lifecycle::requests::remove_all_access_because(s, id, "The user's account was disabled.").await?;
+    }
     crate::lifecycle::automatic::directory_changed(s).await?;
     Ok(u)
 }

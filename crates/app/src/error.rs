@@ -28,6 +28,10 @@ pub enum AppError {
     /// The caller is known but may not do this (403).
     #[error("{0}")]
     Forbidden(String),
+    /// The caller's sign-in does not meet a policy's conditional requirements (403): the
+    /// conditions not met, and what to ask the identity provider for to meet them.
+    #[error("{message}")]
+    ConditionsNotMet { message: String, unmet: Vec<&'static str>, acr_values: Option<String>, max_age: Option<u64> },
     /// No valid credentials (401).
     #[error("{0}")]
     Unauthenticated(String),

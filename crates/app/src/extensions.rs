@@ -10,11 +10,12 @@ use steward_domain::audit::Activity;
 use steward_domain::extension::{
     CallbackConfiguration, ClientConfiguration, Configuration, CustomExtension, Endpoint, ExtensionKind,
 };
-use steward_domain::ids::{CatalogId, CustomExtensionId};
+use steward_domain::ids::CustomExtensionId;
+use steward_domain::role::Task;
 use steward_domain::text::{DESCRIPTION_MAX, DisplayName, bounded};
 
 use crate::audit::{admin_event, changed_properties, named};
-use crate::auth::AdminCap;
+use crate::auth::CatalogCap;
 use crate::catalogs::require_catalog;
 use crate::{AppError, Services};
 
@@ -118,10 +119,11 @@ fn no_key() -> AppError {
 /// time the secret leaves Steward).
 pub async fn create_extension(
     s: &Services,
-    cap: AdminCap,
-    catalog: CatalogId,
+    cap: CatalogCap,
     new: NewExtension,
 ) -> Result<(CustomExtension, SigningSecret), AppError> {
+    cap.require(Task::EditCatalog)?;
+    let catalog = cap.catalog();
     require_catalog(s, catalog).await?;
     let sealer = s.connection_setup.sealer.as_ref().ok_or_else(no_key)?;
     let now = s.clock.now();
@@ -147,12 +149,8 @@ pub async fn create_extension(
 }
 
 /// The extension `id` of `catalog` (404 when it is another catalog's).
-pub async fn get_extension(
-    s: &Services,
-    _cap: AdminCap,
-    catalog: CatalogId,
-    id: CustomExtensionId,
-) -> Result<CustomExtension, AppError> {
+pub async fn get_extension(s: &Services, cap: CatalogCap, id: CustomExtensionId) -> Result<CustomExtension, AppError> {
+    let catalog = cap.catalog();
     s.store
         .get_extension(id)
         .await?
@@ -160,11 +158,8 @@ pub async fn get_extension(
         .ok_or_else(|| AppError::not_found("custom extension", id))
 }
 
-pub async fn list_extensions(
-    s: &Services,
-    _cap: AdminCap,
-    catalog: CatalogId,
-) -> Result<Vec<CustomExtension>, AppError> {
+pub async fn list_extensions(s: &Services, cap: CatalogCap) -> Result<Vec<CustomExtension>, AppError> {
+    let catalog = cap.catalog();
     require_catalog(s, catalog).await?;
     Ok(s.store.extensions_of_catalog(catalog).await?)
 }
@@ -173,15 +168,15 @@ pub async fn list_extensions(
 /// wait for callbacks must not be named at a stage that cannot wait.
 pub async fn update_extension(
     s: &Services,
-    cap: AdminCap,
-    catalog: CatalogId,
+    cap: CatalogCap,
     id: CustomExtensionId,
     p: ExtensionPatch,
     if_match: Option<&str>,
 ) -> Result<CustomExtension, AppError> {
+    cap.require(Task::EditCatalog)?;
     let description = p.description.map(|d| bounded("description", d, DESCRIPTION_MAX)).transpose()?;
     for _ in 0..crate::WRITE_ATTEMPTS {
-        let before = get_extension(s, cap, catalog, id).await?;
+        let before = get_extension(s, cap, id).await?;
         crate::check_if_match(if_match, "custom extension", before.last_modified_date_time)?;
         let mut x = before.clone();
         let read_at = x.last_modified_date_time;
@@ -221,12 +216,12 @@ pub async fn update_extension(
 /// Deletes an extension no policy names.
 pub async fn delete_extension(
     s: &Services,
-    cap: AdminCap,
-    catalog: CatalogId,
+    cap: CatalogCap,
     id: CustomExtensionId,
     if_match: Option<&str>,
 ) -> Result<(), AppError> {
-    let x = get_extension(s, cap, catalog, id).await?;
+    cap.require(Task::EditCatalog)?;
+    let x = get_extension(s, cap, id).await?;
     crate::check_if_match(if_match, "custom extension", x.last_modified_date_time)?;
     let event = admin_event(cap, Activity::DeleteCustomExtension, CUSTOM_EXTENSION, id, s.clock.now())
         .with_detail(named(x.display_name.as_str()));

@@ -7,6 +7,7 @@ use steward_domain::assignment::GrantAction;
 use steward_domain::enums::CustomExtensionStage;
 use steward_domain::ids::{
     AssignmentId, CalloutInstanceId, ConnectionId, CustomExtensionId, JobId, PolicyId, RequestId, ResourceRoleId,
+    UserId,
 };
 
 /// What a job does. Stored as JSON; handlers are idempotent, so running one twice is harmless.
@@ -48,6 +49,10 @@ pub enum JobKind {
         request: Option<RequestId>,
         assignment: Option<AssignmentId>,
     },
+    /// Governed guests some of whose assignments just ended: each who holds none any more has
+    /// their sign-in blocked as the tenant's settings say (`lifecycle::guests`).
+    #[serde(rename_all = "camelCase")]
+    GuestsLostAccess { users: Vec<UserId> },
 }
 
 impl JobKind {
@@ -60,6 +65,7 @@ impl JobKind {
             Self::RevokeEnded { .. } => "revokeEnded",
             Self::ReconcileConnection { .. } => "reconcileConnection",
             Self::Callout { .. } => "callout",
+            Self::GuestsLostAccess { .. } => "guestsLostAccess",
         }
     }
 }

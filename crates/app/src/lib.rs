@@ -5,11 +5,13 @@
 pub mod audit;
 pub mod auth;
 pub mod catalogs;
+pub mod connected_orgs;
 pub mod connections;
 pub mod connector;
 pub mod directory;
 pub mod error;
 pub mod extensions;
+pub mod identity;
 pub mod jobs;
 pub mod lifecycle;
 pub mod packages;
@@ -17,7 +19,10 @@ pub mod policies;
 pub mod ports;
 pub mod query;
 pub mod reconcile;
+pub mod roles;
+pub mod scim;
 pub mod secrets;
+pub mod sessions;
 
 use std::sync::Arc;
 

@@ -7,11 +7,12 @@ use steward_domain::ids::{
     AccessPackageId, CatalogId, GroupId, ResourceId, ResourceRoleId, ResourceRoleScopeId, ResourceScopeId,
 };
 use steward_domain::package::{self, AccessPackage, ResourceRoleScope};
+use steward_domain::role::Task;
 use steward_domain::text::{DESCRIPTION_MAX, DisplayName, bounded};
 use steward_odata::CmpOp;
 
 use crate::audit::{PACKAGE, admin_event, changed_properties, named};
-use crate::auth::AdminCap;
+use crate::auth::{CatalogCap, CatalogScope};
 use crate::catalogs::require_catalog;
 use crate::ports::Page;
 use crate::query::{Cond, ListQuery, RESOURCE_ROLES, RESOURCE_SCOPES, Schema, Value};
@@ -34,7 +35,9 @@ pub struct PackagePatch {
     pub catalog_id: Option<CatalogId>,
 }
 
-pub async fn create_package(s: &Services, cap: AdminCap, new: NewPackage) -> Result<AccessPackage, AppError> {
+pub async fn create_package(s: &Services, cap: CatalogCap, new: NewPackage) -> Result<AccessPackage, AppError> {
+    cap.require(Task::ManagePackages)?;
+    cap.covers(new.catalog_id)?;
     require_catalog(s, new.catalog_id).await?;
     let now = s.clock.now();
     let p = AccessPackage {
@@ -59,25 +62,36 @@ pub async fn require_package(s: &Services, id: AccessPackageId) -> Result<Access
     s.store.get_package(id).await?.ok_or_else(|| AppError::not_found("access package", id))
 }
 
-pub async fn get_package(s: &Services, _cap: AdminCap, id: AccessPackageId) -> Result<AccessPackage, AppError> {
-    require_package(s, id).await
+pub async fn get_package(s: &Services, scope: &CatalogScope, id: AccessPackageId) -> Result<AccessPackage, AppError> {
+    let p = require_package(s, id).await?;
+    scope.check(p.catalog_id)?;
+    Ok(p)
 }
 
-pub async fn list_packages(s: &Services, _cap: AdminCap, q: &ListQuery) -> Result<Page<AccessPackage>, AppError> {
-    Ok(s.store.list_packages(q).await?)
+/// The packages of the catalogs the caller may read.
+pub async fn list_packages(s: &Services, scope: &CatalogScope, q: &ListQuery) -> Result<Page<AccessPackage>, AppError> {
+    Ok(s.store.list_packages(&q.clone().within(scope, "catalog/id")?).await?)
+}
+
+/// The package, if `cap` covers its catalog.
+async fn package_in(s: &Services, cap: CatalogCap, id: AccessPackageId) -> Result<AccessPackage, AppError> {
+    cap.require(Task::ManagePackages)?;
+    let p = require_package(s, id).await?;
+    cap.covers(p.catalog_id)?;
+    Ok(p)
 }
 
 /// Applies a patch, optionally conditional on `if_match`; see `catalogs::update_catalog`.
 pub async fn update_package(
     s: &Services,
-    cap: AdminCap,
+    cap: CatalogCap,
     id: AccessPackageId,
     p: PackagePatch,
     if_match: Option<&str>,
 ) -> Result<AccessPackage, AppError> {
     let description = p.description.map(|d| bounded("description", d, DESCRIPTION_MAX)).transpose()?;
     for _ in 0..crate::WRITE_ATTEMPTS {
-        let before = require_package(s, id).await?;
+        let before = package_in(s, cap, id).await?;
         crate::check_if_match(if_match, "access package", before.modified_date_time)?;
         let mut ap = before.clone();
         if let Some(c) = p.catalog_id {
@@ -107,14 +121,12 @@ pub async fn update_package(
 
 pub async fn delete_package(
     s: &Services,
-    cap: AdminCap,
+    cap: CatalogCap,
     id: AccessPackageId,
     if_match: Option<&str>,
 ) -> Result<(), AppError> {
-    if if_match.is_some() {
-        let ap = require_package(s, id).await?;
-        crate::check_if_match(if_match, "access package", ap.modified_date_time)?;
-    }
+    let ap = package_in(s, cap, id).await?;
+    crate::check_if_match(if_match, "access package", ap.modified_date_time)?;
     let event = admin_event(cap, Activity::DeletePackage, PACKAGE, id, s.clock.now());
     Ok(s.store.delete_package(id, &event).await?)
 }
@@ -137,12 +149,12 @@ pub struct ScopeRef {
 /// Grants a resource role through the package.
 pub async fn add_role_scope(
     s: &Services,
-    cap: AdminCap,
+    cap: CatalogCap,
     package_id: AccessPackageId,
     role: RoleRef,
     scope: ScopeRef,
 ) -> Result<ResourceRoleScope, AppError> {
-    let pkg = require_package(s, package_id).await?;
+    let pkg = package_in(s, cap, package_id).await?;
     let role = resolve_role(s, &pkg, &role).await?;
     let scope = resolve_scope(s, &role, &scope).await?;
     let resource = s
@@ -224,11 +236,11 @@ async fn resolve_scope(s: &Services, role: &ResourceRole, r: &ScopeRef) -> Resul
 
 pub async fn remove_role_scope(
     s: &Services,
-    cap: AdminCap,
+    cap: CatalogCap,
     package: AccessPackageId,
     id: ResourceRoleScopeId,
 ) -> Result<(), AppError> {
-    require_package(s, package).await?;
+    package_in(s, cap, package).await?;
     let event = admin_event(cap, Activity::UpdatePackage, PACKAGE, package, s.clock.now())
         .with_detail(format!("removed resource role scope {id}"));
     Ok(s.store.remove_role_scope(package, id, &event).await?)
@@ -236,40 +248,62 @@ pub async fn remove_role_scope(
 
 pub async fn get_role_scope(
     s: &Services,
-    _cap: AdminCap,
+    scope: &CatalogScope,
     package: AccessPackageId,
     id: ResourceRoleScopeId,
 ) -> Result<ResourceRoleScope, AppError> {
+    get_package(s, scope, package).await?;
     match s.store.get_role_scope(id).await? {
         Some(r) if r.access_package_id == package => Ok(r),
         _ => Err(AppError::not_found("resource role scope", id)),
     }
 }
 
+/// The package's resource role scopes (narrowed further by `q`).
 pub async fn list_role_scopes(
     s: &Services,
-    _cap: AdminCap,
+    scope: &CatalogScope,
+    package: AccessPackageId,
     q: &ListQuery,
 ) -> Result<Page<ResourceRoleScope>, AppError> {
-    Ok(s.store.list_role_scopes(q).await?)
+    get_package(s, scope, package).await?;
+    Ok(s.store.list_role_scopes(&q.clone().scoped("accessPackage/id", package)?).await?)
 }
 
-pub async fn get_resource_role(s: &Services, _cap: AdminCap, id: ResourceRoleId) -> Result<ResourceRole, AppError> {
-    s.store.get_resource_role(id).await?.ok_or_else(|| AppError::not_found("resource role", id))
+/// Refuses a resource of a catalog the caller may not read.
+async fn check_resource(s: &Services, scope: &CatalogScope, resource: ResourceId) -> Result<(), AppError> {
+    let r = s.store.get_resource(resource).await?.ok_or_else(|| AppError::not_found("resource", resource))?;
+    scope.check(r.catalog_id)
 }
 
-pub async fn get_resource_scope(s: &Services, _cap: AdminCap, id: ResourceScopeId) -> Result<ResourceScope, AppError> {
-    s.store.get_resource_scope(id).await?.ok_or_else(|| AppError::not_found("resource scope", id))
+pub async fn get_resource_role(
+    s: &Services,
+    scope: &CatalogScope,
+    id: ResourceRoleId,
+) -> Result<ResourceRole, AppError> {
+    let r = s.store.get_resource_role(id).await?.ok_or_else(|| AppError::not_found("resource role", id))?;
+    check_resource(s, scope, r.resource_id).await?;
+    Ok(r)
+}
+
+pub async fn get_resource_scope(
+    s: &Services,
+    scope: &CatalogScope,
+    id: ResourceScopeId,
+) -> Result<ResourceScope, AppError> {
+    let r = s.store.get_resource_scope(id).await?.ok_or_else(|| AppError::not_found("resource scope", id))?;
+    check_resource(s, scope, r.resource_id).await?;
+    Ok(r)
 }
 
 pub async fn add_incompatible_package(
     s: &Services,
-    cap: AdminCap,
+    cap: CatalogCap,
     id: AccessPackageId,
     other: AccessPackageId,
 ) -> Result<(), AppError> {
     package::check_incompatible_package(id, other)?;
-    require_package(s, id).await?;
+    package_in(s, cap, id).await?;
     require_package(s, other).await?;
     let event = admin_event(cap, Activity::CreateIncompatiblePackage, PACKAGE, id, s.clock.now())
         .with_detail(format!("incompatible access package {other}"));
@@ -278,11 +312,11 @@ pub async fn add_incompatible_package(
 
 pub async fn remove_incompatible_package(
     s: &Services,
-    cap: AdminCap,
+    cap: CatalogCap,
     id: AccessPackageId,
     other: AccessPackageId,
 ) -> Result<(), AppError> {
-    require_package(s, id).await?;
+    package_in(s, cap, id).await?;
     let event = admin_event(cap, Activity::DeleteIncompatiblePackage, PACKAGE, id, s.clock.now())
         .with_detail(format!("incompatible access package {other}"));
     Ok(s.store.remove_incompatible_package(id, other, &event).await?)
@@ -290,11 +324,11 @@ pub async fn remove_incompatible_package(
 
 pub async fn add_incompatible_group(
     s: &Services,
-    cap: AdminCap,
+    cap: CatalogCap,
     id: AccessPackageId,
     group: GroupId,
 ) -> Result<(), AppError> {
-    require_package(s, id).await?;
+    package_in(s, cap, id).await?;
     s.store.get_group(group).await?.ok_or_else(|| AppError::not_found("group", group))?;
     let event = admin_event(cap, Activity::CreateIncompatibleGroup, PACKAGE, id, s.clock.now())
         .with_detail(format!("incompatible group {group}"));
@@ -303,11 +337,11 @@ pub async fn add_incompatible_group(
 
 pub async fn remove_incompatible_group(
     s: &Services,
-    cap: AdminCap,
+    cap: CatalogCap,
     id: AccessPackageId,
     group: GroupId,
 ) -> Result<(), AppError> {
-    require_package(s, id).await?;
+    package_in(s, cap, id).await?;
     let event = admin_event(cap, Activity::DeleteIncompatibleGroup, PACKAGE, id, s.clock.now())
         .with_detail(format!("incompatible group {group}"));
     Ok(s.store.remove_incompatible_group(id, group, &event).await?)

@@ -5,10 +5,11 @@ use jiff::Timestamp;
 use steward_domain::audit::Activity;
 use steward_domain::ids::{AccessPackageId, CatalogId, PolicyId};
 use steward_domain::policy::{AssignmentPolicy, PolicySettings};
+use steward_domain::role::Task;
 use steward_domain::text::{DESCRIPTION_MAX, DisplayName, bounded};
 
 use crate::audit::{POLICY, admin_event, changed_properties, named};
-use crate::auth::AdminCap;
+use crate::auth::{CatalogCap, CatalogScope};
 use crate::packages::require_package;
 use crate::ports::Page;
 use crate::query::ListQuery;
@@ -24,13 +25,16 @@ pub struct PolicyInput {
 
 pub async fn create_policy(
     s: &Services,
-    cap: AdminCap,
+    cap: CatalogCap,
     package: AccessPackageId,
     mut input: PolicyInput,
 ) -> Result<AssignmentPolicy, AppError> {
+    cap.require(Task::ManagePackages)?;
     let pkg = require_package(s, package).await?;
+    cap.covers(pkg.catalog_id)?;
     input.settings.check()?;
     check_extensions(s, pkg.catalog_id, &input.settings).await?;
+    crate::connected_orgs::check_policy_organizations(s, &input.settings).await?;
     let now = s.clock.now();
     let p = AssignmentPolicy {
         id: PolicyId::new(),
@@ -73,32 +77,52 @@ async fn check_extensions(s: &Services, catalog: CatalogId, settings: &PolicySet
     Ok(())
 }
 
-pub async fn get_policy(s: &Services, _cap: AdminCap, id: PolicyId) -> Result<AssignmentPolicy, AppError> {
+pub async fn get_policy(s: &Services, scope: &CatalogScope, id: PolicyId) -> Result<AssignmentPolicy, AppError> {
+    let p = require_policy(s, id).await?;
+    scope.check(p.catalog_id)?;
+    Ok(p)
+}
+
+async fn require_policy(s: &Services, id: PolicyId) -> Result<AssignmentPolicy, AppError> {
     s.store.get_policy(id).await?.ok_or_else(|| AppError::not_found("assignment policy", id))
 }
 
-pub async fn list_policies(s: &Services, _cap: AdminCap, q: &ListQuery) -> Result<Page<AssignmentPolicy>, AppError> {
-    Ok(s.store.list_policies(q).await?)
+/// The policy, if `cap` covers its catalog.
+async fn policy_in(s: &Services, cap: CatalogCap, id: PolicyId) -> Result<AssignmentPolicy, AppError> {
+    cap.require(Task::ManagePackages)?;
+    let p = require_policy(s, id).await?;
+    cap.covers(p.catalog_id)?;
+    Ok(p)
+}
+
+/// The policies of the catalogs the caller may read.
+pub async fn list_policies(
+    s: &Services,
+    scope: &CatalogScope,
+    q: &ListQuery,
+) -> Result<Page<AssignmentPolicy>, AppError> {
+    Ok(s.store.list_policies(&q.clone().within(scope, "catalog/id")?).await?)
 }
 
 /// Replaces a policy's content. `package`, when the client names one, must be the policy's own;
 /// `read_at` is the version the content was derived from (a PATCH merge), else the current one.
 pub async fn replace_policy(
     s: &Services,
-    cap: AdminCap,
+    cap: CatalogCap,
     id: PolicyId,
     mut input: PolicyInput,
     package: Option<AccessPackageId>,
     read_at: Option<Timestamp>,
     if_match: Option<&str>,
 ) -> Result<AssignmentPolicy, AppError> {
-    let current = get_policy(s, cap, id).await?;
+    let current = policy_in(s, cap, id).await?;
     crate::check_if_match(if_match, "assignment policy", current.modified_date_time)?;
     if package.is_some_and(|p| p != current.access_package_id) {
         return Err(AppError::Unprocessable("A policy cannot be moved to another access package.".into()));
     }
     input.settings.check()?;
     check_extensions(s, current.catalog_id, &input.settings).await?;
+    crate::connected_orgs::check_policy_organizations(s, &input.settings).await?;
     let read_at = read_at.unwrap_or(current.modified_date_time);
     let now = s.clock.now();
     let p = AssignmentPolicy {
@@ -124,11 +148,14 @@ pub async fn replace_policy(
     }
 }
 
-pub async fn delete_policy(s: &Services, cap: AdminCap, id: PolicyId, if_match: Option<&str>) -> Result<(), AppError> {
-    if if_match.is_some() {
-        let p = get_policy(s, cap, id).await?;
-        crate::check_if_match(if_match, "assignment policy", p.modified_date_time)?;
-    }
+pub async fn delete_policy(
+    s: &Services,
+    cap: CatalogCap,
+    id: PolicyId,
+    if_match: Option<&str>,
+) -> Result<(), AppError> {
+    let p = policy_in(s, cap, id).await?;
+    crate::check_if_match(if_match, "assignment policy", p.modified_date_time)?;
     // Assignments arrive with the request lifecycle; then a policy in use stays.
     let event = admin_event(cap, Activity::DeletePolicy, POLICY, id, s.clock.now());
     Ok(s.store.delete_policy(id, &event).await?)
@@ -137,10 +164,10 @@ pub async fn delete_policy(s: &Services, cap: AdminCap, id: PolicyId, if_match: 
 /// Checks that a policy belongs to a package (for the `/accessPackages/{id}/assignmentPolicies` paths).
 pub async fn policy_of_package(
     s: &Services,
-    cap: AdminCap,
+    scope: &CatalogScope,
     package: AccessPackageId,
     id: PolicyId,
 ) -> Result<AssignmentPolicy, AppError> {
-    let p = get_policy(s, cap, id).await?;
+    let p = get_policy(s, scope, id).await?;
     if p.access_package_id == package { Ok(p) } else { Err(AppError::not_found("assignment policy", id)) }
 }

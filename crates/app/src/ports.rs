@@ -13,16 +13,20 @@ use steward_domain::enums::CustomExtensionStage;
 use steward_domain::extension::{CalloutInstance, CustomExtension};
 use steward_domain::ids::{
     AccessPackageId, AssignmentId, CalloutInstanceId, CatalogId, ConnectionId, CustomExtensionId, GroupId, JobId,
-    PolicyId, RequestId, ResourceId, ResourceRoleId, ResourceRoleScopeId, ResourceScopeId, TokenId, UserId,
+    PolicyId, RequestId, ResourceId, ResourceRoleId, ResourceRoleScopeId, ResourceScopeId, RoleAssignmentId, TokenId,
+    UserId,
 };
 use steward_domain::package::{AccessPackage, ResourceRoleScope};
 use steward_domain::policy::AssignmentPolicy;
 use steward_domain::request::AssignmentRequest;
+use steward_domain::role::{AppScope, Role, RoleAssignment};
 use steward_domain::rule::MembershipRule;
 
 use crate::auth::ApiToken;
 use crate::jobs::{Job, NewJob};
 use crate::query::{ListQuery, Value};
+use crate::scim::query::{ScimPage, ScimQuery};
+use crate::scim::{ScimGroup, ScimUser};
 
 /// Where "now" comes from. Logic is always handed `now`; only the shell reads a clock.
 pub trait Clock: Send + Sync {
@@ -102,6 +106,16 @@ impl StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Which role assignments to list; every field narrows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoleAssignmentFilter {
+    pub principal: Option<UserId>,
+    pub role: Option<Role>,
+    pub scope: Option<AppScope>,
+    /// Only assignments on these catalogs (what a catalog owner may see).
+    pub catalogs: Option<Vec<CatalogId>>,
+}
+
 /// Persistence of every Steward object. Each method is one transaction; rules that depend on
 /// other rows (a catalog may not be deleted while it holds packages) are checked inside it by
 /// calling the domain's rule functions, so two concurrent callers cannot both pass the check.
@@ -118,6 +132,17 @@ pub trait Store: Send + Sync {
     async fn token_for_sign_in(&self, hash: &str) -> StoreResult<Option<(ApiToken, Option<bool>)>>;
     async fn list_tokens(&self) -> StoreResult<Vec<ApiToken>>;
     async fn delete_token(&self, id: TokenId) -> StoreResult<()>;
+
+    // delegated administration
+    /// `Conflict` when the user already holds the role there, `NotFound` for a missing user
+    /// or catalog.
+    async fn insert_role_assignment(&self, a: &RoleAssignment, at: Timestamp, event: &AuditEvent) -> StoreResult<()>;
+    async fn delete_role_assignment(&self, id: RoleAssignmentId, event: &AuditEvent) -> StoreResult<()>;
+    async fn get_role_assignment(&self, id: RoleAssignmentId) -> StoreResult<Option<RoleAssignment>>;
+    /// In creation order.
+    async fn list_role_assignments(&self, filter: &RoleAssignmentFilter) -> StoreResult<Vec<RoleAssignment>>;
+    /// Every role the user holds, where: what their `Grants` are made of.
+    async fn role_assignments_of(&self, user: UserId) -> StoreResult<Vec<RoleAssignment>>;
 
     // users
     async fn insert_user(&self, user: &User) -> StoreResult<()>;
@@ -152,7 +177,13 @@ pub trait Store: Send + Sync {
     // written fails the change.
 
     // catalogs and their resources
-    async fn insert_catalog(&self, catalog: &Catalog, event: &AuditEvent) -> StoreResult<()>;
+    /// With `owner`, the catalog creator's owner role is written in the same transaction.
+    async fn insert_catalog(
+        &self,
+        catalog: &Catalog,
+        owner: Option<&RoleAssignment>,
+        event: &AuditEvent,
+    ) -> StoreResult<()>;
     /// Writes the catalog if its stored `modifiedDateTime` is still `read_at` (optimistic
     /// concurrency); `Conflict` when someone changed it in between, `NotFound` when it is gone.
     async fn update_catalog(&self, catalog: &Catalog, read_at: Timestamp, event: &AuditEvent) -> StoreResult<()>;
@@ -415,6 +446,155 @@ pub trait Store: Send + Sync {
         until: Timestamp,
         limit: u32,
     ) -> StoreResult<Vec<(Assignment, CustomExtensionId)>>;
+
+    // SCIM provisioning of the directory (`crate::scim`): users and groups with what SCIM keeps
+    // beside Graph's properties. Each write records its audit `events` in its transaction.
+    async fn scim_user(&self, id: UserId) -> StoreResult<Option<ScimUser>>;
+    /// The users `q` selects, in its order, with how many match in all.
+    async fn scim_users(&self, q: &ScimQuery) -> StoreResult<ScimPage<ScimUser>>;
+    /// `Conflict` when the userName (ignoring case) is taken; `NotFound` for a missing manager.
+    async fn insert_scim_user(&self, user: &ScimUser, events: &[AuditEvent]) -> StoreResult<()>;
+    /// Writes the user if its version is still `read_version` (and bumps it): `false` when
+    /// another write came first. `Conflict` when the userName is taken.
+    async fn update_scim_user(&self, user: &ScimUser, read_version: i64, events: &[AuditEvent]) -> StoreResult<bool>;
+    async fn delete_scim_user(&self, id: UserId, event: &AuditEvent) -> StoreResult<()>;
+    /// A group with its members.
+    async fn scim_group(&self, id: GroupId) -> StoreResult<Option<ScimGroup>>;
+    async fn scim_groups(&self, q: &ScimQuery) -> StoreResult<ScimPage<ScimGroup>>;
+    /// A group with its members; `NotFound` for a member that is not a user.
+    async fn insert_scim_group(&self, group: &ScimGroup, events: &[AuditEvent]) -> StoreResult<()>;
+    /// Writes the group's attributes and adds and removes members if the group's version is
+    /// still `read_version`: `false` when another write came first.
+    async fn update_scim_group(
+        &self,
+        group: &ScimGroup,
+        added: &[UserId],
+        removed: &[UserId],
+        read_version: i64,
+        events: &[AuditEvent],
+    ) -> StoreResult<bool>;
+    /// Deletes a group as `delete_group` does (not while a catalog holds it), recording `event`.
+    async fn delete_scim_group(&self, id: GroupId, event: &AuditEvent) -> StoreResult<()>;
+
+    // Connected organizations, their sponsors, the tenant's entitlement-management settings and
+    // the external users Steward governs (`steward_domain::connected`, `::external`).
+    /// Inserts an organization with the keys of its identity sources (a domain, a tenant, a
+    /// provider belongs to one organization at most) and the audit `event`; `Conflict` naming
+    /// the key another organization has.
+    async fn insert_connected_organization(
+        &self,
+        o: &steward_domain::connected::ConnectedOrganization,
+        event: &AuditEvent,
+    ) -> StoreResult<()>;
+    /// Writes `o` and its keys if it has not changed since `read_at` (else `Conflict`).
+    async fn update_connected_organization(
+        &self,
+        o: &steward_domain::connected::ConnectedOrganization,
+        read_at: Timestamp,
+        event: &AuditEvent,
+    ) -> StoreResult<()>;
+    /// Deletes an organization with its sponsors; `Rule` (a conflict) while a policy names it
+    /// in `connectedOrganizationMembers`.
+    async fn delete_connected_organization(
+        &self,
+        id: steward_domain::ids::ConnectedOrganizationId,
+        event: &AuditEvent,
+    ) -> StoreResult<()>;
+    async fn get_connected_organization(
+        &self,
+        id: steward_domain::ids::ConnectedOrganizationId,
+    ) -> StoreResult<Option<steward_domain::connected::ConnectedOrganization>>;
+    async fn list_connected_organizations(
+        &self,
+        q: &ListQuery,
+    ) -> StoreResult<Page<steward_domain::connected::ConnectedOrganization>>;
+    /// The organization with an identity source of this (normalised) DNS domain.
+    async fn organization_of_domain(
+        &self,
+        domain: &str,
+    ) -> StoreResult<Option<steward_domain::connected::ConnectedOrganization>>;
+    /// `Conflict` when the user already is such a sponsor, `NotFound` for a missing user or
+    /// organization.
+    async fn add_organization_sponsor(
+        &self,
+        org: steward_domain::ids::ConnectedOrganizationId,
+        kind: steward_domain::connected::SponsorKind,
+        user: UserId,
+        event: &AuditEvent,
+    ) -> StoreResult<()>;
+    async fn remove_organization_sponsor(
+        &self,
+        org: steward_domain::ids::ConnectedOrganizationId,
+        kind: steward_domain::connected::SponsorKind,
+        user: UserId,
+        event: &AuditEvent,
+    ) -> StoreResult<()>;
+    /// An organization's sponsors of one kind, by id.
+    async fn organization_sponsors(
+        &self,
+        org: steward_domain::ids::ConnectedOrganizationId,
+        kind: steward_domain::connected::SponsorKind,
+    ) -> StoreResult<Vec<UserId>>;
+    /// The settings as last written, or the defaults.
+    async fn entitlement_settings(&self) -> StoreResult<steward_domain::external::EntitlementSettings>;
+    async fn put_entitlement_settings(
+        &self,
+        settings: &steward_domain::external::EntitlementSettings,
+        event: &AuditEvent,
+    ) -> StoreResult<()>;
+    /// The user whose userPrincipalName or mail is `email` (ignoring case); the first by id
+    /// if several.
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
+    async fn get_external_user(&self, user: UserId) -> StoreResult<Option<steward_domain::external::ExternalUser>>;
+    /// Those of `users` who are governed external users whose sign-in is not blocked.
+    async fn governed_unblocked(&self, users: &[UserId]) -> StoreResult<Vec<UserId>>;
+    /// Blocks a governed external user's sign-in (the account disabled, its deletion planned
+    /// at `block.delete_at`) with `event`, unless they are blocked already or hold an active
+    /// assignment. Checked under a lock on their record, which an assignment starting for them
+    /// takes too (`GuestWrite::Reinstate`): of the two, the later sees the earlier. Whether
+    /// they were blocked.
+    async fn block_external_user(
+        &self,
+        user: UserId,
+        block: &steward_domain::external::Block,
+        event: &AuditEvent,
+    ) -> StoreResult<bool>;
+    /// Governed external users whose planned deletion has come at `now`, earliest first.
+    async fn external_users_due(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<UserId>>;
+    /// Deletes a blocked external user whose deletion has come at `now` and who holds no
+    /// active assignment (checked under the lock), with `event`. Whether they were deleted.
+    async fn delete_external_user(&self, user: UserId, now: Timestamp, event: &AuditEvent) -> StoreResult<bool>;
+
+    // Portal sign-in (`crate::sessions`, migration 0012): sign-ins in flight and sessions, by
+    // the SHA-256 of the secret the browser holds.
+    /// Keeps a sign-in begun; `Conflict` if its state hash is taken.
+    async fn insert_sign_in(&self, sign_in: &crate::sessions::StoredSignIn) -> StoreResult<()>;
+    /// Deletes and returns the sign-in with this state hash (expired or not): at most one
+    /// caller ever gets it.
+    async fn take_sign_in(&self, state_hash: &str) -> StoreResult<Option<crate::sessions::StoredSignIn>>;
+    /// `NotFound` for a user who does not exist.
+    async fn insert_session(&self, session: &crate::sessions::Session) -> StoreResult<()>;
+    /// The session with this hash, and whether its user's account is enabled.
+    async fn session(&self, id_hash: &str) -> StoreResult<Option<(crate::sessions::Session, bool)>>;
+    /// Records that the session was used at `last_seen`, and so now ends at `ends_at`.
+    async fn touch_session(&self, id_hash: &str, last_seen: Timestamp, ends_at: Timestamp) -> StoreResult<()>;
+    /// Whether there was such a session.
+    async fn delete_session(&self, id_hash: &str) -> StoreResult<bool>;
+    /// Deletes the sign-ins expired and the sessions ended by `now`; how many rows. Cheap when
+    /// nothing has: it looks before it writes.
+    async fn sweep_sessions(&self, now: Timestamp) -> StoreResult<u64>;
+}
+
+/// A write about an external user Steward governs, made in the batch of the assignment that
+/// needs it.
+#[derive(Debug, Clone)]
+pub enum GuestWrite {
+    /// Creates an invited guest: the user and Steward's record of them, with `event`.
+    Invite { user: Box<User>, record: steward_domain::external::ExternalUser, event: AuditEvent },
+    /// An assignment of a governed guest starts: takes the lock on their record and, if their
+    /// sign-in was blocked, unblocks it and cancels the planned deletion, recording `event`
+    /// (nothing is recorded when they were not blocked). `Conflict` when they were deleted.
+    Reinstate { user: UserId, event: AuditEvent },
 }
 
 /// The users a role is held by, as Steward's deliveries say: `granted` (a grant done, on an
@@ -489,6 +669,8 @@ pub struct Batch {
     pub events: Vec<AuditEvent>,
     /// Custom extension callout instances: inserted, or updated when unchanged since read.
     pub callouts: Vec<Put<CalloutInstance>>,
+    /// Guests invited or reinstated with the assignments of this batch (written first).
+    pub guests: Vec<GuestWrite>,
 }
 
 impl Batch {
@@ -499,6 +681,7 @@ impl Batch {
             && self.jobs.is_empty()
             && self.events.is_empty()
             && self.callouts.is_empty()
+            && self.guests.is_empty()
     }
 }
 

@@ -343,6 +343,23 @@ pub static ASSIGNMENTS: Schema = Schema {
     default_order: "createdDateTime",
 };
 
+const ORGANIZATION_STATES: &[&str] = &["configured", "proposed"];
+
+pub static CONNECTED_ORGANIZATIONS: Schema = Schema {
+    entity: "connectedOrganization",
+    table: "connected_organizations",
+    fields: &[
+        f("id", Guid, "id"),
+        t("displayName", "display_name", "display_name_fold"),
+        nt("description", "description", "description_fold"),
+        f("state", Enum(ORGANIZATION_STATES), "state"),
+        f("createdDateTime", DateTime, "created_at"),
+        f("modifiedDateTime", DateTime, "modified_at"),
+    ],
+    search: &["displayName", "description"],
+    default_order: "displayName",
+};
+
 /// A literal checked against its property's type, ready to bind.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -440,6 +457,10 @@ pub enum Relation {
     CatalogRoles,
     /// scopes of the resources in catalog `id`
     CatalogScopes,
+    /// users who are internal sponsors of connected organization `id`
+    InternalSponsors,
+    /// users who are external sponsors of connected organization `id`
+    ExternalSponsors,
 }
 
 /// One `$orderby` key.
@@ -528,6 +549,20 @@ impl ListQuery {
             None => extra,
         });
         self
+    }
+
+    /// Restricts the list to the rows of the catalogs the caller may see (`path` names the
+    /// row's catalog id); the whole collection for a caller allowed everywhere.
+    pub fn within(self, scope: &crate::auth::CatalogScope, path: &str) -> Result<Self, AppError> {
+        let Some(ids) = scope.catalogs() else {
+            return Ok(self);
+        };
+        let field = self.schema.require(path)?;
+        if ids.is_empty() {
+            return Ok(self.and(Cond::Const(false)));
+        }
+        let values = ids.iter().map(|c| Value::Text(c.to_string())).collect();
+        Ok(self.and(Cond::In { field, values, lower: false }))
     }
 
     /// Restricts the list to rows related to `id` (a navigation collection).
@@ -774,6 +809,7 @@ pub static ALL_SCHEMAS: &[&Schema] = &[
     &POLICIES,
     &ASSIGNMENT_REQUESTS,
     &ASSIGNMENTS,
+    &CONNECTED_ORGANIZATIONS,
 ];
 
 #[cfg(test)]

@@ -48,6 +48,12 @@ impl Sealer {
         Ok(Self { cipher })
     }
 
+    /// A sealer for a key derived in this crate (the portal's sessions seal under keys derived
+    /// from secrets the browser holds).
+    pub(crate) fn from_key(key: &[u8; 32]) -> Self {
+        Self { cipher: Aes256Gcm::new(key.into()) }
+    }
+
     /// `secret` sealed for the object `owner` (its id).
     pub fn seal(&self, owner: &str, secret: &SecretString) -> Result<String, SealError> {
         let mut nonce = [0_u8; NONCE];

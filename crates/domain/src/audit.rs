@@ -56,6 +56,9 @@ pub enum Activity {
     CreatePolicy,
     UpdatePolicy,
     DeletePolicy,
+    // Delegated administration (Entra's role management activity names).
+    AddRoleAssignment,
+    RemoveRoleAssignment,
     // Connections to delivery targets: Steward's own names (Entra has no such object).
     CreateConnection,
     UpdateConnection,
@@ -69,6 +72,32 @@ pub enum Activity {
     DeleteCustomExtension,
     /// A launch-and-wait custom extension called back (`resume`).
     CustomExtensionCallback,
+    // Connected organizations, their sponsors and the tenant's settings (Entra's names).
+    CreateConnectedOrganization,
+    UpdateConnectedOrganization,
+    DeleteConnectedOrganization,
+    AssignInternalSponsor,
+    AssignExternalSponsor,
+    RemoveInternalSponsor,
+    RemoveExternalSponsor,
+    /// `entitlementManagement/settings` changed.
+    UpdateTenantSetting,
+    // The lifecycle of the guests Steward governs: invited when a request for them is
+    // approved, blocked when their last assignment ends, deleted later, or reinstated.
+    InviteExternalUser,
+    BlockExternalUser,
+    UnblockExternalUser,
+    DeleteExternalUser,
+    // The directory's users and groups written by a SCIM client (`/scim/v2`), with Entra's
+    // core-directory activity names.
+    AddUser,
+    UpdateUser,
+    DeleteUser,
+    AddGroup,
+    UpdateGroup,
+    DeleteGroup,
+    AddMemberToGroup,
+    RemoveMemberFromGroup,
 }
 
 impl Activity {
@@ -100,6 +129,8 @@ impl Activity {
             Self::Extend => "Extend access package assignment",
             Self::Expire => "Entitlement Management removes access package assignment request for user",
             Self::DeleteRequest => "Delete access package assignment request",
+            Self::AddRoleAssignment => "Add member to role",
+            Self::RemoveRoleAssignment => "Remove member from role",
             Self::CreateCatalog => "Create access package catalog",
             Self::UpdateCatalog => "Update access package catalog",
             Self::DeleteCatalog => "Delete access package catalog",
@@ -124,6 +155,26 @@ impl Activity {
             Self::UpdateCustomExtension => "Update custom extension",
             Self::DeleteCustomExtension => "Delete custom extension",
             Self::CustomExtensionCallback => "Resume access package assignment request (custom extension callback)",
+            Self::CreateConnectedOrganization => "Create connected organization",
+            Self::UpdateConnectedOrganization => "Update connected organization",
+            Self::DeleteConnectedOrganization => "Delete connected organization",
+            Self::AssignInternalSponsor => "Assign user as internal sponsor",
+            Self::AssignExternalSponsor => "Assign user as external sponsor",
+            Self::RemoveInternalSponsor => "Remove user as internal sponsor",
+            Self::RemoveExternalSponsor => "Remove user as external sponsor",
+            Self::UpdateTenantSetting => "Update tenant setting",
+            Self::InviteExternalUser => "Invite external user",
+            Self::BlockExternalUser => "Block external user from signing in",
+            Self::UnblockExternalUser => "Unblock external user sign-in",
+            Self::DeleteExternalUser => "Delete external user",
+            Self::AddUser => "Add user",
+            Self::UpdateUser => "Update user",
+            Self::DeleteUser => "Delete user",
+            Self::AddGroup => "Add group",
+            Self::UpdateGroup => "Update group",
+            Self::DeleteGroup => "Delete group",
+            Self::AddMemberToGroup => "Add member to group",
+            Self::RemoveMemberFromGroup => "Remove member from group",
         }
     }
 }
@@ -205,7 +256,7 @@ mod tests {
 
     /// The names rows are stored under (never change one) and the display names, verbatim from
     /// Entra's audit-activity reference.
-    const ALL: [(Activity, &str, &str); 44] = [
+    const ALL: &[(Activity, &str, &str)] = &[
         (UserRequestsAssignment, "UserRequestsAssignment", "User requests access package assignment"),
         (UserRequestsExtension, "UserRequestsExtension", "User requests to extend access package assignment"),
         (UserRequestsRemoval, "UserRequestsRemoval", "User requests to remove access package assignment"),
@@ -257,16 +308,51 @@ mod tests {
         (CreatePolicy, "CreatePolicy", "Create access package assignment policy"),
         (UpdatePolicy, "UpdatePolicy", "Update access package assignment policy"),
         (DeletePolicy, "DeletePolicy", "Delete access package assignment policy"),
+        (AddRoleAssignment, "AddRoleAssignment", "Add member to role"),
+        (RemoveRoleAssignment, "RemoveRoleAssignment", "Remove member from role"),
         (CreateConnection, "CreateConnection", "Create connection"),
         (UpdateConnection, "UpdateConnection", "Update connection"),
         (DeleteConnection, "DeleteConnection", "Delete connection"),
         (RestoreResource, "RestoreResource", "Restore resource access removed outside Steward"),
         (RemoveUngrantedHolder, "RemoveUngrantedHolder", "Remove access not granted through Steward"),
+        (AddUser, "AddUser", "Add user"),
+        (UpdateUser, "UpdateUser", "Update user"),
+        (DeleteUser, "DeleteUser", "Delete user"),
+        (AddGroup, "AddGroup", "Add group"),
+        (UpdateGroup, "UpdateGroup", "Update group"),
+        (DeleteGroup, "DeleteGroup", "Delete group"),
+        (AddMemberToGroup, "AddMemberToGroup", "Add member to group"),
+        (RemoveMemberFromGroup, "RemoveMemberFromGroup", "Remove member from group"),
+    ];
+
+    /// Connected organizations, settings and the governed guests' lifecycle.
+    const EXTERNAL: [(Activity, &str, &str); 12] = [
+        (CreateConnectedOrganization, "CreateConnectedOrganization", "Create connected organization"),
+        (UpdateConnectedOrganization, "UpdateConnectedOrganization", "Update connected organization"),
+        (DeleteConnectedOrganization, "DeleteConnectedOrganization", "Delete connected organization"),
+        (AssignInternalSponsor, "AssignInternalSponsor", "Assign user as internal sponsor"),
+        (AssignExternalSponsor, "AssignExternalSponsor", "Assign user as external sponsor"),
+        (RemoveInternalSponsor, "RemoveInternalSponsor", "Remove user as internal sponsor"),
+        (RemoveExternalSponsor, "RemoveExternalSponsor", "Remove user as external sponsor"),
+        (UpdateTenantSetting, "UpdateTenantSetting", "Update tenant setting"),
+        (InviteExternalUser, "InviteExternalUser", "Invite external user"),
+        (BlockExternalUser, "BlockExternalUser", "Block external user from signing in"),
+        (UnblockExternalUser, "UnblockExternalUser", "Unblock external user sign-in"),
+        (DeleteExternalUser, "DeleteExternalUser", "Delete external user"),
     ];
 
     #[test]
+    fn external_activity_names_are_stable() {
+        for (activity, stored, display) in EXTERNAL {
+            assert_eq!(serde_json::to_value(activity).unwrap(), serde_json::json!(stored));
+            assert_eq!(serde_json::from_value::<Activity>(serde_json::json!(stored)).unwrap(), activity);
+            assert_eq!(activity.display_name(), display, "{stored}");
+        }
+    }
+
+    #[test]
     fn stored_and_display_names_are_stable() {
-        for (activity, stored, display) in ALL {
+        for &(activity, stored, display) in ALL {
             assert_eq!(serde_json::to_value(activity).unwrap(), serde_json::json!(stored));
             assert_eq!(serde_json::from_value::<Activity>(serde_json::json!(stored)).unwrap(), activity);
             assert_eq!(activity.display_name(), display, "{stored}");

@@ -24,6 +24,9 @@ impl GraphDuration {
     pub fn as_signed(&self) -> SignedDuration {
         self.0
     }
+    pub fn from_micros(us: i64) -> Self {
+        Self(SignedDuration::from_micros(us))
+    }
     pub fn parse(input: &str) -> Result<Self, DomainError> {
         let s = input.trim();
         let parsed = if s.starts_with(['P', 'p']) || s.starts_with("-P") || s.starts_with("-p") || s.starts_with("+P") {

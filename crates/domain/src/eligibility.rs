@@ -1,10 +1,11 @@
 //! Who may be assigned through a policy and who may ask: the policy's target scope and
 //! subject sets checked against one user, with the reason in plain words, and which of several
-//! policies is the most specific (reference §5).
+//! policies is the most specific (reference §5). External users are placed by their connected
+//! organization (`Facts::organization`, which only a guest can have).
 
 use crate::directory::User;
 use crate::enums::{AllowedTargetScope, UserType};
-use crate::ids::{GroupId, UserId};
+use crate::ids::{ConnectedOrganizationId, GroupId, UserId};
 use crate::policy::{PolicySettings, SubjectSet};
 use crate::rule::MembershipRule;
 
@@ -14,6 +15,29 @@ pub struct Facts<'a> {
     pub user: &'a User,
     /// The groups the user is a direct member of.
     pub groups: &'a [GroupId],
+    /// The connected organization the domain of the user's email belongs to
+    /// (`connected::external_domain`), if any. Only counted for guests: a member of the
+    /// directory belongs to no connected organization, whatever is given here.
+    pub organization: Option<Membership>,
+}
+
+impl<'a> Facts<'a> {
+    /// Facts about a user who belongs to no connected organization.
+    pub fn new(user: &'a User, groups: &'a [GroupId]) -> Self {
+        Self { user, groups, organization: None }
+    }
+
+    /// The user's connected organization, for a guest.
+    pub fn organization(&self) -> Option<Membership> {
+        self.organization.filter(|_| self.user.user_type == UserType::Guest)
+    }
+}
+
+/// A user's connected organization, with whether it is `configured` (not only `proposed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Membership {
+    pub id: ConnectedOrganizationId,
+    pub configured: bool,
 }
 
 /// A yes or no with its reason in plain words.
@@ -60,8 +84,16 @@ pub fn in_subject_set(set: &SubjectSet, facts: Facts<'_>) -> Verdict {
             Ok(_) => Verdict::no(format!("does not match the rule {text}")),
             Err(e) => Verdict::no(format!("the rule {text} is invalid: {e}")),
         },
-        SubjectSet::ConnectedOrganizationMembers { .. } => {
-            Verdict::no("connected organizations are not configured in this Steward")
+        SubjectSet::ConnectedOrganizationMembers { connected_organization_id, description } => {
+            let label = description.clone().or_else(|| connected_organization_id.clone()).unwrap_or_default();
+            let named = connected_organization_id.as_deref().and_then(|o| o.parse::<ConnectedOrganizationId>().ok());
+            match facts.organization() {
+                Some(m) if Some(m.id) == named => {
+                    Verdict::yes(format!("an external user of connected organization {label}"))
+                }
+                Some(_) => Verdict::no(format!("an external user of another connected organization than {label}")),
+                None => Verdict::no(format!("not an external user of connected organization {label}")),
+            }
         }
         _ => Verdict::no("this kind of subject set names approvers, not requestors"),
     }
@@ -94,9 +126,15 @@ pub fn target_allowed(settings: &PolicySettings, facts: Facts<'_>) -> Verdict {
             }
             Verdict::no(if reasons.is_empty() { "the policy names nobody".to_owned() } else { reasons.join("; ") })
         }
-        S::AllConfiguredConnectedOrganizationUsers => {
-            Verdict::no("connected organizations are not configured in this Steward")
-        }
+        S::AllConfiguredConnectedOrganizationUsers => match facts.organization() {
+            Some(m) if m.configured => {
+                Verdict::yes("the policy allows the users of every configured connected organization")
+            }
+            Some(_) => {
+                Verdict::no("the user's connected organization is only proposed; the policy allows configured ones")
+            }
+            None => Verdict::no("the policy allows users of connected organizations only"),
+        },
         S::SpecificDirectoryServicePrincipals | S::AllDirectoryServicePrincipals => {
             Verdict::no("the policy is for service principals, not users")
         }
@@ -141,7 +179,7 @@ pub fn self_request_allowed(settings: &PolicySettings, facts: Facts<'_>) -> bool
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SelfRequestors {
     /// Nobody: administrators assign (`notSpecified`), self-add is off, or the scope is for
-    /// service principals, connected organizations or unknown.
+    /// service principals or unknown.
     Nobody,
     /// Every enabled user (`allDirectoryUsers`).
     Everyone,
@@ -149,15 +187,18 @@ pub enum SelfRequestors {
     Members,
     /// Enabled guests (`allExternalUsers`).
     Guests,
+    /// Enabled guests whose connected organization is configured
+    /// (`allConfiguredConnectedOrganizationUsers`).
+    ConfiguredOrganizations,
     /// Enabled users the policy names (`specificDirectoryUsers`,
     /// `specificConnectedOrganizationUsers`).
     Named(NamedRequestors),
 }
 
 /// The subject sets of a policy that can admit a user, reduced to what they compare: sorted and
-/// without duplicates. Sets that never admit anyone (connected organizations, service
-/// principals, approver-only kinds, a user id that is no user id, a group id that is no GUID,
-/// a rule entry without a rule) are left out.
+/// without duplicates. Sets that never admit anyone (service principals, approver-only kinds, a
+/// user id that is no user id, a group or organization id that is no GUID, a rule entry without
+/// a rule) are left out.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NamedRequestors {
     /// `singleUser`: the user ids named (compared ignoring ASCII case, so kept canonical).
@@ -166,6 +207,8 @@ pub struct NamedRequestors {
     pub groups: Vec<GroupId>,
     /// `attributeRuleMembers`: the rule texts as written (an invalid rule admits nobody).
     pub rules: Vec<String>,
+    /// `connectedOrganizationMembers`: guests of these connected organizations.
+    pub organizations: Vec<ConnectedOrganizationId>,
 }
 
 impl SelfRequestors {
@@ -179,6 +222,7 @@ impl SelfRequestors {
             S::AllDirectoryUsers => Self::Everyone,
             S::AllMemberUsers => Self::Members,
             S::AllExternalUsers => Self::Guests,
+            S::AllConfiguredConnectedOrganizationUsers => Self::ConfiguredOrganizations,
             S::SpecificDirectoryUsers | S::SpecificConnectedOrganizationUsers => {
                 let mut named = NamedRequestors::default();
                 for set in &settings.specific_allowed_targets {
@@ -201,6 +245,11 @@ impl SelfRequestors {
                         SubjectSet::AttributeRuleMembers { membership_rule: Some(text), .. } => {
                             named.rules.push(text.clone());
                         }
+                        SubjectSet::ConnectedOrganizationMembers { connected_organization_id: Some(o), .. } => {
+                            if let Ok(id) = o.parse::<ConnectedOrganizationId>() {
+                                named.organizations.push(id);
+                            }
+                        }
                         _ => {}
                     }
                 }
@@ -210,12 +259,13 @@ impl SelfRequestors {
                 named.groups.dedup();
                 named.rules.sort_unstable();
                 named.rules.dedup();
+                named.organizations.sort_unstable();
+                named.organizations.dedup();
                 Self::Named(named)
             }
             S::NotSpecified
             | S::SpecificDirectoryServicePrincipals
             | S::AllDirectoryServicePrincipals
-            | S::AllConfiguredConnectedOrganizationUsers
             | S::UnknownFutureValue => Self::Nobody,
         }
     }
@@ -227,6 +277,7 @@ impl SelfRequestors {
             Self::Everyone => "everyone",
             Self::Members => "members",
             Self::Guests => "guests",
+            Self::ConfiguredOrganizations => "configuredOrganizations",
             Self::Named(_) => "named",
         }
     }
@@ -247,10 +298,12 @@ impl SelfRequestors {
             Self::Nobody => false,
             Self::Everyone => true,
             Self::Members | Self::Guests => self.kind() == Self::kind_for(facts.user.user_type),
+            Self::ConfiguredOrganizations => facts.organization().is_some_and(|m| m.configured),
             Self::Named(n) => {
                 n.users.contains(&facts.user.id)
                     || n.groups.iter().any(|g| facts.groups.contains(g))
                     || n.rules.iter().any(|r| MembershipRule::parse(r).is_ok_and(|rule| rule.matches(facts.user)))
+                    || facts.organization().is_some_and(|m| n.organizations.contains(&m.id))
             }
         }
     }
@@ -324,8 +377,8 @@ mod tests {
         let g = GroupId::new();
         let mut s: PolicySettings =
             serde_json::from_value(serde_json::json!({"allowedTargetScope": "allMemberUsers"})).unwrap();
-        assert!(target_allowed(&s, Facts { user: &sales, groups: &[] }).allowed);
-        assert!(!target_allowed(&s, Facts { user: &guest, groups: &[] }).allowed);
+        assert!(target_allowed(&s, Facts::new(&sales, &[])).allowed);
+        assert!(!target_allowed(&s, Facts::new(&guest, &[])).allowed);
         s.allowed_target_scope = AllowedTargetScope::SpecificDirectoryUsers;
         s.specific_allowed_targets = vec![
             SubjectSet::GroupMembers { group_id: Some(g.to_string()), description: Some("Admins".into()) },
@@ -334,12 +387,47 @@ mod tests {
                 description: None,
             },
         ];
-        assert!(!target_allowed(&s, Facts { user: &sales, groups: &[] }).allowed);
-        assert!(target_allowed(&s, Facts { user: &sales, groups: &[g] }).allowed);
-        let v = target_allowed(&s, Facts { user: &guest, groups: &[] });
+        assert!(!target_allowed(&s, Facts::new(&sales, &[])).allowed);
+        assert!(target_allowed(&s, Facts::new(&sales, &[g])).allowed);
+        let v = target_allowed(&s, Facts::new(&guest, &[]));
         assert!(v.allowed, "{v:?}");
         s.allowed_target_scope = AllowedTargetScope::NotSpecified;
-        assert!(!target_allowed(&s, Facts { user: &sales, groups: &[g] }).allowed);
+        assert!(!target_allowed(&s, Facts::new(&sales, &[g])).allowed);
+    }
+
+    #[test]
+    fn external_users_are_placed_by_their_connected_organization() {
+        let member = user("Sales", false);
+        let guest = user("Sales", true);
+        let org = ConnectedOrganizationId::new();
+        let other = ConnectedOrganizationId::new();
+        let of = |u, m: Option<Membership>| Facts { user: u, groups: &[], organization: m };
+        let configured = Some(Membership { id: org, configured: true });
+        let proposed = Some(Membership { id: org, configured: false });
+        let policy = |v: serde_json::Value| -> PolicySettings { serde_json::from_value(v).unwrap() };
+
+        let all_external = policy(serde_json::json!({"allowedTargetScope": "allExternalUsers"}));
+        assert!(target_allowed(&all_external, of(&guest, None)).allowed, "any guest");
+        assert!(!target_allowed(&all_external, of(&member, configured)).allowed);
+
+        let all_configured =
+            policy(serde_json::json!({"allowedTargetScope": "allConfiguredConnectedOrganizationUsers"}));
+        assert!(target_allowed(&all_configured, of(&guest, configured)).allowed);
+        assert!(!target_allowed(&all_configured, of(&guest, proposed)).allowed, "a proposed organization");
+        assert!(!target_allowed(&all_configured, of(&guest, None)).allowed, "a guest of no organization");
+        assert!(!target_allowed(&all_configured, of(&member, configured)).allowed, "a member is not external");
+
+        let specific = policy(serde_json::json!({"allowedTargetScope": "specificConnectedOrganizationUsers",
+            "specificAllowedTargets": [{"@odata.type": "#microsoft.graph.connectedOrganizationMembers",
+                "connectedOrganizationId": org.to_string().to_uppercase()}]}));
+        assert!(target_allowed(&specific, of(&guest, configured)).allowed);
+        assert!(target_allowed(&specific, of(&guest, proposed)).allowed, "named, so its state does not matter");
+        let elsewhere = Some(Membership { id: other, configured: true });
+        assert!(!target_allowed(&specific, of(&guest, elsewhere)).allowed);
+        assert!(!target_allowed(&specific, of(&member, configured)).allowed);
+        for (s, f) in [(&all_configured, of(&guest, configured)), (&specific, of(&guest, proposed))] {
+            assert!(SelfRequestors::of(s).admits(f));
+        }
     }
 
     /// A policy for which `target_needs_groups` says no decides the same whatever groups the
@@ -364,8 +452,8 @@ mod tests {
             }))
             .unwrap();
             for u in [user("Sales", false), user("Sales", true)] {
-                let without = target_allowed(&s, Facts { user: &u, groups: &[] }).allowed;
-                let with = target_allowed(&s, Facts { user: &u, groups: &[g] }).allowed;
+                let without = target_allowed(&s, Facts::new(&u, &[])).allowed;
+                let with = target_allowed(&s, Facts::new(&u, &[g])).allowed;
                 assert!(target_needs_groups(&s) || without == with, "{scope}");
             }
         }
@@ -406,6 +494,16 @@ mod tests {
             g2.as_uuid().simple().to_string(),
             "g-1".to_owned(),
         ];
+        let o1 = ConnectedOrganizationId::new();
+        let o2 = ConnectedOrganizationId::new();
+        let org_ids = vec![
+            o1.to_string(),
+            o1.to_string().to_uppercase(),
+            format!("{{{o2}}}"),
+            o2.as_uuid().simple().to_string(),
+            ConnectedOrganizationId::new().to_string(),
+            "org-1".to_owned(),
+        ];
         let rules = vec![
             "user.department -eq \"sales\"".to_owned(),
             "user.userType -eq \"Guest\"".to_owned(),
@@ -421,18 +519,23 @@ mod tests {
             proptest::option::of(select(rules))
                 .prop_map(|membership_rule| SubjectSet::AttributeRuleMembers { membership_rule, description: None }),
             Just(SubjectSet::RequestorManager { manager_level: Some(1) }),
-            Just(SubjectSet::ConnectedOrganizationMembers { connected_organization_id: None, description: None }),
+            proptest::option::of(select(org_ids)).prop_map(|connected_organization_id| {
+                SubjectSet::ConnectedOrganizationMembers { connected_organization_id, description: None }
+            }),
             Just(SubjectSet::SingleServicePrincipal { service_principal_id: None, description: None }),
         ];
         let requestor = proptest::option::of(any::<bool>()).prop_map(|o| {
             o.map(|self_add| RequestorSettings { enable_targets_to_self_add_access: self_add, ..Default::default() })
         });
         let settings = (select(AllowedTargetScope::ALL), proptest::collection::vec(set, 0..4), requestor);
-        let facts = (any::<bool>(), any::<bool>(), any::<bool>(), select(vec!["Sales", "Finance"]), 0..4usize);
+        let organization = proptest::option::of((select(vec![o1, o2, ConnectedOrganizationId::new()]), any::<bool>()))
+            .prop_map(|o| o.map(|(id, configured)| Membership { id, configured }));
+        let facts =
+            (any::<bool>(), any::<bool>(), any::<bool>(), select(vec!["Sales", "Finance"]), 0..4usize, organization);
         let config = Config { cases: 4000, failure_persistence: None, ..Config::default() };
         let mut runner = TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha));
         runner
-            .run(&(settings, facts), |((scope, targets, requestor), (guest, enabled, itself, dept, groups))| {
+            .run(&(settings, facts), |((scope, targets, requestor), (guest, enabled, itself, dept, groups, org))| {
                 let mut s: PolicySettings = serde_json::from_value(serde_json::json!({})).unwrap();
                 s.allowed_target_scope = scope;
                 s.specific_allowed_targets = targets;
@@ -443,7 +546,7 @@ mod tests {
                     u.id = me_id;
                 }
                 let groups: Vec<GroupId> = [g1, g2, GroupId::new()].into_iter().take(groups).collect();
-                let facts = Facts { user: &u, groups: &groups };
+                let facts = Facts { user: &u, groups: &groups, organization: org };
                 let want = self_request_allowed(&s, facts);
                 let got = SelfRequestors::of(&s).admits(facts);
                 prop_assert_eq!(got, want, "{:?} for {:?} in {:?}", s, u, groups);

@@ -184,6 +184,33 @@ graph_enum!(/// Where one call of a custom extension stands (customExtensionCall
     WaitingForCallback = "waitingForCallback",
 });
 
+graph_enum!(/// Whether a connected organization's users count among "all configured connected
+    /// organizations" (connectedOrganizationState; Graph's `unknownFutureValue` is not stored).
+    ConnectedOrganizationState, "connectedOrganizationState" {
+    Configured = "configured",
+    Proposed = "proposed",
+});
+
+graph_enum!(/// A social identity provider (socialIdentitySourceType).
+    SocialIdentitySourceType, "socialIdentitySourceType" {
+    Facebook = "facebook",
+});
+
+graph_enum!(/// What happens to a governed external user whose last assignment ends
+    /// (accessPackageExternalUserLifecycleAction).
+    ExternalUserLifecycleAction, "accessPackageExternalUserLifecycleAction" {
+    None = "none",
+    BlockSignIn = "blockSignIn",
+    BlockSignInAndDelete = "blockSignInAndDelete",
+});
+
+graph_enum!(/// Whether Steward governs a subject's lifecycle (accessPackageSubjectLifecycle).
+    SubjectLifecycle, "accessPackageSubjectLifecycle" {
+    NotDefined = "notDefined",
+    NotGoverned = "notGoverned",
+    Governed = "governed",
+});
+
 #[cfg(test)]
 mod tests {
     use super::*;

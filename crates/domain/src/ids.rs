@@ -127,6 +127,10 @@ id_type!(/// A custom extension of a catalog (Graph's customCalloutExtension).
     CustomExtensionId, "custom extension");
 id_type!(/// One call of a custom extension at one stage (Graph's customExtensionStageInstanceId).
     CalloutInstanceId, "custom extension stage instance");
+id_type!(/// A connected organization: an external organization whose users may request access.
+    ConnectedOrganizationId, "connected organization");
+id_type!(/// A delegated-administration role assignment (Graph's unifiedRoleAssignment).
+    RoleAssignmentId, "role assignment");
 
 /// A directory object: what `$ref` bodies, sponsors and memberships point at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -251,6 +251,9 @@ pub struct PolicySettings {
     /// checks that each exists in the policy's catalog and fits its stage.
     #[serde(default)]
     pub custom_extension_stage_settings: Vec<crate::extension::StageSetting>,
+    /// Steward's conditional requirements at request and approval time (not in Graph).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditional_requirements: Option<crate::condition::ConditionalRequirements>,
 }
 
 fn not_specified() -> AllowedTargetScope {
@@ -324,6 +327,9 @@ impl PolicySettings {
             return Err(DomainError::invalid(
                 "On-behalf requests are enabled, so requestorSettings.onBehalfRequestors must name who may make them.",
             ));
+        }
+        if let Some(c) = &self.conditional_requirements {
+            c.check()?;
         }
         if let Some(auto) = &self.automatic_request_settings {
             let rule_based =

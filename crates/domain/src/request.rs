@@ -136,6 +136,10 @@ pub struct RequestDetail {
     /// The launch-and-wait callout the request waits for (status `WaitingForCallback`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waiting: Option<crate::ids::CalloutInstanceId>,
+    /// The person the request is for, when they are not in the directory yet: they become a
+    /// guest (`target_id` is the id they will get) when the request's access starts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guest: Option<crate::external::GuestInvitation>,
 }
 
 impl AssignmentRequest {

@@ -76,9 +76,17 @@ pub struct ServeArgs {
     pub listen: Option<String>,
     #[command(flatten)]
     pub db: DbArgs,
-    /// Externally visible base URL, used in @odata.nextLink (default: from the Host header).
+    /// Externally visible base URL (https://steward.example.com): used in @odata.nextLink, as
+    /// the origin cookie-authenticated requests must come from, and for the sign-in redirect
+    /// <URL>/auth/callback (default: from the Host header; sign-in needs it).
     #[arg(long, value_name = "URL")]
     pub public_url: Option<String>,
+    /// Serve HTTPS with this PEM certificate chain (tls.cert_file); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert (tls.key_file).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Seed a small demo organization (idempotent).
     #[arg(long)]
     pub demo: bool,
@@ -103,14 +111,26 @@ pub struct ServeArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
-    /// Create a token and print its secret once. Without --user it is a global-administrator token.
+    /// Create a token and print its secret once. Without --user or --role it is a
+    /// global-administrator token.
     Create {
         /// A name to recognise the token by.
         #[arg(long)]
         name: String,
-        /// Make a personal token acting as this user (id or userPrincipalName).
-        #[arg(long, value_name = "USER")]
+        /// Make a personal token acting as this user (id or userPrincipalName), with their roles.
+        #[arg(long, value_name = "USER", conflicts_with = "role")]
         user: Option<String>,
+        /// Make a machine token holding only this role: a role definition id, or one of
+        /// catalog-owner, catalog-reader, access-package-manager, access-package-assignment-manager,
+        /// catalog-creator, administrator.
+        #[arg(long, value_name = "ROLE")]
+        role: Option<String>,
+        /// The catalog a catalog role applies to (its id).
+        #[arg(long, value_name = "CATALOG_ID", requires = "role")]
+        catalog: Option<String>,
+        /// Refuse the token after this many days.
+        #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=3650))]
+        expires_in_days: Option<u32>,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -196,6 +216,12 @@ fn overrides(a: &ServeArgs) -> Overrides {
         log_format: a.log_format,
         log: None,
         worker: WorkerOverrides { enabled: a.no_worker.then_some(false), poll_interval_ms: a.worker_poll_ms },
+        tls: match (&a.tls_cert, &a.tls_key) {
+            (Some(cert_file), Some(key_file)) => {
+                Some(crate::config::TlsConfig { cert_file: cert_file.clone(), key_file: key_file.clone() })
+            }
+            _ => None,
+        },
     }
 }
 
@@ -267,6 +293,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A role by id or by a short name.
+fn role_named(s: &str) -> anyhow::Result<steward_domain::role::Role> {
+    use steward_domain::role::Role;
+    let by_name = match s.to_ascii_lowercase().replace('_', "-").as_str() {
+        "administrator" => Some(Role::Administrator),
+        "catalog-creator" => Some(Role::CatalogCreator),
+        "catalog-owner" => Some(Role::CatalogOwner),
+        "catalog-reader" => Some(Role::CatalogReader),
+        "access-package-manager" => Some(Role::AccessPackageManager),
+        "access-package-assignment-manager" => Some(Role::AccessPackageAssignmentManager),
+        _ => None,
+    };
+    match by_name {
+        Some(r) => Ok(r),
+        None => s.parse().map_err(|e| anyhow::anyhow!("--role: {e}")),
+    }
+}
+
 async fn token(file: Option<&std::path::Path>, cmd: TokenCommand) -> anyhow::Result<()> {
     let db = match &cmd {
         TokenCommand::Create { db, .. } | TokenCommand::List { db } | TokenCommand::Revoke { db, .. } => db,
@@ -276,28 +320,52 @@ async fn token(file: Option<&std::path::Path>, cmd: TokenCommand) -> anyhow::Res
     let services = Services::new(Arc::new(store), Arc::new(SystemClock));
     let cap = local_operator();
     match cmd {
-        TokenCommand::Create { name, user, .. } => {
-            let user = match user {
-                Some(key) => {
+        TokenCommand::Create { name, user, role, catalog, expires_in_days, .. } => {
+            let holder = match (user, role) {
+                (Some(key), _) => {
                     let reader = steward_app::auth::Principal::Admin { token: None }.directory_reader();
-                    Some(directory::find_user(&services, reader, &key).await.map_err(|e| anyhow::anyhow!("{e}"))?.id)
+                    let u = directory::find_user(&services, reader, &key).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                    auth::TokenHolder::User(u.id)
                 }
-                None => None,
+                (None, Some(role)) => {
+                    let role = role_named(&role)?;
+                    let scope = match catalog {
+                        Some(c) => steward_domain::role::AppScope::Catalog(
+                            c.parse().map_err(|e| anyhow::anyhow!("--catalog: {e}"))?,
+                        ),
+                        None => steward_domain::role::AppScope::Tenant,
+                    };
+                    auth::TokenHolder::Role(role, scope)
+                }
+                (None, None) => auth::TokenHolder::Administrator,
             };
+            let expires =
+                expires_in_days.map(|d| services.clock.now() + jiff::SignedDuration::from_hours(24 * i64::from(d)));
             let (t, secret) =
-                auth::create_token(&services, cap, &name, user).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-            eprintln!(
-                "Created {} token '{}' (id {}). The secret is shown once; store it now:",
-                if t.user_id.is_some() { "personal" } else { "global-administrator" },
-                t.name,
-                t.id
-            );
+                auth::create_token(&services, cap, &name, holder, expires).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let what = match (t.user_id, t.role) {
+                (Some(_), _) => "personal".to_owned(),
+                (None, Some((r, s))) => format!("{} ({s})", r.display_name()),
+                (None, None) => "global-administrator".to_owned(),
+            };
+            eprintln!("Created {what} token '{}' (id {}). The secret is shown once; store it now:", t.name, t.id);
             println!("{}", secret.expose());
         }
         TokenCommand::List { .. } => {
             for t in services.store.list_tokens().await.map_err(|e| anyhow::anyhow!("{e}"))? {
-                let who = t.user_id.map(|u| format!("user {u}")).unwrap_or_else(|| "administrator".into());
-                println!("{}\t{}\t{}\t{}", t.id, t.name, who, steward_domain::time::format_datetime(t.created_at));
+                let who = match (t.user_id, t.role) {
+                    (Some(u), _) => format!("user {u}"),
+                    (None, Some((r, s))) => format!("{} at {s}", r.display_name()),
+                    (None, None) => "administrator".into(),
+                };
+                let expires = t.expires_at.map_or_else(|| "never".to_owned(), steward_domain::time::format_datetime);
+                println!(
+                    "{}\t{}\t{}\t{}\texpires {expires}",
+                    t.id,
+                    t.name,
+                    who,
+                    steward_domain::time::format_datetime(t.created_at)
+                );
             }
         }
         TokenCommand::Revoke { id, .. } => {

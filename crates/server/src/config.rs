@@ -44,6 +44,11 @@ pub struct Config {
     /// When set, this value is accepted as a global-administrator bearer token.
     #[serde(default)]
     pub bootstrap_admin_token: Option<SecretString>,
+    /// The bearer token of the SCIM client (the identity provider that provisions the
+    /// directory through `/scim/v2`). Without it SCIM provisioning is off. Keep it out of the
+    /// file: `STEWARD_SCIM_TOKEN`. At least 16 characters, and not the bootstrap token.
+    #[serde(default)]
+    pub scim_token: Option<SecretString>,
     /// The key that seals connections' credentials at rest: 32 random bytes in base64 (for
     /// example `openssl rand -base64 32`). Without it, connections can be registered but
     /// credentials cannot be stored. Keep it out of the file: `STEWARD_SECRETS_KEY`.
@@ -51,6 +56,123 @@ pub struct Config {
     pub secrets_key: Option<SecretString>,
     /// The background job worker (`[worker]` in the file, `STEWARD_WORKER__*` in the environment).
     pub worker: WorkerConfig,
+    /// Sign-in through an OpenID Connect provider (`[oidc]`): the portal's sign-in at
+    /// `/auth/login` and the provider's access tokens on the API. Off when absent.
+    #[serde(default)]
+    pub oidc: Option<OidcConfig>,
+    /// How long portal sessions last (`[session]`).
+    #[serde(default)]
+    pub session: SessionConfig,
+    /// Proxies (CIDRs, such as `10.0.0.0/8` or `192.0.2.7/32`) whose `X-Forwarded-For` names the
+    /// client; from any other peer the header is ignored.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// HTTPS served by Steward itself (`[tls]`): a PEM certificate chain and its private key.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+}
+
+/// The OpenID Connect provider (`[oidc]`, `STEWARD_OIDC__*`).
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    /// The issuer identifier (exactly as the provider's discovery document names it).
+    pub issuer: String,
+    /// Steward's client id at the provider (the `aud` of its ID tokens).
+    pub client_id: String,
+    /// The client secret. Keep it out of the file: `STEWARD_OIDC__CLIENT_SECRET`.
+    #[serde(default)]
+    pub client_secret: Option<SecretString>,
+    /// The `aud` values accepted on API access tokens (such as `api://steward`); the ID token's
+    /// audience is the client id, so the API's must be named here. Empty: the client id.
+    #[serde(default)]
+    pub audience: Vec<String>,
+    /// Signature algorithms accepted (default RS256 and ES256; HMAC and none are refused).
+    #[serde(default)]
+    pub algorithms: Vec<steward_oidc::Algorithm>,
+    /// Where the provider sends the browser back; default `<public_url>/auth/callback`.
+    #[serde(default)]
+    pub redirect_url: Option<String>,
+    /// Where the provider sends the browser after signing out there; default `<public_url>/`.
+    #[serde(default)]
+    pub post_logout_redirect_url: Option<String>,
+    /// Scopes asked for at sign-in beyond `openid profile email`.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Which claims name the directory user, and whether unknown users are created
+    /// (`[oidc.claims]`).
+    #[serde(default)]
+    pub claims: steward_app::identity::ClaimMapping,
+}
+
+impl OidcConfig {
+    /// The provider's configuration for `steward_oidc`.
+    pub fn provider_config(&self) -> steward_oidc::ProviderConfig {
+        let mut c = steward_oidc::ProviderConfig::new(self.issuer.clone(), self.client_id.clone());
+        if let Some(secret) = &self.client_secret {
+            c = c.with_client_secret(secret.clone());
+        }
+        if !self.audience.is_empty() {
+            c = c.with_audience(self.audience.clone());
+        }
+        if !self.algorithms.is_empty() {
+            c = c.with_algorithms(self.algorithms.clone());
+        }
+        c
+    }
+}
+
+impl fmt::Debug for OidcConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OidcConfig")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "[REDACTED]"))
+            .field("audience", &self.audience)
+            .field("algorithms", &self.algorithms)
+            .field("redirect_url", &self.redirect_url)
+            .field("post_logout_redirect_url", &self.post_logout_redirect_url)
+            .field("scopes", &self.scopes)
+            .field("claims", &self.claims)
+            .finish()
+    }
+}
+
+/// Portal sessions (`[session]`, `STEWARD_SESSION__*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionConfig {
+    /// A session unused for this many minutes ends (1 to 1440; default 30).
+    pub idle_minutes: u64,
+    /// A session ends this many hours after sign-in (1 to 720; default 12).
+    pub absolute_hours: u64,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self { idle_minutes: 30, absolute_hours: 12 }
+    }
+}
+
+impl SessionConfig {
+    pub fn policy(&self) -> steward_app::sessions::SessionPolicy {
+        let mins = i64::try_from(self.idle_minutes).unwrap_or(30);
+        let hours = i64::try_from(self.absolute_hours).unwrap_or(12);
+        steward_app::sessions::SessionPolicy {
+            idle: jiff::SignedDuration::from_mins(mins),
+            absolute: jiff::SignedDuration::from_hours(hours),
+        }
+    }
+}
+
+/// Steward's own HTTPS (`[tls]`, `STEWARD_TLS__*`, `--tls-cert`/`--tls-key`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, PEM, leaf first.
+    pub cert_file: PathBuf,
+    /// The private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
 }
 
 /// The background worker that runs deliveries and the sweep (approval timeouts, scheduled
@@ -103,6 +225,8 @@ pub struct Overrides {
     pub log: Option<String>,
     #[serde(skip_serializing_if = "WorkerOverrides::is_empty")]
     pub worker: WorkerOverrides,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
 }
 
 #[derive(Serialize)]
@@ -125,6 +249,10 @@ const DEFAULTS: Defaults = Defaults {
     log: "info",
     worker: WorkerConfig { enabled: true, poll_interval_ms: 200 },
 };
+
+/// The shortest SCIM token accepted: the identity provider holds it, so it must not be
+/// guessable.
+const MIN_SCIM_TOKEN: usize = 16;
 
 /// The longest accepted poll interval: a worker that looks less often than this delays
 /// deliveries noticeably.
@@ -158,6 +286,31 @@ impl Config {
         {
             bail!("public_url must start with http:// or https://, got '{u}'");
         }
+        if let Some(t) = cfg.scim_token.as_ref().map(|t| t.expose_secret()).filter(|t| !t.is_empty()) {
+            if t.chars().count() < MIN_SCIM_TOKEN {
+                bail!(
+                    "scim_token must be at least {MIN_SCIM_TOKEN} characters long (for example: openssl rand -hex 32)"
+                );
+            }
+            if cfg.bootstrap_admin_token.as_ref().is_some_and(|b| b.expose_secret() == t) {
+                bail!("scim_token must differ from bootstrap_admin_token: the SCIM client is not an administrator");
+            }
+        }
+        if !(1..=1440).contains(&cfg.session.idle_minutes) {
+            bail!("session.idle_minutes must be between 1 and 1440, got {}", cfg.session.idle_minutes);
+        }
+        if !(1..=720).contains(&cfg.session.absolute_hours) {
+            bail!("session.absolute_hours must be between 1 and 720, got {}", cfg.session.absolute_hours);
+        }
+        cfg.trusted_proxies()?;
+        if let Some(o) = &cfg.oidc {
+            o.provider_config().checked().map_err(|e| anyhow::anyhow!("[oidc]: {e}"))?;
+            if o.redirect_url.is_none() && cfg.public_url.is_none() {
+                bail!(
+                    "[oidc] needs public_url (or oidc.redirect_url): the provider sends browsers back to <public_url>/auth/callback"
+                );
+            }
+        }
         if !(1..=MAX_POLL_INTERVAL_MS).contains(&cfg.worker.poll_interval_ms) {
             bail!(
                 "worker.poll_interval_ms must be between 1 and {MAX_POLL_INTERVAL_MS}, got {}",
@@ -165,6 +318,35 @@ impl Config {
             );
         }
         Ok(cfg)
+    }
+
+    /// The trusted proxies, parsed.
+    pub fn trusted_proxies(&self) -> anyhow::Result<Vec<ipnet::IpNet>> {
+        self.trusted_proxies
+            .iter()
+            .map(|p| {
+                let p = p.trim();
+                p.parse::<ipnet::IpNet>().or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from)).map_err(
+                    |_| anyhow::anyhow!("trusted_proxies: '{p}' is not an address or CIDR (such as 10.0.0.0/8)"),
+                )
+            })
+            .collect()
+    }
+
+    /// Where the provider sends browsers back after sign-in.
+    pub fn redirect_url(&self) -> Option<String> {
+        let o = self.oidc.as_ref()?;
+        o.redirect_url
+            .clone()
+            .or_else(|| self.public_url.as_ref().map(|u| format!("{}/auth/callback", u.trim_end_matches('/'))))
+    }
+
+    /// Where the provider sends browsers after signing out there.
+    pub fn post_logout_redirect_url(&self) -> Option<String> {
+        let o = self.oidc.as_ref()?;
+        o.post_logout_redirect_url
+            .clone()
+            .or_else(|| self.public_url.as_ref().map(|u| format!("{}/", u.trim_end_matches('/'))))
     }
 
     /// The database URL in effect.
@@ -194,12 +376,47 @@ impl Config {
         if self.bootstrap_admin_token.is_some() {
             out.push_str("bootstrap_admin_token = \"[REDACTED]\"\n");
         }
+        if self.scim_token.is_some() {
+            out.push_str("scim_token = \"[REDACTED]\"\n");
+        }
         if self.secrets_key.is_some() {
             out.push_str("secrets_key = \"[REDACTED]\"\n");
+        }
+        if !self.trusted_proxies.is_empty() {
+            out.push_str(&format!("trusted_proxies = {:?}\n", self.trusted_proxies));
         }
         out.push_str("\n[worker]\n");
         out.push_str(&format!("enabled = {}\n", self.worker.enabled));
         out.push_str(&format!("poll_interval_ms = {}\n", self.worker.poll_interval_ms));
+        out.push_str("\n[session]\n");
+        out.push_str(&format!("idle_minutes = {}\n", self.session.idle_minutes));
+        out.push_str(&format!("absolute_hours = {}\n", self.session.absolute_hours));
+        if let Some(t) = &self.tls {
+            out.push_str("\n[tls]\n");
+            out.push_str(&format!("cert_file = {:?}\n", t.cert_file.display().to_string()));
+            out.push_str(&format!("key_file = {:?}\n", t.key_file.display().to_string()));
+        }
+        if let Some(o) = &self.oidc {
+            out.push_str("\n[oidc]\n");
+            out.push_str(&format!("issuer = {:?}\n", o.issuer));
+            out.push_str(&format!("client_id = {:?}\n", o.client_id));
+            if o.client_secret.is_some() {
+                out.push_str("client_secret = \"[REDACTED]\"\n");
+            }
+            out.push_str(&format!("audience = {:?}\n", o.audience));
+            if !o.algorithms.is_empty() {
+                let algs: Vec<String> = o.algorithms.iter().map(|a| format!("{a:?}")).collect();
+                out.push_str(&format!("algorithms = {algs:?}\n"));
+            }
+            if let Some(u) = self.redirect_url() {
+                out.push_str(&format!("redirect_url = {u:?}\n"));
+            }
+            if let Some(u) = self.post_logout_redirect_url() {
+                out.push_str(&format!("post_logout_redirect_url = {u:?}\n"));
+            }
+            out.push_str(&format!("scopes = {:?}\n", o.scopes));
+            out.push_str(&format!("# claims: {:?}\n", o.claims));
+        }
         out
     }
 }
@@ -213,8 +430,13 @@ impl fmt::Debug for Config {
             .field("public_url", &self.public_url)
             .field("demo", &self.demo)
             .field("bootstrap_admin_token", &self.bootstrap_admin_token.as_ref().map(|_| "[REDACTED]"))
+            .field("scim_token", &self.scim_token.as_ref().map(|_| "[REDACTED]"))
             .field("secrets_key", &self.secrets_key.as_ref().map(|_| "[REDACTED]"))
             .field("worker", &self.worker)
+            .field("oidc", &self.oidc)
+            .field("session", &self.session)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -321,8 +543,18 @@ mod tests {
             jail.set_env("STEWARD_DATABASE_URL", "postgres://steward:hunter2@db/steward");
             jail.set_env("STEWARD_BOOTSTRAP_ADMIN_TOKEN", "tok-very-secret");
             jail.set_env("STEWARD_SECRETS_KEY", "c2VjcmV0LWtleS1vZi0zMi1ieXRlcy1mb3ItdGVzdHM=");
+            jail.set_env("STEWARD_PUBLIC_URL", "https://steward.example");
+            jail.set_env("STEWARD_OIDC__ISSUER", "https://idp.example");
+            jail.set_env("STEWARD_OIDC__CLIENT_ID", "steward");
+            jail.set_env("STEWARD_OIDC__CLIENT_SECRET", "oidc-client-very-secret");
             let c = Config::load(None, Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(
+                c.oidc.as_ref().and_then(|o| o.client_secret.as_ref()).map(|s| s.expose_secret()),
+                Some("oidc-client-very-secret")
+            );
             for shown in [format!("{c:?}"), c.redacted_toml()] {
+                assert!(!shown.contains("oidc-client-very-secret"), "{shown}");
+                assert!(shown.contains("client_secret"), "{shown}");
                 assert!(!shown.contains("hunter2"), "{shown}");
                 assert!(!shown.contains("tok-very-secret"), "{shown}");
                 assert!(!shown.contains("c2VjcmV0"), "{shown}");
@@ -369,6 +601,69 @@ mod tests {
             let c = Config::load(None, flags).map_err(|e| e.to_string())?;
             assert_eq!(c.worker, WorkerConfig { enabled: false, poll_interval_ms: 10 }, "one flag overrides one key");
             assert!(c.redacted_toml().contains("[worker]\nenabled = false\npoll_interval_ms = 10\n"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_scim_token_comes_from_the_environment_redacted_and_checked() {
+        figment::Jail::expect_with(|jail| {
+            let c = Config::load(None, Overrides::default()).map_err(|e| e.to_string())?;
+            assert!(c.scim_token.is_none(), "SCIM provisioning is off by default");
+            jail.set_env("STEWARD_SCIM_TOKEN", "scim-token-very-secret-1234");
+            let c = Config::load(None, Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(c.scim_token.as_ref().map(|t| t.expose_secret()), Some("scim-token-very-secret-1234"));
+            for shown in [format!("{c:?}"), c.redacted_toml()] {
+                assert!(!shown.contains("very-secret") && shown.contains("scim_token"), "{shown}");
+            }
+            jail.set_env("STEWARD_SCIM_TOKEN", "short");
+            let e = Config::load(None, Overrides::default()).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(e.contains("at least 16") && !e.contains("short"), "{e}");
+            jail.set_env("STEWARD_SCIM_TOKEN", "the-same-token-for-both");
+            jail.set_env("STEWARD_BOOTSTRAP_ADMIN_TOKEN", "the-same-token-for-both");
+            let e = Config::load(None, Overrides::default()).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(e.contains("differ"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn sign_in_sessions_proxies_and_tls_are_read_and_checked() {
+        figment::Jail::expect_with(|jail| {
+            let c = Config::load(None, Overrides::default()).map_err(|e| e.to_string())?;
+            assert!(c.oidc.is_none() && c.tls.is_none() && c.trusted_proxies.is_empty());
+            assert_eq!(c.session, SessionConfig { idle_minutes: 30, absolute_hours: 12 });
+            jail.create_file(
+                "steward.toml",
+                "version = 1\npublic_url = \"https://steward.example/\"\n\
+                 trusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\"]\n\
+                 [session]\nidle_minutes = 15\n\
+                 [tls]\ncert_file = \"cert.pem\"\nkey_file = \"key.pem\"\n\
+                 [oidc]\nissuer = \"https://login.example/tenant/v2.0\"\nclient_id = \"steward\"\n\
+                 audience = [\"api://steward\"]\n[oidc.claims]\ncreate_users = true\n",
+            )?;
+            let c = Config::load(None, Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(c.session, SessionConfig { idle_minutes: 15, absolute_hours: 12 });
+            assert_eq!(c.trusted_proxies().map_err(|e| e.to_string())?.len(), 2);
+            assert_eq!(c.tls.as_ref().map(|t| t.key_file.clone()), Some(PathBuf::from("key.pem")));
+            assert_eq!(c.redirect_url().as_deref(), Some("https://steward.example/auth/callback"));
+            assert_eq!(c.post_logout_redirect_url().as_deref(), Some("https://steward.example/"));
+            let o = c.oidc.as_ref().unwrap();
+            assert!(o.claims.create_users);
+            assert_eq!(o.provider_config().audience, vec!["api://steward".to_owned()]);
+            assert_eq!(c.session.policy().idle, jiff::SignedDuration::from_mins(15));
+
+            jail.set_env("STEWARD_SESSION__ABSOLUTE_HOURS", "0");
+            let e = Config::load(None, Overrides::default()).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(e.contains("absolute_hours"), "{e}");
+            jail.set_env("STEWARD_SESSION__ABSOLUTE_HOURS", "8");
+            jail.set_env("STEWARD_TRUSTED_PROXIES", "[not-a-network]");
+            let e = Config::load(None, Overrides::default()).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(e.contains("not-a-network"), "{e}");
+            jail.set_env("STEWARD_TRUSTED_PROXIES", "[]");
+            jail.set_env("STEWARD_OIDC__ISSUER", "http://login.example");
+            let e = Config::load(None, Overrides::default()).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(e.contains("https"), "{e}");
             Ok(())
         });
     }

@@ -10,6 +10,7 @@ use steward_app::query::{ACCESS_PACKAGES, CATALOGS, GROUPS, ListQuery, RESOURCES
 use steward_app::{AppError, Services};
 use steward_domain::enums::{CatalogState, RequestType, UserType};
 use steward_domain::ids::{CatalogId, GroupId, UserId};
+use steward_domain::role::Task;
 use steward_domain::text::DisplayName;
 
 /// (upn local part, display name, department, job title, manager local part, guest?)
@@ -223,7 +224,7 @@ pub async fn seed(s: &Services) -> Result<usize, AppError> {
                         is_hidden: Some(*hidden),
                         catalog_id: cid,
                     };
-                    packages::create_package(s, cap, new).await?.id
+                    packages::create_package(s, cap.in_catalog(cid, Task::ManagePackages), new).await?.id
                 }
             };
             for nick in *grants {
@@ -242,10 +243,18 @@ pub async fn seed(s: &Services) -> Result<usize, AppError> {
                             origin_system: Some("AadGroup".into()),
                         },
                     };
-                    catalogs::request_resource(s, cap, req).await?;
+                    catalogs::request_resource(s, cap.in_catalog(cid, Task::EditCatalog), req).await?;
                 }
                 let role = RoleRef { id: None, origin_id: Some(format!("Member_{gid}")), resource_id: None };
-                match packages::add_role_scope(s, cap, pid, role, ScopeRef::default()).await {
+                match packages::add_role_scope(
+                    s,
+                    cap.in_catalog(cid, Task::ManagePackages),
+                    pid,
+                    role,
+                    ScopeRef::default(),
+                )
+                .await
+                {
                     Ok(_) => created += 1,
                     Err(AppError::Conflict(_)) => {}
                     Err(e) => return Err(e),
@@ -274,5 +283,5 @@ async fn ensure_catalog(
         state: Some(CatalogState::Published),
         is_externally_visible: Some(true),
     };
-    Ok(catalogs::create_catalog(s, cap, new).await?.id)
+    Ok(catalogs::create_catalog(s, cap.creator(), new).await?.id)
 }

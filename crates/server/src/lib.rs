@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod serve;
+pub mod tls;
 pub mod worker;
 
 use std::process::ExitCode;

@@ -1,6 +1,7 @@
 //! `steward serve`: logging, store, demo data, metrics, the HTTP server, the background job
 //! worker, graceful shutdown (stop accepting, finish requests and the job round in hand).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -61,21 +62,44 @@ pub async fn serve(cfg: Config, test_clock: Option<Timestamp>) -> anyhow::Result
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .map_err(|e| anyhow::anyhow!("cannot install the metrics recorder: {e}"))?;
-    let auth = Authenticator::new(cfg.bootstrap_admin_token.as_ref().map(|s| s.expose_secret()));
-    let app = match manual {
-        Some(clock) => steward_web::app_with_test_clock(
-            services,
-            auth,
-            cfg.public_url.clone(),
-            Some(metrics),
-            steward_web::TestClock::new(clock, worker.clone()),
-        ),
-        None => steward_web::app(services, auth, cfg.public_url.clone(), Some(metrics)),
+    let mut auth = Authenticator::new(cfg.bootstrap_admin_token.as_ref().map(|s| s.expose_secret()));
+    let mut portal = steward_web::signin::Portal { sign_in: None, sessions: cfg.session.policy() };
+    if let Some(o) = &cfg.oidc {
+        // Discovered on first use, so Steward starts while the provider is still starting.
+        let idp = steward_web::identity::IdentityProvider::new(o.provider_config())
+            .map_err(|e| anyhow::anyhow!("[oidc]: {e}"))?;
+        auth = auth.with_identity_provider(Arc::new(idp.clone()), o.claims.clone());
+        let redirect_url = cfg.redirect_url().context("[oidc] needs public_url or oidc.redirect_url")?;
+        tracing::info!(issuer = %o.issuer, %redirect_url, "sign-in through OpenID Connect at /auth/login");
+        portal.sign_in = Some(steward_web::signin::SignIn {
+            provider: idp,
+            redirect_url,
+            post_logout_redirect_url: cfg.post_logout_redirect_url(),
+            scopes: o.scopes.clone(),
+        });
+    }
+    let security = steward_web::security::SecurityOptions {
+        trusted_proxies: cfg.trusted_proxies()?,
+        tls: cfg.tls.is_some(),
+        limits: steward_web::security::RateLimits::default(),
     };
+    // Read before listening, so a bad certificate stops start-up at once.
+    let tls = cfg.tls.as_ref().map(crate::tls::server_config).transpose()?;
+    let scim = steward_app::scim::ScimAuthenticator::new(cfg.scim_token.as_ref());
+    if scim.is_enabled() {
+        tracing::info!("SCIM provisioning is enabled at /scim/v2");
+    }
+    let options = steward_web::Options {
+        test_clock: manual.map(|clock| steward_web::TestClock::new(clock, worker.clone())),
+        scim,
+        portal,
+        security,
+    };
+    let app = steward_web::app_with(services, auth, cfg.public_url.clone(), Some(metrics), options);
     let listener =
         tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, "listening on http://{addr}");
+    tracing::info!(%addr, "listening on {}://{addr}", if tls.is_some() { "https" } else { "http" });
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
     let signal = shutdown.clone();
@@ -97,7 +121,17 @@ pub async fn serve(cfg: Config, test_clock: Option<Timestamp>) -> anyhow::Result
     } else {
         tracing::info!("job worker disabled (worker.enabled = false): this process serves the API only");
     }
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await;
+    // The peer address reaches handlers as `ConnectInfo<SocketAddr>` (`steward_web::client_ip`).
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
+    let served = match tls {
+        Some(config) => {
+            use axum::serve::ListenerExt as _;
+            // `tap_io` only to get axum's `ConnectInfo<SocketAddr>` for a listener of ours.
+            let listener = crate::tls::TlsListener::new(listener, config)?.tap_io(|_| ());
+            axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await
+        }
+        None => axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await,
+    };
     // The server may also have stopped on an error: stop the worker either way, and wait for it.
     shutdown.cancel();
     tasks.close();

@@ -76,7 +76,7 @@ async fn main() {
         modified_date_time: start,
     };
     store
-        .insert_catalog(&cat, &setup_event(start, Activity::CreateCatalog, "AccessPackageCatalog", cat.id))
+        .insert_catalog(&cat, None, &setup_event(start, Activity::CreateCatalog, "AccessPackageCatalog", cat.id))
         .await
         .unwrap();
     let group = Group {

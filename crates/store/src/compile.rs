@@ -88,6 +88,12 @@ fn relation_sql(r: Relation, p: &str) -> String {
         Relation::RequestsToApprove => {
             format!("id IN (SELECT request_id FROM request_approvers WHERE user_id = {p})")
         }
+        Relation::InternalSponsors => format!(
+            "id IN (SELECT user_id FROM organization_sponsors WHERE organization_id = {p} AND kind = 'internal')"
+        ),
+        Relation::ExternalSponsors => format!(
+            "id IN (SELECT user_id FROM organization_sponsors WHERE organization_id = {p} AND kind = 'external')"
+        ),
     }
 }
 

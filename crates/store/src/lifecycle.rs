@@ -184,6 +184,9 @@ fn one_at_a_time(what: &'static str) -> impl FnOnce(StoreError) -> StoreError {
 
 /// Writes a batch inside an open transaction.
 pub(crate) async fn apply_in(tx: &mut Box<dyn Tx>, arrays: bool, batch: &Batch) -> StoreResult<()> {
+    // Guests first: an invited guest exists before their assignment, and a reinstated one's
+    // lock is taken before anything else of the batch is written.
+    crate::sql_store::write_guests(tx, &batch.guests).await?;
     // Changes first: a change can close an open request whose key a new request takes.
     let mut fresh = Vec::new();
     let mut changed = Vec::new();
@@ -327,7 +330,7 @@ pub(crate) async fn apply_in(tx: &mut Box<dyn Tx>, arrays: bool, batch: &Batch) 
 }
 
 /// Inserts audit events inside an open transaction, in bulk (see `insert_many`).
-async fn insert_events(tx: &mut Box<dyn Tx>, arrays: bool, events: &[AuditEvent]) -> StoreResult<()> {
+pub(crate) async fn insert_events(tx: &mut Box<dyn Tx>, arrays: bool, events: &[AuditEvent]) -> StoreResult<()> {
     let rows = events
         .iter()
         .map(|e| {
@@ -673,7 +676,9 @@ fn job_from(c: &mut Cells<'_>) -> StoreResult<Job> {
 /// Whether a batch only inserts (or upserts) rows: no row in it was read and must still be
 /// unchanged, so nothing depends on how many rows a statement touched.
 pub(crate) fn inserts_only(batch: &Batch) -> bool {
-    batch.requests.iter().all(|p| matches!(p, Put::New(_)))
+    // Guests' writes depend on one another's outcome (a lock, then a conditional update).
+    batch.guests.is_empty()
+        && batch.requests.iter().all(|p| matches!(p, Put::New(_)))
         && batch.assignments.iter().all(|p| matches!(p, Put::New(_)))
         && batch.callouts.iter().all(|p| matches!(p, Put::New(_)))
 }

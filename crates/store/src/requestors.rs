@@ -5,12 +5,15 @@
 //! The facts are `steward_domain::eligibility::SelfRequestors::of(settings)`, written in the
 //! same transaction as the policy: its kind in `assignment_policies.self_requestors`, and one
 //! `policy_requestors` row per requestor it admits — `everyone`, `members`, `guests`,
-//! `user:<id>`, `group:<id>` or `rule:<key>`. Rule texts are stored once each in
-//! `membership_rules`, keyed by their SHA-256, and never deleted.
+//! `configuredOrganizations`, `user:<id>`, `group:<id>`, `rule:<key>` or `organization:<id>`.
+//! Rule texts are stored once each in `membership_rules`, keyed by their SHA-256, and never
+//! deleted.
 //!
 //! Answering for one user: the user's own requestors are listed — `everyone`, their type, their
-//! id, their direct groups, and the rules they match (every stored rule evaluated once per
-//! request; parsed once per process, see `RuleCache`) — and a package is theirs to request
+//! id, their direct groups, the rules they match (every stored rule evaluated once per request;
+//! parsed once per process, see `RuleCache`) and, for a guest, the connected organization of
+//! their email's domain as it is now (`organization:<id>`, and `configuredOrganizations` while
+//! it is configured) — and a package is theirs to request
 //! exactly when one of its `policy_requestors` rows names one of them. The list travels as one
 //! JSON parameter (`Driver::text_set`), so neither the SQL text nor its parameters grow with
 //! the number of policies or packages. The condition takes one of two shapes, chosen per
@@ -29,8 +32,10 @@ use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 use steward_app::StoreError;
+use steward_domain::connected;
 use steward_domain::directory::User;
 use steward_domain::eligibility::SelfRequestors;
+use steward_domain::enums::ConnectedOrganizationState;
 use steward_domain::policy::AssignmentPolicy;
 use steward_domain::rule::MembershipRule;
 
@@ -54,13 +59,17 @@ pub(crate) fn rule_key(text: &str) -> String {
 fn requestors(who: &SelfRequestors) -> Vec<String> {
     match who {
         SelfRequestors::Nobody => Vec::new(),
-        SelfRequestors::Everyone | SelfRequestors::Members | SelfRequestors::Guests => vec![who.kind().to_owned()],
+        SelfRequestors::Everyone
+        | SelfRequestors::Members
+        | SelfRequestors::Guests
+        | SelfRequestors::ConfiguredOrganizations => vec![who.kind().to_owned()],
         SelfRequestors::Named(n) => n
             .users
             .iter()
             .map(|u| format!("user:{u}"))
             .chain(n.groups.iter().map(|g| format!("group:{g}")))
             .chain(n.rules.iter().map(|r| format!("rule:{}", rule_key(r))))
+            .chain(n.organizations.iter().map(|o| format!("organization:{o}")))
             .collect(),
     }
 }
@@ -161,8 +170,9 @@ async fn all_rules(driver: &dyn Driver, cache: &RuleCache) -> Result<Arc<Rules>,
     Ok(rules)
 }
 
-/// The requestors `user` is: everyone, their type, their id, their direct groups and the rules
-/// they match (the same strings `requestors` writes for policies).
+/// The requestors `user` is: everyone, their type, their id, their direct groups, the rules
+/// they match and their connected organization (the same strings `requestors` writes for
+/// policies).
 async fn requestors_of(driver: &dyn Driver, cache: &RuleCache, user: &User) -> Result<Vec<String>, StoreError> {
     let mut out = vec![
         SelfRequestors::Everyone.kind().to_owned(),
@@ -178,6 +188,23 @@ async fn requestors_of(driver: &dyn Driver, cache: &RuleCache, user: &User) -> R
     for (key, rule) in all_rules(driver, cache).await?.iter() {
         if rule.as_ref().is_some_and(|r| r.matches(user)) {
             out.push(format!("rule:{key}"));
+        }
+    }
+    // The connected organization of a guest's email domain (members belong to none).
+    if let Some(domain) = connected::external_domain(user) {
+        let rows = driver
+            .fetch(
+                "SELECT c.id, c.state FROM organization_sources s JOIN connected_organizations c \
+                 ON c.id = s.organization_id WHERE s.source_key = $1",
+                &[Param::Text(Some(connected::domain_key(&domain)))],
+            )
+            .await?;
+        if let Some(r) = rows.first() {
+            let mut c = Cells::new(r);
+            out.push(format!("organization:{}", c.text()?));
+            if c.text()? == ConnectedOrganizationState::Configured.as_str() {
+                out.push(SelfRequestors::ConfiguredOrganizations.kind().to_owned());
+            }
         }
     }
     Ok(out)

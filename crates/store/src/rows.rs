@@ -56,6 +56,14 @@ impl<'a> Cells<'a> {
             _ => Err(corrupt("boolean", self.i - 1)),
         }
     }
+    pub fn opt_bool(&mut self) -> Result<Option<bool>, StoreError> {
+        match self.next() {
+            Cell::Null => Ok(None),
+            Cell::Bool(b) => Ok(Some(*b)),
+            Cell::Int(v) => Ok(Some(*v != 0)),
+            _ => Err(corrupt("boolean", self.i - 1)),
+        }
+    }
     pub fn parse<T: FromStr>(&mut self) -> Result<T, StoreError> {
         let s = self.text()?;
         s.parse().map_err(|_| StoreError::Internal(format!("unparsable stored value '{s}'")))
@@ -273,15 +281,15 @@ fn policy_settings(text: &str) -> Result<steward_domain::policy::PolicySettings,
 }
 
 impl FromRow for ApiToken {
-    const COLUMNS: &'static str = "id, name, hash, user_id, created_at";
+    const COLUMNS: &'static str = "id, name, hash, user_id, created_at, expires_at, role_id, app_scope";
     fn from_cells(c: &mut Cells<'_>) -> Result<Self, StoreError> {
-        Ok(ApiToken {
-            id: c.parse()?,
-            name: c.text()?,
-            hash: c.text()?,
-            user_id: c.opt_parse()?,
-            created_at: c.time()?,
-        })
+        let (id, name, hash, user_id, created_at, expires_at) =
+            (c.parse()?, c.text()?, c.text()?, c.opt_parse()?, c.time()?, c.opt_time()?);
+        let role = match (c.opt_parse()?, c.opt_parse()?) {
+            (Some(role), Some(scope)) => Some((role, scope)),
+            _ => None,
+        };
+        Ok(ApiToken { id, name, hash, user_id, role, created_at, expires_at })
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use steward_app::auth::ApiToken;
 use steward_app::jobs::Job;
-use steward_app::ports::{Batch, Conflicting, RoleGrant, Violation};
+use steward_app::ports::{Batch, Conflicting, RoleAssignmentFilter, RoleGrant, Violation};
 use steward_app::ports::{Page, StoreResult};
 use steward_app::query::{ALL_SCHEMAS, ListQuery, Value};
 use steward_app::{Store, StoreError};
@@ -20,11 +20,13 @@ use steward_domain::enums::CustomExtensionStage;
 use steward_domain::extension::{CalloutInstance, CustomExtension};
 use steward_domain::ids::{
     AccessPackageId, AssignmentId, CalloutInstanceId, CatalogId, ConnectionId, CustomExtensionId, GroupId, JobId,
-    PolicyId, RequestId, ResourceId, ResourceRoleId, ResourceRoleScopeId, ResourceScopeId, TokenId, UserId,
+    PolicyId, RequestId, ResourceId, ResourceRoleId, ResourceRoleScopeId, ResourceScopeId, RoleAssignmentId, TokenId,
+    UserId,
 };
 use steward_domain::package::{self, AccessPackage, PackageContent, ResourceRoleScope};
 use steward_domain::policy::AssignmentPolicy;
 use steward_domain::request::AssignmentRequest;
+use steward_domain::role::{AppScope, RoleAssignment};
 use steward_domain::rule::MembershipRule;
 use steward_domain::time::to_micros;
 
@@ -32,6 +34,12 @@ use crate::driver::{Cell, Driver, FOREIGN_KEY_VIOLATION, Param, Tx, UNIQUE_VIOLA
 use crate::requestors::{self, RuleCache};
 use crate::rows::{Cells, FromRow};
 use crate::{compile, lifecycle, rule_sql};
+
+mod external;
+mod scim;
+mod sessions;
+
+pub(crate) use external::write_guests;
 
 /// Called after a transaction that queued jobs has committed.
 pub type JobsQueued = Arc<dyn Fn(&[JobId]) + Send + Sync>;
@@ -483,6 +491,43 @@ fn group_params(g: &Group) -> Vec<Param> {
     ]
 }
 
+const INSERT_CATALOG: &str = "INSERT INTO catalogs (id, display_name, description, catalog_type, state, \
+     is_externally_visible, created_at, modified_at, display_name_fold, description_fold) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+
+fn catalog_params(c: &Catalog) -> Vec<Param> {
+    vec![
+        id(c.id),
+        c.display_name.as_str().into(),
+        c.description.clone().into(),
+        c.catalog_type.as_str().into(),
+        c.state.as_str().into(),
+        c.is_externally_visible.into(),
+        ts(c.created_date_time),
+        ts(c.modified_date_time),
+        fold(c.display_name.as_str()),
+        fold_opt(c.description.as_deref()),
+    ]
+}
+
+const INSERT_ROLE_ASSIGNMENT: &str = "INSERT INTO role_assignments (id, principal_id, role_id, app_scope, catalog_id, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
+
+fn role_assignment_params(a: &RoleAssignment, at: jiff::Timestamp) -> Vec<Param> {
+    let catalog = match a.scope {
+        AppScope::Catalog(c) => Some(c.to_string()),
+        AppScope::Tenant => None,
+    };
+    vec![id(a.id), id(a.principal), a.role.id().into(), a.scope.to_string().into(), Param::Text(catalog), ts(at)]
+}
+
+const ROLE_ASSIGNMENT_COLUMNS: &str = "id, principal_id, role_id, app_scope";
+
+fn role_assignment_row(r: &crate::driver::Row) -> StoreResult<RoleAssignment> {
+    let mut c = Cells::new(r);
+    Ok(RoleAssignment { id: c.parse()?, principal: c.parse()?, role: c.parse()?, scope: c.parse()? })
+}
+
 #[async_trait]
 impl Store for SqlStore {
     async fn ping(&self) -> StoreResult<()> {
@@ -491,13 +536,17 @@ impl Store for SqlStore {
 
     async fn insert_token(&self, t: &ApiToken) -> StoreResult<()> {
         self.insert(
-            "INSERT INTO api_tokens (id, name, hash, user_id, created_at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO api_tokens (id, name, hash, user_id, created_at, expires_at, role_id, app_scope) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             &[
                 id(t.id),
                 t.name.clone().into(),
                 t.hash.clone().into(),
                 Param::Text(t.user_id.map(|u| u.to_string())),
                 ts(t.created_at),
+                Param::Int(t.expires_at.map(to_micros)),
+                Param::Text(t.role.map(|(r, _)| r.id().to_owned())),
+                Param::Text(t.role.map(|(_, s)| s.to_string())),
             ],
             None,
             || "A token with the same secret already exists.".into(),
@@ -513,8 +562,8 @@ impl Store for SqlStore {
     }
 
     async fn token_for_sign_in(&self, hash: &str) -> StoreResult<Option<(ApiToken, Option<bool>)>> {
-        let sql = "SELECT t.id, t.name, t.hash, t.user_id, t.created_at, u.account_enabled \
-                   FROM api_tokens t LEFT JOIN users u ON u.id = t.user_id WHERE t.hash = $1";
+        let sql = "SELECT t.id, t.name, t.hash, t.user_id, t.created_at, t.expires_at, t.role_id, t.app_scope, \
+                   u.account_enabled FROM api_tokens t LEFT JOIN users u ON u.id = t.user_id WHERE t.hash = $1";
         let rows = self.driver.fetch(sql, &[hash.into()]).await?;
         rows.first()
             .map(|r| {
@@ -537,6 +586,67 @@ impl Store for SqlStore {
 
     async fn delete_token(&self, tid: TokenId) -> StoreResult<()> {
         self.write_one("DELETE FROM api_tokens WHERE id = $1", &[id(tid)], None, "token", tid).await
+    }
+
+    async fn insert_role_assignment(
+        &self,
+        a: &RoleAssignment,
+        at: jiff::Timestamp,
+        event: &AuditEvent,
+    ) -> StoreResult<()> {
+        let mut refs = vec![("users", "user", a.principal.to_string())];
+        if let AppScope::Catalog(c) = a.scope {
+            refs.push(("catalogs", "catalog", c.to_string()));
+        }
+        self.insert(
+            INSERT_ROLE_ASSIGNMENT,
+            &role_assignment_params(a, at),
+            Some(event),
+            || format!("The user already holds the {} role at appScopeId '{}'.", a.role.display_name(), a.scope),
+            &refs,
+        )
+        .await
+    }
+
+    async fn delete_role_assignment(&self, rid: RoleAssignmentId, event: &AuditEvent) -> StoreResult<()> {
+        self.write_one("DELETE FROM role_assignments WHERE id = $1", &[id(rid)], Some(event), "role assignment", rid)
+            .await
+    }
+
+    async fn get_role_assignment(&self, rid: RoleAssignmentId) -> StoreResult<Option<RoleAssignment>> {
+        let sql = format!("SELECT {ROLE_ASSIGNMENT_COLUMNS} FROM role_assignments WHERE id = $1");
+        let rows = self.driver.fetch(&sql, &[id(rid)]).await?;
+        rows.first().map(role_assignment_row).transpose()
+    }
+
+    async fn list_role_assignments(&self, f: &RoleAssignmentFilter) -> StoreResult<Vec<RoleAssignment>> {
+        let mut conds = Vec::new();
+        let mut params = Vec::new();
+        if let Some(p) = f.principal {
+            params.push(id(p));
+            conds.push(format!("principal_id = ${}", params.len()));
+        }
+        if let Some(r) = f.role {
+            params.push(r.id().into());
+            conds.push(format!("role_id = ${}", params.len()));
+        }
+        if let Some(scope) = f.scope {
+            params.push(scope.to_string().into());
+            conds.push(format!("app_scope = ${}", params.len()));
+        }
+        if let Some(cats) = &f.catalogs {
+            let ids: Vec<String> = cats.iter().map(ToString::to_string).collect();
+            params.push(Param::Text(Some(serde_json::Value::from(ids).to_string())));
+            conds.push(format!("catalog_id IN ({})", self.driver.text_set(&format!("${}", params.len()))));
+        }
+        let filter = if conds.is_empty() { String::new() } else { format!("WHERE {}", conds.join(" AND ")) };
+        let sql = format!("SELECT {ROLE_ASSIGNMENT_COLUMNS} FROM role_assignments {filter} ORDER BY created_at, id");
+        let rows = self.driver.fetch(&sql, &params).await?;
+        rows.iter().map(role_assignment_row).collect()
+    }
+
+    async fn role_assignments_of(&self, user: UserId) -> StoreResult<Vec<RoleAssignment>> {
+        self.list_role_assignments(&RoleAssignmentFilter { principal: Some(user), ..Default::default() }).await
     }
 
     async fn insert_user(&self, u: &User) -> StoreResult<()> {
@@ -564,7 +674,8 @@ impl Store for SqlStore {
                  user_type = $6, account_enabled = $7, department = $8, job_title = $9, company_name = $10, \
                  employee_id = $11, city = $12, country = $13, manager_id = $14, display_name_fold = $15, \
                  mail_fold = $16, department_fold = $17, job_title_fold = $18, company_name_fold = $19, \
-                 employee_id_fold = $20, city_fold = $21, country_fold = $22 WHERE id = $1",
+                 employee_id_fold = $20, city_fold = $21, country_fold = $22, row_version = row_version + 1 \
+                 WHERE id = $1",
                 &user_params(u),
             )
             .await
@@ -677,8 +788,8 @@ impl Store for SqlStore {
     async fn update_group(&self, g: &Group) -> StoreResult<()> {
         self.write_one(
             "UPDATE groups SET display_name = $2, description = $3, mail_nickname = $4, mail_enabled = $5, \
-             security_enabled = $6, display_name_fold = $7, description_fold = $8, mail_nickname_fold = $9 \
-             WHERE id = $1",
+             security_enabled = $6, display_name_fold = $7, description_fold = $8, mail_nickname_fold = $9, \
+             row_version = row_version + 1 WHERE id = $1",
             &group_params(g),
             None,
             "group",
@@ -776,23 +887,30 @@ impl Store for SqlStore {
         .await
     }
 
-    async fn insert_catalog(&self, c: &Catalog, event: &AuditEvent) -> StoreResult<()> {
+    async fn insert_catalog(&self, c: &Catalog, owner: Option<&RoleAssignment>, event: &AuditEvent) -> StoreResult<()> {
+        if let Some(owner) = owner {
+            let mut tx = self.driver.begin().await?;
+            let done = async {
+                tx.execute(INSERT_CATALOG, &catalog_params(c)).await?;
+                tx.execute(INSERT_ROLE_ASSIGNMENT, &role_assignment_params(owner, c.created_date_time)).await?;
+                lifecycle::record_in(&mut tx, event).await?;
+                tx.commit().await
+            }
+            .await;
+            return match done {
+                Ok(()) => Ok(()),
+                Err(e) => Err(self
+                    .insert_error(
+                        e,
+                        || format!("A catalog with id '{}' already exists.", c.id),
+                        &[("users", "user", owner.principal.to_string())],
+                    )
+                    .await),
+            };
+        }
         self.insert(
-            "INSERT INTO catalogs (id, display_name, description, catalog_type, state, is_externally_visible, \
-             created_at, modified_at, display_name_fold, description_fold) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            &[
-                id(c.id),
-                c.display_name.as_str().into(),
-                c.description.clone().into(),
-                c.catalog_type.as_str().into(),
-                c.state.as_str().into(),
-                c.is_externally_visible.into(),
-                ts(c.created_date_time),
-                ts(c.modified_date_time),
-                fold(c.display_name.as_str()),
-                fold_opt(c.description.as_deref()),
-            ],
+            INSERT_CATALOG,
+            &catalog_params(c),
             Some(event),
             || format!("A catalog with id '{}' already exists.", c.id),
             &[],
@@ -1091,6 +1209,7 @@ impl Store for SqlStore {
             .await?;
             requestors::write_in(&mut tx, p, &who).await?;
             write_policy_extensions(&mut tx, p).await?;
+            external::write_policy_organizations(&mut tx, p).await?;
             lifecycle::record_in(&mut tx, event).await?;
             tx.commit().await
         }
@@ -1131,6 +1250,7 @@ impl Store for SqlStore {
         requestors::write_in(&mut tx, p, &who).await?;
         let written = async {
             write_policy_extensions(&mut tx, p).await?;
+            external::write_policy_organizations(&mut tx, p).await?;
             lifecycle::record_in(&mut tx, event).await?;
             tx.commit().await
         }
@@ -1940,6 +2060,212 @@ impl Store for SqlStore {
         let n = rows.first().map(|r| Cells::new(r).int()).transpose()?.unwrap_or(0);
         Ok(u64::try_from(n).unwrap_or(0))
     }
+
+    async fn scim_user(&self, uid: UserId) -> StoreResult<Option<steward_app::scim::ScimUser>> {
+        self.scim_user_impl(uid).await
+    }
+
+    async fn scim_users(
+        &self,
+        q: &steward_app::scim::query::ScimQuery,
+    ) -> StoreResult<steward_app::scim::query::ScimPage<steward_app::scim::ScimUser>> {
+        self.scim_users_impl(q).await
+    }
+
+    async fn insert_scim_user(&self, u: &steward_app::scim::ScimUser, events: &[AuditEvent]) -> StoreResult<()> {
+        self.insert_scim_user_impl(u, events).await
+    }
+
+    async fn update_scim_user(
+        &self,
+        u: &steward_app::scim::ScimUser,
+        read_version: i64,
+        events: &[AuditEvent],
+    ) -> StoreResult<bool> {
+        self.update_scim_user_impl(u, read_version, events).await
+    }
+
+    async fn delete_scim_user(&self, uid: UserId, event: &AuditEvent) -> StoreResult<()> {
+        self.delete_scim_user_impl(uid, event).await
+    }
+
+    async fn scim_group(&self, gid: GroupId) -> StoreResult<Option<steward_app::scim::ScimGroup>> {
+        self.scim_group_impl(gid).await
+    }
+
+    async fn scim_groups(
+        &self,
+        q: &steward_app::scim::query::ScimQuery,
+    ) -> StoreResult<steward_app::scim::query::ScimPage<steward_app::scim::ScimGroup>> {
+        self.scim_groups_impl(q).await
+    }
+
+    async fn insert_scim_group(&self, g: &steward_app::scim::ScimGroup, events: &[AuditEvent]) -> StoreResult<()> {
+        self.insert_scim_group_impl(g, events).await
+    }
+
+    async fn update_scim_group(
+        &self,
+        g: &steward_app::scim::ScimGroup,
+        added: &[UserId],
+        removed: &[UserId],
+        read_version: i64,
+        events: &[AuditEvent],
+    ) -> StoreResult<bool> {
+        self.update_scim_group_impl(g, added, removed, read_version, events).await
+    }
+
+    async fn delete_scim_group(&self, gid: GroupId, event: &AuditEvent) -> StoreResult<()> {
+        self.delete_scim_group_impl(gid, event).await
+    }
+
+    async fn insert_connected_organization(
+        &self,
+        o: &steward_domain::connected::ConnectedOrganization,
+        event: &AuditEvent,
+    ) -> StoreResult<()> {
+        self.insert_organization(o, event).await
+    }
+
+    async fn update_connected_organization(
+        &self,
+        o: &steward_domain::connected::ConnectedOrganization,
+        read_at: jiff::Timestamp,
+        event: &AuditEvent,
+    ) -> StoreResult<()> {
+        self.update_organization(o, read_at, event).await
+    }
+
+    async fn delete_connected_organization(
+        &self,
+        org: steward_domain::ids::ConnectedOrganizationId,
+        event: &AuditEvent,
+    ) -> StoreResult<()> {
+        self.delete_organization(org, event).await
+    }
+
+    async fn get_connected_organization(
+        &self,
+        org: steward_domain::ids::ConnectedOrganizationId,
+    ) -> StoreResult<Option<steward_domain::connected::ConnectedOrganization>> {
+        self.get("connected_organizations", org.to_string()).await
+    }
+
+    async fn list_connected_organizations(
+        &self,
+        q: &ListQuery,
+    ) -> StoreResult<Page<steward_domain::connected::ConnectedOrganization>> {
+        self.list(q).await
+    }
+
+    async fn organization_of_domain(
+        &self,
+        domain: &str,
+    ) -> StoreResult<Option<steward_domain::connected::ConnectedOrganization>> {
+        self.organization_by_domain(domain).await
+    }
+
+    async fn add_organization_sponsor(
+        &self,
+        org: steward_domain::ids::ConnectedOrganizationId,
+        kind: steward_domain::connected::SponsorKind,
+        user: UserId,
+        event: &AuditEvent,
+    ) -> StoreResult<()> {
+        self.add_sponsor_of(org, kind, user, event).await
+    }
+
+    async fn remove_organization_sponsor(
+        &self,
+        org: steward_domain::ids::ConnectedOrganizationId,
+        kind: steward_domain::connected::SponsorKind,
+        user: UserId,
+        event: &AuditEvent,
+    ) -> StoreResult<()> {
+        self.remove_sponsor_of(org, kind, user, event).await
+    }
+
+    async fn organization_sponsors(
+        &self,
+        org: steward_domain::ids::ConnectedOrganizationId,
+        kind: steward_domain::connected::SponsorKind,
+    ) -> StoreResult<Vec<UserId>> {
+        self.sponsors_of(org, kind).await
+    }
+
+    async fn entitlement_settings(&self) -> StoreResult<steward_domain::external::EntitlementSettings> {
+        self.settings().await
+    }
+
+    async fn put_entitlement_settings(
+        &self,
+        settings: &steward_domain::external::EntitlementSettings,
+        event: &AuditEvent,
+    ) -> StoreResult<()> {
+        self.put_settings(settings, event).await
+    }
+
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
+        self.by_email(email).await
+    }
+
+    async fn get_external_user(&self, user: UserId) -> StoreResult<Option<steward_domain::external::ExternalUser>> {
+        self.external_user(user).await
+    }
+
+    async fn governed_unblocked(&self, users: &[UserId]) -> StoreResult<Vec<UserId>> {
+        self.governed_unblocked_of(users).await
+    }
+
+    async fn block_external_user(
+        &self,
+        user: UserId,
+        block: &steward_domain::external::Block,
+        event: &AuditEvent,
+    ) -> StoreResult<bool> {
+        self.block(user, block, event).await
+    }
+
+    async fn external_users_due(&self, now: jiff::Timestamp, limit: u32) -> StoreResult<Vec<UserId>> {
+        self.due_external(now, limit).await
+    }
+
+    async fn delete_external_user(&self, user: UserId, now: jiff::Timestamp, event: &AuditEvent) -> StoreResult<bool> {
+        self.delete_external(user, now, event).await
+    }
+
+    async fn insert_sign_in(&self, sign_in: &steward_app::sessions::StoredSignIn) -> StoreResult<()> {
+        self.insert_sign_in_impl(sign_in).await
+    }
+
+    async fn take_sign_in(&self, state_hash: &str) -> StoreResult<Option<steward_app::sessions::StoredSignIn>> {
+        self.take_sign_in_impl(state_hash).await
+    }
+
+    async fn insert_session(&self, session: &steward_app::sessions::Session) -> StoreResult<()> {
+        self.insert_session_impl(session).await
+    }
+
+    async fn session(&self, id_hash: &str) -> StoreResult<Option<(steward_app::sessions::Session, bool)>> {
+        self.session_impl(id_hash).await
+    }
+
+    async fn touch_session(
+        &self,
+        id_hash: &str,
+        last_seen: jiff::Timestamp,
+        ends_at: jiff::Timestamp,
+    ) -> StoreResult<()> {
+        self.touch_session_impl(id_hash, last_seen, ends_at).await
+    }
+
+    async fn delete_session(&self, id_hash: &str) -> StoreResult<bool> {
+        self.delete_session_impl(id_hash).await
+    }
+
+    async fn sweep_sessions(&self, now: jiff::Timestamp) -> StoreResult<u64> {
+        self.sweep_sessions_impl(now).await
+    }
 }
 
 fn grants(rows: &[crate::driver::Row]) -> StoreResult<Vec<RoleGrant>> {
@@ -2091,6 +2417,7 @@ fn policy_refs(p: &AssignmentPolicy) -> Vec<Ref> {
             .iter()
             .map(|x| ("custom_extensions", "custom extension", x.custom_extension.id.to_string())),
     );
+    refs.extend(external::policy_organization_refs(p));
     refs
 }
 

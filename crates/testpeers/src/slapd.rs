@@ -200,7 +200,7 @@ impl Drop for Slapd {
 /// Makes, in `dir`, a throwaway CA (`ca.pem`) and a server certificate it issued
 /// (`server.pem`, key `server.key`) for `127.0.0.1` and `localhost`, with the `openssl` command.
 /// P-256 keys: quick to make, and both GnuTLS (Debian's slapd) and rustls take them.
-fn make_certificates(dir: &Path) {
+pub fn make_certificates(dir: &Path) {
     let openssl = |args: &[&str]| {
         let out = Command::new("/usr/bin/openssl")
             .args(args)

@@ -11,10 +11,17 @@ use steward_domain::catalog::{Catalog, Resource, ResourceRequest, ResourceRole, 
 use steward_domain::directory::{Group, User};
 use steward_domain::package::{AccessPackage, ResourceRoleScope};
 use steward_domain::policy::AssignmentPolicy;
+use steward_domain::role::Task;
 use steward_odata::ExpandItem;
 
 use crate::error::ApiError;
 use crate::odata::{Cx, GraphEntity, check_nested, expand_many, expand_one, expand_query};
+
+/// The catalog, if the reader may read it (an expansion leaves out what it may not).
+async fn catalog_of(cx: &Cx<'_>, id: steward_domain::ids::CatalogId) -> Option<Catalog> {
+    let cap = cx.p.in_catalog(id, Task::ReadCatalog).ok()?;
+    catalogs::get_catalog(cx.s, cap).await.ok()
+}
 
 fn unknown_nav(nav: &str) -> ApiError {
     ApiError::bad_request(format!("Navigation property '{nav}' cannot be expanded."))
@@ -130,22 +137,22 @@ impl GraphEntity for Catalog {
     }
 
     async fn expand(&self, cx: &Cx<'_>, nav: &'static str, item: &ExpandItem) -> Result<Value, ApiError> {
-        let cap = cx.p.admin()?;
+        let cap = cx.p.in_catalog(self.id, Task::ReadCatalog)?;
         match nav {
             "accessPackages" => {
                 let q = expand_query(&ACCESS_PACKAGES, item)?.scoped("catalog/id", self.id)?;
-                expand_many(cx, packages::list_packages(cx.s, cap, &q).await?, item).await
+                expand_many(cx, packages::list_packages(cx.s, &cap.scope(), &q).await?, item).await
             }
             "resources" => {
                 let q = expand_query(&RESOURCES, item)?.scoped("catalog/id", self.id)?;
-                expand_many(cx, catalogs::list_resources(cx.s, cap, &q).await?, item).await
+                expand_many(cx, catalogs::list_resources(cx.s, &cap.scope(), &q).await?, item).await
             }
             "resourceRoles" => {
-                let q = expand_query(&RESOURCE_ROLES, item)?.related(Relation::CatalogRoles, self.id);
+                let q = expand_query(&RESOURCE_ROLES, item)?;
                 expand_many(cx, catalogs::list_resource_roles(cx.s, cap, &q).await?, item).await
             }
             "resourceScopes" => {
-                let q = expand_query(&RESOURCE_SCOPES, item)?.related(Relation::CatalogScopes, self.id);
+                let q = expand_query(&RESOURCE_SCOPES, item)?;
                 expand_many(cx, catalogs::list_resource_scopes(cx.s, cap, &q).await?, item).await
             }
             other => Err(unknown_nav(other)),
@@ -170,7 +177,7 @@ impl GraphEntity for Resource {
     }
 
     async fn expand(&self, cx: &Cx<'_>, nav: &'static str, item: &ExpandItem) -> Result<Value, ApiError> {
-        let cap = cx.p.admin()?;
+        let cap = cx.p.in_catalog(self.catalog_id, Task::ReadCatalog)?;
         match nav {
             "roles" => {
                 let q = expand_query(&RESOURCE_ROLES, item)?.scoped("resource/id", self.id)?;
@@ -203,9 +210,9 @@ impl GraphEntity for ResourceRole {
     async fn expand(&self, cx: &Cx<'_>, nav: &'static str, item: &ExpandItem) -> Result<Value, ApiError> {
         match nav {
             "resource" => {
-                let (cap, id) = (cx.p.admin()?, self.resource_id);
+                let (scope, id) = (cx.p.catalogs_for(Task::ReadCatalog)?, self.resource_id);
                 cx.once(format!("resource:{id}:{item:?}"), async {
-                    expand_one(cx, catalogs::get_resource(cx.s, cap, id).await.ok(), item).await
+                    expand_one(cx, catalogs::get_resource(cx.s, &scope, id).await.ok(), item).await
                 })
                 .await
             }
@@ -230,9 +237,9 @@ impl GraphEntity for ResourceScope {
     async fn expand(&self, cx: &Cx<'_>, nav: &'static str, item: &ExpandItem) -> Result<Value, ApiError> {
         match nav {
             "resource" => {
-                let (cap, id) = (cx.p.admin()?, self.resource_id);
+                let (scope, id) = (cx.p.catalogs_for(Task::ReadCatalog)?, self.resource_id);
                 cx.once(format!("resource:{id}:{item:?}"), async {
-                    expand_one(cx, catalogs::get_resource(cx.s, cap, id).await.ok(), item).await
+                    expand_one(cx, catalogs::get_resource(cx.s, &scope, id).await.ok(), item).await
                 })
                 .await
             }
@@ -256,18 +263,18 @@ impl GraphEntity for ResourceRequest {
     }
 
     async fn expand(&self, cx: &Cx<'_>, nav: &'static str, item: &ExpandItem) -> Result<Value, ApiError> {
-        let cap = cx.p.admin()?;
+        let scope = cx.p.catalogs_for(Task::ReadCatalog)?;
         match nav {
             "catalog" => {
                 let id = self.catalog_id;
                 cx.once(format!("catalog:{id}:{item:?}"), async {
-                    expand_one(cx, catalogs::get_catalog(cx.s, cap, id).await.ok(), item).await
+                    expand_one(cx, catalog_of(cx, id).await, item).await
                 })
                 .await
             }
             "resource" => {
                 let r = match self.resource_id {
-                    Some(id) => catalogs::get_resource(cx.s, cap, id).await.ok(),
+                    Some(id) => catalogs::get_resource(cx.s, &scope, id).await.ok(),
                     None => None,
                 };
                 expand_one(cx, r, item).await
@@ -309,18 +316,18 @@ impl GraphEntity for AccessPackage {
     }
 
     async fn expand(&self, cx: &Cx<'_>, nav: &'static str, item: &ExpandItem) -> Result<Value, ApiError> {
-        let cap = cx.p.admin()?;
+        let scope = cx.p.catalogs_for(Task::ReadCatalog)?;
         match nav {
             "catalog" => {
                 let id = self.catalog_id;
                 cx.once(format!("catalog:{id}:{item:?}"), async {
-                    expand_one(cx, catalogs::get_catalog(cx.s, cap, id).await.ok(), item).await
+                    expand_one(cx, catalog_of(cx, id).await, item).await
                 })
                 .await
             }
             "resourceRoleScopes" => {
-                let q = expand_query(&ROLE_SCOPES, item)?.scoped("accessPackage/id", self.id)?;
-                expand_many(cx, packages::list_role_scopes(cx.s, cap, &q).await?, item).await
+                let q = expand_query(&ROLE_SCOPES, item)?;
+                expand_many(cx, packages::list_role_scopes(cx.s, &scope, self.id, &q).await?, item).await
             }
             "incompatibleAccessPackages" | "accessPackagesIncompatibleWith" => {
                 let rel = if nav == "incompatibleAccessPackages" {
@@ -329,11 +336,11 @@ impl GraphEntity for AccessPackage {
                     Relation::PackagesIncompatibleWith
                 };
                 let q = expand_query(&ACCESS_PACKAGES, item)?.related(rel, self.id);
-                expand_many(cx, packages::list_packages(cx.s, cap, &q).await?, item).await
+                expand_many(cx, packages::list_packages(cx.s, &scope, &q).await?, item).await
             }
             "assignmentPolicies" => {
                 let q = expand_query(&POLICIES, item)?.scoped("accessPackage/id", self.id)?;
-                expand_many(cx, policies::list_policies(cx.s, cap, &q).await?, item).await
+                expand_many(cx, policies::list_policies(cx.s, &scope, &q).await?, item).await
             }
             "incompatibleGroups" => {
                 let q = expand_query(&GROUPS, item)?.related(Relation::IncompatibleGroups, self.id);
@@ -388,16 +395,16 @@ impl GraphEntity for AssignmentPolicy {
     }
 
     async fn expand(&self, cx: &Cx<'_>, nav: &'static str, item: &ExpandItem) -> Result<Value, ApiError> {
-        let cap = cx.p.admin()?;
+        let scope = cx.p.catalogs_for(Task::ReadCatalog)?;
         let contained = |v: Result<Value, serde_json::Error>| v.map_err(|e| ApiError::bad_request(e.to_string()));
         match nav {
             "accessPackage" => {
-                expand_one(cx, packages::get_package(cx.s, cap, self.access_package_id).await.ok(), item).await
+                expand_one(cx, packages::get_package(cx.s, &scope, self.access_package_id).await.ok(), item).await
             }
             "catalog" => {
                 let id = self.catalog_id;
                 cx.once(format!("catalog:{id}:{item:?}"), async {
-                    expand_one(cx, catalogs::get_catalog(cx.s, cap, id).await.ok(), item).await
+                    expand_one(cx, catalog_of(cx, id).await, item).await
                 })
                 .await
             }
@@ -441,10 +448,10 @@ impl GraphEntity for ResourceRoleScope {
     }
 
     async fn expand(&self, cx: &Cx<'_>, nav: &'static str, item: &ExpandItem) -> Result<Value, ApiError> {
-        let cap = cx.p.admin()?;
+        let scope = cx.p.catalogs_for(Task::ReadCatalog)?;
         match nav {
-            "role" => expand_one(cx, packages::get_resource_role(cx.s, cap, self.role_id).await.ok(), item).await,
-            "scope" => expand_one(cx, packages::get_resource_scope(cx.s, cap, self.scope_id).await.ok(), item).await,
+            "role" => expand_one(cx, packages::get_resource_role(cx.s, &scope, self.role_id).await.ok(), item).await,
+            "scope" => expand_one(cx, packages::get_resource_scope(cx.s, &scope, self.scope_id).await.ok(), item).await,
             other => Err(unknown_nav(other)),
         }
     }

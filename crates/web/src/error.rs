@@ -46,6 +46,9 @@ impl From<AppError> for ApiError {
             AppError::PreconditionFailed(m) => Self::new(StatusCode::PRECONDITION_FAILED, "PreconditionFailed", m),
             AppError::Forbidden(m) => Self::new(StatusCode::FORBIDDEN, "Authorization_RequestDenied", m),
             AppError::Unauthenticated(m) => Self::new(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", m),
+            AppError::ConditionsNotMet { message, .. } => {
+                Self::new(StatusCode::FORBIDDEN, "ConditionalRequirementsNotMet", message)
+            }
             AppError::Upstream(m) => Self::new(StatusCode::BAD_GATEWAY, "badGateway", m),
             AppError::Store(e) => {
                 // Logged once here, inside the request's span; the client sees no detail.

@@ -8,12 +8,18 @@ pub mod auth;
 pub mod body;
 pub mod entities;
 pub mod error;
+pub mod identity;
 pub mod odata;
 pub mod request_id;
 pub mod routes;
+pub mod scim;
+pub mod security;
+pub mod session;
+pub mod signin;
 pub mod views;
 
 pub use routes::test_clock::TestClock;
+pub use security::client_ip;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -48,6 +54,10 @@ pub struct AppState {
     pub openapi: Arc<serde_json::Value>,
     /// Set only when the server runs on a manual clock for tests (`/ops/clock` is mounted).
     pub test_clock: Option<TestClock>,
+    /// Trusted proxies, rate limiters, the security headers (see `security`).
+    pub security: Arc<security::Security>,
+    /// Portal sign-in and sessions (see `signin`).
+    pub portal: Arc<signin::Portal>,
 }
 
 /// Every API route with its documentation.
@@ -60,6 +70,8 @@ pub fn api() -> api::Api {
         .merge(routes::tokens::api())
         .merge(routes::connections::api())
         .merge(routes::extensions::api())
+        .merge(routes::connected_orgs::api())
+        .merge(routes::roles::api())
 }
 
 /// The OpenAPI document, generated from the routes themselves.
@@ -75,7 +87,33 @@ pub fn app(
     public_url: Option<String>,
     metrics: Option<PrometheusHandle>,
 ) -> Router {
-    build(services, auth, public_url, metrics, None)
+    app_with(services, auth, public_url, metrics, Options::default())
+}
+
+/// What an application may have beyond the Graph API.
+#[derive(Clone, Default)]
+pub struct Options {
+    /// The test-only routes (`/ops/clock`, `/ops/jobs/drain`); see `app_with_test_clock`.
+    pub test_clock: Option<TestClock>,
+    /// The SCIM client's token checker; disabled (the default), `/scim/v2` answers every
+    /// request 401, saying SCIM provisioning is not enabled.
+    pub scim: steward_app::scim::ScimAuthenticator,
+    /// Portal sign-in through the identity provider (`/auth`) and how long sessions last;
+    /// without `sign_in`, `/auth/login` says sign-in is not configured.
+    pub portal: signin::Portal,
+    /// Trusted proxies, TLS, rate limits.
+    pub security: security::SecurityOptions,
+}
+
+/// The application with `options`.
+pub fn app_with(
+    services: Services,
+    auth: Authenticator,
+    public_url: Option<String>,
+    metrics: Option<PrometheusHandle>,
+    options: Options,
+) -> Router {
+    build(services, auth, public_url, metrics, options)
 }
 
 /// The application with the test-only routes (`/ops/clock`, `/ops/jobs/drain`) mounted. The
@@ -88,7 +126,7 @@ pub fn app_with_test_clock(
     metrics: Option<PrometheusHandle>,
     test_clock: TestClock,
 ) -> Router {
-    build(services, auth, public_url, metrics, Some(test_clock))
+    build(services, auth, public_url, metrics, Options { test_clock: Some(test_clock), ..Options::default() })
 }
 
 fn build(
@@ -96,15 +134,29 @@ fn build(
     auth: Authenticator,
     public_url: Option<String>,
     metrics: Option<PrometheusHandle>,
-    test_clock: Option<TestClock>,
+    options: Options,
 ) -> Router {
+    let Options { test_clock, scim: scim_auth, portal, security } = options;
+    let provider_origin = portal.sign_in.as_ref().and_then(|s| origin(s.provider.issuer()));
+    let security = Arc::new(security::Security::new(&security, public_url.as_deref(), provider_origin.as_deref()));
+    let scim_state = scim::ScimState { services: services.clone(), auth: scim_auth, public_url: public_url.clone() };
     let (mut api_router, ops) = api().into_parts();
     // Test routes stay out of the registry, so they are never in `/openapi.json`.
     if test_clock.is_some() {
         api_router = api_router.merge(routes::test_clock::router());
     }
     let canon = Arc::new(canonical_segments(ops.iter().map(|o| o.path)));
-    let state = AppState { services, auth, public_url, metrics, openapi: Arc::new(api::openapi(&ops)), test_clock };
+    let state = AppState {
+        services,
+        auth,
+        public_url,
+        metrics,
+        openapi: Arc::new(api::openapi(&ops)),
+        test_clock,
+        security: security.clone(),
+        portal: Arc::new(portal),
+    };
+    let sign_in = signin::router(state.clone());
     let inner = api_router
         .route("/healthz", get(routes::ops::healthz))
         .route("/readyz", get(routes::ops::readyz))
@@ -116,14 +168,38 @@ fn build(
         .layer(CatchPanicLayer::new());
     // The outer router only normalises the path, so the inner one routes on canonical paths;
     // request ids and error rendering wrap everything, including the inner router's 404/405.
-    Router::new()
+    let graph = Router::new()
         .fallback_service(inner)
         .layer(middleware::from_fn(move |req: Request, next: Next| {
             let canon = canon.clone();
             async move { normalize(req, next, &canon).await }
         }))
-        .layer(middleware::from_fn(error::graph_errors))
+        .layer(middleware::from_fn_with_state(
+            (security.clone(), security::Dialect::Graph),
+            security::limit_failed_auth,
+        ))
+        .layer(middleware::from_fn(error::graph_errors));
+    let scim = scim::router(scim_state, BODY_LIMIT, REQUEST_TIMEOUT).layer(middleware::from_fn_with_state(
+        (security.clone(), security::Dialect::Scim),
+        security::limit_failed_auth,
+    ));
+    // SCIM is another protocol, with its own paths, errors and token, and sign-in has its own
+    // pages: beside the Graph API, not under its path normalisation or error rendering.
+    // Request ids and the security headers wrap everything.
+    Router::new()
+        .nest(scim::PREFIX, scim)
+        .nest(signin::PREFIX, sign_in)
+        .fallback_service(graph)
         .layer(middleware::from_fn(request_id::assign))
+        .layer(middleware::from_fn_with_state(security, security::headers))
+}
+
+/// scheme://host[:port] of an absolute URL (the identity provider's, for the CSP's
+/// `form-action`).
+fn origin(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next().filter(|a| !a.is_empty())?;
+    Some(format!("{scheme}://{authority}"))
 }
 
 /// Lowercased static segment → its canonical spelling (`accesspackages` → `accessPackages`).

@@ -145,7 +145,10 @@ impl RequestView {
 
 async fn subject(s: &Services, id: Option<UserId>) -> Result<Option<SubjectView>, ApiError> {
     let Some(id) = id else { return Ok(None) };
-    Ok(s.store.get_user(id).await.map_err(steward_app::AppError::from)?.map(SubjectView::from))
+    let Some(user) = s.store.get_user(id).await.map_err(steward_app::AppError::from)? else { return Ok(None) };
+    // Whether Steward governs them: the guests it invited.
+    let lifecycle = steward_app::lifecycle::guests::subject_lifecycle(s, &user).await?;
+    Ok(Some(SubjectView { subject_lifecycle: lifecycle.as_str(), ..SubjectView::from(user) }))
 }
 
 #[async_trait]
@@ -296,7 +299,7 @@ impl From<User> for SubjectView {
             email: u.mail.clone(),
             principal_name: u.user_principal_name.clone(),
             subject_type: "user",
-            subject_lifecycle: if u.user_type == UserType::Guest { "governed" } else { "notDefined" },
+            subject_lifecycle: if u.user_type == UserType::Guest { "notGoverned" } else { "notDefined" },
             on_premises_security_identifier: None,
         }
     }

@@ -6,10 +6,12 @@ use steward_domain::approval::{self, DecisionError, Outcome};
 use steward_domain::audit::Activity;
 use steward_domain::ids::{ApprovalStageId, RequestId};
 use steward_domain::request::{AssignmentRequest, RequestStatus};
+use steward_domain::role::Task;
 
 use super::requests::{approved, deny, extend};
 use super::{Actor, approvers, changed, request_event, require_request, separation};
 use crate::auth::{Principal, UserCap};
+use crate::identity::SignInFacts;
 use crate::ports::{Batch, Page};
 use crate::query::ListQuery;
 use crate::{AppError, Services, StoreError, WRITE_ATTEMPTS};
@@ -21,17 +23,15 @@ pub struct ApprovalView {
     pub viewer: Option<steward_domain::ids::UserId>,
 }
 
-/// The approval of a request: visible to its approvers, its target and requestor, and
-/// administrators.
+/// The approval of a request: visible to its approvers, its target and requestor, and whoever
+/// manages the assignments of its catalog.
 pub async fn get_approval(s: &Services, caller: &Principal, id: RequestId) -> Result<ApprovalView, AppError> {
     let r = require_request(s, id).await?;
     let viewer = caller.user_id();
-    let visible = match viewer {
-        None => true,
-        Some(u) => {
+    let visible = caller.grants().allows_in(r.catalog_id, Task::ManageAssignments)
+        || viewer.is_some_and(|u| {
             r.target_id == u || r.requestor_id == Some(u) || r.detail.stages.iter().any(|st| st.approvers.contains(&u))
-        }
-    };
+        });
     if !visible || r.detail.stages.is_empty() {
         return Err(AppError::not_found("approval", id));
     }
@@ -61,6 +61,7 @@ fn decision_error(e: DecisionError) -> AppError {
 pub async fn decide(
     s: &Services,
     me: UserCap,
+    facts: Option<&SignInFacts>,
     id: RequestId,
     stage: ApprovalStageId,
     approve: bool,
@@ -75,6 +76,12 @@ pub async fn decide(
             return Err(AppError::not_found("approval", id));
         }
         let now = s.clock.now();
+        if r.detail.stages.iter().any(|st| st.approvers.contains(&me.id()))
+            && let Some(pid) = r.policy_id
+            && let Some(policy) = s.store.get_policy(pid).await?
+        {
+            super::conditions::require(&policy, super::conditions::Moment::Approval, facts, now)?;
+        }
         let read_at = r.modified_date_time;
         let mut req = r.clone();
         let parties: Vec<_> = [Some(req.target_id), req.requestor_id].into_iter().flatten().collect();

@@ -1,8 +1,10 @@
 //! Resolving a stage's approver sets to people: specific users, group members, the target's
-//! manager (first or second level), the target's sponsors. The target and the requestor are
-//! never approvers of their own request; fallbacks step in when nobody else is left.
+//! manager (first or second level), the target's sponsors, the internal or external sponsors of
+//! the target's connected organization. The target and the requestor are never approvers of
+//! their own request; fallbacks step in when nobody else is left.
 
-use steward_domain::ids::{GroupId, UserId};
+use steward_domain::connected::SponsorKind;
+use steward_domain::ids::{ConnectedOrganizationId, GroupId, UserId};
 use steward_domain::policy::{ApprovalStage, SubjectSet};
 use steward_domain::request::AssignmentRequest;
 
@@ -26,6 +28,19 @@ pub(crate) async fn resolve_stage(
         return Ok(people);
     }
     resolve(s, req, fallback).await
+}
+
+/// The connected organization of a request's target, whose sponsors `internalSponsors` and
+/// `externalSponsors` name: the invitation's for someone not in the directory yet, else the
+/// organization of the target's email domain.
+async fn organization_of_target(
+    s: &Services,
+    req: &AssignmentRequest,
+) -> Result<Option<ConnectedOrganizationId>, AppError> {
+    match s.store.get_user(req.target_id).await? {
+        Some(u) => Ok(crate::connected_orgs::membership_of(s, &u).await?.map(|m| m.id)),
+        None => Ok(req.detail.guest.as_ref().map(|g| g.connected_organization_id)),
+    }
 }
 
 async fn resolve(s: &Services, req: &AssignmentRequest, sets: &[SubjectSet]) -> Result<Vec<UserId>, AppError> {
@@ -58,7 +73,16 @@ async fn resolve(s: &Services, req: &AssignmentRequest, sets: &[SubjectSet]) -> 
                 out.extend(found);
             }
             SubjectSet::TargetUserSponsors {} => out.extend(s.store.sponsor_ids(req.target_id).await?),
-            // Connected organizations (and their sponsors) arrive with external users.
+            SubjectSet::InternalSponsors {} | SubjectSet::ExternalSponsors {} => {
+                let kind = if matches!(set, SubjectSet::InternalSponsors {}) {
+                    SponsorKind::Internal
+                } else {
+                    SponsorKind::External
+                };
+                if let Some(org) = organization_of_target(s, req).await? {
+                    out.extend(s.store.organization_sponsors(org, kind).await?);
+                }
+            }
             _ => {}
         }
     }

@@ -113,7 +113,8 @@ async fn in_scope(s: &Services, p: &AssignmentPolicy) -> Result<HashSet<UserId>,
             } else {
                 Vec::new()
             };
-            if eligibility::target_allowed(&p.settings, Facts { user: u, groups: &groups }).allowed {
+            let organization = crate::connected_orgs::membership_of(s, u).await?;
+            if eligibility::target_allowed(&p.settings, Facts { user: u, groups: &groups, organization }).allowed {
                 out.insert(u.id);
             }
         }
@@ -194,6 +195,7 @@ pub async fn reconcile(s: &Services, policy: PolicyId) -> Result<Reconciled, App
                     req.set(RequestState::Delivered, RequestStatus::Delivered, now);
                 }
                 end_access(a, &grants, "Removed", Some(&req), now, &mut batch);
+                super::guests::access_ended(s, &[a.target_id], now, &mut batch).await?;
                 batch.events.push(request_event(&req, Activity::SystemRemovesRequest, &Actor::System, now));
                 batch.requests.insert(0, Put::New(req));
             }
@@ -217,6 +219,8 @@ pub async fn reconcile(s: &Services, policy: PolicyId) -> Result<Reconciled, App
         req.detail.window = Some(schedule::window_for_add(p.settings.expiration.as_ref(), None, false, now)?);
         let mut batch = Batch::default();
         batch.events.push(request_event(&req, Activity::SystemCreatesRequest, &Actor::System, now));
+        // A blocked governed guest the rule admits again is reinstated with the assignment.
+        super::guests::prepare_target(s, &mut req, now, &mut batch).await?;
         start_access(&mut req, &grants, &Actor::System, now, &mut batch)?;
         batch.requests.insert(0, Put::New(req));
         match s.store.apply(&batch).await {

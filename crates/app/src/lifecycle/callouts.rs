@@ -17,11 +17,12 @@ use steward_domain::request::{AssignmentRequest, RequestStatus};
 
 use super::requests::{after_approval, approved, begin_approval, deny, needs_approval};
 use super::{Actor, changed, request_event, require_request, separation};
-use crate::auth::AdminCap;
+use crate::auth::Principal;
 use crate::extensions::{self, CalloutError, Outgoing};
 use crate::jobs::{Job, JobKind, NewJob};
 use crate::ports::{Batch, Put};
 use crate::{AppError, Services, StoreError, WRITE_ATTEMPTS};
+use steward_domain::role::Task;
 
 /// Expiry stages, with how long before the end each runs.
 const EXPIRY_STAGES: [(CustomExtensionStage, i64); 2] = [
@@ -332,10 +333,14 @@ async fn attempt(
 /// A launch-and-wait extension calls back (`POST …/assignmentRequests/{id}/resume`): the
 /// waiting instance is marked `callbackReceived` and the request goes on from its stage, or is
 /// denied when the callback says `denied`. A second callback of the same instance is a 409.
-pub async fn resume(s: &Services, cap: AdminCap, id: RequestId, body: Resume) -> Result<(), AppError> {
-    let actor = cap.actor();
+/// The caller manages the assignments of the request's catalog (an administrator, or a
+/// role-scoped token given to the extension's endpoint).
+pub async fn resume(s: &Services, caller: &Principal, id: RequestId, body: Resume) -> Result<(), AppError> {
+    caller.may_somewhere(Task::ManageAssignments)?;
+    let actor = caller.actor();
     for _ in 0..WRITE_ATTEMPTS {
         let r = require_request(s, id).await?;
+        caller.in_catalog(r.catalog_id, Task::ManageAssignments)?;
         let i = s
             .store
             .get_callout(body.instance)

@@ -8,16 +8,18 @@ use steward_domain::audit::Activity;
 use steward_domain::directory::User;
 use steward_domain::eligibility::{self, Facts, Verdict};
 use steward_domain::enums::{AllowedTargetScope, AssignmentState, CustomExtensionStage, RequestState, RequestType};
-use steward_domain::ids::{AccessPackageId, AssignmentId, PolicyId, RequestId, UserId};
+use steward_domain::ids::{AccessPackageId, AssignmentId, CatalogId, PolicyId, RequestId, UserId};
 use steward_domain::package::AccessPackage;
 use steward_domain::policy::{AssignmentPolicy, RequestorSettings};
 use steward_domain::request::{self, Answer, AssignmentRequest, RequestDetail, RequestStatus};
+use steward_domain::role::Task;
 use steward_domain::schedule::{self, Schedule};
 
 use super::{
     Actor, approvers, callouts, changed, end_access, request_event, require_request, separation, start_access,
 };
-use crate::auth::{AdminCap, Principal, UserCap};
+use crate::auth::{CatalogScope, Principal, UserCap};
+use crate::identity::SignInFacts;
 use crate::jobs::{JobKind, NewJob};
 use crate::packages::require_package;
 use crate::ports::{Batch, Page, Put};
@@ -35,22 +37,32 @@ pub struct RequestInput {
     pub justification: Option<String>,
     pub answers: Vec<Answer>,
     pub schedule: Option<Schedule>,
+    /// `adminAdd` only, instead of `target_id` (Graph's `assignment.target.email`): the user with
+    /// this email, or someone not in the directory yet, invited as a guest of the connected
+    /// organization of the email's domain when the request is approved.
+    pub target_email: Option<String>,
+    /// With `target_email`: the display name an invited guest gets (`assignment.target.displayName`).
+    pub target_display_name: Option<String>,
 }
 
 /// Submits a request. Administrators add, extend and remove anyone's access directly; users
 /// request for themselves (or on behalf of others where a policy allows it).
 pub async fn submit(s: &Services, caller: &Principal, input: RequestInput) -> Result<AssignmentRequest, AppError> {
     let kind = input.request_type.unwrap_or(match caller {
-        Principal::Admin { .. } => RequestType::AdminAdd,
         Principal::User { .. } => RequestType::UserAdd,
+        Principal::Admin { .. } | Principal::Service { .. } => RequestType::AdminAdd,
     });
+    let manager = || caller.may_somewhere(Task::ManageAssignments).map(|()| Who::Manager(caller));
     match kind {
-        RequestType::AdminAdd => admin_add(s, caller.admin()?, caller, input).await,
-        RequestType::UserAdd => user_add(s, caller.user()?, input, false).await,
-        RequestType::OnBehalfAdd => user_add(s, caller.user()?, input, true).await,
-        RequestType::AdminUpdate => update(s, Who::Admin(caller.admin()?), input).await,
+        RequestType::AdminAdd => {
+            caller.may_somewhere(Task::ManageAssignments)?;
+            admin_add(s, caller, input).await
+        }
+        RequestType::UserAdd => user_add(s, caller.user()?, caller.sign_in(), input, false).await,
+        RequestType::OnBehalfAdd => user_add(s, caller.user()?, caller.sign_in(), input, true).await,
+        RequestType::AdminUpdate => update(s, manager()?, input).await,
         RequestType::UserUpdate => update(s, Who::User(caller.user()?), input).await,
-        RequestType::AdminRemove => remove(s, Who::Admin(caller.admin()?), input).await,
+        RequestType::AdminRemove => remove(s, manager()?, input).await,
         RequestType::UserRemove => remove(s, Who::User(caller.user()?), input).await,
         other => Err(AppError::Invalid(format!(
             "requestType {other} cannot be submitted; use userAdd, userUpdate, userRemove, onBehalfAdd, adminAdd, \
@@ -59,16 +71,25 @@ pub async fn submit(s: &Services, caller: &Principal, input: RequestInput) -> Re
     }
 }
 
-enum Who {
-    Admin(AdminCap),
+/// Who changes an assignment: someone managing the package's assignments (checked against the
+/// package's catalog once it is known), or the assigned user themselves.
+enum Who<'a> {
+    Manager(&'a Principal),
     User(UserCap),
 }
 
-impl Who {
+impl Who<'_> {
     fn actor(&self) -> Actor {
         match self {
-            Self::Admin(cap) => cap.actor(),
+            Self::Manager(p) => p.actor(),
             Self::User(u) => Actor::User(u.id()),
+        }
+    }
+    /// For a manager: the check that they manage assignments in the package's catalog.
+    fn check(&self, catalog: CatalogId) -> Result<(), AppError> {
+        match self {
+            Self::Manager(p) => p.in_catalog(catalog, Task::ManageAssignments).map(|_| ()),
+            Self::User(_) => Ok(()),
         }
     }
 }
@@ -100,7 +121,8 @@ fn justification_required(p: &AssignmentPolicy) -> bool {
 /// Whether `target` may be assigned through `policy`, and why.
 pub async fn verdict(s: &Services, policy: &AssignmentPolicy, target: &User) -> Result<Verdict, AppError> {
     let groups = s.store.groups_of(target.id).await?;
-    Ok(eligibility::target_allowed(&policy.settings, Facts { user: target, groups: &groups }))
+    let organization = crate::connected_orgs::membership_of(s, target).await?;
+    Ok(eligibility::target_allowed(&policy.settings, Facts { user: target, groups: &groups, organization }))
 }
 
 /// The policy a user's request for `package` falls under: the named one if it lets them in,
@@ -117,7 +139,10 @@ pub async fn choose_policy(
     } else {
         Vec::new()
     };
-    let facts = Facts { user: target, groups: &groups };
+    // For someone a request invites, `target` is the guest they will be: their email's domain
+    // places them in its connected organization as it would once they exist.
+    let organization = crate::connected_orgs::membership_of(s, target).await?;
+    let facts = Facts { user: target, groups: &groups, organization };
     if let Some(id) = named {
         let p = policies.into_iter().find(|p| p.id == id).ok_or_else(|| {
             AppError::Invalid(format!("Assignment policy '{id}' is not a policy of access package '{}'.", pkg.id))
@@ -238,17 +263,22 @@ fn new_request(
     }
 }
 
-async fn admin_add(
-    s: &Services,
-    _cap: AdminCap,
-    caller: &Principal,
-    input: RequestInput,
-) -> Result<AssignmentRequest, AppError> {
-    let target_id = input
-        .target_id
-        .ok_or_else(|| AppError::Invalid("adminAdd needs assignment.targetId (the user to assign).".into()))?;
+async fn admin_add(s: &Services, caller: &Principal, input: RequestInput) -> Result<AssignmentRequest, AppError> {
+    if input.target_id.is_none() && input.target_email.is_none() {
+        return Err(AppError::Invalid(
+            "adminAdd needs assignment.targetId (the user to assign), or assignment.target.email for someone \
+             who may not be in the directory yet."
+                .into(),
+        ));
+    }
     let (pkg, policy) = package_and_policy(s, &input).await?;
-    let target = require_user(s, target_id).await?;
+    let cap = caller.in_catalog(pkg.catalog_id, Task::ManageAssignments)?;
+    let who = match (input.target_id, input.target_email.as_deref()) {
+        (Some(id), _) => super::guests::Target::of(s, require_user(s, id).await?).await?,
+        (None, Some(email)) => super::guests::by_email(s, email, input.target_display_name.as_deref()).await?,
+        (None, None) => return Err(AppError::Invalid("adminAdd needs assignment.targetId.".into())),
+    };
+    let target = &who.user;
     let policy = match policy {
         Some(p) => p,
         None => {
@@ -263,6 +293,18 @@ async fn admin_add(
             all.remove(0)
         }
     };
+    if who.invitation.is_some() {
+        // Administrators assign anyone in the directory directly; someone they invite must be
+        // someone the policy admits (a user of a connected organization it is scoped to).
+        let facts = Facts { user: target, groups: &[], organization: who.organization };
+        let v = eligibility::target_allowed(&policy.settings, facts);
+        if !v.allowed {
+            return Err(AppError::Forbidden(format!(
+                "'{}' is not in the directory and the policy '{}' does not admit them as a guest: {}.",
+                target.user_principal_name, policy.display_name, v.reason
+            )));
+        }
+    }
     check_not_duplicate(s, target.id, &pkg).await?;
     separation::check(s, target.id, pkg.id).await?;
     let now = s.clock.now();
@@ -278,9 +320,10 @@ async fn admin_add(
         answers,
         schedule: input.schedule.unwrap_or_default(),
         window: Some(window),
+        guest: who.invitation.clone(),
         ..Default::default()
     };
-    let actor = Actor::Admin(caller.label());
+    let actor = cap.actor();
     let mut req = new_request(RequestType::AdminAdd, &pkg, &policy, target.id, None, detail, now);
     let mut batch = Batch::default();
     batch.events.push(request_event(&req, Activity::AdminAssigns, &actor, now));
@@ -295,6 +338,7 @@ async fn admin_add(
 async fn user_add(
     s: &Services,
     me: UserCap,
+    facts: Option<&SignInFacts>,
     input: RequestInput,
     on_behalf: bool,
 ) -> Result<AssignmentRequest, AppError> {
@@ -309,16 +353,68 @@ async fn user_add(
         (true, Some(t)) => t,
         (true, None) => return Err(AppError::Invalid("onBehalfAdd needs assignment.targetId.".into())),
     };
+    if input.target_email.is_some() {
+        return Err(AppError::Invalid(
+            "Only adminAdd names its target by email (assignment.target.email); userAdd is for the caller and \
+             onBehalfAdd names a directory user by assignment.targetId."
+                .into(),
+        ));
+    }
+    let target = super::guests::Target::of(s, require_user(s, target_id).await?).await?;
+    add_for(s, me.id(), target, input, on_behalf, facts).await
+}
+
+/// A request by someone who signed in through an identity provider and is not a directory user
+/// (the sign-in layer vouches for `email`): a `userAdd` for themselves, under the policy named
+/// or else the most specific that admits a guest of the connected organization of their
+/// email's domain (refused when it belongs to none). They become a guest, governed by Steward,
+/// when the request is approved, in the transaction of their assignment. A guest already in the
+/// directory with that email requests as themselves; the email of a member is refused (a
+/// member signs in as the member).
+pub async fn request_as_external(
+    s: &Services,
+    email: &str,
+    display_name: Option<&str>,
+    facts: Option<&SignInFacts>,
+    input: RequestInput,
+) -> Result<AssignmentRequest, AppError> {
+    if input.request_type.is_some_and(|t| t != RequestType::UserAdd)
+        || input.target_id.is_some()
+        || input.target_email.is_some()
+    {
+        return Err(AppError::Invalid("An external requestor asks for themselves: a userAdd without a target.".into()));
+    }
+    let target = super::guests::by_email(s, email, display_name).await?;
+    if target.invitation.is_none() && target.user.user_type != steward_domain::enums::UserType::Guest {
+        return Err(AppError::Forbidden(format!(
+            "'{}' is the email of a member of the directory, who signs in as that member to request access.",
+            steward_domain::text::clip(email, 120)
+        )));
+    }
+    add_for(s, target.user.id, target, input, false, facts).await
+}
+
+/// A user's add request (`userAdd`, or `onBehalfAdd` by `requestor`) for `target`.
+async fn add_for(
+    s: &Services,
+    requestor: UserId,
+    who: super::guests::Target,
+    input: RequestInput,
+    on_behalf: bool,
+    facts: Option<&SignInFacts>,
+) -> Result<AssignmentRequest, AppError> {
+    let target = &who.user;
     let (pkg, named) = package_and_policy(s, &input).await?;
-    let target = require_user(s, target_id).await?;
-    let policy = choose_policy(s, &pkg, &target, named.map(|p| p.id)).await?;
+    let policy = choose_policy(s, &pkg, target, named.map(|p| p.id)).await?;
+    super::conditions::require(&policy, super::conditions::Moment::Request, facts, s.clock.now())?;
     let settings = requestor_settings(&policy);
     if on_behalf {
-        let requestor = require_user(s, me.id()).await?;
+        let requestor = require_user(s, requestor).await?;
         let groups = s.store.groups_of(requestor.id).await?;
+        let organization = crate::connected_orgs::membership_of(s, &requestor).await?;
         let v = eligibility::on_behalf_allowed(
             &policy.settings,
-            Facts { user: &requestor, groups: &groups },
+            Facts { user: &requestor, groups: &groups, organization },
             target.manager,
         );
         if !v.allowed {
@@ -348,11 +444,12 @@ async fn user_add(
         answers,
         schedule: input.schedule.unwrap_or_default(),
         window: Some(window),
+        guest: who.invitation.clone(),
         ..Default::default()
     };
     let kind = if on_behalf { RequestType::OnBehalfAdd } else { RequestType::UserAdd };
-    let actor = Actor::User(me.id());
-    let mut req = new_request(kind, &pkg, &policy, target.id, Some(me.id()), detail, now);
+    let actor = Actor::User(requestor);
+    let mut req = new_request(kind, &pkg, &policy, target.id, Some(requestor), detail, now);
     let mut batch = Batch::default();
     batch.events.push(request_event(&req, Activity::UserRequestsAssignment, &actor, now));
     if callouts::fire(s, &mut req, CustomExtensionStage::AssignmentRequestCreated, now, &mut batch).await? {
@@ -456,6 +553,9 @@ pub(crate) async fn after_approval(
         batch.events.push(request_event(req, Activity::ScheduleFuture, actor, now));
         return Ok(());
     }
+    if !super::guests::prepare_target(s, req, now, batch).await? {
+        return Ok(());
+    }
     let grants = s.store.package_grants(req.access_package_id).await?;
     start_access(req, &grants, actor, now, batch)?;
     Ok(())
@@ -475,12 +575,13 @@ async fn target_assignment(s: &Services, input: &RequestInput, target: Option<Us
     Ok(a)
 }
 
-async fn update(s: &Services, who: Who, input: RequestInput) -> Result<AssignmentRequest, AppError> {
+async fn update(s: &Services, who: Who<'_>, input: RequestInput) -> Result<AssignmentRequest, AppError> {
     let me = match &who {
         Who::User(u) => Some(u.id()),
-        Who::Admin(..) => None,
+        Who::Manager(..) => None,
     };
     let a = target_assignment(s, &input, me).await?;
+    who.check(a.catalog_id)?;
     if me.is_some_and(|m| m != a.target_id) {
         return Err(AppError::Forbidden("Users can extend only their own assignments.".into()));
     }
@@ -571,12 +672,13 @@ pub(crate) fn extend(
     Ok(())
 }
 
-async fn remove(s: &Services, who: Who, input: RequestInput) -> Result<AssignmentRequest, AppError> {
+async fn remove(s: &Services, who: Who<'_>, input: RequestInput) -> Result<AssignmentRequest, AppError> {
     let me = match &who {
         Who::User(u) => Some(u.id()),
-        Who::Admin(..) => None,
+        Who::Manager(..) => None,
     };
     let a = target_assignment(s, &input, me).await?;
+    who.check(a.catalog_id)?;
     if me.is_some_and(|m| m != a.target_id) {
         return Err(AppError::Forbidden("Users can remove only their own assignments.".into()));
     }
@@ -633,21 +735,23 @@ async fn remove(s: &Services, who: Who, input: RequestInput) -> Result<Assignmen
         callouts::queue(&req, CustomExtensionStage::AssignmentRequestRemoved, now, &mut batch);
     }
     end_access(&a, &grants, "Removed", Some(&req), now, &mut batch);
+    super::guests::access_ended(s, &[a.target_id], now, &mut batch).await?;
     batch.requests.insert(0, Put::New(req.clone()));
     s.store.apply(&batch).await?;
     Ok(req)
 }
 
-/// Who may see a request: administrators; its target and requestor; its approvers.
+/// Who may see a request: whoever manages the assignments of its catalog; its target and
+/// requestor; its approvers.
 fn may_see(caller: &Principal, r: &AssignmentRequest) -> bool {
-    match caller {
-        Principal::Admin { .. } => true,
-        Principal::User { user, .. } => {
-            r.target_id == *user
-                || r.requestor_id == Some(*user)
-                || r.detail.stages.iter().any(|st| st.approvers.contains(user))
-        }
+    if caller.grants().allows_in(r.catalog_id, Task::ManageAssignments) {
+        return true;
     }
+    caller.user_id().is_some_and(|user| {
+        r.target_id == user
+            || r.requestor_id == Some(user)
+            || r.detail.stages.iter().any(|st| st.approvers.contains(&user))
+    })
 }
 
 pub async fn get_request(s: &Services, caller: &Principal, id: RequestId) -> Result<AssignmentRequest, AppError> {
@@ -659,9 +763,13 @@ pub async fn get_request(s: &Services, caller: &Principal, id: RequestId) -> Res
     Ok(r)
 }
 
-/// Every request (administrators only).
-pub async fn list_requests(s: &Services, _cap: AdminCap, q: &ListQuery) -> Result<Page<AssignmentRequest>, AppError> {
-    Ok(s.store.list_requests(q).await?)
+/// The requests of the catalogs whose assignments the caller manages.
+pub async fn list_requests(
+    s: &Services,
+    scope: &CatalogScope,
+    q: &ListQuery,
+) -> Result<Page<AssignmentRequest>, AppError> {
+    Ok(s.store.list_requests(&q.clone().within(scope, "accessPackage/catalog/id")?).await?)
 }
 
 /// `filterByCurrentUser(on=…)` over requests.
@@ -691,13 +799,14 @@ pub async fn list_my_requests(
 pub async fn cancel(s: &Services, caller: &Principal, id: RequestId) -> Result<(), AppError> {
     for _ in 0..WRITE_ATTEMPTS {
         let r = require_request(s, id).await?;
-        let allowed = match caller {
-            Principal::Admin { .. } => true,
-            Principal::User { user, .. } => r.target_id == *user || r.requestor_id == Some(*user),
-        };
+        let allowed = caller.grants().allows_in(r.catalog_id, Task::ManageAssignments)
+            || caller.user_id().is_some_and(|user| r.target_id == user || r.requestor_id == Some(user));
         if !allowed {
             return Err(if may_see(caller, &r) {
-                AppError::Forbidden("Only the requestor, the target or an administrator can cancel a request.".into())
+                AppError::Forbidden(
+                    "Only the requestor, the target or a manager of the catalog's assignments can cancel a request."
+                        .into(),
+                )
             } else {
                 AppError::not_found("assignment request", id)
             });
@@ -713,10 +822,7 @@ pub async fn cancel(s: &Services, caller: &Principal, id: RequestId) -> Result<(
         let mut r2 = r.clone();
         approval::skip_rest(&mut r2.detail.stages, 0);
         r2.set(RequestState::Canceled, RequestStatus::Canceled, now);
-        let actor = match caller {
-            Principal::Admin { .. } => Actor::Admin(caller.label()),
-            Principal::User { user, .. } => Actor::User(*user),
-        };
+        let actor = caller.actor();
         let mut batch = Batch::default();
         batch.events.push(request_event(&r2, Activity::Cancel, &actor, now));
         if r.is_add()
@@ -726,6 +832,7 @@ pub async fn cancel(s: &Services, caller: &Principal, id: RequestId) -> Result<(
         {
             let grants = s.store.package_grants(a.access_package_id).await?;
             end_access(&a, &grants, "Removed", None, now, &mut batch);
+            super::guests::access_ended(s, &[a.target_id], now, &mut batch).await?;
         }
         batch.requests.push(changed(r2, read_at, now));
         match s.store.apply(&batch).await {
@@ -737,9 +844,19 @@ pub async fn cancel(s: &Services, caller: &Principal, id: RequestId) -> Result<(
     Err(AppError::Conflict("The request kept changing while it was being cancelled; try again.".into()))
 }
 
-/// Retries the failed deliveries of a request that is `deliveryFailed` or `partiallyDelivered`.
-pub async fn reprocess(s: &Services, _cap: AdminCap, id: RequestId) -> Result<(), AppError> {
+/// The check that the caller manages the assignments of the request's catalog (before a
+/// handler reads a body it would otherwise refuse to act on).
+pub async fn manages_request(s: &Services, caller: &Principal, id: RequestId) -> Result<(), AppError> {
+    caller.may_somewhere(Task::ManageAssignments)?;
     let r = require_request(s, id).await?;
+    caller.in_catalog(r.catalog_id, Task::ManageAssignments).map(|_| ())
+}
+
+/// Retries the failed deliveries of a request that is `deliveryFailed` or `partiallyDelivered`.
+pub async fn reprocess(s: &Services, caller: &Principal, id: RequestId) -> Result<(), AppError> {
+    caller.may_somewhere(Task::ManageAssignments)?;
+    let r = require_request(s, id).await?;
+    caller.in_catalog(r.catalog_id, Task::ManageAssignments)?;
     if !matches!(r.state, RequestState::DeliveryFailed | RequestState::PartiallyDelivered) {
         return Err(AppError::Conflict(format!(
             "Only a request that is deliveryFailed or partiallyDelivered can be reprocessed; this one is {}.",
@@ -761,8 +878,10 @@ pub async fn reprocess(s: &Services, _cap: AdminCap, id: RequestId) -> Result<()
 }
 
 /// Retries the failed grants of an assignment (`assignments/{id}/reprocess`).
-pub async fn reprocess_assignment(s: &Services, _cap: AdminCap, id: AssignmentId) -> Result<(), AppError> {
+pub async fn reprocess_assignment(s: &Services, caller: &Principal, id: AssignmentId) -> Result<(), AppError> {
+    caller.may_somewhere(Task::ManageAssignments)?;
     let a = s.store.get_assignment(id).await?.ok_or_else(|| AppError::not_found("assignment", id))?;
+    caller.in_catalog(a.catalog_id, Task::ManageAssignments)?;
     if !matches!(a.state, AssignmentState::DeliveryFailed | AssignmentState::PartiallyDelivered) {
         return Err(AppError::Conflict(format!(
             "Only an assignment that is deliveryFailed or partiallyDelivered can be reprocessed; this one is {}.",
@@ -881,9 +1000,10 @@ pub async fn applicable_policies(
     let pkg = require_package(s, package).await?;
     let user = require_user(s, me.id()).await?;
     let groups = s.store.groups_of(user.id).await?;
+    let organization = crate::connected_orgs::membership_of(s, &user).await?;
     let mut out = Vec::new();
     for p in s.store.policies_of_package(pkg.id).await? {
-        if eligibility::self_request_allowed(&p.settings, Facts { user: &user, groups: &groups }) {
+        if eligibility::self_request_allowed(&p.settings, Facts { user: &user, groups: &groups, organization }) {
             out.push(p);
         }
     }
@@ -904,6 +1024,12 @@ pub fn requestor_requirements(p: &AssignmentPolicy) -> (bool, bool) {
 /// Ends every active assignment of a user who is leaving the directory (`systemRemove`), so
 /// their access is revoked in every target before the user row goes.
 pub async fn remove_all_access(s: &Services, user: UserId) -> Result<usize, AppError> {
+    remove_all_access_because(s, user, "The user was deleted from the directory.").await
+}
+
+/// `remove_all_access`, recording `reason` on the removal requests (a deletion, a
+/// deactivation by SCIM provisioning).
+pub async fn remove_all_access_because(s: &Services, user: UserId, reason: &str) -> Result<usize, AppError> {
     let mut n = 0;
     for a in s.store.active_assignments_of(user).await? {
         let now = s.clock.now();
@@ -919,7 +1045,7 @@ pub async fn remove_all_access(s: &Services, user: UserId) -> Result<usize, AppE
             requestor_id: None,
             assignment_id: Some(a.id),
             detail: RequestDetail {
-                reason: Some("The user was deleted from the directory.".into()),
+                reason: Some(reason.to_owned()),
                 extensions: callouts::snapshot_of(s, a.policy_id).await?,
                 ..Default::default()
             },
@@ -938,7 +1064,7 @@ pub async fn remove_all_access(s: &Services, user: UserId) -> Result<usize, AppE
         if let Some(mut open) = s.store.open_request(a.target_id, a.access_package_id).await? {
             let read_at = open.modified_date_time;
             approval::skip_rest(&mut open.detail.stages, 0);
-            open.detail.reason = Some("The user was deleted from the directory.".into());
+            open.detail.reason = Some(reason.to_owned());
             open.set(RequestState::Canceled, RequestStatus::Canceled, now);
             batch.requests.push(changed(open, read_at, now));
         }
@@ -951,10 +1077,11 @@ pub async fn remove_all_access(s: &Services, user: UserId) -> Result<usize, AppE
 }
 
 /// Deletes an ended request (Graph: only completed, denied or cancelled ones).
-pub async fn delete_request(s: &Services, cap: AdminCap, caller: &Principal, id: RequestId) -> Result<(), AppError> {
-    let _ = cap;
+pub async fn delete_request(s: &Services, caller: &Principal, id: RequestId) -> Result<(), AppError> {
+    caller.may_somewhere(Task::ManageAssignments)?;
     let r = require_request(s, id).await?;
+    let cap = caller.in_catalog(r.catalog_id, Task::ManageAssignments)?;
     let now = s.clock.now();
-    let event = request_event(&r, Activity::DeleteRequest, &Actor::Admin(caller.label()), now);
+    let event = request_event(&r, Activity::DeleteRequest, &cap.actor(), now);
     Ok(s.store.delete_request(id, &event).await?)
 }

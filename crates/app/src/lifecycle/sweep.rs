@@ -1,6 +1,6 @@
 //! What the clock makes due, swept by one process at a time (the sweep is a singleton job):
-//! approval escalations and timeouts, scheduled starts, expiries. Each item is its own
-//! decision; one that changed meanwhile is left for the next sweep.
+//! approval escalations and timeouts, scheduled starts, expiries, the deletion of blocked
+//! guests. Each item is its own decision; one that changed meanwhile is left for the next sweep.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -35,12 +35,18 @@ const WRITERS: usize = 8;
 pub struct Swept {
     pub requests: usize,
     pub expired: usize,
+    /// Governed guests deleted as planned.
+    pub guests_deleted: usize,
 }
 
 pub(crate) async fn run(s: &Services, job: &Job, owner: &str) -> Result<Swept, AppError> {
     let now = s.clock.now();
     let (swept, more) = pass(s, now).await?;
     crate::reconcile::queue_due(s, now).await?;
+    // Portal sign-ins and sessions that have ended (a read when none has).
+    if let Err(e) = crate::sessions::sweep(s, now).await {
+        tracing::warn!(error = %e, "ended portal sessions could not be deleted; will retry");
+    }
     let next = if more { now } else { now.saturating_add(EVERY).unwrap_or(now) };
     s.store.finish_job(job.id, owner, &Batch { jobs: vec![NewJob::sweep(next)], ..Batch::default() }).await?;
     Ok(swept)
@@ -92,6 +98,11 @@ pub async fn pass(s: &Services, now: Timestamp) -> Result<(Swept, bool), AppErro
             None => break,
         }
     }
+    // Guests blocked since their last assignment ended, whose deletion has come.
+    match super::guests::delete_due(s, now).await {
+        Ok(n) => swept.guests_deleted = n,
+        Err(e) => tracing::warn!(error = %e, "external users due for deletion could not be deleted; will retry"),
+    }
     Ok((swept, more))
 }
 
@@ -116,6 +127,8 @@ async fn expire(
         batch.events.push(assignment_event(a, None, Activity::Expire, &Actor::System, now));
     }
     batch.jobs.push(NewJob::now(JobKind::RevokeEnded { assignments: chunk.iter().map(|a| a.id).collect() }, now));
+    let targets: Vec<_> = chunk.iter().map(|a| a.target_id).collect();
+    super::guests::access_ended(s, &targets, now, &mut batch).await?;
     match s.store.apply(&batch).await {
         Ok(()) => return Ok((chunk.len(), false)),
         Err(StoreError::Conflict(_)) => {}
@@ -126,6 +139,7 @@ async fn expire(
         let mut one = Batch::default();
         ending(a, &mut one);
         super::callouts::queue_removed(s, std::slice::from_ref(a), now, &mut one).await?;
+        super::guests::access_ended(s, &[a.target_id], now, &mut one).await?;
         match s.store.apply(&one).await {
             Ok(()) => expired += 1,
             Err(StoreError::Conflict(_)) => left = true,
@@ -186,7 +200,7 @@ async fn on_due_request(s: &Services, r: AssignmentRequest, now: Timestamp) -> R
         RequestState::Scheduled if req.detail.window.is_some_and(|w| w.start <= now) => {
             if let Some(conflict) = separation::find(s, req.target_id, req.access_package_id).await? {
                 deny(&mut req, RequestStatus::Denied, &conflict, now, &mut batch);
-            } else {
+            } else if super::guests::prepare_target(s, &mut req, now, &mut batch).await? {
                 let grants = s.store.package_grants(req.access_package_id).await?;
                 start_access(&mut req, &grants, &Actor::System, now, &mut batch)?;
             }

@@ -178,7 +178,8 @@ impl Worker {
                 | JobKind::Reconcile { .. }
                 | JobKind::RevokeEnded { .. }
                 | JobKind::ReconcileConnection { .. }
-                | JobKind::Callout { .. } => {
+                | JobKind::Callout { .. }
+                | JobKind::GuestsLostAccess { .. } => {
                     self.run_lanes(std::mem::take(&mut deliveries), now).await;
                     run_job(&self.s, &self.owner, &job, now).await;
                 }
@@ -250,6 +251,7 @@ async fn run_job(s: &Services, owner: &str, job: &Job, now: Timestamp) {
             };
             super::callouts::run(s, job, owner, spec).await
         }
+        JobKind::GuestsLostAccess { users } => super::guests::run(s, job, owner, users).await,
     };
     if let Err(e) = r {
         tracing::warn!(job = %job.id, kind = job.kind.name(), error = %e, "job failed; will retry");

@@ -90,7 +90,7 @@ pub async fn every_admin_write_records_its_event(s: SqlStore) {
     // A catalog, created and changed.
     let c = catalog_named("Audited");
     let e = trail.event(CreateCatalog, CATALOG, c.id);
-    s.insert_catalog(&c, &e).await.unwrap();
+    s.insert_catalog(&c, None, &e).await.unwrap();
     trail.landed(e).await;
     let mut c2 = c.clone();
     c2.display_name = name("Audited, renamed");
@@ -216,7 +216,7 @@ pub async fn refused_admin_writes_record_nothing(s: SqlStore) {
 
     // Catalogs: a duplicate, a stale write, an unknown one, one that holds packages.
     let e = trail.event(CreateCatalog, CATALOG, c.id);
-    assert_conflict(s.insert_catalog(&c, &e).await, "the same catalog twice");
+    assert_conflict(s.insert_catalog(&c, None, &e).await, "the same catalog twice");
     trail.refused(&e).await;
     let mut stale = c.clone();
     stale.modified_date_time = at(200);
@@ -301,14 +301,14 @@ pub async fn refused_admin_writes_record_nothing(s: SqlStore) {
 pub async fn an_event_that_cannot_be_written_undoes_the_change(s: SqlStore) {
     let c = catalog_named("First");
     let first = AuditEvent::new(at(1), CreateCatalog, Initiator::System, CATALOG, c.id, c.id);
-    s.insert_catalog(&c, &first).await.unwrap();
+    s.insert_catalog(&c, None, &first).await.unwrap();
     let taken = |target: String| AuditEvent { target_id: target.clone(), correlation_id: target, ..first.clone() };
     let internal = |r: Result<(), StoreError>, what: &str| {
         assert!(matches!(r, Err(StoreError::Internal(_))), "{what}: expected Internal, got {r:?}");
     };
 
     let c2 = catalog_named("Second");
-    internal(s.insert_catalog(&c2, &taken(c2.id.to_string())).await, "an insert");
+    internal(s.insert_catalog(&c2, None, &taken(c2.id.to_string())).await, "an insert");
     assert!(s.get_catalog(c2.id).await.unwrap().is_none(), "the catalog was not created");
 
     let mut renamed = c.clone();

@@ -26,12 +26,12 @@ async fn holdings(s: &SqlStore, c: CatalogId) -> (usize, usize, usize, usize) {
 pub async fn catalogs_round_trip(s: SqlStore) {
     let mut c = catalog_named("Human Resources");
     c.modified_date_time = t("2030-01-02T03:04:05.123456Z");
-    s.insert_catalog(&c, &audit()).await.unwrap();
+    s.insert_catalog(&c, None, &audit()).await.unwrap();
     assert_eq!(s.get_catalog(c.id).await.unwrap().unwrap(), c);
     assert!(s.get_catalog(CatalogId::new()).await.unwrap().is_none());
-    assert_conflict(s.insert_catalog(&c, &audit()).await, "the same catalog id twice");
+    assert_conflict(s.insert_catalog(&c, None, &audit()).await, "the same catalog id twice");
     let other = catalog_named("Other");
-    s.insert_catalog(&other, &audit()).await.unwrap();
+    s.insert_catalog(&other, None, &audit()).await.unwrap();
 
     let read_at = c.modified_date_time;
     let mut changed = c.clone();
@@ -105,7 +105,7 @@ pub async fn resources_add_list_and_remove(s: SqlStore) {
 
     // The same group in another catalog is fine; lists are scoped to their catalog.
     let c2 = catalog_named("Operations");
-    s.insert_catalog(&c2, &audit()).await.unwrap();
+    s.insert_catalog(&c2, None, &audit()).await.unwrap();
     let other = catalog::group_resource(c2.id, &g, at(4));
     s.add_resource(&other, &add_request(&other), &audit()).await.unwrap();
     let h = group("Readers");
@@ -197,7 +197,7 @@ pub async fn resources_add_list_and_remove(s: SqlStore) {
 /// group is gone, which `check_group_deletable` exists to prevent.
 pub async fn resources_need_an_existing_group(s: SqlStore) {
     let c = catalog_named("Dangling");
-    s.insert_catalog(&c, &audit()).await.unwrap();
+    s.insert_catalog(&c, None, &audit()).await.unwrap();
     let g = group("Short lived");
     s.insert_group(&g).await.unwrap();
     let added = catalog::group_resource(c.id, &g, at(2)); // app: get_group(g) found it

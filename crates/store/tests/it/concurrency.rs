@@ -38,7 +38,7 @@ where
 
 pub async fn concurrent_incompatibility_links_have_one_winner(s: SqlStore) {
     let c = catalog_named("Race");
-    s.insert_catalog(&c, &audit()).await.unwrap();
+    s.insert_catalog(&c, None, &audit()).await.unwrap();
     for round in 0..ROUNDS {
         let (a, b) =
             (package(c.id, &format!("a{round}"), None, at(1)), package(c.id, &format!("b{round}"), None, at(2)));
@@ -61,7 +61,7 @@ pub async fn concurrent_incompatibility_links_have_one_winner(s: SqlStore) {
 
 pub async fn concurrent_resource_adds_have_one_winner(s: SqlStore) {
     let c = catalog_named("Race");
-    s.insert_catalog(&c, &audit()).await.unwrap();
+    s.insert_catalog(&c, None, &audit()).await.unwrap();
     for round in 0..ROUNDS {
         let g = group(&format!("G{round}"));
         s.insert_group(&g).await.unwrap();
@@ -101,7 +101,7 @@ pub async fn concurrent_users_with_one_upn_have_one_winner(s: SqlStore) {
 
 pub async fn concurrent_optimistic_updates_have_one_winner(s: SqlStore) {
     let c = catalog_named("Edit");
-    s.insert_catalog(&c, &audit()).await.unwrap();
+    s.insert_catalog(&c, None, &audit()).await.unwrap();
     let p = package(c.id, "P", None, at(1));
     s.insert_package(&p, &audit()).await.unwrap();
     let (mut c_read, mut p_read) = (c.clone(), p.clone());
@@ -149,7 +149,7 @@ pub async fn concurrent_optimistic_updates_have_one_winner(s: SqlStore) {
 pub async fn concurrent_catalog_delete_and_package_insert(s: SqlStore) {
     for round in 0..ROUNDS {
         let c = catalog_named(&format!("C{round}"));
-        s.insert_catalog(&c, &audit()).await.unwrap();
+        s.insert_catalog(&c, None, &audit()).await.unwrap();
         let p = package(c.id, "P", None, at(1));
         let (s1, s2, cid, pp) = (s.clone(), s.clone(), c.id, p.clone());
         let (deleted, inserted) = race(async move { s1.delete_catalog(cid, &audit()).await }, async move {

@@ -5,6 +5,7 @@ use steward_app::query::{GROUPS, ListQuery, Relation, USERS};
 use steward_app::{Store, StoreError};
 use steward_domain::enums::UserType;
 use steward_domain::ids::{GroupId, TokenId, UserId};
+use steward_domain::role::{AppScope, Role};
 use steward_store::SqlStore;
 
 use crate::fixtures::*;
@@ -207,17 +208,39 @@ pub async fn group_members_owners_and_sponsors(s: SqlStore) {
 pub async fn tokens(s: SqlStore) {
     let u = user("t@x.io");
     s.insert_user(&u).await.unwrap();
-    let admin =
-        ApiToken { id: TokenId::new(), name: "ci".into(), hash: "a".repeat(64), user_id: None, created_at: at(1) };
+    let admin = ApiToken {
+        id: TokenId::new(),
+        name: "ci".into(),
+        hash: "a".repeat(64),
+        user_id: None,
+        role: None,
+        created_at: at(1),
+        expires_at: None,
+    };
     let personal = ApiToken {
         id: TokenId::new(),
         name: "mine, 'quoted'".into(),
         hash: "b".repeat(64),
         user_id: Some(u.id),
+        role: None,
         created_at: t("2030-01-02T03:04:05.000001Z"),
+        expires_at: Some(t("2031-01-01T00:00:00Z")),
+    };
+    let c = steward_domain::ids::CatalogId::new();
+    let scoped = ApiToken {
+        id: TokenId::new(),
+        name: "assigner".into(),
+        hash: "e".repeat(64),
+        user_id: None,
+        role: Some((Role::AccessPackageAssignmentManager, AppScope::Catalog(c))),
+        created_at: at(2),
+        expires_at: None,
     };
     s.insert_token(&admin).await.unwrap();
     s.insert_token(&personal).await.unwrap();
+    s.insert_token(&scoped).await.unwrap();
+    assert_eq!(s.token_for_sign_in(&"e".repeat(64)).await.unwrap(), Some((scoped.clone(), None)));
+    s.delete_token(scoped.id).await.unwrap();
     assert_conflict(s.insert_token(&ApiToken { id: TokenId::new(), ..admin.clone() }).await, "hashes are unique");
     assert_eq!(s.token_by_hash(&"a".repeat(64)).await.unwrap(), Some(admin.clone()));
     assert_eq!(s.token_by_hash(&"b".repeat(64)).await.unwrap(), Some(personal.clone()));

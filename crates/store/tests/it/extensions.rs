@@ -65,7 +65,7 @@ fn policy_naming(
 
 pub async fn custom_extensions_round_trip(s: SqlStore) {
     let c = catalog_named("Extensions");
-    s.insert_catalog(&c, &audit()).await.unwrap();
+    s.insert_catalog(&c, None, &audit()).await.unwrap();
     let zeta = extension(c.id, "Zeta", ExtensionKind::RequestWorkflow, true);
     let alpha = extension(c.id, "Alpha", ExtensionKind::AssignmentWorkflow, false);
     s.insert_extension(&zeta, "v1:sealed-zeta", &audit()).await.unwrap();
@@ -150,7 +150,7 @@ fn assignment(
 
 pub async fn callout_instances_and_expiry_search(s: SqlStore) {
     let c = catalog_named("Expiry");
-    s.insert_catalog(&c, &audit()).await.unwrap();
+    s.insert_catalog(&c, None, &audit()).await.unwrap();
     let x = extension(c.id, "Reminder", ExtensionKind::AssignmentWorkflow, false);
     s.insert_extension(&x, "v1:sealed", &audit()).await.unwrap();
     let pkg = package(c.id, "Package", None, at(2));

@@ -134,7 +134,7 @@ pub fn audit() -> AuditEvent {
 /// A catalog, a group and that group added to the catalog as a resource.
 pub async fn catalog_with_group(s: &SqlStore, catalog: &str, group_name: &str) -> (Catalog, Group, GroupResource) {
     let c = catalog_named(catalog);
-    s.insert_catalog(&c, &audit()).await.unwrap();
+    s.insert_catalog(&c, None, &audit()).await.unwrap();
     let g = group(group_name);
     s.insert_group(&g).await.unwrap();
     let added = catalog::group_resource(c.id, &g, at(2));

@@ -158,7 +158,7 @@ async fn world(s: SqlStore) -> World {
         created_date_time: t(START),
         modified_date_time: t(START),
     };
-    s.insert_catalog(&catalog, &audit()).await.unwrap();
+    s.insert_catalog(&catalog, None, &audit()).await.unwrap();
     let manager = user("manager", "Sales", None);
     let approver = user("approver", "Security", None);
     let alice = user("alice", "Sales", Some(manager.id));
@@ -174,7 +174,7 @@ async fn world(s: SqlStore) -> World {
 }
 
 fn as_user(u: &User) -> Principal {
-    Principal::User { user: u.id, token: TokenId::new() }
+    Principal::User { user: u.id, token: Some(TokenId::new()), grants: Default::default(), sign_in: None }
 }
 fn admin() -> Principal {
     Principal::Admin { token: None }
@@ -258,19 +258,23 @@ pub async fn two_stage_approval_delivers_into_the_group(s: SqlStore) {
 
     // The requestor cannot approve; a stranger is not an approver.
     let s0 = r.detail.stages[0].id;
-    let e = approvals::decide(&w.s, as_user(&w.alice).user().unwrap(), r.id, s0, true, None).await.unwrap_err();
+    let e = approvals::decide(&w.s, as_user(&w.alice).user().unwrap(), None, r.id, s0, true, None).await.unwrap_err();
     assert!(matches!(e, AppError::Forbidden(_)), "{e:?}");
-    let e = approvals::decide(&w.s, as_user(&w.approver).user().unwrap(), r.id, s0, true, None).await.unwrap_err();
+    let e =
+        approvals::decide(&w.s, as_user(&w.approver).user().unwrap(), None, r.id, s0, true, None).await.unwrap_err();
     assert!(matches!(e, AppError::Forbidden(_) | AppError::NotFound { .. }), "{e:?}");
-    approvals::decide(&w.s, as_user(&w.manager).user().unwrap(), r.id, s0, true, None).await.unwrap();
-    let e = approvals::decide(&w.s, as_user(&w.manager).user().unwrap(), r.id, s0, true, None).await.unwrap_err();
+    approvals::decide(&w.s, as_user(&w.manager).user().unwrap(), None, r.id, s0, true, None).await.unwrap();
+    let e = approvals::decide(&w.s, as_user(&w.manager).user().unwrap(), None, r.id, s0, true, None).await.unwrap_err();
     assert!(matches!(e, AppError::Conflict(_)), "a second decision is a conflict: {e:?}");
     let r = reload(&w, &r).await;
     assert_eq!(r.detail.stages[1].approvers, vec![w.approver.id]);
     let s1 = r.detail.stages[1].id;
-    let e = approvals::decide(&w.s, as_user(&w.approver).user().unwrap(), r.id, s1, true, None).await.unwrap_err();
+    let e =
+        approvals::decide(&w.s, as_user(&w.approver).user().unwrap(), None, r.id, s1, true, None).await.unwrap_err();
     assert!(matches!(e, AppError::Invalid(_)), "stage 2 needs a justification: {e:?}");
-    approvals::decide(&w.s, as_user(&w.approver).user().unwrap(), r.id, s1, true, Some("ok".into())).await.unwrap();
+    approvals::decide(&w.s, as_user(&w.approver).user().unwrap(), None, r.id, s1, true, Some("ok".into()))
+        .await
+        .unwrap();
     let r = reload(&w, &r).await;
     assert_eq!(r.state, RequestState::Delivering);
     assert!(members(&w, w.group.id).await.is_empty(), "nothing is delivered before the job runs");
@@ -305,13 +309,14 @@ pub async fn two_stage_approval_delivers_into_the_group(s: SqlStore) {
     .await
     .unwrap();
     assert_eq!(ext.state, RequestState::PendingApproval);
-    approvals::decide(&w.s, as_user(&w.manager).user().unwrap(), ext.id, ext.detail.stages[0].id, true, None)
+    approvals::decide(&w.s, as_user(&w.manager).user().unwrap(), None, ext.id, ext.detail.stages[0].id, true, None)
         .await
         .unwrap();
     let ext = reload(&w, &ext).await;
     approvals::decide(
         &w.s,
         as_user(&w.approver).user().unwrap(),
+        None,
         ext.id,
         ext.detail.stages[1].id,
         true,
@@ -357,6 +362,7 @@ pub async fn denial_timeout_and_escalation(s: SqlStore) {
     approvals::decide(
         &w.s,
         as_user(&w.manager).user().unwrap(),
+        None,
         r.id,
         r.detail.stages[0].id,
         false,
@@ -539,10 +545,13 @@ pub async fn two_approvers_decide_each_request_once(s: SqlStore) {
         let s = w.s.clone();
         let reqs = reqs.clone();
         tokio::spawn(async move {
-            let me = Principal::User { user: who, token: TokenId::new() }.user().unwrap();
+            let me =
+                Principal::User { user: who, token: Some(TokenId::new()), grants: Default::default(), sign_in: None }
+                    .user()
+                    .unwrap();
             let mut won = 0;
             for r in reqs {
-                match approvals::decide(&s, me, r.id, r.detail.stages[0].id, approve, None).await {
+                match approvals::decide(&s, me, None, r.id, r.detail.stages[0].id, approve, None).await {
                     Ok(()) => won += 1,
                     Err(AppError::Conflict(_)) => {}
                     Err(e) => panic!("unexpected {e:?}"),
@@ -682,9 +691,10 @@ pub async fn automatic_assignment_follows_the_rule(s: SqlStore) {
     canonicalize_types(&mut v);
     let settings: PolicySettings = serde_json::from_value(v).unwrap();
     let cap = steward_app::auth::local_operator();
+    let manage = cap.in_catalog(w.catalog.id, steward_domain::role::Task::ManagePackages);
     let input =
         PolicyInput { display_name: DisplayName::parse("Sales, automatically").unwrap(), description: None, settings };
-    policies::create_policy(&w.s, cap, w.package.id, input).await.unwrap();
+    policies::create_policy(&w.s, manage, w.package.id, input).await.unwrap();
     w.worker.drain(20).await.unwrap();
     let mut want = vec![w.alice.id, w.manager.id];
     want.sort();

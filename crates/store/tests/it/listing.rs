@@ -64,8 +64,8 @@ pub fn seed_row(c1: CatalogId, c2: CatalogId, i: usize) -> AccessPackage {
 
 pub async fn seed(s: &SqlStore) -> Seed {
     let (c1, c2) = (catalog_named("One"), catalog_named("Two"));
-    s.insert_catalog(&c1, &audit()).await.unwrap();
-    s.insert_catalog(&c2, &audit()).await.unwrap();
+    s.insert_catalog(&c1, None, &audit()).await.unwrap();
+    s.insert_catalog(&c2, None, &audit()).await.unwrap();
     let mut rows = Vec::new();
     for i in 0..30 {
         let p = seed_row(c1.id, c2.id, i);
@@ -417,7 +417,7 @@ pub async fn text_is_ordered_bytewise_on_every_column(s: SqlStore) {
         s.insert_group(&g).await.unwrap();
         let mut c = catalog_named(d);
         c.description = Some(d.to_owned());
-        s.insert_catalog(&c, &audit()).await.unwrap();
+        s.insert_catalog(&c, None, &audit()).await.unwrap();
     }
     let groups = s.list_groups(&query(&GROUPS, "$orderby=description")).await.unwrap();
     let got: Vec<String> = groups.items.iter().map(|g| g.description.clone().unwrap_or_default()).collect();
@@ -443,7 +443,7 @@ fn sorted_bytewise(mut v: Vec<String>) -> Vec<String> {
 /// finds "Ärzte", and an exact-case search must always find its row.
 pub async fn non_ascii_text_matches_case_insensitively(s: SqlStore) {
     let c = catalog_named("Unicode");
-    s.insert_catalog(&c, &audit()).await.unwrap();
+    s.insert_catalog(&c, None, &audit()).await.unwrap();
     let names = ["Ärzte", "ärzte klinik", "Öl und Gas", "ÉCOLE", "école", "Straße", "ΣΊΣΥΦΟΣ", "plain"];
     let mut rows = Vec::new();
     for (i, n) in names.iter().enumerate() {
@@ -478,6 +478,9 @@ async fn found(s: &SqlStore, schema: &'static Schema, filter: &str) -> Vec<Strin
         "resource_roles" => s.list_resource_roles(&q).await.unwrap().items.iter().map(|x| x.id.to_string()).collect(),
         "resource_scopes" => s.list_resource_scopes(&q).await.unwrap().items.iter().map(|x| x.id.to_string()).collect(),
         "assignment_policies" => s.list_policies(&q).await.unwrap().items.iter().map(|x| x.id.to_string()).collect(),
+        "connected_organizations" => {
+            s.list_connected_organizations(&q).await.unwrap().items.iter().map(|x| x.id.to_string()).collect()
+        }
         other => panic!("no list for {other}"),
     }
 }
@@ -593,7 +596,7 @@ pub async fn every_text_property_folds_on_every_write(s: SqlStore) {
 
     let mut c = catalog_named("ÄRZTE Katalog");
     c.description = Some("ÉCOLE".into());
-    s.insert_catalog(&c, &audit()).await.unwrap();
+    s.insert_catalog(&c, None, &audit()).await.unwrap();
     let v = [("displayName", Some(c.display_name.as_str())), ("description", c.description.as_deref())];
     check_folded(&s, &CATALOGS, &c.id.to_string(), &v, &mut failures).await;
     let mut c2 = c.clone();
@@ -603,6 +606,19 @@ pub async fn every_text_property_folds_on_every_write(s: SqlStore) {
     s.update_catalog(&c2, c.modified_date_time, &audit()).await.unwrap();
     let v = [("displayName", Some(c2.display_name.as_str())), ("description", None)];
     check_folded(&s, &CATALOGS, &c.id.to_string(), &v, &mut failures).await;
+
+    let mut o = crate::external::organization("ÄRZTE Verbund", &["aerzte.example"], 1);
+    o.description = Some("ÉCOLE".into());
+    s.insert_connected_organization(&o, &audit()).await.unwrap();
+    let v = [("displayName", Some(o.display_name.as_str())), ("description", o.description.as_deref())];
+    check_folded(&s, &steward_app::query::CONNECTED_ORGANIZATIONS, &o.id.to_string(), &v, &mut failures).await;
+    let mut o2 = o.clone();
+    o2.display_name = name("ÖL Verbund");
+    o2.description = None;
+    o2.modified_date_time = at(5);
+    s.update_connected_organization(&o2, o.modified_date_time, &audit()).await.unwrap();
+    let v = [("displayName", Some(o2.display_name.as_str())), ("description", None)];
+    check_folded(&s, &steward_app::query::CONNECTED_ORGANIZATIONS, &o.id.to_string(), &v, &mut failures).await;
 
     let p = package(c.id, "ÄRZTE Paket", Some("ΣΊΣΥΦΟΣ"), at(1));
     s.insert_package(&p, &audit()).await.unwrap();
@@ -674,6 +690,7 @@ pub async fn every_text_property_folds_on_every_write(s: SqlStore) {
         (&USERS, 9),
         (&GROUPS, 3),
         (&CATALOGS, 2),
+        (&steward_app::query::CONNECTED_ORGANIZATIONS, 2),
         (&ACCESS_PACKAGES, 2),
         (&RESOURCES, 4),
         (&RESOURCE_ROLES, 4),

@@ -14,13 +14,17 @@ mod concurrency;
 mod connections;
 mod directory;
 mod extensions;
+mod external;
 mod fixtures;
 mod lifecycle;
 mod listing;
 mod packages;
 mod paging;
 mod requestable;
+mod roles;
 mod rules;
+mod scim;
+mod sessions;
 mod support;
 mod upgrade;
 
@@ -51,10 +55,18 @@ contract!(
     directory::groups_round_trip,
     directory::group_members_owners_and_sponsors,
     directory::tokens,
+    scim::scim_users_round_trip,
+    scim::scim_groups_round_trip,
+    scim::scim_filters_sorting_and_paging,
     catalogs::catalogs_round_trip,
+    roles::role_assignments,
+    roles::a_catalog_and_its_creators_owner_role_are_written_together,
     connections::connections_round_trip,
     extensions::custom_extensions_round_trip,
     extensions::callout_instances_and_expiry_search,
+    external::connected_organizations_round_trip,
+    external::guest_lifecycle_in_the_store,
+    sessions::sign_ins_and_sessions,
     catalogs::catalog_deletion_rule,
     catalogs::resources_add_list_and_remove,
     catalogs::resources_need_an_existing_group,

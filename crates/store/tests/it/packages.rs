@@ -28,9 +28,9 @@ async fn role_scopes_of(s: &SqlStore, id: AccessPackageId) -> Vec<ResourceRoleSc
 
 pub async fn packages_round_trip(s: SqlStore) {
     let c = catalog_named("Finance");
-    s.insert_catalog(&c, &audit()).await.unwrap();
+    s.insert_catalog(&c, None, &audit()).await.unwrap();
     let c2 = catalog_named("Other");
-    s.insert_catalog(&c2, &audit()).await.unwrap();
+    s.insert_catalog(&c2, None, &audit()).await.unwrap();
     let mut p = package(c.id, "Ledger readers", Some("Read the ledger"), t("2030-01-02T03:04:05.123456Z"));
     p.is_hidden = true;
     s.insert_package(&p, &audit()).await.unwrap();
@@ -112,7 +112,7 @@ pub async fn role_scopes(s: SqlStore) {
 
 pub async fn incompatibilities(s: SqlStore) {
     let c = catalog_named("Finance");
-    s.insert_catalog(&c, &audit()).await.unwrap();
+    s.insert_catalog(&c, None, &audit()).await.unwrap();
     let (a, b, d) = (package(c.id, "A", None, at(1)), package(c.id, "B", None, at(2)), package(c.id, "D", None, at(3)));
     for p in [&a, &b, &d] {
         s.insert_package(p, &audit()).await.unwrap();
@@ -174,7 +174,7 @@ pub async fn incompatibilities(s: SqlStore) {
 
 pub async fn policies_round_trip(s: SqlStore) {
     let c = catalog_named("Policies");
-    s.insert_catalog(&c, &audit()).await.unwrap();
+    s.insert_catalog(&c, None, &audit()).await.unwrap();
     let pkg = package(c.id, "Pkg", None, at(1));
     s.insert_package(&pkg, &audit()).await.unwrap();
     let mut settings: PolicySettings = serde_json::from_value(serde_json::json!({
@@ -250,8 +250,8 @@ fn assert_missing<T: std::fmt::Debug>(r: Result<T, StoreError>, kind: &str, what
 /// naming what is missing. Neither is ever reported as the other.
 pub async fn constraint_violations_are_named_precisely(s: SqlStore) {
     let c = catalog_named("C");
-    s.insert_catalog(&c, &audit()).await.unwrap();
-    assert_conflict(s.insert_catalog(&c, &audit()).await, "the same catalog twice");
+    s.insert_catalog(&c, None, &audit()).await.unwrap();
+    assert_conflict(s.insert_catalog(&c, None, &audit()).await, "the same catalog twice");
     let p = package(c.id, "P", None, at(1));
     s.insert_package(&p, &audit()).await.unwrap();
     assert_conflict(s.insert_package(&p, &audit()).await, "the same package id twice");

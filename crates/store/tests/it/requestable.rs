@@ -3,17 +3,20 @@
 //! `eligibility::target_allowed`, in scope and allowing self-add. A seeded random mix of users
 //! (members and guests, enabled and disabled), groups and policies (every scope, requestor
 //! settings absent, on and off, subject sets of every kind with ids in odd spellings, shared,
-//! invalid and regex rules), then policies updated and deleted; for each user the set of
-//! packages, paged with filters, orders and counts, must be exactly the old answer, whichever
-//! shape the store's condition takes (package ids listed, or each package tested).
+//! invalid and regex rules, connected organizations named or not, configured or proposed), then
+//! policies updated and deleted and organizations changed; for each user the set of packages,
+//! paged with filters, orders and counts, must be exactly the old answer, whichever shape the
+//! store's condition takes (package ids listed, or each package tested).
 
 use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 use steward_app::Store;
 use steward_app::query::ACCESS_PACKAGES;
+use steward_domain::connected;
 use steward_domain::directory::User;
-use steward_domain::eligibility::{self, Facts};
+use steward_domain::eligibility::{self, Facts, Membership};
+use steward_domain::enums::ConnectedOrganizationState;
 use steward_domain::enums::{AllowedTargetScope, UserType};
 use steward_domain::ids::{AccessPackageId, GroupId, PolicyId};
 use steward_domain::package::AccessPackage;
@@ -45,10 +48,25 @@ impl Rng {
 
 /// The evaluation `requestable_packages` used before the index: in scope, self-add allowed
 /// (absent requestor settings allow it), and a target by `target_allowed`.
-fn old_may_self_request(p: &AssignmentPolicy, user: &User, groups: &[GroupId]) -> bool {
+fn old_may_self_request(
+    p: &AssignmentPolicy,
+    user: &User,
+    groups: &[GroupId],
+    organization: Option<Membership>,
+) -> bool {
     p.settings.allowed_target_scope != AllowedTargetScope::NotSpecified
         && p.settings.requestor_settings.as_ref().is_none_or(|r| r.enable_targets_to_self_add_access)
-        && eligibility::target_allowed(&p.settings, Facts { user, groups }).allowed
+        && eligibility::target_allowed(&p.settings, Facts { user, groups, organization }).allowed
+}
+
+/// The user's connected organization as the evaluation reads it: the one their email's domain
+/// belongs to now (guests only).
+async fn membership(s: &SqlStore, user: &User) -> Option<Membership> {
+    let domain = connected::external_domain(user)?;
+    s.organization_of_domain(&domain)
+        .await
+        .unwrap()
+        .map(|o| Membership { id: o.id, configured: o.state == ConnectedOrganizationState::Configured })
 }
 
 fn rules(users: &[User]) -> Vec<String> {
@@ -66,8 +84,8 @@ fn rules(users: &[User]) -> Vec<String> {
     ]
 }
 
-fn subject_set(rng: &mut Rng, users: &[User], groups: &[GroupId], rules: &[String]) -> Value {
-    match rng.below(9) {
+fn subject_set(rng: &mut Rng, users: &[User], groups: &[GroupId], rules: &[String], orgs: &[String]) -> Value {
+    match rng.below(11) {
         0 | 1 => {
             let u = rng.pick(users).id;
             let id = match rng.below(5) {
@@ -90,11 +108,13 @@ fn subject_set(rng: &mut Rng, users: &[User], groups: &[GroupId], rules: &[Strin
         }
         4..=6 => json!({"@odata.type": "#microsoft.graph.attributeRuleMembers", "membershipRule": rng.pick(rules)}),
         7 => json!({"@odata.type": "#microsoft.graph.attributeRuleMembers", "description": "no rule"}),
-        _ => json!({"@odata.type": "#microsoft.graph.connectedOrganizationMembers", "connectedOrganizationId": "x"}),
+        _ => {
+            json!({"@odata.type": "#microsoft.graph.connectedOrganizationMembers", "connectedOrganizationId": rng.pick(orgs)})
+        }
     }
 }
 
-fn settings(rng: &mut Rng, users: &[User], groups: &[GroupId], rules: &[String]) -> PolicySettings {
+fn settings(rng: &mut Rng, users: &[User], groups: &[GroupId], rules: &[String], orgs: &[String]) -> PolicySettings {
     let scope = *rng.pick(AllowedTargetScope::ALL);
     let mut v = json!({"allowedTargetScope": scope.as_str()});
     let specific = matches!(
@@ -103,7 +123,8 @@ fn settings(rng: &mut Rng, users: &[User], groups: &[GroupId], rules: &[String])
     );
     if specific || rng.chance(20) {
         let n = 1 + rng.below(4);
-        v["specificAllowedTargets"] = Value::Array((0..n).map(|_| subject_set(rng, users, groups, rules)).collect());
+        v["specificAllowedTargets"] =
+            Value::Array((0..n).map(|_| subject_set(rng, users, groups, rules, orgs)).collect());
     }
     match rng.below(3) {
         0 => {}
@@ -119,10 +140,11 @@ fn settings(rng: &mut Rng, users: &[User], groups: &[GroupId], rules: &[String])
 /// The old answer for `user`: ids of the packages with a policy admitting them.
 async fn expected(s: &SqlStore, packages: &[AccessPackage], user: &User) -> BTreeSet<AccessPackageId> {
     let groups = s.groups_of(user.id).await.unwrap();
+    let organization = membership(s, user).await;
     let mut out = BTreeSet::new();
     for p in packages {
         for policy in s.policies_of_package(p.id).await.unwrap() {
-            if old_may_self_request(&policy, user, &groups) {
+            if old_may_self_request(&policy, user, &groups, organization) {
                 out.insert(p.id);
             }
         }
@@ -215,9 +237,25 @@ pub async fn requestable_packages_agree_with_the_old_evaluation(s: SqlStore) {
     let mut rng = Rng(0x5EED_0A11_0BED_2026);
     let departments = ["Sales", "sales", "Finance", "Ärzte", "Engineering"];
     let cities = ["Seattle", "Zürich", "sydney", "Oslo"];
+    // Connected organizations: one configured, one proposed; users' mail in their domains, in a
+    // domain of none, or at home.
+    let fabrikam = crate::external::organization("Fabrikam", &["fabrikam.com"], 1);
+    let mut woodgrove = crate::external::organization("Woodgrove", &["woodgrove.example", "wood.example"], 2);
+    woodgrove.state = ConnectedOrganizationState::Proposed;
+    for o in [&fabrikam, &woodgrove] {
+        s.insert_connected_organization(o, &audit()).await.unwrap();
+    }
+    let org_ids = vec![
+        fabrikam.id.to_string(),
+        woodgrove.id.to_string().to_uppercase(),
+        format!("{{{}}}", woodgrove.id),
+        "x".into(),
+    ];
+    let domains = ["fabrikam.com", "woodgrove.example", "wood.example", "elsewhere.example", "contoso.com"];
     let mut users = Vec::new();
     for i in 0..24 {
         let mut u = user(&format!("user{i:02}@contoso.com"));
+        u.mail = Some(format!("user{i:02}@{}", rng.pick(&domains)));
         u.user_type = if rng.chance(30) { UserType::Guest } else { UserType::Member };
         u.account_enabled = !rng.chance(15);
         u.department = (!rng.chance(15)).then(|| (*rng.pick(&departments)).to_owned());
@@ -226,10 +264,12 @@ pub async fn requestable_packages_agree_with_the_old_evaluation(s: SqlStore) {
         s.insert_user(&u).await.unwrap();
         users.push(u);
     }
-    // Users 0 and 1 are certain to be an enabled member and an enabled guest.
+    // Users 0 and 1 are certain to be an enabled member and an enabled guest, both with a
+    // Fabrikam mail.
     for (i, ty) in [(0, UserType::Member), (1, UserType::Guest)] {
         users[i].user_type = ty;
         users[i].account_enabled = true;
+        users[i].mail = Some(format!("user{i:02}@fabrikam.com"));
         s.update_user(&users[i]).await.unwrap();
     }
     let mut groups = Vec::new();
@@ -246,7 +286,7 @@ pub async fn requestable_packages_agree_with_the_old_evaluation(s: SqlStore) {
     let rules = rules(&users);
 
     let c = catalog_named("Requestable");
-    s.insert_catalog(&c, &audit()).await.unwrap();
+    s.insert_catalog(&c, None, &audit()).await.unwrap();
     let mut packages = Vec::new();
     for i in 0..48 {
         let mut p = package(c.id, &format!("Package {i:02}"), None, at(i));
@@ -264,7 +304,7 @@ pub async fn requestable_packages_agree_with_the_old_evaluation(s: SqlStore) {
             catalog_id: c.id,
             display_name: name(&format!("Policy {i}")),
             description: None,
-            settings: settings(&mut rng, &users, &groups, &rules),
+            settings: settings(&mut rng, &users, &groups, &rules, &org_ids),
             created_date_time: at(1000 + i),
             modified_date_time: at(1000 + i),
         };
@@ -279,7 +319,7 @@ pub async fn requestable_packages_agree_with_the_old_evaluation(s: SqlStore) {
     for (i, p) in policies.iter_mut().enumerate() {
         if i % 3 == 0 {
             let mut changed = p.clone();
-            changed.settings = settings(&mut rng, &users, &groups, &rules);
+            changed.settings = settings(&mut rng, &users, &groups, &rules, &org_ids);
             changed.modified_date_time = at(5000 + i as i64);
             s.update_policy(&changed, p.modified_date_time, &audit()).await.unwrap();
             *p = changed;
@@ -328,4 +368,38 @@ pub async fn requestable_packages_agree_with_the_old_evaluation(s: SqlStore) {
         }
     }
     check_everyone(&s, &users, &packages, "members changed").await;
+
+    // Connected organizations are read at request time: a guest of a configured one may request
+    // under allConfiguredConnectedOrganizationUsers, a member with the same domain may not.
+    let configured_only: PolicySettings =
+        serde_json::from_value(json!({"allowedTargetScope": "allConfiguredConnectedOrganizationUsers"})).unwrap();
+    let p = AssignmentPolicy {
+        id: PolicyId::new(),
+        access_package_id: last.id,
+        catalog_id: c.id,
+        display_name: name("Configured organizations"),
+        description: None,
+        settings: configured_only,
+        created_date_time: at(9100),
+        modified_date_time: at(9100),
+    };
+    s.insert_policy(&p, &audit()).await.unwrap();
+    assert!(served(&s, &users[1], "$top=100").await.contains(&last.id), "a guest of Fabrikam");
+    assert!(!served(&s, &users[0], "$top=100").await.contains(&last.id), "a member with a Fabrikam mail");
+    check_everyone(&s, &users, &packages, "configured organizations").await;
+    // A proposed organization configured, a domain moved to another organization.
+    let mut configured = woodgrove.clone();
+    configured.state = ConnectedOrganizationState::Configured;
+    configured.modified_date_time = at(20_000);
+    s.update_connected_organization(&configured, woodgrove.modified_date_time, &audit()).await.unwrap();
+    check_everyone(&s, &users, &packages, "an organization configured").await;
+    let mut moved = fabrikam.clone();
+    moved.identity_sources = connected::parse_sources(&json!([
+        {"@odata.type": "#microsoft.graph.domainIdentitySource", "domainName": "elsewhere.example"}
+    ]))
+    .unwrap();
+    moved.modified_date_time = at(20_001);
+    s.update_connected_organization(&moved, fabrikam.modified_date_time, &audit()).await.unwrap();
+    assert!(!served(&s, &users[1], "$top=100").await.contains(&last.id), "fabrikam.com belongs to nobody now");
+    check_everyone(&s, &users, &packages, "a domain moved").await;
 }

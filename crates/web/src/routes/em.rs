@@ -5,7 +5,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use steward_app::auth::{AdminCap, Principal};
+use steward_app::auth::{CatalogCap, CatalogScope, Principal};
 use steward_app::catalogs::{self, CatalogPatch, NewCatalog, NewResourceRequest, ResourceRef};
 use steward_app::directory;
 use steward_app::packages::{self, NewPackage, PackagePatch, RoleRef, ScopeRef};
@@ -18,10 +18,11 @@ use steward_domain::directory::Group;
 use steward_domain::enums::RequestType;
 use steward_domain::ids::{AccessPackageId, CatalogId, GroupId, ResourceId};
 use steward_domain::package::{AccessPackage, ResourceRoleScope};
+use steward_domain::role::Task;
 
 use crate::AppState;
 use crate::api::Api;
-use crate::auth::{Admin, Caller};
+use crate::auth::{Caller, Creator, Edits, ManagesPackages, May, Reads};
 use crate::body::{Body, ref_target};
 use crate::error::ApiError;
 use crate::odata::{Cx, OData, check_shape, count_response, entity_response, if_match, page_response};
@@ -75,24 +76,24 @@ fn set(name: &str) -> String {
 
 // ---------------------------------------------------------------- catalogs
 
-async fn list_catalogs(State(st): State<AppState>, Admin(p, cap): Admin, od: OData) -> R {
+async fn list_catalogs(State(st): State<AppState>, May(p, scope, _): May<Reads>, od: OData) -> R {
     check_shape::<Catalog>(od.options.select.as_ref(), &od.options.expand)?;
     let q = od.list_query(&CATALOGS)?;
-    let page = catalogs::list_catalogs(&st.services, cap, &q).await?;
+    let page = catalogs::list_catalogs(&st.services, &scope, &q).await?;
     page_response(&Cx::new(&st.services, &p), &od, &q, page, &set("catalogs")).await
 }
 
-async fn count_catalogs(State(st): State<AppState>, Admin(_, cap): Admin, od: OData) -> R {
+async fn count_catalogs(State(st): State<AppState>, May(_, scope, _): May<Reads>, od: OData) -> R {
     let mut q = od.list_query(&CATALOGS)?;
     (q.count, q.top) = (true, 1);
-    Ok(count_response(catalogs::list_catalogs(&st.services, cap, &q).await?.count.unwrap_or(0)))
+    Ok(count_response(catalogs::list_catalogs(&st.services, &scope, &q).await?.count.unwrap_or(0)))
 }
 
 const READ_ONLY: &[&str] = &["id", "createdDateTime", "modifiedDateTime"];
 
 async fn create_catalog(
     State(st): State<AppState>,
-    Admin(p, cap): Admin,
+    Creator(p, cap): Creator,
     od: OData,
     headers: HeaderMap,
     bytes: Bytes,
@@ -112,19 +113,20 @@ async fn create_catalog(
     entity_response(&Cx::new(&st.services, &p), &od, &c, StatusCode::CREATED, &set("catalogs")).await
 }
 
-async fn get_catalog(State(st): State<AppState>, Admin(p, cap): Admin, od: OData, Path(id): Path<String>) -> R {
-    let c = catalogs::get_catalog(&st.services, cap, path_id(&id)?).await?;
-    entity_response(&Cx::new(&st.services, &p), &od, &c, StatusCode::OK, &set("catalogs")).await
+async fn get_catalog(State(st): State<AppState>, may: May<Reads>, od: OData, Path(id): Path<String>) -> R {
+    let p = &may.0;
+    let c = catalogs::get_catalog(&st.services, may.in_catalog(path_id(&id)?)?).await?;
+    entity_response(&Cx::new(&st.services, p), &od, &c, StatusCode::OK, &set("catalogs")).await
 }
 
 async fn update_catalog(
     State(st): State<AppState>,
-    Admin(_, cap): Admin,
+    may: May<Edits>,
     Path(id): Path<String>,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> R {
-    let id: CatalogId = path_id(&id)?;
+    let cap = may.in_catalog(path_id(&id)?)?;
     let mut b = Body::parse(&headers, &bytes, "accessPackageCatalog")?;
     let patch = CatalogPatch {
         display_name: b.opt_name()?,
@@ -135,51 +137,52 @@ async fn update_catalog(
     b.ignore(&["catalogType"]);
     b.ignore(READ_ONLY);
     b.finish()?;
-    catalogs::update_catalog(&st.services, cap, id, patch, if_match(&headers).as_deref()).await?;
+    catalogs::update_catalog(&st.services, cap, patch, if_match(&headers).as_deref()).await?;
     Ok(no_content())
 }
 
-async fn delete_catalog(
-    State(st): State<AppState>,
-    Admin(_, cap): Admin,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> R {
-    catalogs::delete_catalog(&st.services, cap, path_id(&id)?, if_match(&headers).as_deref()).await?;
+async fn delete_catalog(State(st): State<AppState>, may: May<Edits>, Path(id): Path<String>, headers: HeaderMap) -> R {
+    catalogs::delete_catalog(&st.services, may.in_catalog(path_id(&id)?)?, if_match(&headers).as_deref()).await?;
     Ok(no_content())
 }
 
-async fn in_catalog(st: &AppState, cap: AdminCap, id: &str) -> Result<CatalogId, ApiError> {
-    let cid: CatalogId = path_id(id)?;
-    catalogs::get_catalog(&st.services, cap, cid).await?;
-    Ok(cid)
+/// The capability to read catalog `id`, which must exist.
+async fn in_catalog(st: &AppState, may: &May<Reads>, id: &str) -> Result<CatalogCap, ApiError> {
+    let cap = may.in_catalog(path_id(id)?)?;
+    catalogs::get_catalog(&st.services, cap).await?;
+    Ok(cap)
 }
 
-async fn catalog_packages(State(st): State<AppState>, Admin(p, cap): Admin, od: OData, Path(id): Path<String>) -> R {
+async fn catalog_packages(State(st): State<AppState>, may: May<Reads>, od: OData, Path(id): Path<String>) -> R {
     check_shape::<AccessPackage>(od.options.select.as_ref(), &od.options.expand)?;
-    let cid = in_catalog(&st, cap, &id).await?;
-    let q = od.list_query(&ACCESS_PACKAGES)?.scoped("catalog/id", cid)?;
-    let page = packages::list_packages(&st.services, cap, &q).await?;
+    let cap = in_catalog(&st, &may, &id).await?;
+    let q = od.list_query(&ACCESS_PACKAGES)?.scoped("catalog/id", cap.catalog())?;
+    let page = packages::list_packages(&st.services, &cap.scope(), &q).await?;
+    let p = may.0;
     page_response(&Cx::new(&st.services, &p), &od, &q, page, &set("accessPackages")).await
 }
 
-async fn catalog_resources(State(st): State<AppState>, Admin(p, cap): Admin, od: OData, Path(id): Path<String>) -> R {
+async fn catalog_resources(State(st): State<AppState>, may: May<Reads>, od: OData, Path(id): Path<String>) -> R {
     check_shape::<Resource>(od.options.select.as_ref(), &od.options.expand)?;
-    let cid = in_catalog(&st, cap, &id).await?;
+    let cap = in_catalog(&st, &may, &id).await?;
+    let cid = cap.catalog();
     let q = od.list_query(&RESOURCES)?.scoped("catalog/id", cid)?;
-    let page = catalogs::list_resources(&st.services, cap, &q).await?;
+    let page = catalogs::list_resources(&st.services, &cap.scope(), &q).await?;
+    let p = may.0;
     page_response(&Cx::new(&st.services, &p), &od, &q, page, &set(&format!("catalogs('{cid}')/resources"))).await
 }
 
 async fn catalog_resource(
     State(st): State<AppState>,
-    Admin(p, cap): Admin,
+    may: May<Reads>,
     od: OData,
     Path((id, rid)): Path<(String, String)>,
 ) -> R {
-    let cid = in_catalog(&st, cap, &id).await?;
+    let cap = in_catalog(&st, &may, &id).await?;
+    let cid = cap.catalog();
     let rid: ResourceId = path_id(&rid)?;
-    let r = catalogs::get_resource(&st.services, cap, rid).await?;
+    let r = catalogs::get_resource(&st.services, &may.1, rid).await?;
+    let p = may.0;
     if r.catalog_id != cid {
         return Err(ApiError::not_found(format!("resource '{rid}' was not found in catalog '{cid}'.")));
     }
@@ -187,35 +190,39 @@ async fn catalog_resource(
         .await
 }
 
-async fn catalog_roles(State(st): State<AppState>, Admin(p, cap): Admin, od: OData, Path(id): Path<String>) -> R {
+async fn catalog_roles(State(st): State<AppState>, may: May<Reads>, od: OData, Path(id): Path<String>) -> R {
     check_shape::<ResourceRole>(od.options.select.as_ref(), &od.options.expand)?;
-    let cid = in_catalog(&st, cap, &id).await?;
-    let q = od.list_query(&RESOURCE_ROLES)?.related(Relation::CatalogRoles, cid);
+    let cap = in_catalog(&st, &may, &id).await?;
+    let cid = cap.catalog();
+    let q = od.list_query(&RESOURCE_ROLES)?;
     let page = catalogs::list_resource_roles(&st.services, cap, &q).await?;
+    let p = may.0;
     page_response(&Cx::new(&st.services, &p), &od, &q, page, &set(&format!("catalogs('{cid}')/resourceRoles"))).await
 }
 
-async fn catalog_scopes(State(st): State<AppState>, Admin(p, cap): Admin, od: OData, Path(id): Path<String>) -> R {
+async fn catalog_scopes(State(st): State<AppState>, may: May<Reads>, od: OData, Path(id): Path<String>) -> R {
     check_shape::<ResourceScope>(od.options.select.as_ref(), &od.options.expand)?;
-    let cid = in_catalog(&st, cap, &id).await?;
-    let q = od.list_query(&RESOURCE_SCOPES)?.related(Relation::CatalogScopes, cid);
+    let cap = in_catalog(&st, &may, &id).await?;
+    let cid = cap.catalog();
+    let q = od.list_query(&RESOURCE_SCOPES)?;
     let page = catalogs::list_resource_scopes(&st.services, cap, &q).await?;
+    let p = may.0;
     page_response(&Cx::new(&st.services, &p), &od, &q, page, &set(&format!("catalogs('{cid}')/resourceScopes"))).await
 }
 
 // ---------------------------------------------------------------- resources
 
-async fn list_resources(State(st): State<AppState>, Admin(p, cap): Admin, od: OData) -> R {
+async fn list_resources(State(st): State<AppState>, May(p, scope, _): May<Reads>, od: OData) -> R {
     check_shape::<Resource>(od.options.select.as_ref(), &od.options.expand)?;
     let q = od.list_query(&RESOURCES)?;
-    let page = catalogs::list_resources(&st.services, cap, &q).await?;
+    let page = catalogs::list_resources(&st.services, &scope, &q).await?;
     page_response(&Cx::new(&st.services, &p), &od, &q, page, &set("resources")).await
 }
 
-async fn list_resource_requests(State(st): State<AppState>, Admin(p, cap): Admin, od: OData) -> R {
+async fn list_resource_requests(State(st): State<AppState>, May(p, scope, _): May<Reads>, od: OData) -> R {
     check_shape::<ResourceRequest>(od.options.select.as_ref(), &od.options.expand)?;
     let q = od.list_query(&RESOURCE_REQUESTS)?;
-    let page = catalogs::list_resource_requests(&st.services, cap, &q).await?;
+    let page = catalogs::list_resource_requests(&st.services, &scope, &q).await?;
     page_response(&Cx::new(&st.services, &p), &od, &q, page, &set("resourceRequests")).await
 }
 
@@ -247,7 +254,7 @@ fn nav_id<T: std::str::FromStr<Err = steward_domain::DomainError>>(
 
 async fn create_resource_request(
     State(st): State<AppState>,
-    Admin(p, cap): Admin,
+    may: May<Edits>,
     od: OData,
     headers: HeaderMap,
     bytes: Bytes,
@@ -278,29 +285,30 @@ async fn create_resource_request(
     rb.finish()?;
     b.ignore(&["id", "state", "createdDateTime", "justification"]);
     b.finish()?;
+    let cap = may.in_catalog(catalog_id)?;
     let r = catalogs::request_resource(&st.services, cap, NewResourceRequest { request_type, catalog_id, resource })
         .await?;
-    entity_response(&Cx::new(&st.services, &p), &od, &r, StatusCode::CREATED, &set("resourceRequests")).await
+    entity_response(&Cx::new(&st.services, &may.0), &od, &r, StatusCode::CREATED, &set("resourceRequests")).await
 }
 
 // ---------------------------------------------------------------- access packages
 
-async fn list_packages(State(st): State<AppState>, Admin(p, cap): Admin, od: OData) -> R {
+async fn list_packages(State(st): State<AppState>, May(p, scope, _): May<Reads>, od: OData) -> R {
     check_shape::<AccessPackage>(od.options.select.as_ref(), &od.options.expand)?;
     let q = od.list_query(&ACCESS_PACKAGES)?;
-    let page = packages::list_packages(&st.services, cap, &q).await?;
+    let page = packages::list_packages(&st.services, &scope, &q).await?;
     page_response(&Cx::new(&st.services, &p), &od, &q, page, &set("accessPackages")).await
 }
 
-async fn count_packages(State(st): State<AppState>, Admin(_, cap): Admin, od: OData) -> R {
+async fn count_packages(State(st): State<AppState>, May(_, scope, _): May<Reads>, od: OData) -> R {
     let mut q = od.list_query(&ACCESS_PACKAGES)?;
     (q.count, q.top) = (true, 1);
-    Ok(count_response(packages::list_packages(&st.services, cap, &q).await?.count.unwrap_or(0)))
+    Ok(count_response(packages::list_packages(&st.services, &scope, &q).await?.count.unwrap_or(0)))
 }
 
 async fn create_package(
     State(st): State<AppState>,
-    Admin(p, cap): Admin,
+    may: May<ManagesPackages>,
     od: OData,
     headers: HeaderMap,
     bytes: Bytes,
@@ -318,28 +326,30 @@ async fn create_package(
     };
     b.ignore(READ_ONLY);
     b.finish()?;
+    let cap = may.in_catalog(catalog_id)?;
     let ap =
         packages::create_package(&st.services, cap, NewPackage { display_name, description, is_hidden, catalog_id })
             .await?;
-    entity_response(&Cx::new(&st.services, &p), &od, &ap, StatusCode::CREATED, &set("accessPackages")).await
+    entity_response(&Cx::new(&st.services, &may.0), &od, &ap, StatusCode::CREATED, &set("accessPackages")).await
 }
 
 async fn get_package(State(st): State<AppState>, Caller(p): Caller, od: OData, Path(id): Path<String>) -> R {
     if crate::routes::lifecycle::function_call(&id).is_some() {
         return crate::routes::lifecycle::requestable_packages(&st, &p, &od, &id).await;
     }
-    let ap = packages::get_package(&st.services, p.admin()?, path_id(&id)?).await?;
+    let ap = packages::get_package(&st.services, &p.catalogs_for(Task::ReadCatalog)?, path_id(&id)?).await?;
     entity_response(&Cx::new(&st.services, &p), &od, &ap, StatusCode::OK, &set("accessPackages")).await
 }
 
 async fn update_package(
     State(st): State<AppState>,
-    Admin(_, cap): Admin,
+    may: May<ManagesPackages>,
     Path(id): Path<String>,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> R {
     let id: AccessPackageId = path_id(&id)?;
+    let cap = may.in_package(&st, id).await?;
     let mut b = Body::parse(&headers, &bytes, "accessPackage")?;
     let patch = PackagePatch {
         display_name: b.opt_name()?,
@@ -355,25 +365,33 @@ async fn update_package(
 
 async fn delete_package(
     State(st): State<AppState>,
-    Admin(_, cap): Admin,
+    may: May<ManagesPackages>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> R {
-    packages::delete_package(&st.services, cap, path_id(&id)?, if_match(&headers).as_deref()).await?;
+    let id: AccessPackageId = path_id(&id)?;
+    let cap = may.in_package(&st, id).await?;
+    packages::delete_package(&st.services, cap, id, if_match(&headers).as_deref()).await?;
     Ok(no_content())
 }
 
-async fn in_package(st: &AppState, cap: AdminCap, id: &str) -> Result<AccessPackageId, ApiError> {
+/// Package `id`, which the caller must be able to read.
+async fn in_package(st: &AppState, scope: &CatalogScope, id: &str) -> Result<AccessPackageId, ApiError> {
     let pid: AccessPackageId = path_id(id)?;
-    packages::get_package(&st.services, cap, pid).await?;
+    packages::get_package(&st.services, scope, pid).await?;
     Ok(pid)
 }
 
-async fn list_role_scopes(State(st): State<AppState>, Admin(p, cap): Admin, od: OData, Path(id): Path<String>) -> R {
+async fn list_role_scopes(
+    State(st): State<AppState>,
+    May(p, scope, _): May<Reads>,
+    od: OData,
+    Path(id): Path<String>,
+) -> R {
     check_shape::<ResourceRoleScope>(od.options.select.as_ref(), &od.options.expand)?;
-    let pid = in_package(&st, cap, &id).await?;
-    let q = od.list_query(&ROLE_SCOPES)?.scoped("accessPackage/id", pid)?;
-    let page = packages::list_role_scopes(&st.services, cap, &q).await?;
+    let pid: AccessPackageId = path_id(&id)?;
+    let q = od.list_query(&ROLE_SCOPES)?;
+    let page = packages::list_role_scopes(&st.services, &scope, pid, &q).await?;
     page_response(
         &Cx::new(&st.services, &p),
         &od,
@@ -386,13 +404,15 @@ async fn list_role_scopes(State(st): State<AppState>, Admin(p, cap): Admin, od: 
 
 async fn add_role_scope(
     State(st): State<AppState>,
-    Admin(p, cap): Admin,
+    may: May<ManagesPackages>,
     od: OData,
     Path(id): Path<String>,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> R {
     let pid: AccessPackageId = path_id(&id)?;
+    let cap = may.in_package(&st, pid).await?;
+    let p = &may.0;
     let mut b = Body::parse(&headers, &bytes, "accessPackageResourceRoleScope")?;
     let mut rb = b
         .opt_object("role", "accessPackageResourceRole")?
@@ -417,7 +437,7 @@ async fn add_role_scope(
     b.finish()?;
     let rrs = packages::add_role_scope(&st.services, cap, pid, role, scope).await?;
     entity_response(
-        &Cx::new(&st.services, &p),
+        &Cx::new(&st.services, p),
         &od,
         &rrs,
         StatusCode::CREATED,
@@ -428,12 +448,12 @@ async fn add_role_scope(
 
 async fn get_role_scope(
     State(st): State<AppState>,
-    Admin(p, cap): Admin,
+    May(p, scope, _): May<Reads>,
     od: OData,
     Path((id, rrs)): Path<(String, String)>,
 ) -> R {
     let pid: AccessPackageId = path_id(&id)?;
-    let r = packages::get_role_scope(&st.services, cap, pid, path_id(&rrs)?).await?;
+    let r = packages::get_role_scope(&st.services, &scope, pid, path_id(&rrs)?).await?;
     entity_response(
         &Cx::new(&st.services, &p),
         &od,
@@ -446,68 +466,81 @@ async fn get_role_scope(
 
 async fn remove_role_scope(
     State(st): State<AppState>,
-    Admin(_, cap): Admin,
+    may: May<ManagesPackages>,
     Path((id, rrs)): Path<(String, String)>,
 ) -> R {
-    packages::remove_role_scope(&st.services, cap, path_id(&id)?, path_id(&rrs)?).await?;
+    let pid: AccessPackageId = path_id(&id)?;
+    let cap = may.in_package(&st, pid).await?;
+    packages::remove_role_scope(&st.services, cap, pid, path_id(&rrs)?).await?;
     Ok(no_content())
 }
 
-async fn related_packages(st: &AppState, p: &Principal, cap: AdminCap, od: &OData, id: &str, rel: Relation) -> R {
+async fn related_packages(
+    st: &AppState,
+    p: &Principal,
+    scope: &CatalogScope,
+    od: &OData,
+    id: &str,
+    rel: Relation,
+) -> R {
     check_shape::<AccessPackage>(od.options.select.as_ref(), &od.options.expand)?;
-    let pid = in_package(st, cap, id).await?;
+    let pid = in_package(st, scope, id).await?;
     let q = od.list_query(&ACCESS_PACKAGES)?.related(rel, pid);
-    let page = packages::list_packages(&st.services, cap, &q).await?;
+    let page = packages::list_packages(&st.services, scope, &q).await?;
     page_response(&Cx::new(&st.services, p), od, &q, page, &set("accessPackages")).await
 }
 
 async fn list_incompatible_packages(
     State(st): State<AppState>,
-    Admin(p, cap): Admin,
+    May(p, scope, _): May<Reads>,
     od: OData,
     Path(id): Path<String>,
 ) -> R {
-    related_packages(&st, &p, cap, &od, &id, Relation::IncompatiblePackages).await
+    related_packages(&st, &p, &scope, &od, &id, Relation::IncompatiblePackages).await
 }
 
 async fn list_packages_incompatible_with(
     State(st): State<AppState>,
-    Admin(p, cap): Admin,
+    May(p, scope, _): May<Reads>,
     od: OData,
     Path(id): Path<String>,
 ) -> R {
-    related_packages(&st, &p, cap, &od, &id, Relation::PackagesIncompatibleWith).await
+    related_packages(&st, &p, &scope, &od, &id, Relation::PackagesIncompatibleWith).await
 }
 
 async fn add_incompatible_package(
     State(st): State<AppState>,
-    Admin(_, cap): Admin,
+    may: May<ManagesPackages>,
     Path(id): Path<String>,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> R {
     let other: AccessPackageId = path_id(&ref_target(&headers, &bytes, "accessPackages")?)?;
-    packages::add_incompatible_package(&st.services, cap, path_id(&id)?, other).await?;
+    let pid: AccessPackageId = path_id(&id)?;
+    let cap = may.in_package(&st, pid).await?;
+    packages::add_incompatible_package(&st.services, cap, pid, other).await?;
     Ok(no_content())
 }
 
 async fn remove_incompatible_package(
     State(st): State<AppState>,
-    Admin(_, cap): Admin,
+    may: May<ManagesPackages>,
     Path((id, other)): Path<(String, String)>,
 ) -> R {
-    packages::remove_incompatible_package(&st.services, cap, path_id(&id)?, path_id(&other)?).await?;
+    let pid: AccessPackageId = path_id(&id)?;
+    let cap = may.in_package(&st, pid).await?;
+    packages::remove_incompatible_package(&st.services, cap, pid, path_id(&other)?).await?;
     Ok(no_content())
 }
 
 async fn list_incompatible_groups(
     State(st): State<AppState>,
-    Admin(p, cap): Admin,
+    May(p, scope, _): May<Reads>,
     od: OData,
     Path(id): Path<String>,
 ) -> R {
     check_shape::<Group>(od.options.select.as_ref(), &od.options.expand)?;
-    let pid = in_package(&st, cap, &id).await?;
+    let pid = in_package(&st, &scope, &id).await?;
     let q = od.list_query(&GROUPS)?.related(Relation::IncompatibleGroups, pid);
     let page = directory::list_groups(&st.services, p.directory_reader(), &q).await?;
     page_response(&Cx::new(&st.services, &p), &od, &q, page, "groups").await
@@ -515,21 +548,25 @@ async fn list_incompatible_groups(
 
 async fn add_incompatible_group(
     State(st): State<AppState>,
-    Admin(_, cap): Admin,
+    may: May<ManagesPackages>,
     Path(id): Path<String>,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> R {
     let gid: GroupId = path_id(&ref_target(&headers, &bytes, "groups")?)?;
-    packages::add_incompatible_group(&st.services, cap, path_id(&id)?, gid).await?;
+    let pid: AccessPackageId = path_id(&id)?;
+    let cap = may.in_package(&st, pid).await?;
+    packages::add_incompatible_group(&st.services, cap, pid, gid).await?;
     Ok(no_content())
 }
 
 async fn remove_incompatible_group(
     State(st): State<AppState>,
-    Admin(_, cap): Admin,
+    may: May<ManagesPackages>,
     Path((id, group)): Path<(String, String)>,
 ) -> R {
-    packages::remove_incompatible_group(&st.services, cap, path_id(&id)?, path_id(&group)?).await?;
+    let pid: AccessPackageId = path_id(&id)?;
+    let cap = may.in_package(&st, pid).await?;
+    packages::remove_incompatible_group(&st.services, cap, pid, path_id(&group)?).await?;
     Ok(no_content())
 }

@@ -17,7 +17,7 @@ use steward_domain::ids::{CatalogId, CustomExtensionId};
 
 use crate::AppState;
 use crate::api::Api;
-use crate::auth::Admin;
+use crate::auth::{Edits, May, Reads};
 use crate::body::{Body, require_json};
 use crate::error::ApiError;
 use crate::odata::{OData, count_response, if_match, json_response};
@@ -99,9 +99,9 @@ fn no_authentication(b: &mut Body) -> Result<(), ApiError> {
     }
 }
 
-async fn list(State(st): State<AppState>, Admin(_, cap): Admin, od: OData, Path(catalog): Path<String>) -> R {
+async fn list(State(st): State<AppState>, may: May<Reads>, od: OData, Path(catalog): Path<String>) -> R {
     let catalog: CatalogId = path_id(&catalog)?;
-    let all = extensions::list_extensions(&st.services, cap, catalog).await?;
+    let all = extensions::list_extensions(&st.services, may.in_catalog(catalog)?).await?;
     Ok(json_response(
         StatusCode::OK,
         json!({
@@ -111,20 +111,21 @@ async fn list(State(st): State<AppState>, Admin(_, cap): Admin, od: OData, Path(
     ))
 }
 
-async fn count(State(st): State<AppState>, Admin(_, cap): Admin, Path(catalog): Path<String>) -> R {
-    let all = extensions::list_extensions(&st.services, cap, path_id(&catalog)?).await?;
+async fn count(State(st): State<AppState>, may: May<Reads>, Path(catalog): Path<String>) -> R {
+    let all = extensions::list_extensions(&st.services, may.in_catalog(path_id(&catalog)?)?).await?;
     Ok(count_response(all.len() as u64))
 }
 
 async fn create(
     State(st): State<AppState>,
-    Admin(_, cap): Admin,
+    may: May<Edits>,
     od: OData,
     Path(catalog): Path<String>,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> R {
     let catalog: CatalogId = path_id(&catalog)?;
+    let cap = may.in_catalog(catalog)?;
     let (mut b, t) = parse(&headers, &bytes)?;
     let kind = match t {
         Some(t) => ExtensionKind::from_odata_type(&t)?,
@@ -148,7 +149,7 @@ async fn create(
     b.ignore(READ_ONLY);
     b.finish()?;
     let new = NewExtension { kind, display_name, description, config: Configuration { endpoint, client, callback } };
-    let (x, secret) = extensions::create_extension(&st.services, cap, catalog, new).await?;
+    let (x, secret) = extensions::create_extension(&st.services, cap, new).await?;
     let mut v = entity(&od, &x);
     if let Value::Object(m) = &mut v {
         m.insert("signingSecret".into(), Value::String(secret.expose().to_owned()));
@@ -173,12 +174,12 @@ fn ids(catalog: &str, extension: &str) -> Result<(CatalogId, CustomExtensionId),
 
 async fn get(
     State(st): State<AppState>,
-    Admin(_, cap): Admin,
+    may: May<Reads>,
     od: OData,
     Path((catalog, extension)): Path<(String, String)>,
 ) -> R {
     let (catalog, extension) = ids(&catalog, &extension)?;
-    let x = extensions::get_extension(&st.services, cap, catalog, extension).await?;
+    let x = extensions::get_extension(&st.services, may.in_catalog(catalog)?, extension).await?;
     let mut r = json_response(StatusCode::OK, entity(&od, &x));
     if let Ok(tag) = HeaderValue::from_str(&steward_domain::time::etag(x.last_modified_date_time)) {
         r.headers_mut().insert(header::ETAG, tag);
@@ -188,7 +189,7 @@ async fn get(
 
 async fn update(
     State(st): State<AppState>,
-    Admin(_, cap): Admin,
+    may: May<Edits>,
     Path((catalog, extension)): Path<(String, String)>,
     headers: HeaderMap,
     bytes: Bytes,
@@ -197,7 +198,7 @@ async fn update(
     let (mut b, t) = parse(&headers, &bytes)?;
     if let Some(t) = t {
         let kind = ExtensionKind::from_odata_type(&t)?;
-        let current = extensions::get_extension(&st.services, cap, catalog, id).await?;
+        let current = extensions::get_extension(&st.services, may.in_catalog(catalog)?, id).await?;
         if kind != current.kind {
             return Err(ApiError::invalid_model(format!(
                 "A custom extension's type cannot change (it is {}); create another one instead.",
@@ -220,17 +221,18 @@ async fn update(
     }
     b.ignore(READ_ONLY);
     b.finish()?;
-    extensions::update_extension(&st.services, cap, catalog, id, patch, if_match(&headers).as_deref()).await?;
+    extensions::update_extension(&st.services, may.in_catalog(catalog)?, id, patch, if_match(&headers).as_deref())
+        .await?;
     Ok(no_content())
 }
 
 async fn delete(
     State(st): State<AppState>,
-    Admin(_, cap): Admin,
+    may: May<Edits>,
     Path((catalog, extension)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> R {
     let (catalog, id) = ids(&catalog, &extension)?;
-    extensions::delete_extension(&st.services, cap, catalog, id, if_match(&headers).as_deref()).await?;
+    extensions::delete_extension(&st.services, may.in_catalog(catalog)?, id, if_match(&headers).as_deref()).await?;
     Ok(no_content())
 }

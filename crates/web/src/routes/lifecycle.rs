@@ -20,12 +20,13 @@ use steward_domain::schedule::Schedule;
 
 use crate::AppState;
 use crate::api::Api;
-use crate::auth::{Admin, Caller};
+use crate::auth::{Admin, Caller, ManagesAssignments, May};
 use crate::body::Body;
 use crate::error::ApiError;
 use crate::odata::{Cx, OData, check_shape, count_response, entity_response, page_response};
 use crate::routes::{no_body, no_content, path_id};
 use crate::views::{ApprovalView, AssignmentView, RequestView, StageView};
+use steward_domain::role::Task;
 
 type R = Result<Response, ApiError>;
 
@@ -171,17 +172,17 @@ async fn request_page(
     page_response(&Cx::new(&st.services, p), od, q, page, REQUESTS).await
 }
 
-async fn list_requests(State(st): State<AppState>, Admin(p, cap): Admin, od: OData) -> R {
+async fn list_requests(State(st): State<AppState>, May(p, scope, _): May<ManagesAssignments>, od: OData) -> R {
     check_shape::<RequestView>(od.options.select.as_ref(), &od.options.expand)?;
     let q = od.list_query(&ASSIGNMENT_REQUESTS)?;
-    let page = requests::list_requests(&st.services, cap, &q).await?;
+    let page = requests::list_requests(&st.services, &scope, &q).await?;
     request_page(&st, &p, &od, &q, page).await
 }
 
-async fn count_requests(State(st): State<AppState>, Admin(_, cap): Admin, od: OData) -> R {
+async fn count_requests(State(st): State<AppState>, May(_, scope, _): May<ManagesAssignments>, od: OData) -> R {
     let mut q = od.list_query(&ASSIGNMENT_REQUESTS)?;
     (q.count, q.top) = (true, 1);
-    Ok(count_response(requests::list_requests(&st.services, cap, &q).await?.count.unwrap_or(0)))
+    Ok(count_response(requests::list_requests(&st.services, &scope, &q).await?.count.unwrap_or(0)))
 }
 
 /// The `assignment` (or beta `accessPackageAssignment`) object of a request body.
@@ -190,6 +191,9 @@ struct AssignmentRef {
     package: Option<AccessPackageId>,
     policy: Option<steward_domain::ids::PolicyId>,
     target: Option<steward_domain::ids::UserId>,
+    /// `target.email` (with its `displayName`) when the target has no objectId: someone who
+    /// may not be in the directory yet.
+    target_email: Option<(String, Option<String>)>,
 }
 
 fn nav_object_id<T: std::str::FromStr<Err = steward_domain::DomainError>>(
@@ -215,7 +219,9 @@ fn assignment_ref(b: &mut Body) -> Result<AssignmentRef, ApiError> {
         Some(a) => a,
         None => match b.opt_object("accessPackageAssignment", "accessPackageAssignment")? {
             Some(a) => a,
-            None => return Ok(AssignmentRef { id: None, package: None, policy: None, target: None }),
+            None => {
+                return Ok(AssignmentRef { id: None, package: None, policy: None, target: None, target_email: None });
+            }
         },
     };
     let id = a.opt_id("id")?;
@@ -228,23 +234,32 @@ fn assignment_ref(b: &mut Body) -> Result<AssignmentRef, ApiError> {
         policy = Some(p);
     }
     let mut target = a.opt_id("targetId")?.or(a.opt_id("target_id")?);
+    let mut target_email = None;
     if let Some(mut t) = a.opt_object("target", "accessPackageSubject")? {
         for k in ["objectId", "id"] {
             if let Some(v) = t.opt_id(k)? {
                 target = Some(v);
             }
         }
-        if t.opt_str("email")?.is_some() && target.is_none() {
-            return Err(ApiError::invalid_model(
-                "Assigning a user who is not in the directory (target.email) is not supported yet; create the user first.",
-            ));
+        let email = t.opt_str("email")?;
+        let display_name = t.nullable_str("displayName")?;
+        if let Some(kind) = t.opt_str("subjectType")?
+            && !kind.eq_ignore_ascii_case("user")
+        {
+            return Err(ApiError::invalid_model(format!(
+                "target.subjectType '{}' is not supported: only users are assigned.",
+                steward_domain::text::clip(&kind, 40)
+            )));
         }
-        t.ignore(&["displayName", "principalName", "subjectType", "subjectLifecycle"]);
+        if target.is_none() {
+            target_email = email.map(|e| (e, display_name));
+        }
+        t.ignore(&["principalName", "subjectLifecycle", "onPremisesSecurityIdentifier"]);
         t.finish()?;
     }
     a.ignore(&["state", "status", "schedule", "expiredDateTime", "customExtensionCalloutInstances"]);
     a.finish()?;
-    Ok(AssignmentRef { id, package, policy, target })
+    Ok(AssignmentRef { id, package, policy, target, target_email })
 }
 
 fn answers(v: Option<Value>) -> Result<Vec<Answer>, ApiError> {
@@ -323,6 +338,8 @@ async fn create_request(
         justification,
         answers: ans,
         schedule: sched,
+        target_display_name: a.target_email.as_ref().and_then(|(_, n)| n.clone()),
+        target_email: a.target_email.map(|(e, _)| e),
     };
     let r = requests::submit(&st.services, &p, input).await?;
     let view = RequestView::build(&st.services, r).await?;
@@ -351,8 +368,8 @@ async fn get_request(State(st): State<AppState>, Caller(p): Caller, od: OData, P
     entity_response(&Cx::new(&st.services, &p), &od, &view, StatusCode::OK, REQUESTS).await
 }
 
-async fn delete_request(State(st): State<AppState>, Admin(p, cap): Admin, Path(id): Path<String>) -> R {
-    requests::delete_request(&st.services, cap, &p, path_id(&id)?).await?;
+async fn delete_request(State(st): State<AppState>, May(p, ..): May<ManagesAssignments>, Path(id): Path<String>) -> R {
+    requests::delete_request(&st.services, &p, path_id(&id)?).await?;
     Ok(no_content())
 }
 
@@ -376,26 +393,27 @@ async fn cancel(
 
 async fn reprocess_request(
     State(st): State<AppState>,
-    Admin(_, cap): Admin,
+    May(p, ..): May<ManagesAssignments>,
     Path(id): Path<String>,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> R {
     no_body(&headers, &bytes)?;
-    requests::reprocess(&st.services, cap, path_id(&id)?).await?;
+    requests::reprocess(&st.services, &p, path_id(&id)?).await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
-/// A launch-and-wait custom extension calls back. Administrators only: the extension's
-/// receiver resumes with an administrator token.
+/// A launch-and-wait custom extension calls back, with an administrator token or a token
+/// holding the assignment manager role of the request's catalog.
 async fn resume(
     State(st): State<AppState>,
-    Admin(_, cap): Admin,
+    May(p, ..): May<ManagesAssignments>,
     Path(id): Path<String>,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> R {
     let id: RequestId = path_id(&id)?;
+    requests::manages_request(&st.services, &p, id).await?;
     crate::body::require_json(&headers, &bytes)?;
     if bytes.is_empty() {
         return Err(ApiError::invalid_model("A JSON body with source, type and data is required."));
@@ -403,7 +421,7 @@ async fn resume(
     let v: Value = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_request(format!("The body is not valid JSON: {e}.")))?;
     let body = steward_domain::extension::Resume::parse(&v)?;
-    steward_app::lifecycle::callouts::resume(&st.services, cap, id, body).await?;
+    steward_app::lifecycle::callouts::resume(&st.services, &p, id, body).await?;
     Ok(no_content())
 }
 
@@ -419,15 +437,15 @@ async fn assignment_page(
     page_response(&Cx::new(&st.services, p), od, q, page, ASSIGNMENTS_SET).await
 }
 
-async fn list_assignments(State(st): State<AppState>, Admin(p, _): Admin, od: OData) -> R {
+async fn list_assignments(State(st): State<AppState>, May(p, scope, _): May<ManagesAssignments>, od: OData) -> R {
     check_shape::<AssignmentView>(od.options.select.as_ref(), &od.options.expand)?;
-    let q = od.list_query(&ASSIGNMENTS)?;
+    let q = od.list_query(&ASSIGNMENTS)?.within(&scope, "accessPackage/catalog/id")?;
     let page = st.services.store.list_assignments(&q).await.map_err(steward_app::AppError::from)?;
     assignment_page(&st, &p, &od, &q, page).await
 }
 
-async fn count_assignments(State(st): State<AppState>, Admin(..): Admin, od: OData) -> R {
-    let mut q = od.list_query(&ASSIGNMENTS)?;
+async fn count_assignments(State(st): State<AppState>, May(_, scope, _): May<ManagesAssignments>, od: OData) -> R {
+    let mut q = od.list_query(&ASSIGNMENTS)?.within(&scope, "accessPackage/catalog/id")?;
     (q.count, q.top) = (true, 1);
     let page = st.services.store.list_assignments(&q).await.map_err(steward_app::AppError::from)?;
     Ok(count_response(page.count.unwrap_or(0)))
@@ -445,7 +463,7 @@ async fn get_assignment(State(st): State<AppState>, Caller(p): Caller, od: OData
                 _ => return Err(bad_function(&id, "filterByCurrentUser(on='target'|'createdBy')")),
             }
         } else if name.eq_ignore_ascii_case("additionalAccess") {
-            p.admin()?;
+            let scope = p.catalogs_for(Task::ManageAssignments)?;
             let (Some(a), Some(b)) = (arg(&args, "accessPackageId"), arg(&args, "incompatibleAccessPackageId")) else {
                 return Err(bad_function(&id, "additionalAccess(accessPackageId='…',incompatibleAccessPackageId='…')"));
             };
@@ -454,7 +472,9 @@ async fn get_assignment(State(st): State<AppState>, Caller(p): Caller, od: OData
             if a == b {
                 return Err(ApiError::bad_request("accessPackageId and incompatibleAccessPackageId must differ."));
             }
-            q.scoped("accessPackage/id", a)?.related(steward_app::query::Relation::TargetsHoldingPackage, b)
+            q.scoped("accessPackage/id", a)?
+                .related(steward_app::query::Relation::TargetsHoldingPackage, b)
+                .within(&scope, "accessPackage/catalog/id")?
         } else {
             return Err(bad_function(&id, "filterByCurrentUser(on=…) or additionalAccess(…)"));
         };
@@ -468,7 +488,7 @@ async fn get_assignment(State(st): State<AppState>, Caller(p): Caller, od: OData
         .get_assignment(aid)
         .await
         .map_err(steward_app::AppError::from)?
-        .filter(|a| p.user_id().is_none_or(|u| u == a.target_id))
+        .filter(|a| may_see_assignment(&p, a))
         .ok_or_else(|| ApiError::from(steward_app::AppError::not_found("assignment", aid)))?;
     let view = AssignmentView::build_all(&st.services, vec![a]).await?.into_iter().next();
     let view = view.ok_or_else(|| ApiError::from(steward_app::AppError::not_found("assignment", aid)))?;
@@ -484,7 +504,7 @@ async fn assignment_deliveries(State(st): State<AppState>, Caller(p): Caller, Pa
         .get_assignment(aid)
         .await
         .map_err(steward_app::AppError::from)?
-        .filter(|a| p.user_id().is_none_or(|u| u == a.target_id))
+        .filter(|a| may_see_assignment(&p, a))
         .ok_or_else(|| ApiError::from(steward_app::AppError::not_found("assignment", aid)))?;
     let all = store.deliveries(a.id).await.map_err(steward_app::AppError::from)?;
     let roles: Vec<_> = all.iter().map(|d| d.resource_role_id).collect();
@@ -513,15 +533,20 @@ async fn assignment_deliveries(State(st): State<AppState>, Caller(p): Caller, Pa
     Ok(crate::odata::json_response(StatusCode::OK, serde_json::json!({ "value": value })))
 }
 
+/// Whoever manages the assignments of its catalog, and its target.
+fn may_see_assignment(p: &Principal, a: &steward_domain::assignment::Assignment) -> bool {
+    p.grants().allows_in(a.catalog_id, Task::ManageAssignments) || p.user_id() == Some(a.target_id)
+}
+
 async fn reprocess_assignment(
     State(st): State<AppState>,
-    Admin(_, cap): Admin,
+    May(p, ..): May<ManagesAssignments>,
     Path(id): Path<String>,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> R {
     no_body(&headers, &bytes)?;
-    requests::reprocess_assignment(&st.services, cap, path_id(&id)?).await?;
+    requests::reprocess_assignment(&st.services, &p, path_id(&id)?).await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
@@ -599,7 +624,7 @@ async fn decide(
     let justification = b.nullable_str("justification")?;
     b.ignore(&["id", "assignedToMe", "displayName", "reviewedBy", "reviewedDateTime", "status"]);
     b.finish()?;
-    approvals::decide(&st.services, me, path_id(&id)?, path_id(&stage)?, approve, justification).await?;
+    approvals::decide(&st.services, me, p.sign_in(), path_id(&id)?, path_id(&stage)?, approve, justification).await?;
     Ok(no_content())
 }
 
@@ -707,7 +732,7 @@ async fn explanation(
             u
         }
         (Principal::User { user, .. }, None) => *user,
-        (Principal::Admin { .. }, None) => {
+        (Principal::Admin { .. } | Principal::Service { .. }, None) => {
             return Err(ApiError::bad_request("Name the user to explain for with ?userId=…"));
         }
     };

@@ -1,5 +1,6 @@
 //! The API's routes, one module per area; each exposes `api() -> Api`.
 
+pub mod connected_orgs;
 pub mod connections;
 pub mod directory;
 pub mod em;
@@ -7,6 +8,7 @@ pub mod extensions;
 pub mod lifecycle;
 pub mod ops;
 pub mod policies;
+pub mod roles;
 pub mod test_clock;
 pub mod tokens;
 

@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{Map, Value};
-use steward_app::auth::{AdminCap, Principal};
+use steward_app::auth::{CatalogScope, Principal};
 use steward_app::policies::{self, PolicyInput};
 use steward_app::query::POLICIES;
 use steward_domain::ids::{AccessPackageId, PolicyId};
@@ -15,7 +15,7 @@ use steward_domain::text::DisplayName;
 
 use crate::AppState;
 use crate::api::Api;
-use crate::auth::Admin;
+use crate::auth::{ManagesPackages, May, Reads};
 use crate::body::require_json;
 use crate::error::ApiError;
 use crate::odata::{Cx, OData, check_shape, count_response, entity_response, if_match, page_response};
@@ -146,40 +146,54 @@ fn parse_body(headers: &HeaderMap, bytes: &Bytes) -> Result<Value, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("The body is not valid JSON: {e}.")))
 }
 
-async fn list_scoped(st: &AppState, p: &Principal, cap: AdminCap, od: &OData, pkg: Option<AccessPackageId>) -> R {
+async fn list_scoped(
+    st: &AppState,
+    p: &Principal,
+    scope: &CatalogScope,
+    od: &OData,
+    pkg: Option<AccessPackageId>,
+) -> R {
     check_shape::<AssignmentPolicy>(od.options.select.as_ref(), &od.options.expand)?;
     let mut q = od.list_query(&POLICIES)?;
     if let Some(pkg) = pkg {
-        steward_app::packages::get_package(&st.services, cap, pkg).await?;
+        steward_app::packages::get_package(&st.services, scope, pkg).await?;
         q = q.scoped("accessPackage/id", pkg)?;
     }
-    let page = policies::list_policies(&st.services, cap, &q).await?;
+    let page = policies::list_policies(&st.services, scope, &q).await?;
     page_response(&Cx::new(&st.services, p), od, &q, page, SET).await
 }
 
-async fn list(State(st): State<AppState>, Admin(p, cap): Admin, od: OData) -> R {
-    list_scoped(&st, &p, cap, &od, None).await
+async fn list(State(st): State<AppState>, May(p, scope, _): May<Reads>, od: OData) -> R {
+    list_scoped(&st, &p, &scope, &od, None).await
 }
 
-async fn list_of_package(State(st): State<AppState>, Admin(p, cap): Admin, od: OData, Path(pkg): Path<String>) -> R {
-    list_scoped(&st, &p, cap, &od, Some(path_id(&pkg)?)).await
+async fn list_of_package(
+    State(st): State<AppState>,
+    May(p, scope, _): May<Reads>,
+    od: OData,
+    Path(pkg): Path<String>,
+) -> R {
+    list_scoped(&st, &p, &scope, &od, Some(path_id(&pkg)?)).await
 }
 
-async fn count(State(st): State<AppState>, Admin(_, cap): Admin, od: OData) -> R {
+async fn count(State(st): State<AppState>, May(_, scope, _): May<Reads>, od: OData) -> R {
     let mut q = od.list_query(&POLICIES)?;
     (q.count, q.top) = (true, 1);
-    Ok(count_response(policies::list_policies(&st.services, cap, &q).await?.count.unwrap_or(0)))
+    Ok(count_response(policies::list_policies(&st.services, &scope, &q).await?.count.unwrap_or(0)))
 }
 
 async fn create_scoped(
     st: &AppState,
-    p: &Principal,
-    cap: AdminCap,
+    may: &May<ManagesPackages>,
     od: &OData,
     pkg: Option<AccessPackageId>,
     headers: &HeaderMap,
     bytes: &Bytes,
 ) -> R {
+    // With the package in the path, the check comes before the body is read.
+    if let Some(p) = pkg {
+        may.in_package(st, p).await?;
+    }
     let (input, named) = input_from(parse_body(headers, bytes)?)?;
     let package = match (pkg, named) {
         (Some(a), Some(b)) if a != b => {
@@ -188,77 +202,84 @@ async fn create_scoped(
         (Some(a), _) | (None, Some(a)) => a,
         (None, None) => return Err(ApiError::invalid_model("Property 'accessPackage' with its 'id' is required.")),
     };
+    let cap = may.in_package(st, package).await?;
     let created = policies::create_policy(&st.services, cap, package, input).await?;
-    entity_response(&Cx::new(&st.services, p), od, &created, StatusCode::CREATED, SET).await
+    entity_response(&Cx::new(&st.services, &may.0), od, &created, StatusCode::CREATED, SET).await
 }
 
-async fn create(State(st): State<AppState>, Admin(p, cap): Admin, od: OData, headers: HeaderMap, bytes: Bytes) -> R {
-    create_scoped(&st, &p, cap, &od, None, &headers, &bytes).await
+async fn create(
+    State(st): State<AppState>,
+    may: May<ManagesPackages>,
+    od: OData,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> R {
+    create_scoped(&st, &may, &od, None, &headers, &bytes).await
 }
 
 async fn create_in_package(
     State(st): State<AppState>,
-    Admin(p, cap): Admin,
+    may: May<ManagesPackages>,
     od: OData,
     Path(pkg): Path<String>,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> R {
-    create_scoped(&st, &p, cap, &od, Some(path_id(&pkg)?), &headers, &bytes).await
+    create_scoped(&st, &may, &od, Some(path_id(&pkg)?), &headers, &bytes).await
 }
 
-async fn load(st: &AppState, cap: AdminCap, pkg: Option<&str>, id: &str) -> Result<AssignmentPolicy, ApiError> {
+async fn load(st: &AppState, scope: &CatalogScope, pkg: Option<&str>, id: &str) -> Result<AssignmentPolicy, ApiError> {
     let id: PolicyId = path_id(id)?;
     Ok(match pkg {
-        Some(pkg) => policies::policy_of_package(&st.services, cap, path_id(pkg)?, id).await?,
-        None => policies::get_policy(&st.services, cap, id).await?,
+        Some(pkg) => policies::policy_of_package(&st.services, scope, path_id(pkg)?, id).await?,
+        None => policies::get_policy(&st.services, scope, id).await?,
     })
 }
 
-async fn get(State(st): State<AppState>, Admin(p, cap): Admin, od: OData, Path(id): Path<String>) -> R {
-    let policy = load(&st, cap, None, &id).await?;
+async fn get(State(st): State<AppState>, May(p, scope, _): May<Reads>, od: OData, Path(id): Path<String>) -> R {
+    let policy = load(&st, &scope, None, &id).await?;
     entity_response(&Cx::new(&st.services, &p), &od, &policy, StatusCode::OK, SET).await
 }
 
 async fn get_in_package(
     State(st): State<AppState>,
-    Admin(p, cap): Admin,
+    May(p, scope, _): May<Reads>,
     od: OData,
     Path((pkg, id)): Path<(String, String)>,
 ) -> R {
-    let policy = load(&st, cap, Some(&pkg), &id).await?;
+    let policy = load(&st, &scope, Some(&pkg), &id).await?;
     entity_response(&Cx::new(&st.services, &p), &od, &policy, StatusCode::OK, SET).await
 }
 
 /// PUT: the body is the whole policy; what it leaves out is reset.
 async fn put_scoped(
     st: &AppState,
-    admin: &Admin,
+    may: &May<ManagesPackages>,
     od: &OData,
     pkg: Option<&str>,
     id: &str,
     headers: &HeaderMap,
     bytes: &Bytes,
 ) -> R {
-    let Admin(p, cap) = admin;
-    let cap = *cap;
-    let current = load(st, cap, pkg, id).await?;
+    let current = load(st, &may.1, pkg, id).await?;
+    let cap = may.in_catalog(current.catalog_id)?;
     let (input, named) = input_from(parse_body(headers, bytes)?)?;
     let tag = if_match(headers);
     let updated = policies::replace_policy(&st.services, cap, current.id, input, named, None, tag.as_deref()).await?;
-    entity_response(&Cx::new(&st.services, p), od, &updated, StatusCode::OK, SET).await
+    entity_response(&Cx::new(&st.services, &may.0), od, &updated, StatusCode::OK, SET).await
 }
 
 /// PATCH: the body's properties replace the stored ones; the rest stays.
 async fn patch_scoped(
     st: &AppState,
-    cap: AdminCap,
+    may: &May<ManagesPackages>,
     pkg: Option<&str>,
     id: &str,
     headers: &HeaderMap,
     bytes: &Bytes,
 ) -> R {
-    let current = load(st, cap, pkg, id).await?;
+    let current = load(st, &may.1, pkg, id).await?;
+    let cap = may.in_catalog(current.catalog_id)?;
     let Value::Object(changes) = parse_body(headers, bytes)? else {
         return Err(ApiError::invalid_model("The body must be a JSON object."));
     };
@@ -292,61 +313,73 @@ fn merge_into(target: &mut Map<String, Value>, changes: Map<String, Value>) {
 
 async fn put(
     State(st): State<AppState>,
-    admin: Admin,
+    may: May<ManagesPackages>,
     od: OData,
     Path(id): Path<String>,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> R {
-    put_scoped(&st, &admin, &od, None, &id, &headers, &bytes).await
+    put_scoped(&st, &may, &od, None, &id, &headers, &bytes).await
 }
 
 async fn put_in_package(
     State(st): State<AppState>,
-    admin: Admin,
+    may: May<ManagesPackages>,
     od: OData,
     Path((pkg, id)): Path<(String, String)>,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> R {
-    put_scoped(&st, &admin, &od, Some(&pkg), &id, &headers, &bytes).await
+    put_scoped(&st, &may, &od, Some(&pkg), &id, &headers, &bytes).await
 }
 
 async fn patch(
     State(st): State<AppState>,
-    Admin(_, cap): Admin,
+    may: May<ManagesPackages>,
     Path(id): Path<String>,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> R {
-    patch_scoped(&st, cap, None, &id, &headers, &bytes).await
+    patch_scoped(&st, &may, None, &id, &headers, &bytes).await
 }
 
 async fn patch_in_package(
     State(st): State<AppState>,
-    Admin(_, cap): Admin,
+    may: May<ManagesPackages>,
     Path((pkg, id)): Path<(String, String)>,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> R {
-    patch_scoped(&st, cap, Some(&pkg), &id, &headers, &bytes).await
+    patch_scoped(&st, &may, Some(&pkg), &id, &headers, &bytes).await
 }
 
-async fn delete_scoped(st: &AppState, cap: AdminCap, pkg: Option<&str>, id: &str, headers: &HeaderMap) -> R {
-    let current = load(st, cap, pkg, id).await?;
+async fn delete_scoped(
+    st: &AppState,
+    may: &May<ManagesPackages>,
+    pkg: Option<&str>,
+    id: &str,
+    headers: &HeaderMap,
+) -> R {
+    let current = load(st, &may.1, pkg, id).await?;
+    let cap = may.in_catalog(current.catalog_id)?;
     policies::delete_policy(&st.services, cap, current.id, if_match(headers).as_deref()).await?;
     Ok(no_content())
 }
 
-async fn delete(State(st): State<AppState>, Admin(_, cap): Admin, Path(id): Path<String>, headers: HeaderMap) -> R {
-    delete_scoped(&st, cap, None, &id, &headers).await
+async fn delete(
+    State(st): State<AppState>,
+    may: May<ManagesPackages>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> R {
+    delete_scoped(&st, &may, None, &id, &headers).await
 }
 
 async fn delete_in_package(
     State(st): State<AppState>,
-    Admin(_, cap): Admin,
+    may: May<ManagesPackages>,
     Path((pkg, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> R {
-    delete_scoped(&st, cap, Some(&pkg), &id, &headers).await
+    delete_scoped(&st, &may, Some(&pkg), &id, &headers).await
 }

@@ -11,7 +11,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use steward_app::auth::{Authenticator, create_token, local_operator};
+use steward_app::auth::{Authenticator, TokenHolder, create_token, local_operator};
 use steward_app::lifecycle::worker::Worker;
 use steward_app::ports::ManualClock;
 use steward_app::{Services, Store, SystemClock};
@@ -140,11 +140,56 @@ impl TestApp {
         (app, clock)
     }
 
+    /// The app accepting the identity provider's access tokens, naming users as `mapping`
+    /// says (on the system clock: the provider's tokens carry real times).
+    pub async fn with_identity(
+        idp: steward_web::identity::IdentityProvider,
+        mapping: steward_app::identity::ClaimMapping,
+    ) -> Self {
+        let (store, dir) = Self::store().await;
+        let services = Services::new(store, Arc::new(SystemClock));
+        let auth = Authenticator::new(Some(ADMIN)).with_identity_provider(Arc::new(idp), mapping);
+        let router = steward_web::app(services.clone(), auth, None, None);
+        Self { router, services, statuses: Arc::default(), next_crid: AtomicU64::new(1), _dir: dir }
+    }
+
+    /// The app with `options` (portal sign-in, trusted proxies, rate limits, …) on `clock`.
+    pub async fn with_options(
+        auth: Authenticator,
+        clock: Arc<dyn steward_app::Clock>,
+        public_url: Option<&str>,
+        options: steward_web::Options,
+    ) -> Self {
+        let (store, dir) = Self::store().await;
+        let services = Services::new(store, clock);
+        let router = steward_web::app_with(services.clone(), auth, public_url.map(str::to_owned), None, options);
+        Self { router, services, statuses: Arc::default(), next_crid: AtomicU64::new(1), _dir: dir }
+    }
+
     /// A directory user with this user principal name, and a personal token acting as them.
     pub async fn person(&self, upn: &str) -> (String, String) {
         let id = self.user("Person", upn).await;
-        let (_, secret) = create_token(&self.services, local_operator(), "t", Some(id.parse().unwrap())).await.unwrap();
+        let (_, secret) =
+            create_token(&self.services, local_operator(), "t", TokenHolder::User(id.parse().unwrap()), None)
+                .await
+                .unwrap();
         (id, secret.expose().to_owned())
+    }
+
+    /// The app with SCIM provisioning enabled by `token` (`/scim/v2`), able to build
+    /// connections (credentials sealed by `connections::KEY`).
+    pub async fn with_scim(token: &str) -> Self {
+        let (store, dir) = Self::store().await;
+        let key = secrecy::SecretString::from(crate::connections::KEY.to_owned());
+        let setup = steward_app::connections::ConnectionSetup {
+            factory: Some(Arc::new(steward_connectors::Factory)),
+            sealer: Some(steward_app::secrets::Sealer::from_base64(&key).unwrap()),
+        };
+        let services = Services::new(store, Arc::new(SystemClock)).with_connection_setup(setup);
+        let scim = steward_app::scim::ScimAuthenticator::new(Some(&secrecy::SecretString::from(token.to_owned())));
+        let options = steward_web::Options { scim, ..Default::default() };
+        let router = steward_web::app_with(services.clone(), Authenticator::new(Some(ADMIN)), None, None, options);
+        Self { router, services, statuses: Arc::default(), next_crid: AtomicU64::new(1), _dir: dir }
     }
 
     /// The app on a manual clock starting at `start`, with the test-only routes mounted.
@@ -211,6 +256,20 @@ impl TestApp {
         self.request(req.body(body.into()).unwrap()).await
     }
 
+    /// A JSON call with a bearer token, arriving from `peer` (as the server's listener reports
+    /// the TCP peer).
+    pub async fn json_from(&self, peer: &str, token: &str, method: Method, path: &str, body: &Value) -> Resp {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        req.extensions_mut().insert(axum::extract::ConnectInfo(peer.parse::<std::net::SocketAddr>().unwrap()));
+        self.request(req).await
+    }
+
     pub async fn get(&self, path: &str) -> Resp {
         self.send(Method::GET, path, Some(ADMIN), &[], Body::empty()).await
     }
@@ -241,7 +300,10 @@ impl TestApp {
         let upn = format!("pat{}@x.io", uuid::Uuid::new_v4().simple());
         let id = self.post("/v1.0/users", &json!({"displayName": "Pat", "userPrincipalName": upn})).await;
         let id = id.expect(StatusCode::CREATED).id();
-        let (_, secret) = create_token(&self.services, local_operator(), "t", Some(id.parse().unwrap())).await.unwrap();
+        let (_, secret) =
+            create_token(&self.services, local_operator(), "t", TokenHolder::User(id.parse().unwrap()), None)
+                .await
+                .unwrap();
         (id, secret.expose().to_owned())
     }
 

@@ -4,7 +4,7 @@
 
 use axum::http::{Method, StatusCode};
 use serde_json::json;
-use steward_app::auth::{create_token, local_operator};
+use steward_app::auth::{TokenHolder, create_token, local_operator};
 use steward_domain::audit::{AuditEvent, Initiator};
 
 use crate::app::{EM, TestApp};
@@ -24,7 +24,8 @@ async fn trail(app: &TestApp, id: &str) -> Vec<(&'static str, String, Initiator)
 async fn admin_changes_over_http_leave_an_audit_trail() {
     let app = TestApp::new().await;
     let bootstrap = Initiator::App("bootstrap-admin".into());
-    let (token, secret) = create_token(&app.services, local_operator(), "ops", None).await.unwrap();
+    let (token, secret) =
+        create_token(&app.services, local_operator(), "ops", TokenHolder::Administrator, None).await.unwrap();
     let ops = Initiator::App(format!("admin-token:{}", token.id));
 
     let cat = app.catalog("Audited").await;

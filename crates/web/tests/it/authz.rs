@@ -208,3 +208,71 @@ async fn authorization_comes_before_validation() {
     r.expect_error(StatusCode::FORBIDDEN);
     app.assert_no_5xx();
 }
+
+#[tokio::test]
+async fn tokens_expire_and_a_role_scoped_token_holds_only_its_role() {
+    let (app, clock) = TestApp::with_clock_and_connections("2026-06-01T09:00:00Z", crate::connections::KEY).await;
+    let cat = app.catalog("Sales").await;
+    let other = app.catalog("Other").await;
+    let tokens = "/v1.0/steward/apiTokens";
+
+    // An administrator token that expires tomorrow.
+    let r = app.post(tokens, &json!({"displayName": "short", "expirationDateTime": "2026-06-02T09:00:00Z"})).await;
+    r.expect(StatusCode::CREATED);
+    let short = r.json()["token"].as_str().unwrap().to_owned();
+    assert_eq!(r.json()["expirationDateTime"], "2026-06-02T09:00:00Z");
+    app.get_as(&short, &format!("{EM}/catalogs")).await.expect(StatusCode::OK);
+    clock.advance(jiff::SignedDuration::from_hours(25));
+    let e = app.get_as(&short, &format!("{EM}/catalogs")).await;
+    e.expect_error(StatusCode::UNAUTHORIZED);
+    assert!(e.text.contains("expired"), "{}", e.text);
+
+    // A machine token holding the catalog reader role of one catalog.
+    let r = app
+        .post(
+            tokens,
+            &json!({"displayName": "reader", "roleDefinitionId": "44272f93-9762-48e8-af59-1b5351b1d6b3",
+                "appScopeId": format!("/AccessPackageCatalog/{cat}")}),
+        )
+        .await;
+    r.expect(StatusCode::CREATED);
+    assert_eq!(r.json()["isAdministrator"], false);
+    let reader = r.json()["token"].as_str().unwrap().to_owned();
+    let listed = app.get_as(&reader, &format!("{EM}/catalogs")).await.json();
+    assert_eq!(listed["value"].as_array().unwrap().len(), 1);
+    assert_eq!(listed["value"][0]["id"], cat.as_str());
+    app.get_as(&reader, &format!("{EM}/catalogs/{other}")).await.expect_error(StatusCode::FORBIDDEN);
+    app.json_as(&reader, Method::PATCH, &format!("{EM}/catalogs/{cat}"), &json!({"description": "x"}))
+        .await
+        .expect_error(StatusCode::FORBIDDEN);
+    app.get_as(&reader, "/v1.0/steward/apiTokens").await.expect_error(StatusCode::FORBIDDEN);
+
+    // Bad token requests.
+    for (body, needle) in [
+        (json!({"displayName": "x", "expirationDateTime": "2026-01-01T00:00:00Z"}), "future"),
+        (json!({"displayName": "x", "roleDefinitionId": "ae79f266-94d4-4dab-b730-feca7e132178"}), "one catalog"),
+        (json!({"displayName": "x", "appScopeId": "/"}), "roleDefinitionId"),
+        (json!({"displayName": "x", "roleDefinitionId": "not-a-role"}), "roleDefinitionId"),
+        (
+            json!({"displayName": "x", "userId": "someone@x.io", "roleDefinitionId": "44272f93-9762-48e8-af59-1b5351b1d6b3"}),
+            "not both",
+        ),
+    ] {
+        let r = app.post(tokens, &body).await;
+        r.expect_error(StatusCode::BAD_REQUEST);
+        assert!(r.text.contains(needle), "{needle}: {}", r.text);
+    }
+    // Revoked means refused.
+    let id = app.get(tokens).await.json()["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["displayName"] == "reader")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.delete(&format!("{tokens}/{id}")).await.expect(StatusCode::NO_CONTENT);
+    app.get_as(&reader, &format!("{EM}/catalogs")).await.expect_error(StatusCode::UNAUTHORIZED);
+    app.assert_no_5xx();
+}

@@ -5,7 +5,7 @@
 use axum::body::Body;
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
-use steward_app::auth::{create_token, local_operator};
+use steward_app::auth::{TokenHolder, create_token, local_operator};
 use steward_app::lifecycle::worker::Worker;
 
 use crate::app::{ADMIN, EM, TestApp};
@@ -35,7 +35,9 @@ async fn person(app: &TestApp, name: &str, manager: Option<&Person>) -> Person {
             .await;
         assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
     }
-    let (_, secret) = create_token(&app.services, local_operator(), name, Some(id.parse().unwrap())).await.unwrap();
+    let (_, secret) = create_token(&app.services, local_operator(), name, TokenHolder::User(id.parse().unwrap()), None)
+        .await
+        .unwrap();
     Person { id, token: secret.expose().to_owned() }
 }
 
@@ -356,4 +358,46 @@ async fn what_may_i_request_and_why() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.json()["allowed"], true);
     app.assert_no_5xx();
+}
+
+#[tokio::test]
+async fn disabling_an_account_removes_its_access() {
+    let s = setup().await;
+    let app = &s.app;
+    let r = app
+        .post(
+            &format!("{EM}/assignmentRequests"),
+            &json!({"requestType": "adminAdd", "assignment": {"accessPackageId": s.package,
+                "assignmentPolicyId": s.policy, "targetId": s.alice.id},
+                "answers": [{"@odata.type": "#microsoft.graph.accessPackageAnswerString", "value": "FIN-1",
+                    "answeredQuestion": {"@odata.type": "#microsoft.graph.accessPackageTextInputQuestion", "id": "ticket"}}]}),
+        )
+        .await;
+    r.expect(StatusCode::CREATED);
+    let worker = Worker::new(app.services.clone(), "test");
+    worker.drain(10).await.unwrap();
+    let members = |v: Value| -> Vec<String> {
+        v["value"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_owned()).collect()
+    };
+    let in_group = app.get(&format!("/v1.0/groups/{}/members", s.group)).await.json();
+    assert_eq!(members(in_group), std::slice::from_ref(&s.alice.id));
+
+    app.patch(&format!("/v1.0/users/{}", s.alice.id), &json!({"accountEnabled": false}))
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    worker.drain(10).await.unwrap();
+    let in_group = app.get(&format!("/v1.0/groups/{}/members", s.group)).await.json();
+    assert!(members(in_group).is_empty(), "the disabled user's access was removed");
+    let removals = app
+        .get(&format!("{EM}/assignmentRequests?$filter=requestType eq 'systemRemove'").replace(' ', "%20"))
+        .await
+        .json();
+    assert_eq!(removals["value"].as_array().unwrap().len(), 1, "{removals}");
+    // Enabling the account again gives nothing back.
+    app.patch(&format!("/v1.0/users/{}", s.alice.id), &json!({"accountEnabled": true}))
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    worker.drain(10).await.unwrap();
+    let in_group = app.get(&format!("/v1.0/groups/{}/members", s.group)).await.json();
+    assert!(members(in_group).is_empty());
 }
