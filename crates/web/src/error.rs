@@ -18,11 +18,13 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// OData's `error.details`: `{code, message, target}` objects, when there is more to say.
+    pub details: Vec<serde_json::Value>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self { status, code, message: message.into(), details: Vec::new() }
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "BadRequest", message)
@@ -46,8 +48,25 @@ impl From<AppError> for ApiError {
             AppError::PreconditionFailed(m) => Self::new(StatusCode::PRECONDITION_FAILED, "PreconditionFailed", m),
             AppError::Forbidden(m) => Self::new(StatusCode::FORBIDDEN, "Authorization_RequestDenied", m),
             AppError::Unauthenticated(m) => Self::new(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", m),
-            AppError::ConditionsNotMet { message, .. } => {
-                Self::new(StatusCode::FORBIDDEN, "ConditionalRequirementsNotMet", message)
+            AppError::ConditionsNotMet { message, unmet, acr_values, max_age } => {
+                let mut e = Self::new(StatusCode::FORBIDDEN, "ConditionalRequirementsNotMet", message);
+                e.details = unmet
+                    .iter()
+                    .map(|name| json!({"code": name, "message": format!("{name} is not met"), "target": "conditionalRequirements"}))
+                    .collect();
+                // Where a browser signs in again to meet what a new sign-in can meet.
+                let mut query: Vec<String> = Vec::new();
+                if let Some(acr) = acr_values {
+                    query.push(format!("acr_values={acr}"));
+                }
+                if let Some(age) = max_age {
+                    query.push(format!("max_age={age}"));
+                }
+                if !query.is_empty() {
+                    e.details.push(json!({"code": "signInAgain", "message": "Sign in again to meet the requirements.",
+                        "target": format!("/auth/login?{}", query.join("&"))}));
+                }
+                e
             }
             AppError::Upstream(m) => Self::new(StatusCode::BAD_GATEWAY, "badGateway", m),
             AppError::Store(e) => {
@@ -131,7 +150,7 @@ pub async fn graph_errors(req: Request, next: Next) -> Response {
     }
     #[allow(clippy::disallowed_methods)] // the error's timestamp is a wire detail, not logic
     let date = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S").to_string();
-    let body = json!({
+    let mut body = json!({
         "error": {
             "code": err.code,
             "message": err.message,
@@ -142,6 +161,11 @@ pub async fn graph_errors(req: Request, next: Next) -> Response {
             }
         }
     });
+    if !err.details.is_empty()
+        && let Some(e) = body.get_mut("error").and_then(serde_json::Value::as_object_mut)
+    {
+        e.insert("details".into(), serde_json::Value::Array(err.details));
+    }
     parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     parts.headers.remove(header::CONTENT_LENGTH);
     if status == StatusCode::UNAUTHORIZED {

@@ -101,6 +101,9 @@ async fn a_request_needs_multi_factor_authentication_and_succeeds_after_step_up(
     assert_eq!(r.json()["error"]["code"], "ConditionalRequirementsNotMet");
     assert!(message.contains("multi-factor authentication") && message.contains("acr_values=mfa"), "{message}");
     assert!(message.contains("Guarded"), "names the policy: {message}");
+    let details = &r.json()["error"]["details"];
+    assert_eq!(details[0]["code"], "multiFactorAuthentication", "{details}");
+    assert_eq!(details[1]["target"], "/auth/login?acr_values=mfa", "where to sign in again: {details}");
 
     let stepped_up = sign_in(&w.peer, "alice", Some("mfa")).await;
     let r = request(&w, &stepped_up).await;

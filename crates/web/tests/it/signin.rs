@@ -457,3 +457,42 @@ async fn sign_in_and_failed_authentications_are_rate_limited_per_address() {
     r.expect(StatusCode::TOO_MANY_REQUESTS);
     assert!(r.text.contains("urn:ietf:params:scim:api:messages:2.0:Error"), "{}", r.text);
 }
+
+#[tokio::test]
+async fn a_portal_user_missing_a_condition_is_sent_to_sign_in_again_with_step_up() {
+    let p = portal().await;
+    let cat = p.app.catalog("Finance").await;
+    let package = p.app.package(&cat, "Ledger").await;
+    p.app
+        .post(
+            &format!("{EM}/assignmentPolicies"),
+            &json!({"accessPackage": {"id": package}, "displayName": "Guarded", "allowedTargetScope": "allMemberUsers",
+                "conditionalRequirements": {"onRequest": {"multiFactorAuthentication": true}}}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let mut b = Browser::default();
+    b.sign_in(&p, "/auth/login", "alice").await.expect(StatusCode::SEE_OTHER);
+    let ask = |csrf: String| {
+        let body = json!({"requestType": "userAdd", "assignment": {"accessPackageId": package}}).to_string();
+        (csrf, body)
+    };
+    let csrf = b.get(&p.app, "/auth/me").await.json()["csrfToken"].as_str().unwrap().to_owned();
+    let (csrf, body) = ask(csrf);
+    let headers = [("content-type", "application/json"), ("origin", PUBLIC), ("x-csrf-token", csrf.as_str())];
+    let r = b.send(&p.app, Method::POST, &format!("{EM}/assignmentRequests"), &headers, &body).await;
+    r.expect(StatusCode::FORBIDDEN);
+    let details = r.json()["error"]["details"].clone();
+    assert_eq!(details[0]["code"], "multiFactorAuthentication", "{details}");
+    let again = details[1]["target"].as_str().unwrap().to_owned();
+    assert_eq!(again, "/auth/login?acr_values=mfa");
+
+    // Following it: the provider is asked for MFA, and the new session shows it.
+    b.sign_in(&p, &format!("{again}&returnTo=/portal"), "alice").await.expect(StatusCode::SEE_OTHER);
+    let me = b.get(&p.app, "/auth/me").await.json();
+    assert!(me["amr"].as_array().unwrap().iter().any(|m| m == "mfa"), "{me}");
+    let (csrf, body) = ask(me["csrfToken"].as_str().unwrap().to_owned());
+    let headers = [("content-type", "application/json"), ("origin", PUBLIC), ("x-csrf-token", csrf.as_str())];
+    let r = b.send(&p.app, Method::POST, &format!("{EM}/assignmentRequests"), &headers, &body).await;
+    r.expect(StatusCode::CREATED);
+}
