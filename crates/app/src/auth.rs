@@ -99,6 +99,10 @@ pub enum Principal {
     User { user: UserId, token: Option<TokenId>, grants: Grants, sign_in: Option<Box<SignInFacts>> },
     /// A machine client whose token holds exactly one role (a role-scoped API token).
     Service { token: TokenId, grants: Grants },
+    /// Someone the identity provider vouches for who is not in the directory, with an email of
+    /// a connected organization's domain: they may request access for themselves, and become a
+    /// guest when it is granted.
+    External { email: String, name: Option<String>, sign_in: Box<SignInFacts> },
 }
 
 /// Proof that the caller is a global administrator, naming which one so that the changes it
@@ -117,6 +121,8 @@ enum Holder {
     /// Users created at sign-in from the identity provider's claims.
     Provisioning,
     User(UserId),
+    /// A person of a connected organization not yet in the directory.
+    External,
 }
 
 impl Holder {
@@ -128,6 +134,7 @@ impl Holder {
             Self::LocalOperator => "local-operator".to_owned(),
             Self::Provisioning => "identity-provider".to_owned(),
             Self::User(u) => format!("user:{u}"),
+            Self::External => "external-user".to_owned(),
         }
     }
     fn actor(self) -> Actor {
@@ -296,9 +303,11 @@ fn administrator() -> &'static Grants {
 impl Principal {
     /// The caller's delegated-administration roles (everything, for an administrator token).
     pub fn grants(&self) -> &Grants {
+        static NONE: std::sync::OnceLock<Grants> = std::sync::OnceLock::new();
         match self {
             Self::Admin { .. } => administrator(),
             Self::User { grants, .. } | Self::Service { grants, .. } => grants,
+            Self::External { .. } => NONE.get_or_init(Grants::default),
         }
     }
 
@@ -308,6 +317,7 @@ impl Principal {
             Self::Service { token, .. } => Holder::Service(*token),
             Self::Admin { token: None } => Holder::Bootstrap,
             Self::User { user, .. } => Holder::User(*user),
+            Self::External { .. } => Holder::External,
         }
     }
 
@@ -365,10 +375,22 @@ impl Principal {
                  user (administrators use adminAdd, adminUpdate and adminRemove)."
                     .into(),
             )),
+            Self::External { .. } => Err(AppError::Forbidden(
+                "Someone not yet in the directory may only request access for themselves (userAdd); the rest opens \
+                 once a request is granted and they are a guest."
+                    .into(),
+            )),
         }
     }
-    pub fn directory_reader(&self) -> DirectoryReadCap {
-        DirectoryReadCap(())
+    /// Every signed-in member of the directory, and every token, reads the directory; someone
+    /// not yet in it (an external requestor) does not.
+    pub fn directory_reader(&self) -> Result<DirectoryReadCap, AppError> {
+        match self {
+            Self::External { .. } => Err(AppError::Forbidden(
+                "Someone not yet in the directory may not read it; it opens once a request is granted.".into(),
+            )),
+            _ => Ok(DirectoryReadCap(())),
+        }
     }
     /// The principal calling from `source` (what network requirements look at). A user with a
     /// personal token gets sign-in facts holding only the address.
@@ -379,6 +401,10 @@ impl Principal {
                 facts.source = source;
                 Self::User { user, token, grants, sign_in: Some(facts) }
             }
+            Self::External { email, name, mut sign_in } => {
+                sign_in.source = source;
+                Self::External { email, name, sign_in }
+            }
             other => other,
         }
     }
@@ -387,13 +413,14 @@ impl Principal {
     pub fn sign_in(&self) -> Option<&SignInFacts> {
         match self {
             Self::User { sign_in, .. } => sign_in.as_deref(),
+            Self::External { sign_in, .. } => Some(sign_in),
             Self::Admin { .. } | Self::Service { .. } => None,
         }
     }
     pub fn user_id(&self) -> Option<UserId> {
         match self {
             Self::User { user, .. } => Some(*user),
-            Self::Admin { .. } | Self::Service { .. } => None,
+            Self::Admin { .. } | Self::Service { .. } | Self::External { .. } => None,
         }
     }
     /// A short label for logs and audit ("admin-token:…", "user:…").
@@ -471,8 +498,10 @@ impl Authenticator {
                     )));
                 }
             };
-            let user = crate::identity::user_for(services, mapping, &id).await?;
-            return Self::signed_in(services, user.id, mapping.facts(&id)).await;
+            return match crate::identity::user_for(services, mapping, &id).await? {
+                Some(user) => Self::signed_in(services, user.id, mapping.facts(&id)).await,
+                None => crate::identity::external(services, mapping, &id).await,
+            };
         }
         let hash = hash_secret(bearer);
         if let Some(b) = &self.bootstrap_hash

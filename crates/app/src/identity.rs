@@ -13,6 +13,7 @@ use steward_domain::directory::User;
 use steward_domain::enums::UserType;
 use steward_domain::text::DisplayName;
 
+use crate::auth::Principal;
 use crate::directory::{self, NewUser, UserAttributes};
 use crate::{AppError, Services};
 
@@ -138,8 +139,9 @@ impl ClaimMapping {
 }
 
 /// The directory user a verified token names: by user principal name; created from the claims
-/// when the mapping allows it. A disabled account is refused.
-pub async fn user_for(s: &Services, mapping: &ClaimMapping, id: &Identity) -> Result<User, AppError> {
+/// when the mapping allows it; `None` for someone the directory does not know. A disabled
+/// account is refused.
+pub async fn user_for(s: &Services, mapping: &ClaimMapping, id: &Identity) -> Result<Option<User>, AppError> {
     let upn = mapping.user_principal_name(id).ok_or_else(|| {
         AppError::Unauthenticated(format!(
             "The token names no user: none of the claims {} is present.",
@@ -149,17 +151,33 @@ pub async fn user_for(s: &Services, mapping: &ClaimMapping, id: &Identity) -> Re
     let user = match s.store.user_by_upn(&upn).await? {
         Some(u) => u,
         None if mapping.create_users => create_from_claims(s, mapping, id, &upn).await?,
-        None => {
-            return Err(AppError::Unauthenticated(format!(
-                "'{}' is not a user of this directory (and users are not created at sign-in).",
-                steward_domain::text::clip(&upn, 120)
-            )));
-        }
+        None => return Ok(None),
     };
     if !user.account_enabled {
         return Err(AppError::Unauthenticated("The user account is disabled.".into()));
     }
-    Ok(user)
+    Ok(Some(user))
+}
+
+/// Someone the directory does not know: an external requestor when their email (the mapping's
+/// mail claim, else the name that identified them) is of a connected organization's domain;
+/// refused otherwise.
+pub async fn external(s: &Services, mapping: &ClaimMapping, id: &Identity) -> Result<Principal, AppError> {
+    let named = mapping.user_principal_name(id).unwrap_or_default();
+    let unknown = || {
+        AppError::Unauthenticated(format!(
+            "'{}' is not a user of this directory (and users are not created at sign-in), nor of a connected \
+             organization.",
+            steward_domain::text::clip(&named, 120)
+        ))
+    };
+    let email = id.claim_text(&mapping.mail).unwrap_or_else(|| named.clone());
+    let Ok(parsed) = steward_domain::connected::Email::parse(&email) else { return Err(unknown()) };
+    if s.store.organization_of_domain(parsed.domain()).await?.is_none() {
+        return Err(unknown());
+    }
+    let name = id.claim_text(&mapping.display_name).or_else(|| id.name.clone());
+    Ok(Principal::External { email: parsed.as_str().to_owned(), name, sign_in: Box::new(mapping.facts(id)) })
 }
 
 async fn create_from_claims(s: &Services, m: &ClaimMapping, id: &Identity, upn: &str) -> Result<User, AppError> {

@@ -323,7 +323,7 @@ async fn token(file: Option<&std::path::Path>, cmd: TokenCommand) -> anyhow::Res
         TokenCommand::Create { name, user, role, catalog, expires_in_days, .. } => {
             let holder = match (user, role) {
                 (Some(key), _) => {
-                    let reader = steward_app::auth::Principal::Admin { token: None }.directory_reader();
+                    let reader = steward_app::auth::Principal::Admin { token: None }.directory_reader()?;
                     let u = directory::find_user(&services, reader, &key).await.map_err(|e| anyhow::anyhow!("{e}"))?;
                     auth::TokenHolder::User(u.id)
                 }

@@ -64,7 +64,7 @@ impl GraphEntity for User {
     }
 
     async fn expand(&self, cx: &Cx<'_>, nav: &'static str, item: &ExpandItem) -> Result<Value, ApiError> {
-        let cap = cx.p.directory_reader();
+        let cap = cx.p.directory_reader()?;
         match nav {
             "manager" => {
                 let m = match self.manager {
@@ -104,7 +104,7 @@ impl GraphEntity for Group {
             other => return Err(unknown_nav(other)),
         };
         let q = expand_query(&USERS, item)?.related(rel, self.id);
-        expand_many(cx, directory::list_users(cx.s, cx.p.directory_reader(), &q).await?, item).await
+        expand_many(cx, directory::list_users(cx.s, cx.p.directory_reader()?, &q).await?, item).await
     }
 }
 
@@ -344,7 +344,7 @@ impl GraphEntity for AccessPackage {
             }
             "incompatibleGroups" => {
                 let q = expand_query(&GROUPS, item)?.related(Relation::IncompatibleGroups, self.id);
-                expand_many(cx, directory::list_groups(cx.s, cx.p.directory_reader(), &q).await?, item).await
+                expand_many(cx, directory::list_groups(cx.s, cx.p.directory_reader()?, &q).await?, item).await
             }
             other => Err(unknown_nav(other)),
         }

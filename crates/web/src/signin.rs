@@ -279,7 +279,14 @@ async fn callback(State(state): State<AppState>, req: axum::extract::Request) ->
     let id_token = signed.id_token.clone();
     let identity = crate::identity::identity_of(signed.claims);
     let user = match steward_app::identity::user_for(&state.services, mapping, &identity).await {
-        Ok(u) => u,
+        Ok(Some(u)) => u,
+        // Portal sessions are for directory users; someone of a connected organization requests
+        // through the API until they are a guest.
+        Ok(None) => {
+            let m = "You are not a user of this directory.";
+            tracing::warn!(reason = m, "a signed-in identity names no usable directory user");
+            return clear_sign_in(page(StatusCode::FORBIDDEN, "You cannot sign in here", m));
+        }
         Err(steward_app::AppError::Unauthenticated(m)) => {
             tracing::warn!(reason = %m, "a signed-in identity names no usable directory user");
             return clear_sign_in(page(StatusCode::FORBIDDEN, "You cannot sign in here", &m));

@@ -48,8 +48,11 @@ pub struct RequestInput {
 /// Submits a request. Administrators add, extend and remove anyone's access directly; users
 /// request for themselves (or on behalf of others where a policy allows it).
 pub async fn submit(s: &Services, caller: &Principal, input: RequestInput) -> Result<AssignmentRequest, AppError> {
+    if let Principal::External { email, name, sign_in } = caller {
+        return request_as_external(s, email, name.as_deref(), Some(sign_in), input).await;
+    }
     let kind = input.request_type.unwrap_or(match caller {
-        Principal::User { .. } => RequestType::UserAdd,
+        Principal::User { .. } | Principal::External { .. } => RequestType::UserAdd,
         Principal::Admin { .. } | Principal::Service { .. } => RequestType::AdminAdd,
     });
     let manager = || caller.may_somewhere(Task::ManageAssignments).map(|()| Who::Manager(caller));

@@ -52,7 +52,7 @@ pub fn api() -> Api {
 async fn list_users(State(st): State<AppState>, Caller(p): Caller, od: OData) -> R {
     crate::odata::check_shape::<steward_domain::directory::User>(od.options.select.as_ref(), &od.options.expand)?;
     let q = od.list_query(&USERS)?;
-    let page = dir::list_users(&st.services, p.directory_reader(), &q).await?;
+    let page = dir::list_users(&st.services, p.directory_reader()?, &q).await?;
     page_response(&Cx::new(&st.services, &p), &od, &q, page, "users").await
 }
 
@@ -60,7 +60,7 @@ async fn count_users(State(st): State<AppState>, Caller(p): Caller, od: OData) -
     let mut q = od.list_query(&USERS)?;
     q.count = true;
     q.top = 1;
-    let page = dir::list_users(&st.services, p.directory_reader(), &q).await?;
+    let page = dir::list_users(&st.services, p.directory_reader()?, &q).await?;
     Ok(count_response(page.count.unwrap_or(0)))
 }
 
@@ -102,12 +102,12 @@ async fn create_user(
 }
 
 async fn get_user(State(st): State<AppState>, Caller(p): Caller, od: OData, Path(id): Path<String>) -> R {
-    let u = dir::find_user(&st.services, p.directory_reader(), &id).await?;
+    let u = dir::find_user(&st.services, p.directory_reader()?, &id).await?;
     entity_response(&Cx::new(&st.services, &p), &od, &u, StatusCode::OK, "users").await
 }
 
 async fn resolve_user(st: &AppState, p: &steward_app::auth::Principal, key: &str) -> Result<UserId, ApiError> {
-    Ok(dir::find_user(&st.services, p.directory_reader(), key).await?.id)
+    Ok(dir::find_user(&st.services, p.directory_reader()?, key).await?.id)
 }
 
 async fn update_user(
@@ -146,7 +146,7 @@ async fn delete_user(State(st): State<AppState>, Admin(p, cap): Admin, Path(id):
 
 async fn get_manager(State(st): State<AppState>, Caller(p): Caller, od: OData, Path(id): Path<String>) -> R {
     let id = resolve_user(&st, &p, &id).await?;
-    let m = dir::get_manager(&st.services, p.directory_reader(), id).await?;
+    let m = dir::get_manager(&st.services, p.directory_reader()?, id).await?;
     entity_response(&Cx::new(&st.services, &p), &od, &m, StatusCode::OK, "users").await
 }
 
@@ -179,7 +179,7 @@ async fn related_users(
 ) -> R {
     crate::odata::check_shape::<steward_domain::directory::User>(od.options.select.as_ref(), &od.options.expand)?;
     let q = od.list_query(&USERS)?.related(rel, key);
-    let page = dir::list_users(&st.services, p.directory_reader(), &q).await?;
+    let page = dir::list_users(&st.services, p.directory_reader()?, &q).await?;
     page_response(&Cx::new(&st.services, p), od, &q, page, set).await
 }
 
@@ -219,7 +219,7 @@ async fn remove_sponsor(
 async fn list_groups(State(st): State<AppState>, Caller(p): Caller, od: OData) -> R {
     crate::odata::check_shape::<steward_domain::directory::Group>(od.options.select.as_ref(), &od.options.expand)?;
     let q = od.list_query(&GROUPS)?;
-    let page = dir::list_groups(&st.services, p.directory_reader(), &q).await?;
+    let page = dir::list_groups(&st.services, p.directory_reader()?, &q).await?;
     page_response(&Cx::new(&st.services, &p), &od, &q, page, "groups").await
 }
 
@@ -227,7 +227,7 @@ async fn count_groups(State(st): State<AppState>, Caller(p): Caller, od: OData) 
     let mut q = od.list_query(&GROUPS)?;
     q.count = true;
     q.top = 1;
-    let page = dir::list_groups(&st.services, p.directory_reader(), &q).await?;
+    let page = dir::list_groups(&st.services, p.directory_reader()?, &q).await?;
     Ok(count_response(page.count.unwrap_or(0)))
 }
 
@@ -255,7 +255,7 @@ async fn create_group(
 }
 
 async fn get_group(State(st): State<AppState>, Caller(p): Caller, od: OData, Path(id): Path<String>) -> R {
-    let g = dir::get_group(&st.services, p.directory_reader(), path_id(&id)?).await?;
+    let g = dir::get_group(&st.services, p.directory_reader()?, path_id(&id)?).await?;
     entity_response(&Cx::new(&st.services, &p), &od, &g, StatusCode::OK, "groups").await
 }
 
@@ -288,7 +288,7 @@ async fn delete_group(State(st): State<AppState>, Admin(_, cap): Admin, Path(id)
 
 async fn group_users(st: &AppState, p: &steward_app::auth::Principal, od: &OData, id: &str, rel: Relation) -> R {
     let gid: GroupId = path_id(id)?;
-    dir::get_group(&st.services, p.directory_reader(), gid).await?;
+    dir::get_group(&st.services, p.directory_reader()?, gid).await?;
     related_users(st, p, od, rel, gid.to_string(), "directoryObjects").await
 }
 

@@ -542,7 +542,7 @@ async fn list_incompatible_groups(
     check_shape::<Group>(od.options.select.as_ref(), &od.options.expand)?;
     let pid = in_package(&st, &scope, &id).await?;
     let q = od.list_query(&GROUPS)?.related(Relation::IncompatibleGroups, pid);
-    let page = directory::list_groups(&st.services, p.directory_reader(), &q).await?;
+    let page = directory::list_groups(&st.services, p.directory_reader()?, &q).await?;
     page_response(&Cx::new(&st.services, &p), &od, &q, page, "groups").await
 }
 

@@ -732,6 +732,13 @@ async fn explanation(
             u
         }
         (Principal::User { user, .. }, None) => *user,
+        (Principal::External { .. }, None) => {
+            return Err(steward_app::AppError::Forbidden(
+                "Someone not yet in the directory may only request access; explanations open once they are a guest."
+                    .into(),
+            )
+            .into());
+        }
         (Principal::Admin { .. } | Principal::Service { .. }, None) => {
             return Err(ApiError::bad_request("Name the user to explain for with ?userId=…"));
         }

@@ -106,7 +106,7 @@ async fn render(
             m.insert("roleDefinition".into(), definition_json(a.role));
         }
         if principal {
-            let user = directory::get_user(&st.services, caller.directory_reader(), a.principal).await.ok();
+            let user = directory::get_user(&st.services, caller.directory_reader()?, a.principal).await.ok();
             let value = match user {
                 Some(u) => json!({
                     "@odata.type": "#microsoft.graph.user",
@@ -221,7 +221,7 @@ async fn create_assignment(
     // The check comes before anything is looked up: a caller who may not delegate here learns
     // nothing about the user named.
     let cap = roles::delegate_cap(&p, scope)?;
-    let user = directory::find_user(&st.services, p.directory_reader(), &principal).await?;
+    let user = directory::find_user(&st.services, p.directory_reader()?, &principal).await?;
     let a = roles::assign(&st.services, cap, user.id, role, scope).await?;
     let mut v = render(&st, &p, &od, &a).await?;
     if let Value::Object(m) = &mut v {

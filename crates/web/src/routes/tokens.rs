@@ -66,7 +66,7 @@ async fn create_token(State(st): State<AppState>, Caller(p): Caller, headers: He
             ));
         }
         (Some(key), None) => {
-            TokenHolder::User(directory::find_user(&st.services, p.directory_reader(), &key).await?.id)
+            TokenHolder::User(directory::find_user(&st.services, p.directory_reader()?, &key).await?.id)
         }
         (None, Some(role)) => TokenHolder::Role(role, scope.unwrap_or(AppScope::Tenant)),
         (None, None) if scope.is_some() => {

@@ -222,3 +222,56 @@ async fn token_attacks_are_refused_with_401_and_logged() {
         assert!(!log.contains(token.as_str()), "a token was logged");
     }
 }
+
+#[tokio::test]
+async fn someone_of_a_connected_organization_requests_with_the_providers_token_and_becomes_a_guest() {
+    let peer = OidcProvider::start(&json!({
+        "john": {"preferred_username": "john@fabrikam.com", "email": "john@fabrikam.com", "name": "John Fabrikam"},
+        "eve": {"preferred_username": "eve@unknown.example", "email": "eve@unknown.example"},
+    }));
+    let app = app(&peer, false).await;
+    let org = app
+        .post(
+            &format!("{EM}/connectedOrganizations"),
+            &json!({"displayName": "Fabrikam", "state": "configured", "identitySources": [
+                {"@odata.type": "#microsoft.graph.domainIdentitySource", "domainName": "fabrikam.com", "displayName": "Fabrikam"}]}),
+        )
+        .await;
+    org.expect(StatusCode::CREATED);
+    let cat = app.catalog("Partners").await;
+    let package = app.package(&cat, "Partner portal").await;
+    app.post(
+        &format!("{EM}/assignmentPolicies"),
+        &json!({"accessPackage": {"id": package}, "displayName": "Partners",
+            "allowedTargetScope": "allConfiguredConnectedOrganizationUsers",
+            "expiration": {"type": "afterDuration", "duration": "P30D"}}),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    let ask = json!({"requestType": "userAdd", "assignment": {"accessPackageId": package}});
+
+    // Someone of no connected organization is nobody here.
+    let eve = peer.mint(MintOptions::user("eve")).await;
+    let r = app.json_as(&eve, Method::POST, &format!("{EM}/assignmentRequests"), &ask).await;
+    r.expect_error(StatusCode::UNAUTHORIZED);
+
+    // John is not in the directory, but his organization is connected: he may request, and
+    // nothing else until he is a guest.
+    let john = peer.mint(MintOptions::user("john")).await;
+    let before = app.get("/v1.0/users/$count").await.text;
+    app.get_as(&john, "/v1.0/users").await.expect_error(StatusCode::FORBIDDEN);
+    let r = app.json_as(&john, Method::POST, &format!("{EM}/assignmentRequests"), &ask).await;
+    r.expect(StatusCode::CREATED);
+    assert_eq!(r.json()["state"], "delivered", "{}", r.text);
+    // Granted: he is a guest now, and his token names him.
+    let guest = app
+        .get("/v1.0/users?$filter=userPrincipalName eq 'john@fabrikam.com'".replace(' ', "%20").as_str())
+        .await
+        .json();
+    assert_eq!(guest["value"][0]["userType"], "Guest", "{guest}");
+    assert_eq!(guest["value"][0]["displayName"], "John Fabrikam");
+    assert_ne!(app.get("/v1.0/users/$count").await.text, before);
+    let (status, text) = as_user(&app, &john).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert_eq!(serde_json::from_str::<Value>(&text).unwrap()["value"].as_array().unwrap().len(), 1, "{text}");
+}
