@@ -44,6 +44,8 @@ say "PostgreSQL: ${DATABASE_URL%%@*}@…"
 debs=()
 [ -x /usr/sbin/slapd ] || debs+=(slapd)
 command -v ldapsearch >/dev/null 2>&1 || debs+=(ldap-utils)
+# openssl makes the throwaway CAs of the LDAPS and HTTPS sign-in tests.
+command -v openssl >/dev/null 2>&1 || debs+=(openssl)
 if [ ${#debs[@]} -gt 0 ]; then
   say "installing ${debs[*]} from Debian (the LDAP tests run a real slapd)"
   if [ "$(id -u)" -ne 0 ]; then
