@@ -8,7 +8,9 @@
 # ldap-utils, installed here when missing), PyPI's scim2-server (in the virtualenv made below)
 # and the PostgreSQL below as a role target. The identity tests start a real OpenID Connect
 # provider (tests/oidc/provider.py, on PyPI's authlib) and check Steward's own SCIM server with
-# PyPI's scim2-cli; the sign-in test serves HTTPS with a throwaway CA made by openssl.
+# PyPI's scim2-cli; the sign-in test serves HTTPS with a throwaway CA made by openssl. The
+# browser tests drive Debian's headless Chromium (chromium, chromium-driver: installed here when
+# missing, never downloaded) and check pages with axe-core from npm (tests/browser, `npm ci`).
 # PostgreSQL: uses $DATABASE_URL when set, else a server on 127.0.0.1:5432, else starts a
 # throwaway cluster with pg_virtualenv for the duration of the run. Nothing is skipped: a
 # missing peer fails the run.
@@ -46,10 +48,13 @@ debs=()
 command -v ldapsearch >/dev/null 2>&1 || debs+=(ldap-utils)
 # openssl makes the throwaway CAs of the LDAPS and HTTPS sign-in tests.
 command -v openssl >/dev/null 2>&1 || debs+=(openssl)
+# Debian's Chromium and its WebDriver, for the portal's browser tests (headless).
+[ -x /usr/bin/chromium ] || debs+=(chromium)
+[ -x /usr/bin/chromedriver ] || debs+=(chromium-driver)
 if [ ${#debs[@]} -gt 0 ]; then
-  say "installing ${debs[*]} from Debian (the LDAP tests run a real slapd)"
+  say "installing ${debs[*]} from Debian (the LDAP tests run a real slapd, the browser tests Chromium)"
   if [ "$(id -u)" -ne 0 ]; then
-    echo "error: the LDAP tests need ${debs[*]}; install them (apt-get install ${debs[*]}) or run as root" >&2
+    echo "error: the LDAP and browser tests need ${debs[*]}; install them (apt-get install ${debs[*]}) or run as root" >&2
     exit 1
   fi
   apt-get update -qq
@@ -59,6 +64,13 @@ fi
 say "Python virtualenv (Graph SDK, pytest, scim2-server, scim2-cli, authlib)"
 venv=$(bash scripts/python-venv.sh)
 export STEWARD_VENV="$venv"
+
+say "axe-core from npm (the browser tests inject it into pages)"
+if ! command -v npm >/dev/null 2>&1; then
+  echo "error: the browser tests need Node.js and npm (apt-get install nodejs npm) to install axe-core" >&2
+  exit 1
+fi
+npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
 
 say "building"
 cargo build --workspace --all-targets --locked

@@ -10,6 +10,7 @@ pub mod entities;
 pub mod error;
 pub mod identity;
 pub mod odata;
+pub mod portal;
 pub mod request_id;
 pub mod routes;
 pub mod scim;
@@ -157,6 +158,7 @@ fn build(
         portal: Arc::new(portal),
     };
     let sign_in = signin::router(state.clone());
+    let my_access = portal::router(state.clone());
     let inner = api_router
         .route("/healthz", get(routes::ops::healthz))
         .route("/readyz", get(routes::ops::readyz))
@@ -183,12 +185,14 @@ fn build(
         (security.clone(), security::Dialect::Scim),
         security::limit_failed_auth,
     ));
-    // SCIM is another protocol, with its own paths, errors and token, and sign-in has its own
-    // pages: beside the Graph API, not under its path normalisation or error rendering.
+    // SCIM is another protocol, with its own paths, errors and token, and sign-in and the
+    // portal (My Access) have their own pages: beside the Graph API, not under its path
+    // normalisation or error rendering.
     // Request ids and the security headers wrap everything.
     Router::new()
         .nest(scim::PREFIX, scim)
         .nest(signin::PREFIX, sign_in)
+        .merge(my_access)
         .fallback_service(graph)
         .layer(middleware::from_fn(request_id::assign))
         .layer(middleware::from_fn_with_state(security, security::headers))

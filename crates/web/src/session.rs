@@ -107,6 +107,24 @@ fn forbidden(message: &str) -> ApiError {
 /// The principal of the session cookie, when the request has one (`Ok(None)` when it has
 /// none); refused when the session is not valid (401) or the CSRF rules are not met (403).
 pub async fn principal(parts: &Parts, state: &AppState) -> Result<Option<Principal>, ApiError> {
+    principal_with(parts, state, None).await
+}
+
+/// As `principal`, for the portal's own forms: the synchronizer token may also come in the
+/// form's `csrf_token` field (`form_token`); the same Origin/Referer and token rules apply.
+pub async fn form_principal(
+    parts: &Parts,
+    state: &AppState,
+    form_token: Option<&str>,
+) -> Result<Option<Principal>, ApiError> {
+    principal_with(parts, state, form_token).await
+}
+
+async fn principal_with(
+    parts: &Parts,
+    state: &AppState,
+    form_token: Option<&str>,
+) -> Result<Option<Principal>, ApiError> {
     let Some(value) = cookie(&parts.headers, SESSION_COOKIE) else { return Ok(None) };
     let token = BrowserSecret::from_cookie(&value);
     let session = sessions::resume(&state.services, &token).await.map_err(refused)?;
@@ -118,14 +136,14 @@ pub async fn principal(parts: &Parts, state: &AppState) -> Result<Option<Princip
                  Origin (or Referer) header must be this site's.",
             ));
         }
-        let presented = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+        let presented = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).or(form_token);
         if form_like(&parts.headers) && !presented.is_some_and(|t| token.csrf_matches(t)) {
             return Err(forbidden("This request needs the session's anti-CSRF token in the X-CSRF-Token header."));
         }
         if let Some(t) = presented
             && !token.csrf_matches(t)
         {
-            return Err(forbidden("The X-CSRF-Token header does not match the session."));
+            return Err(forbidden("The anti-CSRF token does not match the session."));
         }
     }
     let mut facts = session.facts();

@@ -759,19 +759,7 @@ async fn explanation(
         }
         stages.push(serde_json::json!({"stage": i + 1, "approvers": names}));
     }
-    let summary = match (&e.policy, &e.blocked_by) {
-        (_, Some(b)) => format!("No: {b}"),
-        (Some(pol), None) if e.approvers.is_empty() => {
-            format!("Yes, under policy '{}', without approval.", pol.display_name)
-        }
-        (Some(pol), None) => {
-            format!("Yes, under policy '{}', after {} approval stage(s).", pol.display_name, e.approvers.len())
-        }
-        (None, None) => format!(
-            "No policy lets this user request the package: {}.",
-            e.policies.iter().map(|(p, v)| format!("{}: {}", p.display_name, v.reason)).collect::<Vec<_>>().join("; ")
-        ),
-    };
+    let summary = explanation_summary(&e);
     Ok(crate::odata::json_response(
         StatusCode::OK,
         serde_json::json!({
@@ -787,6 +775,24 @@ async fn explanation(
             })).collect::<Vec<_>>(),
         }),
     ))
+}
+
+/// The explanation in one sentence, as `GET …/accessPackages/{id}/explanation` and the portal
+/// give it.
+pub(crate) fn explanation_summary(e: &requests::Explanation) -> String {
+    match (&e.policy, &e.blocked_by) {
+        (_, Some(b)) => format!("No: {b}"),
+        (Some(pol), None) if e.approvers.is_empty() => {
+            format!("Yes, under policy '{}', without approval.", pol.display_name)
+        }
+        (Some(pol), None) => {
+            format!("Yes, under policy '{}', after {} approval stage(s).", pol.display_name, e.approvers.len())
+        }
+        (None, None) => format!(
+            "No policy lets this user request the package: {}.",
+            e.policies.iter().map(|(p, v)| format!("{}: {}", p.display_name, v.reason)).collect::<Vec<_>>().join("; ")
+        ),
+    }
 }
 
 #[cfg(test)]

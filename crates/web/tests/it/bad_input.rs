@@ -314,9 +314,11 @@ async fn authentication_and_transport_errors() {
     r.expect_error(StatusCode::PAYLOAD_TOO_LARGE);
 
     // 404 for an unknown route, 405 for a known route with the wrong method
-    for path in ["/v1.0/nothingHere", "/", "/v1.0", "/v2.0/users", &format!("{EM}/nothing")] {
+    for path in ["/v1.0/nothingHere", "/v1.0", "/v2.0/users", &format!("{EM}/nothing")] {
         app.get(path).await.expect_error(StatusCode::NOT_FOUND);
     }
+    // `/` is the portal's: it sends the browser to My Access.
+    assert_eq!(app.get("/").await.expect(StatusCode::SEE_OTHER).header("location"), "/access-packages");
     let r = app.put(&catalogs, &json!({})).await;
     assert_eq!(r.expect_error(StatusCode::METHOD_NOT_ALLOWED), "MethodNotAllowed");
     app.delete(&catalogs).await.expect_error(StatusCode::METHOD_NOT_ALLOWED);

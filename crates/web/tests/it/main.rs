@@ -22,6 +22,7 @@ mod odata;
 mod oidc;
 mod ops;
 mod policies;
+mod portal;
 mod scim;
 mod signin;
 mod test_clock;

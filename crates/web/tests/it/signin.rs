@@ -25,7 +25,7 @@ use steward_web::signin::{Portal, SignIn};
 
 use crate::app::{ADMIN, EM, Resp, TestApp};
 
-const PUBLIC: &str = "https://steward.test";
+pub(crate) const PUBLIC: &str = "https://steward.test";
 const PEER: &str = "192.0.2.10:40000";
 
 fn users() -> Value {
@@ -36,17 +36,22 @@ fn users() -> Value {
     })
 }
 
-struct Harness {
-    app: TestApp,
-    clock: Arc<ManualClock>,
-    peer: Option<OidcProvider>,
+pub(crate) struct Harness {
+    pub(crate) app: TestApp,
+    pub(crate) clock: Arc<ManualClock>,
+    pub(crate) peer: Option<OidcProvider>,
 }
 
-fn limits() -> RateLimits {
+pub(crate) fn limits() -> RateLimits {
     RateLimits::default()
 }
 
-async fn portal_with(peer: Option<OidcProvider>, sessions: SessionPolicy, limits: RateLimits, public: &str) -> Harness {
+pub(crate) async fn portal_with(
+    peer: Option<OidcProvider>,
+    sessions: SessionPolicy,
+    limits: RateLimits,
+    public: &str,
+) -> Harness {
     let clock = Arc::new(ManualClock::new(SystemClock.now()));
     let mut auth = Authenticator::new(Some(ADMIN));
     let mut portal = Portal { sign_in: None, sessions };
@@ -81,12 +86,19 @@ async fn portal() -> Harness {
 
 /// A browser: its cookies, sent along from `PEER`.
 #[derive(Default)]
-struct Browser {
-    cookies: HashMap<String, String>,
+pub(crate) struct Browser {
+    pub(crate) cookies: HashMap<String, String>,
 }
 
 impl Browser {
-    async fn send(&mut self, app: &TestApp, method: Method, path: &str, headers: &[(&str, &str)], body: &str) -> Resp {
+    pub(crate) async fn send(
+        &mut self,
+        app: &TestApp,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Resp {
         let mut req = Request::builder().method(method).uri(path);
         if !self.cookies.is_empty() {
             let jar: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -111,12 +123,12 @@ impl Browser {
         resp
     }
 
-    async fn get(&mut self, app: &TestApp, path: &str) -> Resp {
+    pub(crate) async fn get(&mut self, app: &TestApp, path: &str) -> Resp {
         self.send(app, Method::GET, path, &[], "").await
     }
 
     /// `/auth/login` up to the provider's answer: the callback path with code and state.
-    async fn begin(&mut self, p: &Harness, login: &str, user: &str) -> String {
+    pub(crate) async fn begin(&mut self, p: &Harness, login: &str, user: &str) -> String {
         let r = self.get(&p.app, login).await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
         let to = r.header("location").to_owned();
@@ -129,7 +141,7 @@ impl Browser {
     }
 
     /// Signs in as `user` through `login`; the callback's answer.
-    async fn sign_in(&mut self, p: &Harness, login: &str, user: &str) -> Resp {
+    pub(crate) async fn sign_in(&mut self, p: &Harness, login: &str, user: &str) -> Resp {
         let callback = self.begin(p, login, user).await;
         self.get(&p.app, &callback).await
     }

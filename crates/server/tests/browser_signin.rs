@@ -1,0 +1,138 @@
+//! In a real browser: headless Chromium (Debian's, under chromedriver; `steward-testpeers`'
+//! `Chrome`) signs in to a real `steward serve` process with demo data over HTTPS (Steward's
+//! own TLS, a throwaway CA made by `openssl`, the server's key accepted by the browser) through
+//! the test OpenID Connect provider's login form (tests/oidc/provider.py), lands back on
+//! Steward with its session cookie and reads `/auth/me`. Each page is kept as screenshots at
+//! desktop and phone widths under `target/screenshots/browser_signin/`, and Steward's HTML
+//! pages must have no serious or critical axe-core violation.
+//!
+//! Real processes and peers only: the `steward` binary, the provider, Chromium, SQLite on disk.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use steward_testpeers::{Chrome, OidcProvider, free_port, wait_for_port};
+
+struct Server {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A demo user of `crates/server/src/demo.rs`, as the provider knows her.
+const USER: &str = "adele";
+const UPN: &str = "adele.vance@contoso.example";
+
+#[tokio::test]
+async fn a_demo_user_signs_in_with_chromium_and_the_pages_are_accessible() {
+    let peer = OidcProvider::start(&json!({
+        USER: {"preferred_username": UPN, "email": UPN, "name": "Adele Vance", "amr": ["pwd"]},
+    }));
+    let dir = std::env::temp_dir().join(format!("stw-browser-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]));
+    std::fs::create_dir_all(&dir).unwrap();
+    steward_testpeers::slapd::make_certificates(&dir);
+    let port = free_port();
+    let base = format!("https://127.0.0.1:{port}");
+    let log = std::fs::File::create(dir.join("serve.log")).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_steward"))
+        .args(["serve", "--demo", "--listen", &format!("127.0.0.1:{port}"), "--public-url", &base])
+        .arg("--database-url")
+        .arg(format!("sqlite://{}", dir.join("steward.db").display()))
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--tls-cert")
+        .arg(dir.join("server.pem"))
+        .arg("--tls-key")
+        .arg(dir.join("server.key"))
+        .env_remove("STEWARD_CONFIG")
+        .env("STEWARD_OIDC__ISSUER", peer.issuer())
+        .env("STEWARD_OIDC__CLIENT_ID", peer.client_id())
+        .env("STEWARD_OIDC__CLIENT_SECRET", peer.client_secret())
+        .env("STEWARD_OIDC__AUDIENCE", format!("[{}]", peer.api_audience()))
+        .env("STEWARD_LOG", "warn")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("the steward binary runs");
+    let server = Server { child, dir: dir.clone() };
+    wait_for_port(port, "steward serve");
+
+    // Chromium accepts Steward's throwaway certificate by its key, and nothing else.
+    let chrome = Chrome::start_trusting("browser_signin", &[&dir.join("server.pem")]).await;
+    let wait = Duration::from_secs(15);
+
+    // /auth/login sends the browser to the provider's login form.
+    chrome.goto(&format!("{base}/auth/login")).await;
+    chrome.wait_for("form input[name=username]", wait).await;
+    assert!(chrome.current_url().await.starts_with(peer.issuer()), "{}", chrome.current_url().await);
+    chrome.screenshot_both("provider-login").await;
+
+    // Signing in there lands back on Steward, with a session.
+    chrome.fill("input[name=username]", USER).await;
+    chrome.submit("form").await;
+    let landing = chrome.wait_for_url(&format!("{base}/"), wait).await;
+    assert!(!landing.contains("/auth/callback"), "{landing}");
+    chrome.screenshot_both("landing").await;
+    if chrome.content_type().await == "text/html" {
+        chrome.assert_accessible().await;
+    }
+
+    // /auth/me names her (JSON: a screenshot, nothing for axe to check).
+    chrome.goto(&format!("{base}/auth/me")).await;
+    let me: Value = serde_json::from_str(&chrome.text("body").await).expect("/auth/me is JSON");
+    assert_eq!(me["userPrincipalName"], UPN, "{me}");
+    assert_eq!(chrome.content_type().await, "application/json");
+    chrome.screenshot_both("auth-me").await;
+
+    // My Access's pages, where this build has them (the portal is being built: a page still
+    // missing answers 404 and is passed over, with a note).
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(dir.join("ca.pem")).unwrap()).unwrap();
+    let probe =
+        reqwest::Client::builder().tls_certs_only([ca]).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    for (page, path) in [
+        ("access-packages", "/access-packages"),
+        ("requests", "/requests"),
+        ("access", "/access"),
+        ("approvals", "/approvals"),
+    ] {
+        let status = probe.get(format!("{base}{path}")).send().await.unwrap().status();
+        if status == 404 {
+            eprintln!("{path}: not in this build yet ({status})");
+            continue;
+        }
+        chrome.goto(&format!("{base}{path}")).await;
+        assert_eq!(chrome.content_type().await, "text/html", "{path}");
+        assert!(chrome.current_url().await.starts_with(&format!("{base}{path}")), "{}", chrome.current_url().await);
+        chrome.screenshot_both(page).await;
+        chrome.assert_accessible().await;
+    }
+
+    let shots = steward_testpeers::chrome::screenshots_dir().join("browser_signin");
+    for page in ["provider-login", "landing", "auth-me"] {
+        for width in ["desktop", "phone"] {
+            let png = std::fs::read(shots.join(format!("{page}-{width}.png"))).unwrap();
+            assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{page}-{width}.png is a PNG");
+        }
+    }
+    chrome.close().await;
+
+    // A browser not told of the throwaway certificate refuses Steward: the trust above is
+    // that one key, not certificate errors ignored.
+    let stranger = Chrome::start("browser_signin").await;
+    stranger.goto(&format!("{base}/healthz")).await;
+    let body = stranger.text("body").await;
+    assert!(body.contains("NET::ERR_CERT_AUTHORITY_INVALID"), "Chromium's certificate warning: {body}");
+    stranger.close().await;
+    drop(server);
+}

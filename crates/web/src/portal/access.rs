@@ -1,0 +1,182 @@
+//! My assignments, active and expired, with their dates; Extend (a `userUpdate` request, where
+//! the policy lets targets extend) and Remove (`userRemove`, where it lets them remove).
+
+use askama::Template;
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use steward_app::AppError;
+use steward_app::lifecycle::requests::{self, RequestInput};
+use steward_app::query::{ASSIGNMENTS, ListQuery};
+use steward_domain::enums::ExpirationPatternType;
+use steward_domain::enums::RequestType;
+use steward_domain::ids::AssignmentId;
+use steward_domain::policy::ExpirationPattern;
+use steward_domain::schedule::Schedule;
+use steward_odata::{OrderBy, QueryOptions};
+
+use super::{Layout, Viewer, When};
+use crate::AppState;
+
+pub(crate) struct AccessRow {
+    id: String,
+    package: String,
+    package_id: String,
+    status: String,
+    start: When,
+    end: Option<When>,
+    ended: Option<When>,
+    grants: Vec<String>,
+    can_extend: bool,
+    custom_end: bool,
+    can_remove: bool,
+    error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "access.html")]
+struct AccessPage {
+    layout: Layout,
+    active: Vec<AccessRow>,
+    expired: Vec<AccessRow>,
+    banner: Option<String>,
+}
+
+async fn access_page(
+    state: &AppState,
+    v: &Viewer,
+    error: Option<(AssignmentId, String)>,
+    banner: Option<String>,
+) -> Result<AccessPage, AppError> {
+    let s = &state.services;
+    let options = QueryOptions {
+        orderby: vec![OrderBy { path: vec!["createdDateTime".into()], descending: true }],
+        top: Some(200),
+        ..QueryOptions::default()
+    };
+    // As `assignments/filterByCurrentUser(on='target')`.
+    let q = ListQuery::from_options(&ASSIGNMENTS, &options)?.scoped("target/objectId", v.id())?;
+    let (mut active, mut expired) = (Vec::new(), Vec::new());
+    for a in s.store.list_assignments(&q).await?.items {
+        let policy = match a.policy_id {
+            Some(p) => s.store.get_policy(p).await?,
+            None => None,
+        };
+        let settings = policy.as_ref().and_then(|p| p.settings.requestor_settings.clone());
+        let is_active = a.is_active();
+        let row = AccessRow {
+            id: a.id.to_string(),
+            package: super::package_name(state, a.access_package_id).await,
+            package_id: a.access_package_id.to_string(),
+            status: a.status.clone(),
+            start: When::day(a.window.start),
+            end: a.window.end.map(When::day),
+            ended: a.expired_date_time.map(When::day),
+            grants: super::grants_of(state, a.access_package_id).await?,
+            // A policy without requestor settings lets its targets extend and remove.
+            can_extend: is_active
+                && policy.is_some()
+                && settings.as_ref().is_none_or(|r| r.enable_targets_to_self_update_access),
+            custom_end: settings.as_ref().is_none_or(|r| r.allow_custom_assignment_schedule),
+            can_remove: is_active && settings.as_ref().is_none_or(|r| r.enable_targets_to_self_remove_access),
+            error: error.as_ref().filter(|(id, _)| *id == a.id).map(|(_, m)| m.clone()),
+        };
+        if is_active { active.push(row) } else { expired.push(row) }
+    }
+    Ok(AccessPage { layout: v.layout("access"), active, expired, banner })
+}
+
+pub(crate) async fn list(State(state): State<AppState>, req: Request) -> Response {
+    let (parts, _) = req.into_parts();
+    let v = match super::page_viewer(&parts, &state).await {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    let banner =
+        parts.uri.query().is_some_and(|q| q.contains("removed=1")).then(|| "Your access was removed.".to_owned());
+    match access_page(&state, &v, None, banner).await {
+        Ok(p) => super::render(StatusCode::OK, &p),
+        Err(e) => super::app_error_page(e, Some(v.layout("access"))),
+    }
+}
+
+async fn change(state: &AppState, v: &Viewer, id: AssignmentId, input: RequestInput, removal: bool) -> Response {
+    let s = &state.services;
+    match requests::submit(s, &v.principal, input).await {
+        Ok(_) if removal => super::see_other("/access?removed=1"),
+        Ok(r) => super::see_other(&format!("/requests/{}?submitted=1", r.id)),
+        Err(e @ AppError::NotFound { .. }) => super::app_error_page(e, Some(v.layout("access"))),
+        Err(e) => {
+            let status = super::form_status(&e);
+            let message = match &e {
+                AppError::Store(_) | AppError::Upstream(_) => "Something went wrong; try again in a moment.".to_owned(),
+                e => e.to_string(),
+            };
+            match access_page(state, v, Some((id, message)), None).await {
+                Ok(p) => super::render(status, &p),
+                Err(e) => super::app_error_page(e, Some(v.layout("access"))),
+            }
+        }
+    }
+}
+
+pub(crate) async fn extend(State(state): State<AppState>, Path(id): Path<String>, req: Request) -> Response {
+    let (_, fields, v) = match super::form_viewer(&state, req, "/access").await {
+        Ok(x) => x,
+        Err(r) => return *r,
+    };
+    let id: AssignmentId = match super::path_id(&id) {
+        Ok(id) => id,
+        Err(r) => return *r,
+    };
+    let end = super::field(&fields, "end").map(str::trim).filter(|e| !e.is_empty());
+    let schedule = match end {
+        None => None,
+        Some(text) => {
+            let parsed = text
+                .parse::<jiff::civil::Date>()
+                .ok()
+                .and_then(|d| d.to_datetime(jiff::civil::time(23, 59, 59, 0)).to_zoned(jiff::tz::TimeZone::UTC).ok());
+            let Some(end) = parsed else {
+                let message = format!("'{text}' is not a date; use YYYY-MM-DD.");
+                return match access_page(&state, &v, Some((id, message)), None).await {
+                    Ok(p) => super::render(StatusCode::UNPROCESSABLE_ENTITY, &p),
+                    Err(e) => super::app_error_page(e, Some(v.layout("access"))),
+                };
+            };
+            Some(Schedule {
+                start_date_time: None,
+                expiration: Some(ExpirationPattern {
+                    kind: Some(ExpirationPatternType::AfterDateTime),
+                    duration: None,
+                    end_date_time: Some(end.timestamp()),
+                }),
+            })
+        }
+    };
+    let input = RequestInput {
+        request_type: Some(RequestType::UserUpdate),
+        assignment_id: Some(id),
+        justification: super::field(&fields, "justification").map(str::to_owned).filter(|j| !j.trim().is_empty()),
+        schedule,
+        ..RequestInput::default()
+    };
+    change(&state, &v, id, input, false).await
+}
+
+pub(crate) async fn remove(State(state): State<AppState>, Path(id): Path<String>, req: Request) -> Response {
+    let (_, _, v) = match super::form_viewer(&state, req, "/access").await {
+        Ok(x) => x,
+        Err(r) => return *r,
+    };
+    let id: AssignmentId = match super::path_id(&id) {
+        Ok(id) => id,
+        Err(r) => return *r,
+    };
+    let input = RequestInput {
+        request_type: Some(RequestType::UserRemove),
+        assignment_id: Some(id),
+        ..RequestInput::default()
+    };
+    change(&state, &v, id, input, true).await
+}
