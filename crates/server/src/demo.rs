@@ -6,6 +6,7 @@ use steward_app::auth::{AdminCap, local_operator};
 use steward_app::catalogs::{self, NewCatalog, NewResourceRequest, ResourceRef};
 use steward_app::directory::{self, GroupLink, NewGroup, NewUser, UserAttributes};
 use steward_app::packages::{self, NewPackage, RoleRef, ScopeRef};
+use steward_app::policies::{self, PolicyInput};
 use steward_app::query::{ACCESS_PACKAGES, CATALOGS, GROUPS, ListQuery, RESOURCES, Schema};
 use steward_app::{AppError, Services};
 use steward_domain::enums::{CatalogState, RequestType, UserType};
@@ -109,6 +110,29 @@ const CATALOG_SEED: &[CatalogSeed] = &[
 ];
 
 const DOMAIN: &str = "contoso.example";
+
+/// Every package's policy in the demo: members request for themselves with a justification,
+/// optionally for a period of their choosing; their manager approves within 14 days; access
+/// lasts 90 days and can be extended or given back.
+fn demo_policy() -> Result<PolicyInput, AppError> {
+    let mut settings = serde_json::json!({
+        "allowedTargetScope": "allMemberUsers",
+        "expiration": {"type": "afterDuration", "duration": "P90D"},
+        "requestorSettings": {"enableTargetsToSelfAddAccess": true, "enableTargetsToSelfUpdateAccess": true,
+            "enableTargetsToSelfRemoveAccess": true, "allowCustomAssignmentSchedule": true},
+        "requestApprovalSettings": {"isApprovalRequiredForAdd": true, "isApprovalRequiredForUpdate": false,
+            "isRequestorJustificationRequired": true,
+            "stages": [{"durationBeforeAutomaticDenial": "P14D",
+                "primaryApprovers": [{"@odata.type": "#microsoft.graph.requestorManager", "managerLevel": 1}]}]},
+    });
+    steward_domain::policy::canonicalize_types(&mut settings);
+    let settings = serde_json::from_value(settings).map_err(|e| AppError::Invalid(format!("demo policy: {e}")))?;
+    Ok(PolicyInput {
+        display_name: name("Members of Contoso")?,
+        description: Some("Members request for themselves; their manager approves.".to_owned()),
+        settings,
+    })
+}
 
 fn name(s: &str) -> Result<DisplayName, AppError> {
     Ok(DisplayName::parse(s)?)
@@ -259,6 +283,10 @@ pub async fn seed(s: &Services) -> Result<usize, AppError> {
                     Err(AppError::Conflict(_)) => {}
                     Err(e) => return Err(e),
                 }
+            }
+            if s.store.policies_of_package(pid).await?.is_empty() {
+                created += 1;
+                policies::create_policy(s, cap.in_catalog(cid, Task::ManagePackages), pid, demo_policy()?).await?;
             }
         }
     }

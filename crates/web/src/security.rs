@@ -234,7 +234,9 @@ pub async fn headers(State(security): State<std::sync::Arc<Security>>, req: Requ
     set(header::CONTENT_SECURITY_POLICY, security.csp.clone());
     set(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     set(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    set(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // Not `no-referrer`: under it browsers send `Origin: null` with form posts, and the
+    // session layer's CSRF check could no longer tell this site's forms from another's.
+    set(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     if security.https {
         set(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
     }

@@ -402,7 +402,7 @@ fn assert_security_headers(r: &Resp, hsts: bool) {
     }
     assert_eq!(r.header("x-content-type-options"), "nosniff");
     assert_eq!(r.header("x-frame-options"), "DENY");
-    assert_eq!(r.header("referrer-policy"), "no-referrer");
+    assert_eq!(r.header("referrer-policy"), "same-origin");
     assert_eq!(r.header("strict-transport-security").is_empty(), !hsts, "HSTS only over HTTPS");
 }
 
