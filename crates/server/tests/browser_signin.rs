@@ -38,6 +38,7 @@ const UPN: &str = "adele.vance@contoso.example";
 async fn a_demo_user_signs_in_with_chromium_and_the_pages_are_accessible() {
     let peer = OidcProvider::start(&json!({
         USER: {"preferred_username": UPN, "email": UPN, "name": "Adele Vance", "amr": ["pwd"]},
+        "isaiah": {"preferred_username": "isaiah.langer@contoso.example", "name": "Isaiah Langer", "amr": ["pwd"]},
     }));
     let dir = std::env::temp_dir().join(format!("stw-browser-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]));
     std::fs::create_dir_all(&dir).unwrap();
@@ -139,9 +140,7 @@ async fn a_demo_user_signs_in_with_chromium_and_the_pages_are_accessible() {
         chrome.client().execute(&format!("document.getElementById('{id}').value = '{day}'"), vec![]).await.unwrap();
     }
     chrome.submit("main form[method=post]").await;
-    chrome.wait_for("main", Duration::from_secs(10)).await;
-    let url = chrome.current_url().await;
-    assert!(url.starts_with(&format!("{base}/requests/")), "{url}: {}", chrome.text("main").await);
+    chrome.wait_for_url(&format!("{base}/requests/"), Duration::from_secs(10)).await;
     let confirmation = chrome.text("main").await;
     assert!(confirmation.contains("Isaiah Langer"), "who approves: {confirmation}");
     chrome.screenshot_both("request-submitted").await;
@@ -155,6 +154,39 @@ async fn a_demo_user_signs_in_with_chromium_and_the_pages_are_accessible() {
         }
     }
     chrome.close().await;
+
+    // Her manager signs in, in a browser of his own, finds the request under Approvals and
+    // approves it.
+    let manager = Chrome::start_trusting("browser_signin", &[&dir.join("server.pem")]).await;
+    manager.goto(&format!("{base}/auth/login?returnTo=/approvals")).await;
+    manager.wait_for("form input[name=username]", wait).await;
+    manager.fill("input[name=username]", "isaiah").await;
+    manager.submit("form").await;
+    manager.wait_for_url(&format!("{base}/approvals"), wait).await;
+    let waiting = manager.text("main").await;
+    assert!(waiting.contains("SugarLearning Prod Contributor") && waiting.contains("Adele Vance"), "{waiting}");
+    manager.screenshot_both("approvals-manager").await;
+    manager.assert_accessible().await;
+    manager.click("main h3 a").await;
+    manager.wait_for("button[value=approve]", wait).await;
+    let approval = manager.text("main").await;
+    assert!(approval.contains("On call for the release next month"), "the justification is shown: {approval}");
+    manager.screenshot_both("approval").await;
+    manager.assert_accessible().await;
+    manager.fill("#justification", "Needed for the release").await;
+    let form_url = manager.current_url().await;
+    manager.click("button[value=approve]").await;
+    // The decision answers with another page (a redirect after the POST).
+    let deadline = std::time::Instant::now() + wait;
+    while manager.current_url().await == form_url && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let done = manager.text("main").await;
+    assert!(!done.contains("This form is out of date"), "{done}");
+    manager.goto(&format!("{base}/approvals")).await;
+    let after = manager.text("main").await;
+    assert!(after.contains("Needed for the release"), "his decision is in his history: {after}");
+    manager.close().await;
 
     // A browser not told of the throwaway certificate refuses Steward: the trust above is
     // that one key, not certificate errors ignored.
