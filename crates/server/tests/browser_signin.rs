@@ -10,25 +10,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use std::path::PathBuf;
-use std::process::{Child, Command};
+mod common;
+
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use steward_testpeers::{Chrome, OidcProvider, free_port, wait_for_port};
-
-struct Server {
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+use steward_testpeers::{Chrome, OidcProvider};
 
 /// A demo user of `crates/server/src/demo.rs`, as the provider knows her.
 const USER: &str = "adele";
@@ -40,34 +27,8 @@ async fn a_demo_user_signs_in_with_chromium_and_the_pages_are_accessible() {
         USER: {"preferred_username": UPN, "email": UPN, "name": "Adele Vance", "amr": ["pwd"]},
         "isaiah": {"preferred_username": "isaiah.langer@contoso.example", "name": "Isaiah Langer", "amr": ["pwd"]},
     }));
-    let dir = std::env::temp_dir().join(format!("stw-browser-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]));
-    std::fs::create_dir_all(&dir).unwrap();
-    steward_testpeers::slapd::make_certificates(&dir);
-    let port = free_port();
-    let base = format!("https://127.0.0.1:{port}");
-    let log = std::fs::File::create(dir.join("serve.log")).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_steward"))
-        .args(["serve", "--demo", "--listen", &format!("127.0.0.1:{port}"), "--public-url", &base])
-        .arg("--database-url")
-        .arg(format!("sqlite://{}", dir.join("steward.db").display()))
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .arg("--tls-cert")
-        .arg(dir.join("server.pem"))
-        .arg("--tls-key")
-        .arg(dir.join("server.key"))
-        .env_remove("STEWARD_CONFIG")
-        .env("STEWARD_OIDC__ISSUER", peer.issuer())
-        .env("STEWARD_OIDC__CLIENT_ID", peer.client_id())
-        .env("STEWARD_OIDC__CLIENT_SECRET", peer.client_secret())
-        .env("STEWARD_OIDC__AUDIENCE", format!("[{}]", peer.api_audience()))
-        .env("STEWARD_LOG", "warn")
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("the steward binary runs");
-    let server = Server { child, dir: dir.clone() };
-    wait_for_port(port, "steward serve");
+    let server = common::HttpsSteward::start(&peer, &["--demo"], &[]);
+    let (dir, base) = (server.dir.clone(), server.base.clone());
 
     // Chromium accepts Steward's throwaway certificate by its key, and nothing else.
     let chrome = Chrome::start_trusting("browser_signin", &[&dir.join("server.pem")]).await;

@@ -10,29 +10,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use std::path::PathBuf;
-use std::process::{Child, Command};
+mod common;
+
 use std::sync::Arc;
 
 use reqwest::header::{HeaderMap, SET_COOKIE};
 use serde_json::{Value, json};
-use steward_testpeers::{MintOptions, OidcProvider, free_port, wait_for_port};
+use steward_testpeers::{MintOptions, OidcProvider};
 
 const TOKEN: &str = "e2e-sign-in-admin-token-0123456789abcdef";
 const EM: &str = "/v1.0/identityGovernance/entitlementManagement";
-
-struct Server {
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// The action and hidden fields of the provider's login form.
 fn login_form(html: &str) -> (String, Vec<(String, String)>) {
@@ -61,35 +48,8 @@ async fn a_browser_signs_in_over_https_and_the_providers_access_token_calls_the_
     let peer = OidcProvider::start(&json!({
         "alice": {"preferred_username": "alice@contoso.com", "email": "alice@contoso.com", "name": "Alice", "amr": ["pwd"]},
     }));
-    let dir = std::env::temp_dir().join(format!("stw-e2e-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]));
-    std::fs::create_dir_all(&dir).unwrap();
-    steward_testpeers::slapd::make_certificates(&dir);
-    let port = free_port();
-    let base = format!("https://127.0.0.1:{port}");
-    let log = std::fs::File::create(dir.join("serve.log")).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_steward"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--public-url", &base])
-        .arg("--database-url")
-        .arg(format!("sqlite://{}", dir.join("steward.db").display()))
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .arg("--tls-cert")
-        .arg(dir.join("server.pem"))
-        .arg("--tls-key")
-        .arg(dir.join("server.key"))
-        .env_remove("STEWARD_CONFIG")
-        .env("STEWARD_BOOTSTRAP_ADMIN_TOKEN", TOKEN)
-        .env("STEWARD_OIDC__ISSUER", peer.issuer())
-        .env("STEWARD_OIDC__CLIENT_ID", peer.client_id())
-        .env("STEWARD_OIDC__CLIENT_SECRET", peer.client_secret())
-        .env("STEWARD_OIDC__AUDIENCE", format!("[{}]", peer.api_audience()))
-        .env("STEWARD_LOG", "warn")
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("the steward binary runs");
-    let server = Server { child, dir: dir.clone() };
-    wait_for_port(port, "steward serve");
+    let server = common::HttpsSteward::start(&peer, &[], &[("STEWARD_BOOTSTRAP_ADMIN_TOKEN", TOKEN)]);
+    let (dir, base) = (server.dir.clone(), server.base.clone());
 
     // Browsers trust the throwaway CA; one cookie jar for the two clients below.
     let ca = reqwest::Certificate::from_pem(&std::fs::read(dir.join("ca.pem")).unwrap()).unwrap();
