@@ -140,10 +140,12 @@ async fn get_definition(Caller(_): Caller, od: OData, Path(id): Path<String>) ->
     Ok(json_response(StatusCode::OK, v))
 }
 
-/// `$filter` on principalId, roleDefinitionId and appScopeId, with `eq`, joined by `and`.
-fn filter_of(expr: Option<&Expr>) -> Result<RoleAssignmentFilter, ApiError> {
+/// `$filter` on principalId, roleDefinitionId and appScopeId, with `eq`, joined by `and`;
+/// `None` when it names a role that does not exist, which nothing matches.
+fn filter_of(expr: Option<&Expr>) -> Result<Option<RoleAssignmentFilter>, ApiError> {
     let mut f = RoleAssignmentFilter::default();
-    let Some(expr) = expr else { return Ok(f) };
+    let Some(expr) = expr else { return Ok(Some(f)) };
+    let mut nothing = false;
     let terms = match expr {
         Expr::And(all) => all.iter().collect::<Vec<_>>(),
         one => vec![one],
@@ -165,7 +167,7 @@ fn filter_of(expr: Option<&Expr>) -> Result<RoleAssignmentFilter, ApiError> {
                 // An id that names no role matches nothing rather than failing.
                 match v.parse::<Role>() {
                     Ok(r) => f.role = Some(r),
-                    Err(_) => f.catalogs = Some(Vec::new()),
+                    Err(_) => nothing = true,
                 }
             }
             [p] if p.eq_ignore_ascii_case("appScopeId") => {
@@ -174,14 +176,14 @@ fn filter_of(expr: Option<&Expr>) -> Result<RoleAssignmentFilter, ApiError> {
             _ => return Err(unsupported()),
         }
     }
-    Ok(f)
+    Ok((!nothing).then_some(f))
 }
 
 async fn list_assignments(State(st): State<AppState>, Caller(p): Caller, od: OData) -> R {
-    let mut filter = filter_of(od.options.filter.as_ref())?;
-    let nothing = filter.catalogs.as_ref().is_some_and(Vec::is_empty);
-    filter.catalogs = None;
-    let found = if nothing { Vec::new() } else { roles::list(&st.services, &p, filter).await? };
+    let found = match filter_of(od.options.filter.as_ref())? {
+        Some(filter) => roles::list(&st.services, &p, filter).await?,
+        None => Vec::new(),
+    };
     let mut value = Vec::with_capacity(found.len());
     for a in &found {
         value.push(render(&st, &p, &od, a).await?);

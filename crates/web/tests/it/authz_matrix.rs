@@ -734,6 +734,14 @@ async fn lists_show_a_delegated_administrator_only_their_catalogs() {
     let scopes: Vec<&str> =
         theirs["value"].as_array().unwrap().iter().map(|a| a["appScopeId"].as_str().unwrap()).collect();
     assert_eq!(scopes, [format!("/AccessPackageCatalog/{}", w.ids["catalogB"])]);
+    // Filters: an unknown role matches nothing; an unsupported property is a 400.
+    let q = |f: &str| format!("{ra}?$filter={f}").replace(' ', "%20");
+    let none = w.app.get(&q("roleDefinitionId eq 'not-a-role'")).await;
+    none.expect(StatusCode::OK);
+    assert!(none.json()["value"].as_array().unwrap().is_empty());
+    let readers = w.app.get(&q("roleDefinitionId eq '44272f93-9762-48e8-af59-1b5351b1d6b3'")).await.json();
+    assert_eq!(readers["value"].as_array().unwrap().len(), 1, "{readers}");
+    w.app.get(&q("roleDefinitionId eq 'not-a-role' and bogus eq 'x'")).await.expect_error(StatusCode::BAD_REQUEST);
     // Anyone may list their own roles, and only their own without a role that shows more.
     let filter = format!("{ra}?$filter=principalId eq '{}'", w.users[&Reader]).replace(' ', "%20");
     let mine = w.app.get_as(&w.tokens[&Reader], &filter).await;
