@@ -341,6 +341,28 @@ pub trait Store: Send + Sync {
     async fn role_grants(&self, roles: &[ResourceRoleId]) -> StoreResult<Vec<RoleGrant>>;
     /// The deliveries of several assignments, by assignment, role and action.
     async fn deliveries_of(&self, assignments: &[AssignmentId]) -> StoreResult<Vec<Delivery>>;
+    // Bulk reads for pages that show many objects at once (My Access): one read per kind of
+    // row instead of one per row shown.
+    async fn packages_by_id(&self, ids: &[AccessPackageId]) -> StoreResult<Vec<AccessPackage>>;
+    async fn policies_by_id(&self, ids: &[PolicyId]) -> StoreResult<Vec<AssignmentPolicy>>;
+    /// `package_grants` for several packages: each package with one of its grants, by package
+    /// and role.
+    async fn package_grants_of(&self, packages: &[AccessPackageId]) -> StoreResult<Vec<(AccessPackageId, RoleGrant)>>;
+    /// `incompatibilities` for several packages: each package with what it conflicts with
+    /// (packages in both directions, groups it declares), in no particular order.
+    async fn incompatibilities_of(
+        &self,
+        packages: &[AccessPackageId],
+    ) -> StoreResult<Vec<(AccessPackageId, Conflicting)>>;
+    /// The catalogs holding the packages `requestable_packages(user, q)` would list over all its
+    /// pages (`q`'s filter and search apply, its order and paging do not), by display name and
+    /// id, at most `limit`: what a requestor's catalog filter offers, in one read.
+    async fn requestable_catalogs(&self, user: &User, q: &ListQuery, limit: u32) -> StoreResult<Vec<Catalog>>;
+    /// How many packages `requestable_packages(user, q)` lists over all its pages (`q`'s filter
+    /// and search apply, its order and paging do not), counting no further than `cap`: the
+    /// total if it is at most `cap`, else `cap`. Enough for "more than 1,000" without visiting
+    /// every package, which an exact `$count` must.
+    async fn count_requestable(&self, user: &User, q: &ListQuery, cap: u32) -> StoreResult<u64>;
 
     // Jobs: a lease-based queue several processes share.
     /// Leases up to `limit` due jobs to `owner` until `lease_until`; a job whose lease ran out

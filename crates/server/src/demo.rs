@@ -8,10 +8,11 @@ use steward_app::directory::{self, GroupLink, NewGroup, NewUser, UserAttributes}
 use steward_app::packages::{self, NewPackage, RoleRef, ScopeRef};
 use steward_app::policies::{self, PolicyInput};
 use steward_app::query::{ACCESS_PACKAGES, CATALOGS, GROUPS, ListQuery, RESOURCES, Schema};
+use steward_app::roles::{self, DelegateCap};
 use steward_app::{AppError, Services};
 use steward_domain::enums::{CatalogState, RequestType, UserType};
 use steward_domain::ids::{CatalogId, GroupId, UserId};
-use steward_domain::role::Task;
+use steward_domain::role::{AppScope, Role, Task};
 use steward_domain::text::DisplayName;
 
 /// (upn local part, display name, department, job title, manager local part, guest?)
@@ -110,6 +111,10 @@ const CATALOG_SEED: &[CatalogSeed] = &[
 ];
 
 const DOMAIN: &str = "contoso.example";
+/// The demo's Steward administrator.
+const ADMINISTRATOR: &str = "megan.bowen";
+/// The second approver of the Engineering catalog's packages.
+const SECOND_APPROVER: &str = "pradeep.gupta";
 
 /// Every package's policy in the demo: members request for themselves with a justification,
 /// optionally for a period of their choosing; their manager approves within 14 days; access
@@ -130,6 +135,35 @@ fn demo_policy() -> Result<PolicyInput, AppError> {
     Ok(PolicyInput {
         display_name: name("Members of Contoso")?,
         description: Some("Members request for themselves; their manager approves.".to_owned()),
+        settings,
+    })
+}
+
+/// The Engineering catalog's policy: as `demo_policy`, and then the owner of SugarLearning
+/// production (Pradeep Gupta) approves as a second stage.
+fn engineering_policy(second: UserId) -> Result<PolicyInput, AppError> {
+    let mut settings = serde_json::json!({
+        "allowedTargetScope": "allMemberUsers",
+        "expiration": {"type": "afterDuration", "duration": "P90D"},
+        "requestorSettings": {"enableTargetsToSelfAddAccess": true, "enableTargetsToSelfUpdateAccess": true,
+            "enableTargetsToSelfRemoveAccess": true, "allowCustomAssignmentSchedule": true},
+        "requestApprovalSettings": {"isApprovalRequiredForAdd": true, "isApprovalRequiredForUpdate": false,
+            "isRequestorJustificationRequired": true,
+            "stages": [
+                {"durationBeforeAutomaticDenial": "P14D",
+                 "primaryApprovers": [{"@odata.type": "#microsoft.graph.requestorManager", "managerLevel": 1}]},
+                {"durationBeforeAutomaticDenial": "P14D", "isApproverJustificationRequired": true,
+                 "primaryApprovers": [{"@odata.type": "#microsoft.graph.singleUser", "userId": second.to_string(),
+                     "description": "Owner of SugarLearning production"}]},
+            ]},
+    });
+    steward_domain::policy::canonicalize_types(&mut settings);
+    let settings = serde_json::from_value(settings).map_err(|e| AppError::Invalid(format!("demo policy: {e}")))?;
+    Ok(PolicyInput {
+        display_name: name("Engineers of Contoso")?,
+        description: Some(
+            "Members request for themselves; their manager approves, then the system's owner.".to_owned(),
+        ),
         settings,
     })
 }
@@ -233,6 +267,15 @@ pub async fn seed(s: &Services) -> Result<usize, AppError> {
         groups.push((nick, gid));
     }
 
+    // Megan Bowen administers Steward (the admin console is hers).
+    if let Some(admin) = user(ADMINISTRATOR) {
+        let held = s.store.role_assignments_of(admin).await?;
+        if !held.iter().any(|a| a.role == Role::Administrator) {
+            created += 1;
+            roles::assign(s, DelegateCap::Admin(cap), admin, Role::Administrator, AppScope::Tenant).await?;
+        }
+    }
+
     for (cat_name, cat_desc, pkgs) in CATALOG_SEED {
         let cid = ensure_catalog(s, cap, cat_name, cat_desc, &mut created).await?;
         for (pkg_name, pkg_desc, hidden, grants) in *pkgs {
@@ -286,7 +329,11 @@ pub async fn seed(s: &Services) -> Result<usize, AppError> {
             }
             if s.store.policies_of_package(pid).await?.is_empty() {
                 created += 1;
-                policies::create_policy(s, cap.in_catalog(cid, Task::ManagePackages), pid, demo_policy()?).await?;
+                let policy = match user(SECOND_APPROVER) {
+                    Some(second) if *cat_name == "Engineering" => engineering_policy(second)?,
+                    _ => demo_policy()?,
+                };
+                policies::create_policy(s, cap.in_catalog(cid, Task::ManagePackages), pid, policy).await?;
             }
         }
     }

@@ -269,13 +269,22 @@ pub(crate) fn page_sql(q: &ListQuery, columns: &str, scope: Option<&Scope>) -> (
 
 /// `SELECT COUNT(*)` over the same filter (no paging).
 pub(crate) fn count_sql(q: &ListQuery, scope: Option<&Scope>) -> (String, Vec<Param>) {
+    let (wh, ps) = conditions(q, scope, true);
+    let where_sql = if wh.is_empty() { String::new() } else { format!(" WHERE {}", wh.join(" AND ")) };
+    (format!("SELECT COUNT(*) FROM {}{where_sql}", q.schema.table), ps.0)
+}
+
+/// The conditions (to be joined with `AND`) that keep the rows of `q`'s table its filter and
+/// `scope` keep, the scope in its counting shape if `counting` (every row is visited) or else
+/// in its page shape (rows are tested one by one, and the reader stops early), with their
+/// parameters; more can be pushed after them.
+pub(crate) fn conditions(q: &ListQuery, scope: Option<&Scope>, counting: bool) -> (Vec<String>, Params) {
     let mut wh: Vec<String> = Vec::new();
-    let mut ps = start(scope, &mut wh, true);
+    let mut ps = start(scope, &mut wh, counting);
     if let Some(f) = &q.filter {
         wh.push(cond(f, &mut ps));
     }
-    let where_sql = if wh.is_empty() { String::new() } else { format!(" WHERE {}", wh.join(" AND ")) };
-    (format!("SELECT COUNT(*) FROM {}{where_sql}", q.schema.table), ps.0)
+    (wh, ps)
 }
 
 #[cfg(test)]

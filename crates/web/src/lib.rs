@@ -6,6 +6,7 @@
 pub mod api;
 pub mod auth;
 pub mod body;
+mod console;
 pub mod entities;
 pub mod error;
 pub mod identity;

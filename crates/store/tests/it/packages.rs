@@ -1,5 +1,6 @@
 //! Access packages: their rows, role scopes, incompatibilities and assignment policies.
 
+use steward_app::ports::Conflicting;
 use steward_app::query::{ACCESS_PACKAGES, GROUPS, ListQuery, POLICIES, ROLE_SCOPES, Relation};
 use steward_app::{Store, StoreError};
 use steward_domain::catalog;
@@ -318,4 +319,78 @@ pub async fn constraint_violations_are_named_precisely(s: SqlStore) {
     let mut rrs = role_scope(p.id, &added, 0, at(3));
     rrs.role_id = ResourceRoleId::new();
     assert_missing(s.add_role_scope(&rrs, &audit()).await, "resource role", "a role scope of an unknown role");
+}
+
+/// The bulk reads of pages that show many packages at once: rows by id (missing ids absent,
+/// past SQLite's 500-key chunks), each package's grants, and each package's incompatibilities
+/// seen from its side.
+pub async fn bulk_reads_for_pages(s: SqlStore) {
+    let (c, g, added) = catalog_with_group(&s, "Finance", "Ledger").await;
+    let mut packages = Vec::new();
+    for i in 0..3 {
+        let p = package(c.id, &format!("P{i}"), None, at(10 + i));
+        s.insert_package(&p, &audit()).await.unwrap();
+        packages.push(p);
+    }
+    let [a, b, d] = [packages[0].clone(), packages[1].clone(), packages[2].clone()];
+    // Many ids that do not exist around the real ones: several chunks where the driver chunks.
+    let mut ids: Vec<AccessPackageId> = (0..1200).map(|_| AccessPackageId::new()).collect();
+    ids.insert(3, a.id);
+    ids.insert(700, b.id);
+    ids.push(d.id);
+    let mut found = s.packages_by_id(&ids).await.unwrap();
+    found.sort_by_key(|p| p.id);
+    let mut want = vec![a.clone(), b.clone(), d.clone()];
+    want.sort_by_key(|p| p.id);
+    assert_eq!(found, want);
+    assert!(s.packages_by_id(&[]).await.unwrap().is_empty());
+
+    let policy = |pkg: &steward_domain::package::AccessPackage, n: i64| AssignmentPolicy {
+        id: PolicyId::new(),
+        access_package_id: pkg.id,
+        catalog_id: c.id,
+        display_name: name(&format!("Policy {n}")),
+        description: None,
+        settings: serde_json::from_value(serde_json::json!({"allowedTargetScope": "allMemberUsers"})).unwrap(),
+        created_date_time: at(100 + n),
+        modified_date_time: at(100 + n),
+    };
+    let (pa, pb) = (policy(&a, 1), policy(&b, 2));
+    s.insert_policy(&pa, &audit()).await.unwrap();
+    s.insert_policy(&pb, &audit()).await.unwrap();
+    let mut found = s.policies_by_id(&[pb.id, PolicyId::new(), pa.id, pa.id]).await.unwrap();
+    found.sort_by_key(|p| p.display_name.as_str().to_owned());
+    assert_eq!(found, vec![pa.clone(), pb.clone()]);
+
+    // Grants: a has the Member and Owner roles, b the Member role, d none.
+    for (pkg, role, n) in [(&a, 0, 1), (&a, 1, 2), (&b, 0, 3)] {
+        s.add_role_scope(&role_scope(pkg.id, &added, role, at(200 + n)), &audit()).await.unwrap();
+    }
+    let mut keys = ids.clone();
+    keys.push(a.id);
+    let grants = s.package_grants_of(&keys).await.unwrap();
+    let mut want = Vec::new();
+    for p in [&a, &b, &d] {
+        want.extend(s.package_grants(p.id).await.unwrap().into_iter().map(|g| (p.id, g)));
+    }
+    want.sort_by_key(|(p, g)| (*p, g.role_id));
+    assert_eq!(grants, want, "by package and role, each once");
+    assert_eq!(grants.len(), 3);
+
+    // Incompatibilities: a → b, d → a (packages, both directions count), a → g (group).
+    s.add_incompatible_package(a.id, b.id, &audit()).await.unwrap();
+    s.add_incompatible_package(d.id, a.id, &audit()).await.unwrap();
+    s.add_incompatible_group(a.id, g.id, &audit()).await.unwrap();
+    let mut got = s.incompatibilities_of(&ids).await.unwrap();
+    got.sort_by_key(|(p, c)| (*p, format!("{c:?}")));
+    let mut want = Vec::new();
+    for p in [&a, &b, &d] {
+        let (packages, groups) = s.incompatibilities(p.id).await.unwrap();
+        want.extend(packages.into_iter().map(|o| (p.id, Conflicting::Package(o))));
+        want.extend(groups.into_iter().map(|o| (p.id, Conflicting::Group(o))));
+    }
+    want.sort_by_key(|(p, c)| (*p, format!("{c:?}")));
+    assert_eq!(got, want, "the same as `incompatibilities` package by package");
+    assert_eq!(got.len(), 5);
+    assert!(s.incompatibilities_of(&[AccessPackageId::new()]).await.unwrap().is_empty());
 }

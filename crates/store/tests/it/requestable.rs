@@ -403,3 +403,116 @@ pub async fn requestable_packages_agree_with_the_old_evaluation(s: SqlStore) {
     assert!(!served(&s, &users[1], "$top=100").await.contains(&last.id), "fabrikam.com belongs to nobody now");
     check_everyone(&s, &users, &packages, "a domain moved").await;
 }
+
+/// `requestable_catalogs`: the catalogs of exactly the packages `requestable_packages` serves
+/// (the query's filter applied), by display name, at most `limit`; and `count_requestable`,
+/// their number up to a cap; whichever shape the store's condition takes.
+pub async fn requestable_catalogs_are_those_of_the_requestable_packages(s: SqlStore) {
+    let member = user("member@contoso.com");
+    let mut guest = user("guest@fabrikam.com");
+    guest.user_type = UserType::Guest;
+    let mut disabled = user("gone@contoso.com");
+    disabled.account_enabled = false;
+    for u in [&member, &guest, &disabled] {
+        s.insert_user(u).await.unwrap();
+    }
+    let team = group("Team");
+    s.insert_group(&team).await.unwrap();
+    s.add_member(team.id, member.id).await.unwrap();
+    s.add_member(team.id, disabled.id).await.unwrap();
+    // Catalog names sort differently from their creation order.
+    let names = ["Echo", "Delta", "Charlie", "Bravo", "Alpha"];
+    let mut catalogs = Vec::new();
+    for n in names {
+        let c = catalog_named(n);
+        s.insert_catalog(&c, None, &audit()).await.unwrap();
+        catalogs.push(c);
+    }
+    // Echo: members; Delta: guests; Charlie: members, hidden packages only; Bravo: the team;
+    // Alpha: packages without a policy.
+    let scopes: [(&str, bool, Option<Value>); 5] = [
+        ("allMemberUsers", false, None),
+        ("allExternalUsers", false, None),
+        ("allMemberUsers", true, None),
+        (
+            "specificDirectoryUsers",
+            false,
+            Some(json!([{"@odata.type": "#microsoft.graph.groupMembers", "groupId": team.id.to_string()}])),
+        ),
+        ("", false, None),
+    ];
+    let mut n = 0;
+    for (c, (scope, hidden, targets)) in catalogs.iter().zip(scopes) {
+        for _ in 0..3 {
+            n += 1;
+            let mut p = package(c.id, &format!("Package {n:02}"), None, at(n));
+            p.is_hidden = hidden;
+            s.insert_package(&p, &audit()).await.unwrap();
+            if scope.is_empty() {
+                continue;
+            }
+            let mut v = json!({"allowedTargetScope": scope});
+            if let Some(t) = &targets {
+                v["specificAllowedTargets"] = t.clone();
+            }
+            let policy = AssignmentPolicy {
+                id: PolicyId::new(),
+                access_package_id: p.id,
+                catalog_id: c.id,
+                display_name: name("Policy"),
+                description: None,
+                settings: serde_json::from_value(v).unwrap(),
+                created_date_time: at(100 + n),
+                modified_date_time: at(100 + n),
+            };
+            s.insert_policy(&policy, &audit()).await.unwrap();
+        }
+    }
+    let visible = query(&ACCESS_PACKAGES, "$filter=isHidden eq false");
+    let everything = query(&ACCESS_PACKAGES, "");
+    let names_of = |cs: Vec<steward_domain::catalog::Catalog>| -> Vec<String> {
+        cs.into_iter().map(|c| c.display_name.as_str().to_owned()).collect()
+    };
+    for limit in [Some(0), Some(1_000_000), None] {
+        let s = match limit {
+            Some(n) => s.clone().with_requestable_list(n),
+            None => s.clone(),
+        };
+        let shape = format!("list limit {limit:?}");
+        assert_eq!(
+            names_of(s.requestable_catalogs(&member, &visible, 10).await.unwrap()),
+            ["Bravo", "Echo"],
+            "{shape}"
+        );
+        assert_eq!(
+            names_of(s.requestable_catalogs(&member, &everything, 10).await.unwrap()),
+            ["Bravo", "Charlie", "Echo"],
+            "{shape}: hidden packages count without the filter"
+        );
+        assert_eq!(names_of(s.requestable_catalogs(&member, &visible, 1).await.unwrap()), ["Bravo"], "{shape}");
+        assert_eq!(names_of(s.requestable_catalogs(&guest, &visible, 10).await.unwrap()), ["Delta"], "{shape}");
+        assert!(s.requestable_catalogs(&disabled, &everything, 10).await.unwrap().is_empty(), "{shape}");
+        // Counted up to a cap: Echo's and Bravo's 6 visible packages, Charlie's 3 hidden ones.
+        assert_eq!(s.count_requestable(&member, &visible, 100).await.unwrap(), 6, "{shape}");
+        assert_eq!(s.count_requestable(&member, &everything, 100).await.unwrap(), 9, "{shape}");
+        assert_eq!(s.count_requestable(&member, &visible, 4).await.unwrap(), 4, "{shape}: capped");
+        let named = query(&ACCESS_PACKAGES, "$filter=isHidden eq false and displayName eq 'Package 01'");
+        assert_eq!(s.count_requestable(&member, &named, 100).await.unwrap(), 1, "{shape}: the filter applies");
+        assert_eq!(s.count_requestable(&guest, &visible, 100).await.unwrap(), 3, "{shape}");
+        assert_eq!(s.count_requestable(&disabled, &everything, 100).await.unwrap(), 0, "{shape}");
+        // The same catalogs as the packages served, page by page.
+        let served = served(&s, &member, "$filter=isHidden eq false&$top=2").await;
+        let mut from_packages: Vec<String> = Vec::new();
+        for id in served {
+            let p = s.get_package(id).await.unwrap().unwrap();
+            let c = s.get_catalog(p.catalog_id).await.unwrap().unwrap();
+            from_packages.push(c.display_name.as_str().to_owned());
+        }
+        from_packages.sort();
+        from_packages.dedup();
+        assert_eq!(from_packages, ["Bravo", "Echo"], "{shape}");
+    }
+    let other = query(&steward_app::query::USERS, "");
+    assert!(s.requestable_catalogs(&member, &other, 10).await.is_err(), "a query over another collection");
+    assert!(s.count_requestable(&member, &other, 10).await.is_err(), "a query over another collection");
+}

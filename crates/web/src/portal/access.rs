@@ -57,28 +57,30 @@ async fn access_page(
     // As `assignments/filterByCurrentUser(on='target')`.
     let q = ListQuery::from_options(&ASSIGNMENTS, &options)?.scoped("target/objectId", v.id())?;
     let (mut active, mut expired) = (Vec::new(), Vec::new());
-    for a in s.store.list_assignments(&q).await?.items {
-        let policy = match a.policy_id {
-            Some(p) => s.store.get_policy(p).await?,
-            None => None,
-        };
-        let settings = policy.as_ref().and_then(|p| p.settings.requestor_settings.clone());
+    let all = s.store.list_assignments(&q).await?.items;
+    let mut names = super::requests::Names::default();
+    names.read_packages(state, all.iter().map(|a| a.access_package_id).collect()).await?;
+    names.read_grants(state, all.iter().filter(|a| a.is_active()).map(|a| a.access_package_id).collect()).await?;
+    names.read_policies(state, all.iter().filter_map(|a| a.policy_id).collect()).await?;
+    for a in all {
+        let policy = names.policy(a.policy_id);
+        let settings = policy.and_then(|p| p.settings.requestor_settings.as_ref());
         let is_active = a.is_active();
         let row = AccessRow {
             id: a.id.to_string(),
-            package: super::package_name(state, a.access_package_id).await,
+            package: names.package(a.access_package_id),
             package_id: a.access_package_id.to_string(),
             status: a.status.clone(),
             start: When::day(a.window.start),
             end: a.window.end.map(When::day),
             ended: a.expired_date_time.map(When::day),
-            grants: super::grants_of(state, a.access_package_id).await?,
+            grants: if is_active { names.grants(a.access_package_id) } else { Vec::new() },
             // A policy without requestor settings lets its targets extend and remove.
             can_extend: is_active
                 && policy.is_some()
-                && settings.as_ref().is_none_or(|r| r.enable_targets_to_self_update_access),
-            custom_end: settings.as_ref().is_none_or(|r| r.allow_custom_assignment_schedule),
-            can_remove: is_active && settings.as_ref().is_none_or(|r| r.enable_targets_to_self_remove_access),
+                && settings.is_none_or(|r| r.enable_targets_to_self_update_access),
+            custom_end: settings.is_none_or(|r| r.allow_custom_assignment_schedule),
+            can_remove: is_active && settings.is_none_or(|r| r.enable_targets_to_self_remove_access),
             error: error.as_ref().filter(|(id, _)| *id == a.id).map(|(_, m)| m.clone()),
         };
         if is_active { active.push(row) } else { expired.push(row) }
@@ -133,23 +135,22 @@ pub(crate) async fn extend(State(state): State<AppState>, Path(id): Path<String>
     let schedule = match end {
         None => None,
         Some(text) => {
-            let parsed = text
-                .parse::<jiff::civil::Date>()
-                .ok()
-                .and_then(|d| d.to_datetime(jiff::civil::time(23, 59, 59, 0)).to_zoned(jiff::tz::TimeZone::UTC).ok());
-            let Some(end) = parsed else {
-                let message = format!("'{text}' is not a date; use YYYY-MM-DD.");
-                return match access_page(&state, &v, Some((id, message)), None).await {
-                    Ok(p) => super::render(StatusCode::UNPROCESSABLE_ENTITY, &p),
-                    Err(e) => super::app_error_page(e, Some(v.layout("access"))),
-                };
+            let end = match super::date_input(text, true) {
+                Ok(Some(end)) => end,
+                Ok(None) => return super::see_other("/access"),
+                Err(message) => {
+                    return match access_page(&state, &v, Some((id, message)), None).await {
+                        Ok(p) => super::render(StatusCode::UNPROCESSABLE_ENTITY, &p),
+                        Err(e) => super::app_error_page(e, Some(v.layout("access"))),
+                    };
+                }
             };
             Some(Schedule {
                 start_date_time: None,
                 expiration: Some(ExpirationPattern {
                     kind: Some(ExpirationPatternType::AfterDateTime),
                     duration: None,
-                    end_date_time: Some(end.timestamp()),
+                    end_date_time: Some(end),
                 }),
             })
         }

@@ -1,17 +1,25 @@
 //! What waits for my approval (`approvals::my_approvals`), with the requestor, their
-//! justification and answers, what the package grants and when the stage times out; one
-//! approval with the approve/deny form (`approvals::decide`), and what I decided before.
+//! justification and answers, what the package grants, how long until the stage times out and
+//! any separation-of-duties conflict of the target; one approval with the approve/deny form
+//! (`approvals::decide`); what I decided before. And the Reviews tab, which has nothing to show
+//! until access reviews exist.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use askama::Template;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use jiff::Timestamp;
 use steward_app::AppError;
 use steward_app::lifecycle::approvals;
+use steward_app::ports::Conflicting;
 use steward_domain::approval::{StageRecord, StageStatus};
-use steward_domain::ids::{ApprovalStageId, RequestId, UserId};
+use steward_domain::ids::{AccessPackageId, ApprovalStageId, GroupId, PolicyId, RequestId, UserId};
 use steward_domain::request::AssignmentRequest;
 
+use super::requests::Names;
 use super::{Layout, Viewer, When};
 use crate::AppState;
 
@@ -25,6 +33,10 @@ pub(crate) struct ApprovalRow {
     grants: Vec<String>,
     submitted: When,
     times_out: Option<When>,
+    /// "times out in 13 days", from when the stage started and its time to decide.
+    times_out_in: Option<String>,
+    /// A separation-of-duties conflict of the target with this package, in words.
+    conflict: Option<String>,
     stage: usize,
 }
 
@@ -55,44 +67,180 @@ fn waiting_stage(r: &AssignmentRequest, me: UserId) -> Option<(usize, &StageReco
     })
 }
 
-async fn row(state: &AppState, r: &AssignmentRequest, stage: usize, st: &StageRecord) -> Result<ApprovalRow, AppError> {
-    Ok(ApprovalRow {
-        id: r.id.to_string(),
-        package: super::package_name(state, r.access_package_id).await,
-        requestor: match r.requestor_id {
-            Some(u) => super::user_name(state, u).await,
-            None => "An administrator".into(),
-        },
-        target: super::user_name(state, r.target_id).await,
-        justification: r.detail.justification.clone().unwrap_or_default(),
-        answers: super::answers_of(state, r).await,
-        grants: super::grants_of(state, r.access_package_id).await?,
-        submitted: When::of(r.created_date_time),
-        times_out: st.deny_at.map(When::of),
-        stage: stage + 1,
-    })
+/// How long until `deny_at`, in words: "times out in 13 days" (whole days, hours or minutes
+/// left, rounded down).
+fn times_out_in(deny_at: Timestamp, now: Timestamp) -> String {
+    let left = deny_at.as_second().saturating_sub(now.as_second());
+    let plural = |n: i64, unit: &str| format!("times out in {n} {unit}{}", if n == 1 { "" } else { "s" });
+    match left {
+        l if l <= 0 => "times out now".to_owned(),
+        l if l >= 86_400 => plural(l / 86_400, "day"),
+        l if l >= 3_600 => plural(l / 3_600, "hour"),
+        l => plural((l / 60).max(1), "minute"),
+    }
+}
+
+/// Separation-of-duties conflicts, as the lifecycle checks them when a request is approved (it
+/// denies the request instead while one holds): the target holds an active assignment of a
+/// package incompatible with the requested one (declared on either side), or is a member of
+/// a group the requested package declares incompatible. For each (target, package) pair that
+/// has one, the first conflict in words. Reads the packages' incompatibilities in one query;
+/// only targets of packages that have any are looked at further.
+async fn conflicts(
+    state: &AppState,
+    names: &mut Names,
+    pairs: &[(UserId, AccessPackageId)],
+) -> Result<HashMap<(UserId, AccessPackageId), String>, AppError> {
+    let s = &state.services;
+    let mut out = HashMap::new();
+    let mut packages: Vec<AccessPackageId> = pairs.iter().map(|(_, p)| *p).collect();
+    packages.sort_unstable();
+    packages.dedup();
+    let links = if packages.is_empty() { Vec::new() } else { s.store.incompatibilities_of(&packages).await? };
+    if links.is_empty() {
+        return Ok(out);
+    }
+    let others: Vec<AccessPackageId> = links
+        .iter()
+        .filter_map(|(_, c)| match c {
+            Conflicting::Package(p) => Some(*p),
+            Conflicting::Group(_) => None,
+        })
+        .collect();
+    names.read_packages(state, others).await?;
+    let mut held: HashMap<UserId, Vec<AccessPackageId>> = HashMap::new();
+    let mut member_of: HashMap<UserId, Vec<GroupId>> = HashMap::new();
+    let mut group_names: HashMap<GroupId, String> = HashMap::new();
+    for &(target, package) in pairs {
+        let mine = links.iter().filter(|(p, _)| *p == package).map(|(_, c)| *c);
+        let (mut incompatible, mut groups) = (Vec::new(), Vec::new());
+        for c in mine {
+            match c {
+                Conflicting::Package(p) => incompatible.push(p),
+                Conflicting::Group(g) => groups.push(g),
+            }
+        }
+        if !incompatible.is_empty() {
+            if let Entry::Vacant(slot) = held.entry(target) {
+                let active = s.store.active_assignments_of(target).await?;
+                slot.insert(active.into_iter().map(|a| a.access_package_id).collect());
+            }
+            if let Some(p) = held.get(&target).and_then(|h| h.iter().find(|p| incompatible.contains(p))) {
+                out.insert(
+                    (target, package),
+                    format!(
+                        "{} already has access package '{}', which is incompatible with '{}'.",
+                        names.user(target),
+                        names.package(*p),
+                        names.package(package)
+                    ),
+                );
+                continue;
+            }
+        }
+        if !groups.is_empty() {
+            if let Entry::Vacant(slot) = member_of.entry(target) {
+                slot.insert(s.store.groups_of(target).await?);
+            }
+            if let Some(g) = member_of.get(&target).and_then(|m| groups.iter().find(|g| m.contains(g))) {
+                if let Entry::Vacant(slot) = group_names.entry(*g) {
+                    let group = s.store.get_group(*g).await?;
+                    slot.insert(group.map_or_else(|| g.to_string(), |g| g.display_name.to_string()));
+                }
+                out.insert(
+                    (target, package),
+                    format!(
+                        "{} is a member of group '{}', which is incompatible with '{}'.",
+                        names.user(target),
+                        group_names.get(g).cloned().unwrap_or_default(),
+                        names.package(package)
+                    ),
+                );
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The rows of the requests waiting for `me`, with everything they show read in bulk.
+async fn waiting_rows(
+    state: &AppState,
+    names: &mut Names,
+    me: UserId,
+    requests: &[&AssignmentRequest],
+) -> Result<Vec<ApprovalRow>, AppError> {
+    let now = state.services.clock.now();
+    let waiting: Vec<(&AssignmentRequest, usize, &StageRecord)> =
+        requests.iter().filter_map(|r| waiting_stage(r, me).map(|(i, st)| (*r, i, st))).collect();
+    let packages: Vec<AccessPackageId> = waiting.iter().map(|(r, ..)| r.access_package_id).collect();
+    let policies: Vec<PolicyId> =
+        waiting.iter().filter(|(r, ..)| !r.detail.answers.is_empty()).filter_map(|(r, ..)| r.policy_id).collect();
+    names.read_grants(state, packages).await?;
+    names.read_policies(state, policies).await?;
+    // The lifecycle checks new access only (an extension keeps what the target has).
+    let pairs: Vec<(UserId, AccessPackageId)> =
+        waiting.iter().filter(|(r, ..)| r.is_add()).map(|(r, ..)| (r.target_id, r.access_package_id)).collect();
+    let found = conflicts(state, names, &pairs).await?;
+    Ok(waiting
+        .into_iter()
+        .map(|(r, i, st)| ApprovalRow {
+            id: r.id.to_string(),
+            package: names.package(r.access_package_id),
+            requestor: r.requestor_id.map_or_else(|| "An administrator".into(), |u| names.user(u)),
+            target: names.user(r.target_id),
+            justification: r.detail.justification.clone().unwrap_or_default(),
+            answers: names.answers(r),
+            grants: names.grants(r.access_package_id),
+            submitted: When::of(r.created_date_time),
+            times_out: st.deny_at.map(When::of),
+            times_out_in: st.deny_at.map(|t| times_out_in(t, now)),
+            conflict: found.get(&(r.target_id, r.access_package_id)).cloned(),
+            stage: i + 1,
+        })
+        .collect())
+}
+
+/// `me`'s decisions on `requests`, newest first.
+fn decided_rows(names: &Names, me: UserId, requests: &[&AssignmentRequest]) -> Vec<DecidedRow> {
+    let mut mine: Vec<(&AssignmentRequest, &steward_domain::approval::Decision)> = requests
+        .iter()
+        .flat_map(|r| r.detail.stages.iter().flat_map(|st| st.decisions.iter()).map(move |d| (*r, d)))
+        .filter(|(_, d)| d.by == me)
+        .collect();
+    mine.sort_by_key(|(_, d)| std::cmp::Reverse(d.at));
+    mine.into_iter()
+        .map(|(r, d)| DecidedRow {
+            id: r.id.to_string(),
+            package: names.package(r.access_package_id),
+            target: names.user(r.target_id),
+            decision: if d.approve { "Approved".into() } else { "Denied".into() },
+            at: When::of(d.at),
+            justification: d.justification.clone().unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// Reads the packages and people a list of requests names.
+async fn read_names(state: &AppState, names: &mut Names, requests: &[&AssignmentRequest]) -> Result<(), AppError> {
+    let packages: Vec<AccessPackageId> = requests.iter().map(|r| r.access_package_id).collect();
+    let mut people: Vec<UserId> = Vec::with_capacity(requests.len() * 2);
+    for r in requests {
+        people.push(r.target_id);
+        people.extend(r.requestor_id);
+        people.extend(r.detail.stages.iter().flat_map(|st| st.decisions.iter().map(|d| d.by)));
+    }
+    names.read_packages(state, packages).await?;
+    names.read_users(state, people).await
 }
 
 async fn list_page(state: &AppState, v: &Viewer, banner: Option<String>) -> Result<ListPage, AppError> {
     let s = &state.services;
     let page = approvals::my_approvals(s, v.me, super::requests::newest(200)?).await?;
-    let (mut waiting, mut decided) = (Vec::new(), Vec::new());
-    for a in page.items {
-        let r = &a.request;
-        if let Some((i, st)) = waiting_stage(r, v.id()) {
-            waiting.push(row(state, r, i, st).await?);
-        }
-        for d in r.detail.stages.iter().flat_map(|st| st.decisions.iter()).filter(|d| d.by == v.id()) {
-            decided.push(DecidedRow {
-                id: r.id.to_string(),
-                package: super::package_name(state, r.access_package_id).await,
-                target: super::user_name(state, r.target_id).await,
-                decision: if d.approve { "Approved".into() } else { "Denied".into() },
-                at: When::of(d.at),
-                justification: d.justification.clone().unwrap_or_default(),
-            });
-        }
-    }
+    let requests: Vec<&AssignmentRequest> = page.items.iter().map(|a| &a.request).collect();
+    let mut names = Names::default();
+    read_names(state, &mut names, &requests).await?;
+    let waiting = waiting_rows(state, &mut names, v.id(), &requests).await?;
+    let decided = decided_rows(&names, v.id(), &requests);
     Ok(ListPage { layout: v.layout("approvals"), waiting, decided, banner })
 }
 
@@ -110,6 +258,33 @@ pub(crate) async fn list(State(state): State<AppState>, req: Request) -> Respons
     }
 }
 
+pub(crate) struct DecisionLine {
+    stage: usize,
+    decision: &'static str,
+    by: String,
+    mine: bool,
+    at: When,
+    justification: String,
+}
+
+/// The decisions on `r`, in stage order and, within a stage, in the order they were made.
+fn decision_lines(names: &Names, me: UserId, r: &AssignmentRequest) -> Vec<DecisionLine> {
+    r.detail
+        .stages
+        .iter()
+        .enumerate()
+        .flat_map(|(i, st)| st.decisions.iter().map(move |d| (i, d)))
+        .map(|(i, d)| DecisionLine {
+            stage: i + 1,
+            decision: if d.approve { "Approved" } else { "Denied" },
+            by: names.user(d.by),
+            mine: d.by == me,
+            at: When::of(d.at),
+            justification: d.justification.clone().unwrap_or_default(),
+        })
+        .collect()
+}
+
 #[derive(Template)]
 #[template(path = "approval.html")]
 struct DetailPage {
@@ -118,6 +293,9 @@ struct DetailPage {
     package: String,
     state: String,
     waiting: Option<ApprovalRow>,
+    /// Every decision on the request so far, stage by stage (mine marked), so a later stage's
+    /// approver sees what the earlier ones decided and why.
+    decisions: Vec<DecisionLine>,
     stage_id: String,
     justification_required: bool,
     justification: String,
@@ -133,16 +311,20 @@ async fn detail_page(
 ) -> Result<DetailPage, AppError> {
     let a = approvals::get_approval(&state.services, &v.principal, id).await?;
     let r = &a.request;
-    let (waiting, stage_id, justification_required) = match waiting_stage(r, v.id()) {
-        Some((i, st)) => (Some(row(state, r, i, st).await?), st.id.to_string(), st.justification_required),
-        None => (None, String::new(), false),
+    let mut names = Names::default();
+    read_names(state, &mut names, &[r]).await?;
+    let waiting = waiting_rows(state, &mut names, v.id(), &[r]).await?.into_iter().next();
+    let (stage_id, justification_required) = match waiting_stage(r, v.id()) {
+        Some((_, st)) => (st.id.to_string(), st.justification_required),
+        None => (String::new(), false),
     };
     Ok(DetailPage {
         layout: v.layout("approvals"),
         id: r.id.to_string(),
-        package: super::package_name(state, r.access_package_id).await,
+        package: names.package(r.access_package_id),
         state: super::requests::state_text(r.state).to_owned(),
         waiting,
+        decisions: decision_lines(&names, v.id(), r),
         stage_id,
         justification_required,
         justification,
@@ -207,6 +389,46 @@ pub(crate) async fn decide(State(state): State<AppState>, Path(id): Path<String>
                 e => e.to_string(),
             };
             again(status, message).await
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "reviews.html")]
+struct ReviewsPage {
+    layout: Layout,
+}
+
+/// The Reviews tab: the access reviews assigned to the viewer. Steward has no access reviews
+/// yet, so the page says so rather than pretending to a list.
+pub(crate) async fn reviews(State(state): State<AppState>, req: Request) -> Response {
+    let (parts, _) = req.into_parts();
+    match super::page_viewer(&parts, &state).await {
+        Ok(v) => super::render(StatusCode::OK, &ReviewsPage { layout: v.layout("reviews") }),
+        Err(r) => *r,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_time_left_to_decide_is_said_in_whole_units_rounded_down() {
+        let now: Timestamp = "2030-01-01T00:00:00Z".parse().unwrap();
+        let after = |secs: i64| now.checked_add(jiff::SignedDuration::from_secs(secs)).unwrap();
+        for (secs, text) in [
+            (14 * 86_400, "times out in 14 days"),
+            (13 * 86_400 + 86_399, "times out in 13 days"),
+            (86_400, "times out in 1 day"),
+            (86_399, "times out in 23 hours"),
+            (3_600, "times out in 1 hour"),
+            (3_599, "times out in 59 minutes"),
+            (59, "times out in 1 minute"),
+            (0, "times out now"),
+            (-5, "times out now"),
+        ] {
+            assert_eq!(times_out_in(after(secs), now), text, "{secs} s");
         }
     }
 }

@@ -9,7 +9,7 @@
 mod access;
 mod approvals;
 mod packages;
-mod requests;
+pub(crate) mod requests;
 
 use askama::Template;
 use axum::Router;
@@ -50,6 +50,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/approvals", get(approvals::list))
         .route("/approvals/{id}", get(approvals::show))
         .route("/approvals/{id}/decide", post(approvals::decide))
+        .route("/reviews", get(approvals::reviews))
+        .merge(crate::console::routes())
         .layer(DefaultBodyLimit::max(FORM_LIMIT))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, crate::REQUEST_TIMEOUT))
         .layer(CatchPanicLayer::new())
@@ -76,6 +78,8 @@ pub(crate) struct Layout {
     pub name: String,
     pub csrf: String,
     pub nav: &'static str,
+    /// Whether the viewer holds a delegated-administration role (the Admin tab is shown).
+    pub admin: bool,
 }
 
 /// The signed-in user of a request.
@@ -86,13 +90,20 @@ pub(crate) struct Viewer {
     pub csrf: String,
 }
 
+/// Whether `p` holds any delegated-administration role: the console has something to show them.
+pub(crate) fn administers(p: &Principal) -> bool {
+    use steward_domain::role::Task;
+    let g = p.grants();
+    g.allows_somewhere(Task::ReadCatalog) || g.allows_everywhere(Task::CreateCatalog)
+}
+
 impl Viewer {
     pub fn id(&self) -> UserId {
         self.me.id()
     }
 
     pub fn layout(&self, nav: &'static str) -> Layout {
-        Layout { name: self.name.clone(), csrf: self.csrf.clone(), nav }
+        Layout { name: self.name.clone(), csrf: self.csrf.clone(), nav, admin: administers(&self.principal) }
     }
 }
 
@@ -121,16 +132,19 @@ fn here(parts: &Parts) -> String {
 
 /// The signed-in user, or the response to give instead: a redirect to sign in (no session, or one
 /// that ended; `back` is where to come back to), or a refusal (CSRF rules not met, not a user).
-pub(crate) async fn viewer(
-    parts: &Parts,
-    state: &AppState,
-    form_token: Option<&str>,
-    back: &str,
-) -> Result<Viewer, Early> {
+pub(crate) async fn viewer(parts: &Parts, state: &AppState, form: Form<'_>, back: &str) -> Result<Viewer, Early> {
+    let form_token = match form {
+        Form::None => None,
+        Form::Token(t) => t,
+    };
+    let signed_out = || match form {
+        Form::None => Box::new(to_sign_in(back)),
+        Form::Token(_) => Box::new(session_ended(back)),
+    };
     let principal = match crate::session::form_principal(parts, state, form_token).await {
         Ok(Some(p)) => p,
-        Ok(None) => return Err(Box::new(to_sign_in(back))),
-        Err(e) if e.status == StatusCode::UNAUTHORIZED => return Err(Box::new(to_sign_in(back))),
+        Ok(None) => return Err(signed_out()),
+        Err(e) if e.status == StatusCode::UNAUTHORIZED => return Err(signed_out()),
         Err(e) if e.status == StatusCode::FORBIDDEN => {
             return Err(Box::new(message_page(
                 StatusCode::FORBIDDEN,
@@ -153,9 +167,34 @@ pub(crate) async fn viewer(
     Ok(Viewer { principal, me, name, csrf })
 }
 
+/// What a request to the portal carries besides its session.
+#[derive(Clone, Copy)]
+pub(crate) enum Form<'a> {
+    /// A page read (GET): without a session, sign in and come back.
+    None,
+    /// A form post with its `csrf_token` field (if any): without a session, nothing is done and
+    /// the page says so, since what was typed cannot survive the trip to the provider.
+    Token(Option<&'a str>),
+}
+
+#[derive(Template)]
+#[template(path = "session_ended.html")]
+struct SessionEndedPage {
+    layout: Layout,
+    sign_in: String,
+}
+
+/// The answer to a form posted without a live session: 401, nothing changed, a link to sign in
+/// and come back to `back`.
+fn session_ended(back: &str) -> Response {
+    let sign_in = format!("/auth/login?returnTo={}", utf8_percent_encode(back, NON_ALPHANUMERIC));
+    let layout = Layout { name: String::new(), csrf: String::new(), nav: "", admin: false };
+    render(StatusCode::UNAUTHORIZED, &SessionEndedPage { layout, sign_in })
+}
+
 /// The viewer of a GET page (come back to the same page after signing in).
 pub(crate) async fn page_viewer(parts: &Parts, state: &AppState) -> Result<Viewer, Early> {
-    viewer(parts, state, None, &here(parts)).await
+    viewer(parts, state, Form::None, &here(parts)).await
 }
 
 /// The fields of an urlencoded form body, in order.
@@ -188,7 +227,7 @@ pub(crate) async fn form_viewer(
         Box::new(message_page(StatusCode::PAYLOAD_TOO_LARGE, "Too much text", "The form is too large.", None))
     })?;
     let fields = form_fields(&bytes);
-    let v = viewer(&parts, state, field(&fields, "csrf_token"), back).await?;
+    let v = viewer(&parts, state, Form::Token(field(&fields, "csrf_token")), back).await?;
     Ok((parts, fields, v))
 }
 
@@ -218,7 +257,7 @@ struct MessagePage<'a> {
 
 /// A page that says one thing (errors, refusals).
 pub(crate) fn message_page(status: StatusCode, title: &str, message: &str, layout: Option<Layout>) -> Response {
-    let layout = layout.unwrap_or(Layout { name: String::new(), csrf: String::new(), nav: "" });
+    let layout = layout.unwrap_or(Layout { name: String::new(), csrf: String::new(), nav: "", admin: false });
     render(status, &MessagePage { layout, title, message })
 }
 
@@ -324,4 +363,23 @@ pub(crate) async fn answers_of(state: &AppState, r: &steward_domain::request::As
 /// Parses an id in a path; a 404 page when it is not one.
 pub(crate) fn path_id<T: std::str::FromStr>(s: &str) -> Result<T, Early> {
     s.parse().map_err(|_| Box::new(message_page(StatusCode::NOT_FOUND, "Not found", "There is no such page.", None)))
+}
+
+/// The date of a date input (`YYYY-MM-DD`) as the moment it starts (UTC), or its last second
+/// when `end_of_day`; none when empty; the message to show next to the field when it is not a
+/// date.
+pub(crate) fn date_input(text: &str, end_of_day: bool) -> Result<Option<Timestamp>, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let d: jiff::civil::Date = text.parse().map_err(|_| format!("'{text}' is not a date; use YYYY-MM-DD."))?;
+    let t = if end_of_day {
+        d.to_datetime(jiff::civil::time(23, 59, 59, 0))
+    } else {
+        d.to_datetime(jiff::civil::Time::midnight())
+    };
+    t.to_zoned(jiff::tz::TimeZone::UTC)
+        .map(|z| Some(z.timestamp()))
+        .map_err(|_| format!("'{text}' is not a usable date."))
 }

@@ -89,7 +89,7 @@ const IGNORED: &[&str] =
     &["id", "createdDateTime", "modifiedDateTime", "catalog", "@odata.context", "@odata.etag", "@odata.type"];
 
 /// Turns a policy document into what a client may write, plus the package it names (if any).
-fn input_from(v: Value) -> Result<(PolicyInput, Option<AccessPackageId>), ApiError> {
+pub(crate) fn input_from(v: Value) -> Result<(PolicyInput, Option<AccessPackageId>), ApiError> {
     let Value::Object(mut m) = v else {
         return Err(ApiError::invalid_model(
             "The body must be a JSON object describing an accessPackageAssignmentPolicy.",

@@ -12,6 +12,8 @@ mod bad_input;
 mod concurrency;
 mod conditions;
 mod connections;
+mod console_catalogs;
+mod console_operations;
 mod delivery;
 mod directory;
 mod em;

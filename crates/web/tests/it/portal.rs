@@ -1,8 +1,10 @@
 //! My Access over HTTP, as a browser without JavaScript uses it, signed in through the real
 //! OpenID Connect provider: the redirect to sign in, search and the catalog filter, the request
-//! form's errors (shown on the form, nothing written), CSRF refusals, a double submit making one
-//! request, the confirmation, Requests, Approvals (the manager approves) and Access (the
-//! requestor removes their access).
+//! form's errors (shown next to their fields in the lifecycle's words, nothing written), CSRF
+//! refusals, an expired session, a double submit making one request, the confirmation, a
+//! manager requesting for someone who reports to them, Requests, Approvals (the time left, a
+//! separation-of-duties conflict, the decisions so far; the manager approves), Access (the
+//! requestor removes their access) and the Reviews tab.
 
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -28,6 +30,10 @@ struct World {
     package: String,
     other: String,
     hidden: String,
+    alice: String,
+    mona: String,
+    sales: String,
+    ledger_group: String,
 }
 
 /// A package granting membership of a group, with a role scope.
@@ -72,7 +78,11 @@ async fn policy(app: &TestApp, package: &str, approval: bool, conditions: Option
 }
 
 async fn world() -> World {
-    let p = portal_with(Some(OidcProvider::start(&users())), SessionPolicy::default(), limits(), PUBLIC).await;
+    world_with(SessionPolicy::default()).await
+}
+
+async fn world_with(sessions: SessionPolicy) -> World {
+    let p = portal_with(Some(OidcProvider::start(&users())), sessions, limits(), PUBLIC).await;
     let app = &p.app;
     let mona = app.user("Mona", "mona@contoso.com").await;
     let alice = app.user("Alice", "alice@contoso.com").await;
@@ -99,7 +109,7 @@ async fn world() -> World {
     policy(app, &package, true, None).await;
     policy(app, &other, false, Some(json!({"onRequest": {"multiFactorAuthentication": true}}))).await;
     policy(app, &hidden, false, None).await;
-    World { p, package, other, hidden }
+    World { p, package, other, hidden, alice, mona, sales, ledger_group: g2 }
 }
 
 async fn signed_in(p: &Harness, user: &str) -> Browser {
@@ -136,14 +146,17 @@ async fn pages_need_a_session_and_send_the_browser_to_sign_in() {
     let r = b.get(app, "/access-packages?search=crm").await;
     r.expect(StatusCode::SEE_OTHER);
     assert_eq!(r.header("location"), "/auth/login?returnTo=%2Faccess%2Dpackages%3Fsearch%3Dcrm");
-    for path in ["/requests", "/access", "/approvals", &format!("/access-packages/{}", w.package)] {
+    for path in ["/requests", "/access", "/approvals", "/reviews", &format!("/access-packages/{}", w.package)] {
         let r = b.get(app, path).await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{path}");
         assert!(r.header("location").starts_with("/auth/login?returnTo="), "{path}");
     }
-    // A form posted without a session changes nothing and goes to sign in.
+    // A form posted without a session changes nothing, and the page says so and links to sign
+    // in (what was typed could not survive the trip to the provider).
     let r = post_form(&mut b, app, &format!("/access-packages/{}/request", w.package), "justification=x").await;
-    r.expect(StatusCode::SEE_OTHER);
+    r.expect(StatusCode::UNAUTHORIZED);
+    assert!(r.text.contains("Your session has ended") && r.text.contains("nothing was changed"), "{}", r.text);
+    assert!(r.text.contains("/auth/login?returnTo="), "{}", r.text);
     assert_eq!(request_count(app).await, 0);
     let r = b.get(app, "/").await;
     assert_eq!(r.header("location"), "/access-packages");
@@ -284,7 +297,20 @@ async fn the_request_form_shows_errors_next_to_their_fields_and_writes_nothing()
     let body = format!("csrf_token={csrf}&answer.ticket=FIN-42&justification=Quarter&period=on&start=&end={}", day(60));
     let r = post_form(&mut b, app, &path, &body).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert!(r.text.contains("id=\"error-period\">The requested end"), "{}", r.text);
     assert!(r.text.contains("later than the policy allows"), "{}", r.text);
+    assert!(r.text.contains("aria-describedby=\"error-period\""), "the field points at its error: {}", r.text);
+
+    // A required question left empty: the lifecycle's words, next to the questions.
+    let body = format!("csrf_token={csrf}&answer.ticket=+&justification=Quarter");
+    let r = post_form(&mut b, app, &path, &body).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert!(
+        r.text.contains("id=\"error-answers\">Question 1 (&#39;Ticket number?&#39;) requires an answer."),
+        "{}",
+        r.text
+    );
+    assert!(r.text.contains("Quarter</textarea>"), "kept: {}", r.text);
 
     // A forged token, no token, another site: refused, nothing written.
     let good = "answer.ticket=FIN-42&justification=Quarter+close";
@@ -373,7 +399,7 @@ async fn a_request_is_approved_by_the_manager_and_the_access_removed_by_its_hold
     // Alice sees the decision in the timeline and the access under Access, and removes it.
     let timeline = alice.get(app, &format!("/requests/{rid}")).await;
     assert!(timeline.text.contains("Approved by Mona") && timeline.text.contains(": Fine"), "{}", timeline.text);
-    assert!(timeline.text.contains("Member of Sales team: done"), "{}", timeline.text);
+    assert!(timeline.text.contains("Member of Sales team (grant): done"), "{}", timeline.text);
     let access = alice.get(app, "/access").await;
     assert!(access.text.contains("CRM contributor") && access.text.contains("until <time"), "{}", access.text);
     assert!(access.text.contains("Extend") && access.text.contains("Remove my access"), "{}", access.text);
@@ -407,4 +433,231 @@ async fn a_request_is_approved_by_the_manager_and_the_access_removed_by_its_hold
     // Alice cannot decide on her own request: no form for her there.
     let own = alice.get(app, &format!("/approvals/{rid}")).await;
     assert!(own.text.contains("Nothing here waits for your decision."), "{}", own.text);
+}
+
+#[tokio::test]
+async fn an_expired_session_writes_nothing_and_leads_back_through_sign_in() {
+    let w = world().await;
+    let app = &w.p.app;
+    let mut b = signed_in(&w.p, "alice").await;
+    let page = b.get(app, &format!("/access-packages/{}", w.package)).await;
+    let csrf = input(&page.text, "csrf_token");
+    // Past the 30 minutes a session may stay idle.
+    w.p.clock.advance(jiff::SignedDuration::from_mins(31));
+    let path = format!("/access-packages/{}/request", w.package);
+    let body = format!("csrf_token={}&answer.ticket=FIN-42&justification=Quarter+close", enc(&csrf));
+    let r = post_form(&mut b, app, &path, &body).await;
+    r.expect(StatusCode::UNAUTHORIZED);
+    assert!(r.text.contains("Your session has ended") && r.text.contains("nothing was changed"), "{}", r.text);
+    let back = format!("/auth/login?returnTo={}", enc(&format!("/access-packages/{}", w.package)));
+    assert!(r.text.contains(&back), "signing in comes back to the package: {}", r.text);
+    assert_eq!(request_count(app).await, 0, "nothing was written");
+    // Pages: straight to sign in, and back.
+    let r = b.get(app, "/requests").await;
+    r.expect(StatusCode::SEE_OTHER);
+    assert_eq!(r.header("location"), "/auth/login?returnTo=%2Frequests");
+    // Signed in again, the same form goes through.
+    let mut b = signed_in(&w.p, "alice").await;
+    let page = b.get(app, &format!("/access-packages/{}", w.package)).await;
+    let body = format!(
+        "csrf_token={}&answer.ticket=FIN-42&justification=Quarter+close",
+        enc(&input(&page.text, "csrf_token"))
+    );
+    post_form(&mut b, app, &path, &body).await.expect(StatusCode::SEE_OTHER);
+    assert_eq!(request_count(app).await, 1);
+}
+
+/// A package Mona may request for the people who report to her (`onBehalfAdd`), approved
+/// automatically.
+async fn on_behalf_package(w: &World) -> String {
+    let app = &w.p.app;
+    let body =
+        json!({"displayName": "Team laptop", "description": "A laptop for the team.", "catalog": {"id": w.sales}});
+    let package = app.post(&format!("{EM}/accessPackages"), &body).await.expect(StatusCode::CREATED).id();
+    app.post(
+        &format!("{EM}/assignmentPolicies"),
+        &json!({"accessPackage": {"id": package}, "displayName": "Staff, or their manager for them",
+            "allowedTargetScope": "allMemberUsers",
+            "requestorSettings": {"enableTargetsToSelfAddAccess": true, "enableOnBehalfRequestorsToAddAccess": true,
+                "onBehalfRequestors": [{"@odata.type": "#microsoft.graph.targetManager", "managerLevel": 1}]},
+            "requestApprovalSettings": {"isApprovalRequiredForAdd": false, "stages": []}}),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    package
+}
+
+#[tokio::test]
+async fn a_manager_requests_for_someone_who_reports_to_them_where_the_policy_allows_it() {
+    let w = world().await;
+    let app = &w.p.app;
+    let laptop = on_behalf_package(&w).await;
+    let alana = app.user("Alana", "alana@contoso.com").await;
+    app.json_as(
+        ADMIN,
+        Method::PUT,
+        &format!("/v1.0/users/{alana}/manager/$ref"),
+        &json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/users/{}", w.mona)}),
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
+
+    // Alice manages no one: the form is for herself only; so is a package whose policy does not
+    // allow requests on behalf of others, even for Mona.
+    let mut alice = signed_in(&w.p, "alice").await;
+    let page = alice.get(app, &format!("/access-packages/{laptop}")).await;
+    assert!(
+        page.text.contains("Submit request") && !page.text.contains("<legend>Request for</legend>"),
+        "{}",
+        page.text
+    );
+    let mut mona = signed_in(&w.p, "mona").await;
+    let crm = mona.get(app, &format!("/access-packages/{}", w.package)).await;
+    assert!(!crm.text.contains("<legend>Request for</legend>"), "{}", crm.text);
+
+    let page = mona.get(app, &format!("/access-packages/{laptop}")).await;
+    for part in ["<legend>Request for</legend>", "value=\"me\" checked> Myself", "Someone else who reports to me"] {
+        assert!(page.text.contains(part), "{part} in {}", page.text);
+    }
+    let csrf = enc(&input(&page.text, "csrf_token"));
+    let path = format!("/access-packages/{laptop}/request");
+    let before = request_count(app).await;
+
+    // Nobody named, someone who does not report to her, several matches: said next to the
+    // field, nothing written.
+    for (person, status, says) in [
+        ("", StatusCode::UNPROCESSABLE_ENTITY, "Type the name or email of the person"),
+        ("Sam", StatusCode::UNPROCESSABLE_ENTITY, "No one who reports to you matches &#39;Sam&#39;."),
+        ("Al", StatusCode::UNPROCESSABLE_ENTITY, "Several people match &#39;Al&#39;; choose one."),
+    ] {
+        let body = format!("csrf_token={csrf}&for=other&person={}&justification=For+the+team", enc(person));
+        let r = post_form(&mut mona, app, &path, &body).await;
+        assert_eq!(r.status, status, "{person}: {}", r.text);
+        assert!(r.text.contains(&format!("id=\"error-person\">{says}")), "{person}: {}", r.text);
+        assert!(r.text.contains("aria-describedby=\"error-person\""), "{}", r.text);
+        assert!(r.text.contains("value=\"other\" checked"), "the choice is kept: {}", r.text);
+    }
+    let r = post_form(&mut mona, app, &path, &format!("csrf_token={csrf}&for=other&person=Al")).await;
+    assert!(r.text.contains("Alice (alice@contoso.com)") && r.text.contains("Alana (alana@contoso.com)"), "{}", r.text);
+    assert_eq!(request_count(app).await, before);
+
+    // Someone who does not report to her, chosen by id (a forged form): the lifecycle refuses,
+    // in its own words, next to the field.
+    let sam = app.services.store.user_by_upn("sam@contoso.com").await.unwrap().unwrap().id;
+    let r = post_form(&mut mona, app, &path, &format!("csrf_token={csrf}&for=other&person=Sam&person_id={sam}")).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    assert!(r.text.contains("id=\"error-person\">This request on behalf of another user is not allowed"), "{}", r.text);
+    assert_eq!(request_count(app).await, before);
+
+    // Alice, found by her email; then Alana, chosen among those matching.
+    let body = format!("csrf_token={csrf}&for=other&person={}", enc("ALICE@contoso.com"));
+    let r = post_form(&mut mona, app, &path, &body).await;
+    r.expect(StatusCode::SEE_OTHER);
+    let shown = mona.get(app, r.header("location")).await;
+    assert!(
+        shown.text.contains("Your request was submitted.") && shown.text.contains("By Mona for Alice."),
+        "{}",
+        shown.text
+    );
+    let body = format!("csrf_token={csrf}&for=other&person=Al&person_id={alana}");
+    post_form(&mut mona, app, &path, &body).await.expect(StatusCode::SEE_OTHER);
+    assert_eq!(request_count(app).await, before + 2);
+    let mine = mona.get(app, "/requests").await;
+    assert!(mine.text.contains("for Alice") && mine.text.contains("for Alana"), "{}", mine.text);
+    Worker::new(app.services.clone(), "test").drain(10).await.unwrap();
+    let access = alice.get(app, "/access").await;
+    assert!(access.text.contains("Team laptop"), "Alice has it: {}", access.text);
+    let theirs = alice.get(app, "/requests").await;
+    assert!(theirs.text.contains("Team laptop"), "{}", theirs.text);
+    // For someone who has it already: the lifecycle's words.
+    let body = format!("csrf_token={csrf}&for=other&person=alice%40contoso.com");
+    let r = post_form(&mut mona, app, &path, &body).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    assert!(r.text.contains("The target already has access package"), "{}", r.text);
+    assert_eq!(request_count(app).await, before + 2);
+}
+
+#[tokio::test]
+async fn approvers_see_the_time_left_conflicts_what_is_granted_and_what_they_decided() {
+    // Sessions that outlast the days the clock moves on (the provider's tokens would not).
+    let long = jiff::SignedDuration::from_hours(40 * 24);
+    let w = world_with(SessionPolicy { idle: long, absolute: long }).await;
+    let app = &w.p.app;
+    let mut alice = signed_in(&w.p, "alice").await;
+    let mut mona = signed_in(&w.p, "mona").await;
+    let page = alice.get(app, &format!("/access-packages/{}", w.package)).await;
+    let body = format!(
+        "csrf_token={}&answer.ticket=FIN-42&justification=Quarter+close",
+        enc(&input(&page.text, "csrf_token"))
+    );
+    let r = post_form(&mut alice, app, &format!("/access-packages/{}/request", w.package), &body).await;
+    r.expect(StatusCode::SEE_OTHER);
+    let rid = r.header("location").trim_start_matches("/requests/").split('?').next().unwrap().to_owned();
+
+    // While it waits, Alice joins a group the package is then declared incompatible with.
+    app.post(
+        &format!("/v1.0/groups/{}/members/$ref", w.ledger_group),
+        &json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/users/{}", w.alice)}),
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
+    app.post(
+        &format!("{EM}/accessPackages/{}/incompatibleGroups/$ref", w.package),
+        &json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/groups/{}", w.ledger_group)}),
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
+    // A day later (the stage allows 14).
+    w.p.clock.advance(jiff::SignedDuration::from_hours(24));
+    let conflict = "Alice is a member of group &#39;Ledger &#60;readers&#62;&#39;, which is incompatible with \
+                    &#39;CRM contributor&#39;.";
+    let list = mona.get(app, "/approvals").await;
+    list.expect(StatusCode::OK);
+    for part in ["times out in 13 days", conflict, "Member of Sales team", "Quarter close", "Ticket number? FIN-42"] {
+        assert!(list.text.contains(part), "{part} in {}", list.text);
+    }
+    let detail = mona.get(app, &format!("/approvals/{rid}")).await;
+    for part in ["times out in 13 days", conflict, "is approved, it is denied instead", "Member of Sales team"] {
+        assert!(detail.text.contains(part), "{part} in {}", detail.text);
+    }
+    assert!(!detail.text.contains("Decisions so far"), "{}", detail.text);
+    // Half a day before the end, in hours.
+    w.p.clock.advance(jiff::SignedDuration::from_hours(12 * 24 + 12));
+    let detail = mona.get(app, &format!("/approvals/{rid}")).await;
+    assert!(detail.text.contains("times out in 12 hours"), "{}", detail.text);
+
+    // She approves; the lifecycle denies it for the conflict, and her decision stays listed.
+    let body = format!(
+        "csrf_token={}&stage={}&justification=Looks+fine&decision=approve",
+        enc(&input(&detail.text, "csrf_token")),
+        input(&detail.text, "stage")
+    );
+    post_form(&mut mona, app, &format!("/approvals/{rid}/decide"), &body).await.expect(StatusCode::SEE_OTHER);
+    let list = mona.get(app, "/approvals").await;
+    assert!(list.text.contains("Nothing waits for your approval."), "{}", list.text);
+    assert!(list.text.contains("<td>Approved</td>") && list.text.contains("Looks fine"), "{}", list.text);
+    let detail = mona.get(app, &format!("/approvals/{rid}")).await;
+    assert!(detail.text.contains("<strong>State:</strong> Denied"), "{}", detail.text);
+    assert!(detail.text.contains("Decisions so far"), "{}", detail.text);
+    assert!(detail.text.contains("Stage 1: Approved by Mona (you) on"), "{}", detail.text);
+    assert!(detail.text.contains(": Looks fine</li>"), "{}", detail.text);
+    assert!(detail.text.contains("Nothing here waits for your decision."), "{}", detail.text);
+}
+
+#[tokio::test]
+async fn the_reviews_tab_says_there_is_nothing_to_review_yet() {
+    let w = world().await;
+    let app = &w.p.app;
+    let mut b = signed_in(&w.p, "alice").await;
+    let r = b.get(app, "/reviews").await;
+    r.expect(StatusCode::OK);
+    for part in [
+        "<h1>Reviews</h1>",
+        "Access reviews assigned to you",
+        "set up by administrators",
+        "href=\"/reviews\" aria-current=\"page\"",
+        "<main id=\"main\"",
+    ] {
+        assert!(r.text.contains(part), "{part} in {}", r.text);
+    }
 }
