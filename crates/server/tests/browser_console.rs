@@ -19,7 +19,9 @@ mod common;
 use std::time::Duration;
 
 use serde_json::json;
-use steward_testpeers::{Chrome, OidcProvider};
+use steward_testpeers::oidc::MintOptions;
+use steward_testpeers::slapd::{ADMIN, BASE, PASSWORD};
+use steward_testpeers::{Chrome, OidcProvider, Slapd};
 
 const CATALOG: &str = "Release tooling";
 const GROUP: &str = "SugarLearning Prod Readers";
@@ -64,7 +66,9 @@ async fn an_administrator_sets_up_a_package_in_the_console_and_a_user_requests_i
         "adele": {"preferred_username": "adele.vance@contoso.example", "email": "adele.vance@contoso.example",
                   "name": "Adele Vance", "amr": ["pwd"]},
     }));
-    let server = common::HttpsSteward::start(&peer, &["--demo"], &[]);
+    // A secrets key, so the connection below can keep its directory password.
+    let key = ("STEWARD_SECRETS_KEY", "YnJvd3Nlci1jb25zb2xlLXRlc3Qta2V5LTMyLWJ5dGU=");
+    let server = common::HttpsSteward::start(&peer, &["--demo"], &[key]);
     let (dir, base) = (server.dir.clone(), server.base.clone());
     let wait = Duration::from_secs(15);
 
@@ -162,7 +166,11 @@ async fn an_administrator_sets_up_a_package_in_the_console_and_a_user_requests_i
     let page = chrome.text("main").await;
     assert!(page.contains("Release managers") && page.contains("then by Pradeep Gupta"), "{page}");
     keep(&chrome, "console-package-policy").await;
-    chrome.close().await;
+    let policy_edit = chrome
+        .client()
+        .execute("return document.querySelector('a[href$=\"/edit\"][href^=\"/admin/policies/\"]').href", vec![])
+        .await
+        .unwrap();
 
     // Adele finds the package under Access packages and requests it; her manager approves first.
     let adele = Chrome::start_trusting("browser_console", &[&dir.join("server.pem")]).await;
@@ -181,7 +189,94 @@ async fn an_administrator_sets_up_a_package_in_the_console_and_a_user_requests_i
     adele.wait_for_url(&format!("{base}/requests/"), wait).await;
     let confirmation = adele.text("main").await;
     assert!(confirmation.contains("Isaiah Langer"), "who approves: {confirmation}");
+    // Her Reviews tab: nothing assigned to her yet.
+    adele.click("header nav a[href='/reviews']").await;
+    adele.wait_for_url(&format!("{base}/reviews"), wait).await;
+    keep(&adele, "reviews").await;
     adele.close().await;
+
+    // Back in the console, Megan follows the request, assigns the package directly, and looks
+    // at separation of duties, the package's audit trail and the policy's editor.
+    chrome.goto(&format!("{base}/admin/requests")).await;
+    let requests = chrome.text("main").await;
+    assert!(requests.contains(PACKAGE) && requests.contains("Adele Vance"), "{requests}");
+    keep(&chrome, "console-requests").await;
+    chrome.click("main td a[href^='/admin/requests/']").await;
+    chrome.wait_for_url(&format!("{base}/admin/requests/"), wait).await;
+    let request = chrome.text("main").await;
+    assert!(request.contains("Release 4.2 goes out next week") && request.contains("Isaiah Langer"), "{request}");
+    keep(&chrome, "console-request").await;
+
+    chrome.goto(&format!("{base}/admin/assignments")).await;
+    chrome.wait_for("#a-policy", wait).await;
+    keep(&chrome, "console-assignments").await;
+    let chosen = chrome
+        .client()
+        .execute(
+            "const s = document.getElementById('a-policy');
+             const o = [...s.options].find(o => o.text.includes('Release managers'));
+             s.value = o.value; return o.value;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(chosen.as_str().is_some_and(|v| !v.is_empty()), "{chosen}");
+    chrome.fill("#a-user", "Pradeep Gupta").await;
+    chrome.fill("#a-why", "On call for the release").await;
+    chrome.submit("form[action='/admin/assignments/assign']").await;
+    chrome.wait_for_url(&format!("{base}/admin/requests/"), wait).await;
+    let assigned = chrome.text("main").await;
+    assert!(assigned.contains("Pradeep Gupta") && assigned.contains(PACKAGE), "{assigned}");
+    let listed = chrome.reload_until(&format!("{base}/admin/assignments?target=Pradeep"), PACKAGE, wait).await;
+    assert!(listed.contains("Pradeep Gupta"), "{listed}");
+
+    chrome.goto(&format!("{base}/admin/separation-of-duties")).await;
+    keep(&chrome, "console-separation-of-duties").await;
+    chrome.goto(&format!("{base}/admin/separation-of-duties/{package}")).await;
+    chrome.wait_for("main h1", wait).await;
+    assert!(chrome.text("main").await.contains(PACKAGE));
+    keep(&chrome, "console-separation-of-duties-package").await;
+    chrome.goto(&format!("{base}/admin/audit?object={package}")).await;
+    let audit = chrome.text("main").await;
+    assert!(!audit.contains("No events"), "the package's creation is audited: {audit}");
+    keep(&chrome, "console-audit").await;
+    chrome.goto(policy_edit.as_str().unwrap()).await;
+    chrome.wait_for("#stage2_user", wait).await;
+    keep(&chrome, "console-policy-edit").await;
+
+    // A connection to a real directory (made through the API with Megan's access token): the
+    // console tests it and discovers its groups.
+    let slapd = Slapd::start(&format!(
+        "dn: cn=Release managers,ou=groups,{BASE}\nobjectClass: groupOfNames\ncn: Release managers\n\
+         member: cn=nobody,{BASE}\n"
+    ));
+    let token = peer.mint(MintOptions::user("megan")).await;
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(dir.join("ca.pem")).unwrap()).unwrap();
+    let api = reqwest::Client::builder().tls_certs_only([ca]).build().unwrap();
+    let made = api
+        .post(format!("{base}/v1.0/steward/connections"))
+        .bearer_auth(&token)
+        .json(&json!({"displayName": "Corporate directory", "kind": "ldap",
+            "settings": {"url": slapd.url, "bindDn": ADMIN, "userBaseDn": format!("ou=people,{BASE}"),
+                "groupBaseDn": format!("ou=groups,{BASE}"), "userKey": "userPrincipalName", "connectTimeoutSeconds": 2},
+            "credentials": {"password": PASSWORD}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 201, "{}", made.text().await.unwrap());
+    chrome.goto(&format!("{base}/admin/connections")).await;
+    assert!(chrome.text("main").await.contains("Corporate directory"));
+    keep(&chrome, "console-connections").await;
+    chrome.click("main td a[href^='/admin/connections/']").await;
+    chrome.wait_for("button[type=submit]", wait).await;
+    chrome.submit("form:has(input[name=test])").await;
+    chrome.wait_for("#outcome", wait).await;
+    assert!(chrome.text("main").await.contains("Succeeded"), "{}", chrome.text("main").await);
+    chrome.submit("form:has(input[name=discover])").await;
+    chrome.wait_for("#found", wait).await;
+    assert!(chrome.text("main").await.contains("Release managers"), "{}", chrome.text("main").await);
+    keep(&chrome, "console-connection").await;
+    chrome.close().await;
 
     let shots = steward_testpeers::chrome::screenshots_dir().join("browser_console");
     for page in ["console-admin", "console-catalog", "console-policy-editor", "console-policy-review"] {

@@ -239,7 +239,7 @@ async fn a_demo_user_signs_in_with_chromium_and_the_pages_are_accessible() {
     owner.close().await;
 
     // Adele sees the access under Access, delivered, until the end she asked for.
-    let access = reload_until(&chrome, &format!("{base}/access"), "Remove my access", wait).await;
+    let access = chrome.reload_until(&format!("{base}/access"), "Remove my access", wait).await;
     assert!(access.contains("SugarLearning Prod Contributor"), "{access}");
     let end_shown = chrome.find("main .card time:nth-of-type(2)").await.attr("datetime").await.unwrap().unwrap();
     assert!(end_shown.starts_with(&end), "ends on the day she asked for ({end}): {end_shown}");
@@ -271,7 +271,7 @@ async fn a_demo_user_signs_in_with_chromium_and_the_pages_are_accessible() {
     chrome.screenshot_both("access-extended").await;
     // And removes it: it leaves Active and shows under Expired.
     submit_and_wait(&chrome, "form[action$='/remove']").await;
-    let gone = reload_until(&chrome, &format!("{base}/access"), "You have no access packages", wait).await;
+    let gone = chrome.reload_until(&format!("{base}/access"), "You have no access packages", wait).await;
     assert!(gone.contains("SugarLearning Prod Contributor"), "listed under Expired: {gone}");
     chrome.screenshot_both("access-removed").await;
     chrome.assert_accessible().await;
@@ -326,20 +326,6 @@ async fn submit_and_wait(chrome: &Chrome, css: &str) {
         }
         assert!(std::time::Instant::now() < deadline, "no page after submitting {css}");
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Reloads `url` until its main text contains `needle` (the worker delivers in the background).
-async fn reload_until(chrome: &Chrome, url: &str, needle: &str, timeout: Duration) -> String {
-    let deadline = std::time::Instant::now() + timeout;
-    loop {
-        chrome.goto(url).await;
-        let text = chrome.text("main").await;
-        if text.contains(needle) || std::time::Instant::now() > deadline {
-            assert!(text.contains(needle), "{url} never showed {needle:?}: {text}");
-            return text;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 

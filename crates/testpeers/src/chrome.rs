@@ -238,6 +238,21 @@ impl Chrome {
         }
     }
 
+    /// Loads `url` again and again, up to `timeout`, until the text of its `main` contains
+    /// `needle` (what a background worker delivers, say); that text.
+    pub async fn reload_until(&self, url: &str, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.goto(url).await;
+            let text = self.text("main").await;
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(Instant::now() < deadline, "{url} never showed {needle:?} in {timeout:?}: {text}");
+            pause();
+        }
+    }
+
     /// Replaces the value of the field `css` with `text`, typed as keys.
     pub async fn fill(&self, css: &str, text: &str) {
         let field = self.find(css).await;
