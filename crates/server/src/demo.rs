@@ -140,7 +140,8 @@ fn demo_policy() -> Result<PolicyInput, AppError> {
 }
 
 /// The Engineering catalog's policy: as `demo_policy`, and then the owner of SugarLearning
-/// production (Pradeep Gupta) approves as a second stage.
+/// production (Pradeep Gupta) approves as a second stage; requestors say which release and
+/// which environment.
 fn engineering_policy(second: UserId) -> Result<PolicyInput, AppError> {
     let mut settings = serde_json::json!({
         "allowedTargetScope": "allMemberUsers",
@@ -156,6 +157,14 @@ fn engineering_policy(second: UserId) -> Result<PolicyInput, AppError> {
                  "primaryApprovers": [{"@odata.type": "#microsoft.graph.singleUser", "userId": second.to_string(),
                      "description": "Owner of SugarLearning production"}]},
             ]},
+        "questions": [
+            {"@odata.type": "#microsoft.graph.accessPackageTextInputQuestion", "id": "ticket", "sequence": 1,
+             "text": "Which release or ticket is this for?", "isRequired": true, "isSingleLineQuestion": true},
+            {"@odata.type": "#microsoft.graph.accessPackageMultipleChoiceQuestion", "id": "environment", "sequence": 2,
+             "text": "Which environment will you work in?", "isRequired": true,
+             "choices": [{"actualValue": "production", "text": "Production"},
+                         {"actualValue": "staging", "text": "Staging"}]},
+        ],
     });
     steward_domain::policy::canonicalize_types(&mut settings);
     let settings = serde_json::from_value(settings).map_err(|e| AppError::Invalid(format!("demo policy: {e}")))?;

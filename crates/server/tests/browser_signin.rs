@@ -115,6 +115,7 @@ async fn a_demo_user_signs_in_with_chromium_and_the_pages_are_accessible() {
     // A forged CSRF token: refused, with a message.
     chrome.goto(&package_url).await;
     chrome.wait_for("#justification", wait).await;
+    answer_questions(&chrome).await;
     chrome.fill("#justification", "Forged").await;
     chrome
         .client()
@@ -127,6 +128,7 @@ async fn a_demo_user_signs_in_with_chromium_and_the_pages_are_accessible() {
     // An expired session: the form says so and links to sign in again.
     chrome.goto(&package_url).await;
     chrome.wait_for("#justification", wait).await;
+    answer_questions(&chrome).await;
     chrome.fill("#justification", "After lunch").await;
     end_sessions(&dir).await;
     submit_and_wait(&chrome, "main form[method=post]").await;
@@ -159,6 +161,7 @@ async fn a_demo_user_signs_in_with_chromium_and_the_pages_are_accessible() {
     chrome.goto(&format!("{base}/access-packages?search=Read-only")).await;
     chrome.click("main h2 a").await;
     chrome.wait_for("#justification", wait).await;
+    answer_questions(&chrome).await;
     chrome.fill("#justification", "Reading the dashboards").await;
     let statuses = chrome
         .client()
@@ -213,6 +216,7 @@ async fn a_demo_user_signs_in_with_chromium_and_the_pages_are_accessible() {
     manager.wait_for("button[value=approve]", wait).await;
     let approval = manager.text("main").await;
     assert!(approval.contains("On call for the release next month"), "the justification is shown: {approval}");
+    assert!(approval.contains("REL-42") && approval.contains("Production"), "and the answers: {approval}");
     manager.screenshot_both("approval").await;
     manager.assert_accessible().await;
     manager.fill("#justification", "Needed for the release").await;
@@ -291,6 +295,7 @@ async fn a_demo_user_signs_in_with_chromium_and_the_pages_are_accessible() {
 /// set directly, as typing them depends on the browser's locale) and submits it.
 async fn request_form(chrome: &Chrome, justification: &str, period: Option<(String, String)>) {
     chrome.wait_for("#justification", Duration::from_secs(15)).await;
+    answer_questions(chrome).await;
     chrome.client().execute("document.getElementById('justification').value = ''", vec![]).await.unwrap();
     if !justification.is_empty() {
         chrome.fill("#justification", justification).await;
@@ -304,6 +309,12 @@ async fn request_form(chrome: &Chrome, justification: &str, period: Option<(Stri
         chrome.client().execute(&script, vec![]).await.unwrap();
     }
     submit_and_wait(chrome, "main form[method=post]").await;
+}
+
+/// Answers the Engineering policy's questions: the release, and Production.
+async fn answer_questions(chrome: &Chrome) {
+    chrome.fill("input[name='answer.ticket']", "REL-42").await;
+    chrome.click("input[name='answer.environment'][value=production]").await;
 }
 
 /// Submits a form (or clicks a submit button) and waits for the page it answers with.
