@@ -87,6 +87,7 @@ async fn a_demo_user_signs_in_with_chromium_and_the_pages_are_accessible() {
     assert!(listed.contains("SugarLearning Prod Contributor"), "{listed}");
     assert!(!listed.contains("Sales Toolkit"), "the search narrows the list: {listed}");
     chrome.screenshot_both("search").await;
+    chrome.assert_accessible().await;
     chrome.click("main h2 a").await;
     chrome.wait_for("#justification", wait).await;
     let package_url = chrome.current_url().await;
@@ -125,6 +126,7 @@ async fn a_demo_user_signs_in_with_chromium_and_the_pages_are_accessible() {
     submit_and_wait(&chrome, "main form[method=post]").await;
     assert!(chrome.text("main").await.contains("nothing was changed"), "{}", chrome.text("main").await);
     chrome.screenshot_both("refused").await;
+    chrome.assert_accessible().await;
     // An expired session: the form says so and links to sign in again.
     chrome.goto(&package_url).await;
     chrome.wait_for("#justification", wait).await;
@@ -236,6 +238,8 @@ async fn a_demo_user_signs_in_with_chromium_and_the_pages_are_accessible() {
     owner.click("main h3 a").await;
     owner.wait_for("button[value=approve]", wait).await;
     assert!(owner.text("main").await.contains("Needed for the release"), "the first stage's decision is shown");
+    owner.screenshot_both("approval-second-stage").await;
+    owner.assert_accessible().await;
     owner.fill("#justification", "Approved for 30 days").await;
     submit_and_wait(&owner, "button[value=approve]").await;
     owner.goto(&format!("{base}/approvals")).await;
