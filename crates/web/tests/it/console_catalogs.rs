@@ -13,6 +13,7 @@ use steward_app::sessions::SessionPolicy;
 use steward_testpeers::OidcProvider;
 
 use crate::app::{EM, Resp, TestApp};
+use crate::pages::{form, input, signed_in, unescape};
 use crate::signin::{Browser, Harness, PUBLIC, limits, portal_with};
 
 const ADMINISTRATOR: &str = "5e3f5c8e-7a8b-4d2e-9f1a-57e3a4d0a001";
@@ -55,32 +56,6 @@ async fn grant(app: &TestApp, user: &str, role: &str, scope: &str) {
     )
     .await
     .expect(StatusCode::CREATED);
-}
-
-async fn signed_in(p: &Harness, user: &str) -> Browser {
-    let mut b = Browser::default();
-    b.sign_in(p, "/auth/login", user).await.expect(StatusCode::SEE_OTHER);
-    b
-}
-
-fn enc(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
-}
-
-/// An urlencoded form body.
-fn form(fields: &[(&str, &str)]) -> String {
-    fields.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&")
-}
-
-fn unescape(s: &str) -> String {
-    s.replace("&#34;", "\"").replace("&#39;", "'").replace("&#60;", "<").replace("&#62;", ">").replace("&#38;", "&")
-}
-
-/// The value of the first `name="…" value="…"` input in a page.
-fn input(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let at = html.find(&marker).unwrap_or_else(|| panic!("no {name} in {html}")) + marker.len();
-    unescape(html[at..].split('"').next().unwrap())
 }
 
 /// Every hidden field of a page, in order (the review page carries the whole policy so).

@@ -12,11 +12,11 @@ use serde_json::{Value, json};
 use steward_app::auth::{TokenHolder, create_token, local_operator};
 use steward_app::identity::SignInFacts;
 use steward_app::lifecycle::worker::Worker;
-use steward_app::query::{ASSIGNMENT_REQUESTS, ListQuery};
 use steward_app::sessions::SessionPolicy;
 use steward_testpeers::OidcProvider;
 
 use crate::app::{EM, Resp, TestApp};
+use crate::pages::{enc, grant_membership, input, post_form, request_count, signed_in};
 use crate::signin::{Browser, Harness, PUBLIC, limits, portal_with};
 
 const ROLES: &str = "/v1.0/roleManagement/entitlementManagement/roleAssignments";
@@ -56,19 +56,7 @@ async fn give(app: &TestApp, user: &str, role: &str, scope: &str) {
 /// A package granting membership of `group` (already a resource of `cat`).
 async fn package_with_group(app: &TestApp, cat: &str, name: &str, group: &str) -> String {
     let package = app.package(cat, name).await;
-    let path = format!(
-        "{EM}/catalogs/{cat}/resourceRoles?$filter=originId eq 'Member_{group}'&$expand=resource($expand=scopes)"
-    );
-    let roles = app.get(&path.replace(' ', "%20")).await.json();
-    let role = &roles["value"][0];
-    app.post(
-        &format!("{EM}/accessPackages/{package}/resourceRoleScopes"),
-        &json!({"role": {"id": role["id"], "originId": role["originId"], "originSystem": "AadGroup",
-            "resource": {"id": role["resource"]["id"]}},
-            "scope": {"id": role["resource"]["scopes"][0]["id"], "originId": group, "originSystem": "AadGroup"}}),
-    )
-    .await
-    .expect(StatusCode::CREATED);
+    grant_membership(app, cat, &package, group).await;
     package
 }
 
@@ -130,32 +118,6 @@ async fn world() -> World {
     assign(app, &ledger_policy, &ann).await;
     drain(app).await;
     World { p, crm, crm_admin, ledger, admin_policy, jim, ann, dan, auditors }
-}
-
-async fn signed_in(p: &Harness, user: &str) -> Browser {
-    let mut b = Browser::default();
-    b.sign_in(p, "/auth/login", user).await.expect(StatusCode::SEE_OTHER);
-    b
-}
-
-/// The value of the first `name="…" value="…"` input in a page.
-fn input(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let at = html.find(&marker).unwrap_or_else(|| panic!("no {name} in {html}")) + marker.len();
-    html[at..].split('"').next().unwrap().to_owned()
-}
-
-fn enc(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
-}
-
-async fn post_form(b: &mut Browser, app: &TestApp, path: &str, body: &str) -> Resp {
-    let headers = [("content-type", "application/x-www-form-urlencoded"), ("origin", PUBLIC)];
-    b.send(app, Method::POST, path, &headers, body).await
-}
-
-async fn request_count(app: &TestApp) -> usize {
-    app.services.store.list_requests(&ListQuery::all(&ASSIGNMENT_REQUESTS)).await.unwrap().items.len()
 }
 
 /// The Graph API's assignments of `target`.

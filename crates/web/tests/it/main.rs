@@ -23,6 +23,7 @@ mod lifecycle;
 mod odata;
 mod oidc;
 mod ops;
+mod pages;
 mod policies;
 mod portal;
 mod scim;

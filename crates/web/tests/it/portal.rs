@@ -10,11 +10,11 @@ use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 use steward_app::Clock;
 use steward_app::lifecycle::worker::Worker;
-use steward_app::query::{ASSIGNMENT_REQUESTS, ListQuery};
 use steward_app::sessions::SessionPolicy;
 use steward_testpeers::OidcProvider;
 
-use crate::app::{ADMIN, EM, Resp, TestApp};
+use crate::app::{ADMIN, EM, TestApp};
+use crate::pages::{enc, grant_membership, input, post_form, request_count, signed_in};
 use crate::signin::{Browser, Harness, PUBLIC, limits, portal_with};
 
 fn users() -> Value {
@@ -40,19 +40,7 @@ struct World {
 async fn package_with_group(app: &TestApp, cat: &str, name: &str, description: &str, group: &str) -> String {
     let body = json!({"displayName": name, "description": description, "catalog": {"id": cat}});
     let package = app.post(&format!("{EM}/accessPackages"), &body).await.expect(StatusCode::CREATED).id();
-    let roles = app
-        .get(&format!("{EM}/catalogs/{cat}/resourceRoles?$filter=originId eq 'Member_{group}'&$expand=resource($expand=scopes)").replace(' ', "%20"))
-        .await
-        .json();
-    let role = &roles["value"][0];
-    app.post(
-        &format!("{EM}/accessPackages/{package}/resourceRoleScopes"),
-        &json!({"role": {"id": role["id"], "originId": role["originId"], "originSystem": "AadGroup",
-            "resource": {"id": role["resource"]["id"]}},
-            "scope": {"id": role["resource"]["scopes"][0]["id"], "originId": group, "originSystem": "AadGroup"}}),
-    )
-    .await
-    .expect(StatusCode::CREATED);
+    grant_membership(app, cat, &package, group).await;
     package
 }
 
@@ -110,32 +98,6 @@ async fn world_with(sessions: SessionPolicy) -> World {
     policy(app, &other, false, Some(json!({"onRequest": {"multiFactorAuthentication": true}}))).await;
     policy(app, &hidden, false, None).await;
     World { p, package, other, hidden, alice, mona, sales, ledger_group: g2 }
-}
-
-async fn signed_in(p: &Harness, user: &str) -> Browser {
-    let mut b = Browser::default();
-    b.sign_in(p, "/auth/login", user).await.expect(StatusCode::SEE_OTHER);
-    b
-}
-
-/// The value of the first `name="…" value="…"` input in a page.
-fn input(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let at = html.find(&marker).unwrap_or_else(|| panic!("no {name} in {html}")) + marker.len();
-    html[at..].split('"').next().unwrap().to_owned()
-}
-
-async fn post_form(b: &mut Browser, app: &TestApp, path: &str, body: &str) -> Resp {
-    let headers = [("content-type", "application/x-www-form-urlencoded"), ("origin", PUBLIC)];
-    b.send(app, Method::POST, path, &headers, body).await
-}
-
-async fn request_count(app: &TestApp) -> usize {
-    app.services.store.list_requests(&ListQuery::all(&ASSIGNMENT_REQUESTS)).await.unwrap().items.len()
-}
-
-fn enc(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 #[tokio::test]
