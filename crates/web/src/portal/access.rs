@@ -1,13 +1,14 @@
-//! My assignments, active and expired, with their dates; Extend (a `userUpdate` request, where
-//! the policy lets targets extend) and Remove (`userRemove`, where it lets them remove).
+//! My assignments, active, starting later (approved requests waiting for their start date) and
+//! expired, with their dates; Extend (a `userUpdate` request, where the policy lets targets
+//! extend) and Remove (`userRemove`, where it lets them remove).
 
 use askama::Template;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use steward_app::AppError;
-use steward_app::lifecycle::requests::{self, RequestInput};
-use steward_app::query::{ASSIGNMENTS, ListQuery};
+use steward_app::lifecycle::requests::{self, RequestInput, RequestsOf};
+use steward_app::query::{ASSIGNMENT_REQUESTS, ASSIGNMENTS, ListQuery};
 use steward_domain::enums::ExpirationPatternType;
 use steward_domain::enums::RequestType;
 use steward_domain::ids::AssignmentId;
@@ -33,11 +34,21 @@ pub(crate) struct AccessRow {
     error: Option<String>,
 }
 
+/// Approved access that starts on a later date (a request `scheduled` for the viewer).
+pub(crate) struct UpcomingRow {
+    request_id: String,
+    package: String,
+    package_id: String,
+    start: When,
+    end: Option<When>,
+}
+
 #[derive(Template)]
 #[template(path = "access.html")]
 struct AccessPage {
     layout: Layout,
     active: Vec<AccessRow>,
+    upcoming: Vec<UpcomingRow>,
     expired: Vec<AccessRow>,
     banner: Option<String>,
 }
@@ -58,8 +69,14 @@ async fn access_page(
     let q = ListQuery::from_options(&ASSIGNMENTS, &options)?.scoped("target/objectId", v.id())?;
     let (mut active, mut expired) = (Vec::new(), Vec::new());
     let all = s.store.list_assignments(&q).await?.items;
+    // Approved, waiting for the start date asked for: no assignment exists yet.
+    let scheduled = steward_odata::parse_query("$filter=state eq 'scheduled'&$orderby=createdDateTime desc&$top=50")
+        .map_err(AppError::from)
+        .and_then(|o| ListQuery::from_options(&ASSIGNMENT_REQUESTS, &o))?;
+    let scheduled = requests::list_my_requests(s, v.me, RequestsOf::Target, scheduled).await?.items;
     let mut names = super::requests::Names::default();
-    names.read_packages(state, all.iter().map(|a| a.access_package_id).collect()).await?;
+    let packages = all.iter().map(|a| a.access_package_id).chain(scheduled.iter().map(|r| r.access_package_id));
+    names.read_packages(state, packages.collect()).await?;
     names.read_grants(state, all.iter().filter(|a| a.is_active()).map(|a| a.access_package_id).collect()).await?;
     names.read_policies(state, all.iter().filter_map(|a| a.policy_id).collect()).await?;
     for a in all {
@@ -85,7 +102,20 @@ async fn access_page(
         };
         if is_active { active.push(row) } else { expired.push(row) }
     }
-    Ok(AccessPage { layout: v.layout("access"), active, expired, banner })
+    let upcoming = scheduled
+        .iter()
+        .filter_map(|r| {
+            let w = r.detail.window?;
+            Some(UpcomingRow {
+                request_id: r.id.to_string(),
+                package: names.package(r.access_package_id),
+                package_id: r.access_package_id.to_string(),
+                start: When::day(w.start),
+                end: w.end.map(When::day),
+            })
+        })
+        .collect();
+    Ok(AccessPage { layout: v.layout("access"), active, upcoming, expired, banner })
 }
 
 pub(crate) async fn list(State(state): State<AppState>, req: Request) -> Response {

@@ -623,3 +623,31 @@ async fn the_reviews_tab_says_there_is_nothing_to_review_yet() {
         assert!(r.text.contains(part), "{part} in {}", r.text);
     }
 }
+
+#[tokio::test]
+async fn approved_access_that_starts_later_is_listed_as_starting_later_until_its_start_date() {
+    let w = world().await;
+    let app = &w.p.app;
+    let mut alice = signed_in(&w.p, "alice").await;
+    let today = w.p.clock.now().to_zoned(jiff::tz::TimeZone::UTC).date();
+    let day = |n: i64| today.checked_add(jiff::Span::new().days(n)).unwrap().to_string();
+    let page = alice.get(app, &format!("/access-packages/{}", w.hidden)).await;
+    let csrf = input(&page.text, "csrf_token");
+    let body = format!(
+        "csrf_token={}&answer.ticket=FIN-7&justification=Next+quarter&period=on&start={}&end={}",
+        enc(&csrf),
+        day(5),
+        day(20)
+    );
+    let r = post_form(&mut alice, app, &format!("/access-packages/{}/request", w.hidden), &body).await;
+    r.expect(StatusCode::SEE_OTHER);
+    Worker::new(app.services.clone(), "test").drain(10).await.unwrap();
+    let access = alice.get(app, "/access").await;
+    let later = access.text.split("<h2>Starting later</h2>").nth(1).unwrap_or_else(|| panic!("{}", access.text));
+    let later = later.split("<h2>Expired</h2>").next().unwrap();
+    assert!(
+        later.contains("Secret CRM admin") && later.contains(&format!("datetime=\"{}T00:00:00Z\"", day(5))),
+        "{later}"
+    );
+    assert!(access.text.contains("You have no access packages."), "nothing is active yet: {}", access.text);
+}
