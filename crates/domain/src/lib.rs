@@ -19,6 +19,7 @@ pub mod ids;
 pub mod package;
 pub mod policy;
 pub mod request;
+pub mod review;
 pub mod role;
 pub mod rule;
 pub mod schedule;
