@@ -29,19 +29,12 @@ and leaves nothing pending that a later clock move could trip over:
 """
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime
-import json
-import os
-import subprocess
-import tempfile
-import urllib.request
 import uuid
-from typing import Any, Awaitable, Callable, Optional, TypeVar
+from typing import Optional
 
 import pytest
-from kiota_abstractions.authentication import AccessTokenProvider, AllowedHostsValidator, BaseBearerTokenAuthenticationProvider
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from msgraph import GraphServiceClient
 from msgraph.generated.identity_governance.entitlement_management.assignment_requests.item.access_package_assignment_request_item_request_builder import (
@@ -52,9 +45,6 @@ from msgraph.generated.identity_governance.entitlement_management.assignment_req
 )
 from msgraph.generated.identity_governance.entitlement_management.assignment_requests.filter_by_current_user_with_on.filter_by_current_user_with_on_request_builder import (
     FilterByCurrentUserWithOnRequestBuilder,
-)
-from msgraph.generated.identity_governance.entitlement_management.assignments.assignments_request_builder import (
-    AssignmentsRequestBuilder,
 )
 from msgraph.generated.models.access_package import AccessPackage
 from msgraph.generated.models.access_package_answer_string import AccessPackageAnswerString
@@ -69,12 +59,6 @@ from msgraph.generated.models.access_package_automatic_request_settings import A
 from msgraph.generated.models.access_package_catalog import AccessPackageCatalog
 from msgraph.generated.models.access_package_request_state import AccessPackageRequestState
 from msgraph.generated.models.access_package_request_type import AccessPackageRequestType
-from msgraph.generated.models.access_package_resource import AccessPackageResource
-from msgraph.generated.models.access_package_resource_request import AccessPackageResourceRequest
-from msgraph.generated.models.access_package_resource_role import AccessPackageResourceRole
-from msgraph.generated.models.access_package_resource_role_scope import AccessPackageResourceRoleScope
-from msgraph.generated.models.access_package_resource_scope import AccessPackageResourceScope
-from msgraph.generated.models.access_package_subject import AccessPackageSubject
 from msgraph.generated.models.access_package_text_input_question import AccessPackageTextInputQuestion
 from msgraph.generated.models.allowed_target_scope import AllowedTargetScope
 from msgraph.generated.models.approval_stage import ApprovalStage
@@ -84,147 +68,39 @@ from msgraph.generated.models.expiration_pattern import ExpirationPattern
 from msgraph.generated.models.expiration_pattern_type import ExpirationPatternType
 from msgraph.generated.models.group import Group
 from msgraph.generated.models.group_members import GroupMembers
-from msgraph.generated.models.o_data_errors.o_data_error import ODataError
-from msgraph.generated.models.password_profile import PasswordProfile
 from msgraph.generated.models.reference_create import ReferenceCreate
-from msgraph.generated.models.reference_update import ReferenceUpdate
 from msgraph.generated.models.requestor_manager import RequestorManager
 from msgraph.generated.models.user import User
-from msgraph.graph_request_adapter import GraphRequestAdapter
 
-BASE = os.environ.get("STEWARD_BASE_URL", "").rstrip("/")
-TOKEN = os.environ.get("STEWARD_TOKEN", "")
-BIN = os.environ.get("STEWARD_TEST_BIN", "")
-DATABASE_URL = os.environ.get("STEWARD_TEST_DATABASE_URL", "")
-ORIGIN = BASE.removesuffix("/v1.0")
+from sdk_support import (
+    BASE,
+    Clients,
+    Naming,
+    Person,
+    admin_add,
+    advance,
+    assignments_of,
+    aware,
+    drain,
+    em_of,
+    member_ids,
+    now,
+    refused,
+    run,
+    submit,
+)
+
 RUN = f"Life{uuid.uuid4().hex[:8]}"
+_names = Naming(RUN)
+new_group, new_person, package_granting = _names.new_group, _names.new_person, _names.package_granting
 
 POLICY_DAYS = 30  # the two-stage policy's expiration
 STAGE_DAYS = 2  # each approval stage's durationBeforeAutomaticDenial
 TICKET_PATTERN = "[A-Z]+-[0-9]+"
 
-T = TypeVar("T")
-
-
-def require_env() -> None:
-    missing = [n for n, v in (("STEWARD_BASE_URL", BASE), ("STEWARD_TOKEN", TOKEN), ("STEWARD_TEST_BIN", BIN),
-                              ("STEWARD_TEST_DATABASE_URL", DATABASE_URL)) if not v]
-    if missing:
-        pytest.fail(f"{', '.join(missing)} must be set (tests/sdk/run.sh sets them)")
-
-
-# ---------------------------------------------------------------------------------------------
-# clients, the test clock, tokens
-# ---------------------------------------------------------------------------------------------
-
-class StaticTokenProvider(AccessTokenProvider):
-    def __init__(self, token: str):
-        self._token = token
-
-    async def get_authorization_token(self, uri: str, additional_authentication_context: dict[str, Any] = {}) -> str:
-        return self._token
-
-    def get_allowed_hosts_validator(self) -> AllowedHostsValidator:
-        return AllowedHostsValidator([])  # empty = any host
-
-
-class Clients:
-    """One GraphServiceClient per token, all closed at the end of the story."""
-
-    def __init__(self) -> None:
-        self._made: dict[str, GraphServiceClient] = {}
-
-    def __call__(self, token: str = "") -> GraphServiceClient:
-        token = token or TOKEN
-        if token not in self._made:
-            adapter = GraphRequestAdapter(BaseBearerTokenAuthenticationProvider(StaticTokenProvider(token)))
-            adapter.base_url = BASE  # before GraphServiceClient(), which only sets it when empty
-            self._made[token] = GraphServiceClient(request_adapter=adapter)
-        return self._made[token]
-
-    async def close(self) -> None:
-        for c in self._made.values():
-            http = getattr(c.request_adapter, "_http_client", None)
-            if http is not None:
-                await http.aclose()
-
-
-def run(story: Callable[[Clients], Awaitable[T]]) -> T:
-    """Runs `await story(clients)` on a fresh event loop; `clients()` is the administrator."""
-    require_env()
-
-    async def main() -> T:
-        clients = Clients()
-        try:
-            return await story(clients)
-        finally:
-            await clients.close()
-
-    return asyncio.run(main())
-
-
-def em_of(client: GraphServiceClient):
-    return client.identity_governance.entitlement_management
-
-
-def ops(method: str, path: str, body: Optional[dict] = None) -> dict:
-    """Steward's test-only routes (not Graph; the SDK has no builders for them)."""
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(f"{ORIGIN}{path}", data=data, method=method,
-                                 headers={"Authorization": f"Bearer {TOKEN}"})
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(req, timeout=60) as r:
-        return json.loads(r.read())
-
-
-def parse_now(s: str) -> datetime.datetime:
-    return datetime.datetime.fromisoformat(s.replace("Z", "+00:00"))
-
-
-def now() -> datetime.datetime:
-    return parse_now(ops("GET", "/ops/clock")["now"])
-
-
-def advance(delta: datetime.timedelta) -> datetime.datetime:
-    # A Python timedelta string, exactly what the SDK sends for durations: the route takes both.
-    return parse_now(ops("POST", "/ops/clock", {"advance": str(delta)})["now"])
-
-
-def drain() -> int:
-    """Runs every due job in the server (the worker's round in hand included)."""
-    return ops("POST", "/ops/jobs/drain")["ran"]
-
-
-def personal_token(user_id: str, name: str) -> str:
-    """`steward token create --user`, against the server's database."""
-    with tempfile.TemporaryDirectory() as cwd:  # keeps any ./data or ./steward.toml out of the way
-        out = subprocess.run(
-            [BIN, "token", "create", "--name", name, "--user", user_id, "--database-url", DATABASE_URL],
-            cwd=cwd, capture_output=True, text=True, timeout=60,
-            env={k: v for k, v in os.environ.items() if not k.startswith("STEWARD_")} | {"STEWARD_LOG": "warn"},
-        )
-    assert out.returncode == 0, f"steward token create failed ({out.returncode}): {out.stderr}"
-    secret = out.stdout.strip()
-    assert secret and "\n" not in secret, f"unexpected output: {out.stdout!r}"
-    return secret
-
-
-def aware(d: datetime.datetime) -> datetime.datetime:
-    assert d is not None and d.tzinfo is not None and d.utcoffset() is not None, d
-    return d
-
-
 # ---------------------------------------------------------------------------------------------
 # the world: catalog, groups, packages, policies, approvers
 # ---------------------------------------------------------------------------------------------
-
-@dataclasses.dataclass
-class Person:
-    id: str
-    name: str
-    token: str
-
 
 @dataclasses.dataclass
 class World:
@@ -240,39 +116,6 @@ class World:
     manager: Person
     approver: Person  # member of approvers_group
     stranger: Person
-
-
-async def new_group(c: GraphServiceClient, name: str) -> Group:
-    return await c.groups.post(Group(display_name=f"{RUN} {name}", mail_nickname=f"{RUN.lower()}-{name.lower().replace(' ', '-')}",
-                                     security_enabled=True, mail_enabled=False))
-
-
-async def new_person(c: GraphServiceClient, name: str, manager: Optional[Person] = None,
-                     department: Optional[str] = "Engineering") -> Person:
-    u = await c.users.post(User(
-        display_name=f"{RUN} {name}", user_principal_name=f"{name.lower()}.{RUN.lower()}@contoso.example",
-        mail_nickname=f"{name.lower()}{RUN.lower()}", account_enabled=True, department=department,
-        password_profile=PasswordProfile(password=uuid.uuid4().hex, force_change_password_next_sign_in=True)))
-    if manager is not None:
-        await c.users.by_user_id(u.id).manager.ref.put(ReferenceUpdate(odata_id=f"{BASE}/users/{manager.id}"))
-    return Person(u.id, u.display_name, personal_token(u.id, f"{RUN}-{name}"))
-
-
-async def package_granting(c: GraphServiceClient, catalog_id: str, group: Group, name: str) -> AccessPackage:
-    em = em_of(c)
-    await em.resource_requests.post(AccessPackageResourceRequest(
-        request_type=AccessPackageRequestType.AdminAdd,
-        resource=AccessPackageResource(origin_id=group.id, origin_system="AadGroup"),
-        catalog=AccessPackageCatalog(id=catalog_id)))
-    resources = (await em.catalogs.by_access_package_catalog_id(catalog_id).resources.get()).value
-    resource = next(r for r in resources if r.origin_id == group.id)
-    package = await em.access_packages.post(AccessPackage(
-        display_name=f"{RUN} {name}", description=name, catalog=AccessPackageCatalog(id=catalog_id)))
-    await em.access_packages.by_access_package_id(package.id).resource_role_scopes.post(AccessPackageResourceRoleScope(
-        role=AccessPackageResourceRole(origin_id=f"Member_{group.id}", origin_system="AadGroup",
-                                       resource=AccessPackageResource(id=resource.id)),
-        scope=AccessPackageResourceScope(origin_id=group.id, origin_system="AadGroup")))
-    return package
 
 
 @pytest.fixture(scope="module")
@@ -359,19 +202,6 @@ def user_add(w: World, justification: Optional[str] = "Quarter close", ticket: O
                                            assignment_policy=AccessPackageAssignmentPolicy(id=w.policy.id)))
 
 
-def admin_add(package: AccessPackage, policy: AccessPackageAssignmentPolicy, target: Person,
-              sched: Optional[EntitlementManagementSchedule] = None) -> AccessPackageAssignmentRequest:
-    return AccessPackageAssignmentRequest(
-        request_type=AccessPackageRequestType.AdminAdd, schedule=sched,
-        assignment=AccessPackageAssignment(access_package=AccessPackage(id=package.id),
-                                           assignment_policy=AccessPackageAssignmentPolicy(id=policy.id),
-                                           target=AccessPackageSubject(object_id=target.id)))
-
-
-async def submit(c: GraphServiceClient, body: AccessPackageAssignmentRequest) -> AccessPackageAssignmentRequest:
-    return await em_of(c).assignment_requests.post(body)
-
-
 async def get_request(c: GraphServiceClient, rid: str) -> AccessPackageAssignmentRequest:
     qp = AccessPackageAssignmentRequestItemRequestBuilder.AccessPackageAssignmentRequestItemRequestBuilderGetQueryParameters(
         expand=["assignment", "accessPackage", "requestor"])
@@ -388,17 +218,6 @@ async def my_requests(c: GraphServiceClient, package: Optional[AccessPackage] = 
     return [r for r in got if package is None or r.access_package.id == package.id]
 
 
-async def assignments_of(c: GraphServiceClient, person: Person, package: AccessPackage) -> list[AccessPackageAssignment]:
-    qp = AssignmentsRequestBuilder.AssignmentsRequestBuilderGetQueryParameters(
-        filter=f"accessPackage/id eq '{package.id}' and target/objectId eq '{person.id}'",
-        expand=["target", "accessPackage"], orderby=["id"])
-    return (await em_of(c).assignments.get(request_configuration=RequestConfiguration(query_parameters=qp))).value
-
-
-async def member_ids(c: GraphServiceClient, group: Group) -> set[str]:
-    return {m.id for m in (await c.groups.by_group_id(group.id).members.get()).value}
-
-
 async def stages(c: GraphServiceClient, rid: str) -> list[ApprovalStage]:
     return (await em_of(c).access_package_assignment_approvals.by_approval_id(rid).stages.get()).value
 
@@ -406,19 +225,6 @@ async def stages(c: GraphServiceClient, rid: str) -> list[ApprovalStage]:
 async def decide(c: GraphServiceClient, rid: str, stage_id: str, result: str, justification: Optional[str]) -> None:
     await em_of(c).access_package_assignment_approvals.by_approval_id(rid).stages.by_approval_stage_id(stage_id).patch(
         ApprovalStage(review_result=result, justification=justification))
-
-
-async def refused(call: Awaitable[Any], *statuses: int) -> ODataError:
-    """Awaits `call`, which must fail with a Graph error of one of `statuses` (any 4xx if none)."""
-    with pytest.raises(ODataError) as e:
-        await call
-    status = e.value.response_status_code
-    if statuses:
-        assert status in statuses, f"{status} not in {statuses}: {e.value.error.message if e.value.error else e.value}"
-    else:
-        assert 400 <= status <= 499, status
-    assert e.value.error is not None and e.value.error.code and e.value.error.message, e.value
-    return e.value
 
 
 async def approve_both_stages(clients: Clients, w: World, rid: str) -> None:

@@ -439,7 +439,15 @@ impl Principal {
 pub struct Authenticator {
     bootstrap_hash: Option<String>,
     identity: Option<(Arc<dyn TokenVerifier>, Arc<ClaimMapping>)>,
+    /// When each user's sign-in was last noted (`Store::note_sign_in`), so a user's token
+    /// costs at most one write a minute however many calls it makes.
+    noted: Arc<std::sync::Mutex<std::collections::HashMap<UserId, Timestamp>>>,
 }
+
+/// How often a bearer token's use is noted as a sign-in, per user.
+const NOTE_SIGN_IN_EVERY: jiff::SignedDuration = jiff::SignedDuration::from_mins(1);
+/// Users remembered before the map is emptied (it only spares writes).
+const NOTED_MAX: usize = 10_000;
 
 impl fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -458,7 +466,32 @@ fn looks_like_jwt(token: &str) -> bool {
 
 impl Authenticator {
     pub fn new(bootstrap: Option<&str>) -> Self {
-        Self { bootstrap_hash: bootstrap.filter(|s| !s.is_empty()).map(hash_secret), identity: None }
+        Self {
+            bootstrap_hash: bootstrap.filter(|s| !s.is_empty()).map(hash_secret),
+            identity: None,
+            noted: Arc::default(),
+        }
+    }
+
+    /// Notes that `user` used Steward at `now` (what access reviews' recommendations read),
+    /// at most once a minute per user; a failure to note is logged, never the caller's.
+    async fn note_sign_in(&self, services: &Services, user: UserId, now: Timestamp) {
+        let due = match self.noted.lock() {
+            Ok(mut m) => {
+                let due = m.get(&user).is_none_or(|last| now.duration_since(*last) >= NOTE_SIGN_IN_EVERY);
+                if due {
+                    if m.len() >= NOTED_MAX {
+                        m.clear();
+                    }
+                    m.insert(user, now);
+                }
+                due
+            }
+            Err(_) => true,
+        };
+        if due && let Err(e) = services.store.note_sign_in(user, now).await {
+            tracing::warn!(user = %user, error = %e, "the sign-in could not be noted");
+        }
     }
 
     /// Also accepts the identity provider's access tokens, naming users as `mapping` says.
@@ -499,7 +532,10 @@ impl Authenticator {
                 }
             };
             return match crate::identity::user_for(services, mapping, &id).await? {
-                Some(user) => Self::signed_in(services, user.id, mapping.facts(&id)).await,
+                Some(user) => {
+                    self.note_sign_in(services, user.id, services.clock.now()).await;
+                    Self::signed_in(services, user.id, mapping.facts(&id)).await
+                }
                 None => crate::identity::external(services, mapping, &id).await,
             };
         }
@@ -521,6 +557,7 @@ impl Authenticator {
                 Ok(Principal::Service { token: token.id, grants: Grants::single(role, scope) })
             }
             (Some(user), _, Some(true)) => {
+                self.note_sign_in(services, user, services.clock.now()).await;
                 let grants = Grants::from_assignments(&services.store.role_assignments_of(user).await?);
                 Ok(Principal::User { user, token: Some(token.id), grants, sign_in: None })
             }

@@ -19,6 +19,7 @@ pub mod policies;
 pub mod ports;
 pub mod query;
 pub mod reconcile;
+pub mod reviews;
 pub mod roles;
 pub mod scim;
 pub mod secrets;

@@ -1,5 +1,6 @@
 //! Use cases of assignment policies: create, read, replace (PUT) and delete them; PATCH is a
-//! replace of the merged document (the web layer merges, this layer checks and writes).
+//! replace of the merged document (the web layer merges, this layer checks and writes). A
+//! policy's `reviewSettings` keep its access review in step (`crate::reviews::policy`).
 
 use jiff::Timestamp;
 use steward_domain::audit::Activity;
@@ -51,8 +52,11 @@ pub async fn create_policy(
         named(p.display_name.as_str()),
         p.access_package_id
     ));
+    // The access review its reviewSettings ask for, checked before anything is written.
+    let review = crate::reviews::input_of_policy(&p)?;
     s.store.insert_policy(&p, &event).await?;
     crate::lifecycle::automatic::policy_changed(s, &p).await?;
+    crate::reviews::policy::sync(s, &cap.actor(), &p, review).await?;
     Ok(p)
 }
 
@@ -133,9 +137,11 @@ pub async fn replace_policy(
         ..current.clone()
     };
     let event = admin_event(cap, Activity::UpdatePolicy, POLICY, id, now).with_detail(changed_properties(&current, &p));
+    let review = crate::reviews::input_of_policy(&p)?;
     match s.store.update_policy(&p, read_at, &event).await {
         Ok(()) => {
             crate::lifecycle::automatic::policy_changed(s, &p).await?;
+            crate::reviews::policy::sync(s, &cap.actor(), &p, review).await?;
             Ok(p)
         }
         Err(StoreError::Conflict(_)) if if_match.is_some() => Err(AppError::PreconditionFailed(
@@ -157,8 +163,11 @@ pub async fn delete_policy(
     let p = policy_in(s, cap, id).await?;
     crate::check_if_match(if_match, "assignment policy", p.modified_date_time)?;
     // Assignments arrive with the request lifecycle; then a policy in use stays.
-    let event = admin_event(cap, Activity::DeletePolicy, POLICY, id, s.clock.now());
-    Ok(s.store.delete_policy(id, &event).await?)
+    let now = s.clock.now();
+    let event = admin_event(cap, Activity::DeletePolicy, POLICY, id, now);
+    s.store.delete_policy(id, &event).await?;
+    // The access review its reviewSettings kept goes with it.
+    crate::reviews::policy::policy_deleted(s, &cap.actor(), id, now).await
 }
 
 /// Checks that a policy belongs to a package (for the `/accessPackages/{id}/assignmentPolicies` paths).

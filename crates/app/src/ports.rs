@@ -13,12 +13,13 @@ use steward_domain::enums::CustomExtensionStage;
 use steward_domain::extension::{CalloutInstance, CustomExtension};
 use steward_domain::ids::{
     AccessPackageId, AssignmentId, CalloutInstanceId, CatalogId, ConnectionId, CustomExtensionId, GroupId, JobId,
-    PolicyId, RequestId, ResourceId, ResourceRoleId, ResourceRoleScopeId, ResourceScopeId, RoleAssignmentId, TokenId,
-    UserId,
+    PolicyId, RequestId, ResourceId, ResourceRoleId, ResourceRoleScopeId, ResourceScopeId, ReviewDecisionId,
+    ReviewDefinitionId, ReviewInstanceId, RoleAssignmentId, TokenId, UserId,
 };
 use steward_domain::package::{AccessPackage, ResourceRoleScope};
 use steward_domain::policy::AssignmentPolicy;
 use steward_domain::request::AssignmentRequest;
+use steward_domain::review::{ReviewDecision, ReviewDefinition, ReviewInstance};
 use steward_domain::role::{AppScope, Role, RoleAssignment};
 use steward_domain::rule::MembershipRule;
 
@@ -605,6 +606,51 @@ pub trait Store: Send + Sync {
     /// Deletes the sign-ins expired and the sessions ended by `now`; how many rows. Cheap when
     /// nothing has: it looks before it writes.
     async fn sweep_sessions(&self, now: Timestamp) -> StoreResult<u64>;
+
+    // Access reviews (`crate::reviews`). Definitions, instances and decisions are written
+    // through `apply` (`Batch::review_*`), so opening an instance, recording decisions and
+    // applying them go in one transaction with the requests, events and jobs they cause; a
+    // `Put::Changed` whose row changed since `read_at` fails the whole batch with `Conflict`.
+    async fn get_review_definition(&self, id: ReviewDefinitionId) -> StoreResult<Option<ReviewDefinition>>;
+    /// The definitions `q` selects (`REVIEW_DEFINITIONS`), in its order.
+    async fn list_review_definitions(&self, q: &ListQuery) -> StoreResult<Page<ReviewDefinition>>;
+    /// The definition an assignment policy's `reviewSettings` keeps in step, if any.
+    async fn review_definition_of_policy(&self, policy: PolicyId) -> StoreResult<Option<ReviewDefinition>>;
+    /// Deletes a definition with its instances and decisions, recording `event`.
+    async fn delete_review_definition(&self, id: ReviewDefinitionId, event: &AuditEvent) -> StoreResult<()>;
+    /// Definitions whose next instance opens at or before `now` (`next_start`), earliest first.
+    async fn due_review_definitions(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<ReviewDefinition>>;
+    async fn get_review_instance(&self, id: ReviewInstanceId) -> StoreResult<Option<ReviewInstance>>;
+    /// The instances `q` selects (`REVIEW_INSTANCES`, scoped to a definition).
+    async fn list_review_instances(&self, q: &ListQuery) -> StoreResult<Page<ReviewInstance>>;
+    /// Instances in progress whose current stage ended at or before `now`, earliest first.
+    async fn ending_review_instances(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<ReviewInstance>>;
+    async fn get_review_decision(&self, id: ReviewDecisionId) -> StoreResult<Option<ReviewDecision>>;
+    /// The decisions `q` selects (`REVIEW_DECISIONS`: scoped to an instance; related to a
+    /// reviewer with `Relation::DecisionsToReview`), in its order, with paging.
+    async fn list_review_decisions(&self, q: &ListQuery) -> StoreResult<Page<ReviewDecision>>;
+    /// An instance's decisions in id order after `after`, at most `limit` (stage changes and
+    /// applying walk an instance with it).
+    async fn review_decisions_of(
+        &self,
+        instance: ReviewInstanceId,
+        after: Option<ReviewDecisionId>,
+        limit: u32,
+    ) -> StoreResult<Vec<ReviewDecision>>;
+    /// Decisions by id (those of another instance too); missing ids are left out.
+    async fn review_decisions_by_id(&self, ids: &[ReviewDecisionId]) -> StoreResult<Vec<ReviewDecision>>;
+    /// Decisions of `instance` whose principal is one of `principals` (batchRecordDecisions).
+    async fn review_decisions_of_principals(
+        &self,
+        instance: ReviewInstanceId,
+        principals: &[UserId],
+    ) -> StoreResult<Vec<ReviewDecision>>;
+
+    /// Records that `user` signed in (the portal, or the API with their token) at `at`; later
+    /// sign-ins only move it forward. Recommendations read it.
+    async fn note_sign_in(&self, user: UserId, at: Timestamp) -> StoreResult<()>;
+    /// The last sign-in of each of `users` that has one.
+    async fn last_sign_ins(&self, users: &[UserId]) -> StoreResult<Vec<(UserId, Timestamp)>>;
 }
 
 /// A write about an external user Steward governs, made in the batch of the assignment that
@@ -693,6 +739,14 @@ pub struct Batch {
     pub callouts: Vec<Put<CalloutInstance>>,
     /// Guests invited or reinstated with the assignments of this batch (written first).
     pub guests: Vec<GuestWrite>,
+    /// Access review definitions: inserted, or replaced when unchanged since read (written
+    /// before instances, instances before decisions).
+    pub review_definitions: Vec<Put<ReviewDefinition>>,
+    pub review_instances: Vec<Put<ReviewInstance>>,
+    /// Decisions with who may decide them (`reviewers`): inserted, or replaced when unchanged
+    /// since read. A decision is only written while its instance is in progress at the
+    /// decision's stage, or when the batch also writes the instance.
+    pub review_decisions: Vec<Put<ReviewDecision>>,
 }
 
 impl Batch {
@@ -704,6 +758,9 @@ impl Batch {
             && self.events.is_empty()
             && self.callouts.is_empty()
             && self.guests.is_empty()
+            && self.review_definitions.is_empty()
+            && self.review_instances.is_empty()
+            && self.review_decisions.is_empty()
     }
 }
 

@@ -360,6 +360,75 @@ pub static CONNECTED_ORGANIZATIONS: Schema = Schema {
     default_order: "displayName",
 };
 
+const REVIEW_STATUSES: &[&str] = &["NotStarted", "InProgress", "Completed", "Applying", "Applied"];
+const REVIEW_DECISIONS_VALUES: &[&str] = &["Approve", "Deny", "NotReviewed", "DontKnow"];
+const REVIEW_RECOMMENDATIONS: &[&str] = &["Approve", "Deny", "NoInfoAvailable"];
+const REVIEW_APPLY_RESULTS: &[&str] = &[
+    "New",
+    "AppliedSuccessfully",
+    "AppliedWithUnknownFailure",
+    "AppliedSuccessfullyButObjectNotFound",
+    "ApplyNotSupported",
+];
+
+/// Access review definitions (`accessReviewScheduleDefinition`). Graph filters the scope as
+/// `scope/microsoft.graph.accessReviewQueryScope/query`; the filter parser reads no type casts,
+/// so the property is `scope/query` here (the scope's query in canonical form).
+pub static REVIEW_DEFINITIONS: Schema = Schema {
+    entity: "accessReviewScheduleDefinition",
+    table: "review_definitions",
+    fields: &[
+        f("id", Guid, "id"),
+        t("displayName", "display_name", "display_name_fold"),
+        f("status", Enum(REVIEW_STATUSES), "status"),
+        f("createdDateTime", DateTime, "created_at"),
+        f("lastModifiedDateTime", DateTime, "modified_at"),
+        n("createdBy/id", Guid, "created_by"),
+        t("scope/query", "scope_query", "scope_query_fold"),
+    ],
+    search: &["displayName"],
+    default_order: "displayName",
+};
+
+/// Instances of a definition (`accessReviewInstance`); lists are scoped with `definition/id`.
+pub static REVIEW_INSTANCES: Schema = Schema {
+    entity: "accessReviewInstance",
+    table: "review_instances",
+    fields: &[
+        f("id", Guid, "id"),
+        f("definition/id", Guid, "definition_id"),
+        f("startDateTime", DateTime, "start_at"),
+        f("endDateTime", DateTime, "end_at"),
+        f("status", Enum(REVIEW_STATUSES), "status"),
+    ],
+    search: &[],
+    default_order: "startDateTime",
+};
+
+/// Decisions of an instance (`accessReviewInstanceDecisionItem`); lists are scoped with
+/// `instance/id` (Graph's `accessReviewId`) and ordered by id unless asked otherwise, so
+/// next links page stably.
+pub static REVIEW_DECISIONS: Schema = Schema {
+    entity: "accessReviewInstanceDecisionItem",
+    table: "review_decisions",
+    fields: &[
+        f("id", Guid, "id"),
+        f("instance/id", Guid, "instance_id"),
+        f("accessReviewId", Guid, "instance_id"),
+        f("decision", Enum(REVIEW_DECISIONS_VALUES), "decision"),
+        f("recommendation", Enum(REVIEW_RECOMMENDATIONS), "recommendation"),
+        f("applyResult", Enum(REVIEW_APPLY_RESULTS), "apply_result"),
+        f("principal/id", Guid, "principal_id"),
+        f("accessPackage/id", Guid, "access_package_id"),
+        n("reviewedBy/id", Guid, "reviewed_by"),
+        n("reviewedDateTime", DateTime, "reviewed_at"),
+        n("appliedBy/id", Guid, "applied_by"),
+        n("appliedDateTime", DateTime, "applied_at"),
+    ],
+    search: &[],
+    default_order: "id",
+};
+
 /// A literal checked against its property's type, ready to bind.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -461,6 +530,8 @@ pub enum Relation {
     InternalSponsors,
     /// users who are external sponsors of connected organization `id`
     ExternalSponsors,
+    /// access review decisions that user `id` may decide (is a reviewer of at their stage)
+    DecisionsToReview,
 }
 
 /// One `$orderby` key.
@@ -810,6 +881,9 @@ pub static ALL_SCHEMAS: &[&Schema] = &[
     &ASSIGNMENT_REQUESTS,
     &ASSIGNMENTS,
     &CONNECTED_ORGANIZATIONS,
+    &REVIEW_DEFINITIONS,
+    &REVIEW_INSTANCES,
+    &REVIEW_DECISIONS,
 ];
 
 #[cfg(test)]

@@ -305,6 +305,10 @@ pub async fn start(
         id_token,
     };
     s.store.insert_session(&session).await?;
+    // Access reviews recommend removing access of people who have not signed in for long.
+    if let Err(e) = s.store.note_sign_in(user, now).await {
+        tracing::warn!(user = %user, error = %e, "the sign-in could not be noted");
+    }
     tracing::info!(user = %user, "portal session started");
     Ok((token, session))
 }
@@ -329,6 +333,10 @@ pub async fn resume(s: &Services, token: &BrowserSecret) -> Result<Session, Sess
     if now.duration_since(session.last_seen_at) >= TOUCH_EVERY {
         session.last_seen_at = now;
         s.store.touch_session(&hash, now, session.ends_at()).await.map_err(AppError::from)?;
+        // Using the portal is activity too (at most once a minute, with the touch).
+        if let Err(e) = s.store.note_sign_in(session.user_id, now).await {
+            tracing::warn!(user = %session.user_id, error = %e, "the sign-in could not be noted");
+        }
     }
     Ok(session)
 }

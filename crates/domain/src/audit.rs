@@ -98,6 +98,17 @@ pub enum Activity {
     DeleteGroup,
     AddMemberToGroup,
     RemoveMemberFromGroup,
+    // Access reviews of access package assignments (Entra's access review activity names,
+    // category `Policy`).
+    CreateAccessReview,
+    UpdateAccessReview,
+    DeleteAccessReview,
+    StopAccessReview,
+    AccessReviewInstanceStarted,
+    RecordAccessReviewDecision,
+    ApplyAccessReviewDecision,
+    ResetAccessReviewDecisions,
+    SendAccessReviewReminder,
 }
 
 impl Activity {
@@ -175,6 +186,15 @@ impl Activity {
             Self::DeleteGroup => "Delete group",
             Self::AddMemberToGroup => "Add member to group",
             Self::RemoveMemberFromGroup => "Remove member from group",
+            Self::CreateAccessReview => "Create access review",
+            Self::UpdateAccessReview => "Update access review",
+            Self::DeleteAccessReview => "Delete access review",
+            Self::StopAccessReview => "Stop access review",
+            Self::AccessReviewInstanceStarted => "Access review instance started",
+            Self::RecordAccessReviewDecision => "Record access review decision",
+            Self::ApplyAccessReviewDecision => "Apply access review decision",
+            Self::ResetAccessReviewDecisions => "Reset access review decisions",
+            Self::SendAccessReviewReminder => "Send access review reminder",
         }
     }
 }
@@ -340,6 +360,28 @@ mod tests {
         (UnblockExternalUser, "UnblockExternalUser", "Unblock external user sign-in"),
         (DeleteExternalUser, "DeleteExternalUser", "Delete external user"),
     ];
+
+    /// Access reviews.
+    const REVIEWS: [(Activity, &str, &str); 9] = [
+        (CreateAccessReview, "CreateAccessReview", "Create access review"),
+        (UpdateAccessReview, "UpdateAccessReview", "Update access review"),
+        (DeleteAccessReview, "DeleteAccessReview", "Delete access review"),
+        (StopAccessReview, "StopAccessReview", "Stop access review"),
+        (AccessReviewInstanceStarted, "AccessReviewInstanceStarted", "Access review instance started"),
+        (RecordAccessReviewDecision, "RecordAccessReviewDecision", "Record access review decision"),
+        (ApplyAccessReviewDecision, "ApplyAccessReviewDecision", "Apply access review decision"),
+        (ResetAccessReviewDecisions, "ResetAccessReviewDecisions", "Reset access review decisions"),
+        (SendAccessReviewReminder, "SendAccessReviewReminder", "Send access review reminder"),
+    ];
+
+    #[test]
+    fn review_activity_names_are_stable() {
+        for (activity, stored, display) in REVIEWS {
+            assert_eq!(serde_json::to_value(activity).unwrap(), serde_json::json!(stored));
+            assert_eq!(serde_json::from_value::<Activity>(serde_json::json!(stored)).unwrap(), activity);
+            assert_eq!(activity.display_name(), display, "{stored}");
+        }
+    }
 
     #[test]
     fn external_activity_names_are_stable() {

@@ -129,6 +129,13 @@ id_type!(/// One call of a custom extension at one stage (Graph's customExtensio
     CalloutInstanceId, "custom extension stage instance");
 id_type!(/// A connected organization: an external organization whose users may request access.
     ConnectedOrganizationId, "connected organization");
+id_type!(/// An access review definition (Graph's accessReviewScheduleDefinition).
+    ReviewDefinitionId, "access review definition");
+id_type!(/// One occurrence of an access review (Graph's accessReviewInstance).
+    ReviewInstanceId, "access review instance");
+id_type!(/// One assignment's decision in an access review instance (Graph's
+    /// accessReviewInstanceDecisionItem).
+    ReviewDecisionId, "access review decision");
 id_type!(/// A delegated-administration role assignment (Graph's unifiedRoleAssignment).
     RoleAssignmentId, "role assignment");
 

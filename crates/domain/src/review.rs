@@ -11,7 +11,10 @@ use serde_json::{Map, Value, json};
 
 use crate::DomainError;
 use crate::duration::GraphDuration;
-use crate::ids::{AccessPackageId, CatalogId, GroupId, PolicyId, UserId};
+use crate::ids::{
+    AccessPackageId, AssignmentId, CatalogId, GroupId, PolicyId, ReviewDecisionId, ReviewDefinitionId,
+    ReviewInstanceId, UserId,
+};
 use crate::text::clip;
 
 /// The base of the assignment queries a definition's scope names.
@@ -933,6 +936,165 @@ pub fn instance_window(day: Date, duration_days: u32) -> Option<(Timestamp, Time
     let start = day.to_zoned(jiff::tz::TimeZone::UTC).ok()?.timestamp();
     let end = start.checked_add(jiff::SignedDuration::from_hours(24 * i64::from(duration_days))).ok()?;
     Some((start, end))
+}
+
+/// A stored definition: what was asked for, and where its schedule stands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReviewDefinition {
+    pub id: ReviewDefinitionId,
+    pub input: DefinitionInput,
+    /// The assignment policy whose `reviewSettings` created it and keeps it in step, if any.
+    pub policy_id: Option<PolicyId>,
+    /// NotStarted (before its first instance), InProgress (instances open, or more to come),
+    /// Completed (stopped, or its recurrence has ended).
+    pub status: ReviewStatus,
+    pub created_by: Option<UserId>,
+    pub created_date_time: Timestamp,
+    pub last_modified_date_time: Timestamp,
+    /// The occurrence the next instance opens for (0: the first).
+    pub next_occurrence: u32,
+    /// When that instance opens; none when no more will.
+    pub next_start: Option<Timestamp>,
+}
+
+impl ReviewDefinition {
+    /// When occurrence `n` opens: its recurrence's day, or, for a one-time review, `created`
+    /// (occurrence 0 only).
+    pub fn start_of(&self, n: u32, created: Timestamp) -> Option<Timestamp> {
+        match &self.input.settings.recurrence {
+            Some(r) => r.occurrence(n).and_then(|d| instance_window(d, 1)).map(|(s, _)| s),
+            None => (n == 0).then_some(created),
+        }
+    }
+
+    /// How long an instance runs: the stages one after another, or the instance duration.
+    pub fn duration_days(&self) -> u32 {
+        if self.input.stages.is_empty() {
+            self.input.settings.instance_duration_in_days
+        } else {
+            self.input.stages.iter().map(|s| s.duration_in_days).sum()
+        }
+    }
+
+    /// The reviewers and fallback reviewers of stage `stage` (0 when the review has no stages).
+    pub fn reviewers_of(&self, stage: usize) -> (&[Reviewer], &[Reviewer]) {
+        match self.input.stages.get(stage) {
+            Some(s) => (&s.reviewers, &s.fallback_reviewers),
+            None => (&self.input.reviewers, &self.input.fallback_reviewers),
+        }
+    }
+
+    /// How many stages an instance goes through (at least one).
+    pub fn stage_count(&self) -> usize {
+        self.input.stages.len().max(1)
+    }
+}
+
+/// One occurrence of a review over the assignments in scope when it opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewInstance {
+    pub id: ReviewInstanceId,
+    pub definition_id: ReviewDefinitionId,
+    pub occurrence: u32,
+    pub start: Timestamp,
+    pub end: Timestamp,
+    /// InProgress while reviewers decide; Completed when it ended or was stopped (decisions
+    /// still to apply); Applied once they were.
+    pub status: ReviewStatus,
+    /// The stage under way (0 for a single-stage review).
+    pub stage: u32,
+    /// When the stage under way ends.
+    pub stage_end: Timestamp,
+    pub last_modified_date_time: Timestamp,
+}
+
+/// A stage's decision kept when the decision went on to the next stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageDecision {
+    pub stage: u32,
+    pub decision: Decision,
+    pub justification: Option<String>,
+    pub reviewed_by: Option<UserId>,
+    pub reviewed_at: Option<Timestamp>,
+}
+
+/// The decision on one assignment in one instance; at a multi-stage review it carries the
+/// earlier stages' decisions in `history` and is decided again at each stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewDecision {
+    pub id: ReviewDecisionId,
+    pub instance_id: ReviewInstanceId,
+    pub definition_id: ReviewDefinitionId,
+    pub assignment_id: AssignmentId,
+    /// Whose access is reviewed.
+    pub principal_id: UserId,
+    pub access_package_id: AccessPackageId,
+    pub policy_id: Option<PolicyId>,
+    /// The stage it is at.
+    pub stage: u32,
+    /// Who may decide it at this stage (resolved when the stage began; the fallback reviewers
+    /// when the primary ones resolved to nobody).
+    pub reviewers: Vec<UserId>,
+    pub decision: Decision,
+    pub justification: Option<String>,
+    pub reviewed_by: Option<UserId>,
+    pub reviewed_at: Option<Timestamp>,
+    pub recommendation: Recommendation,
+    pub recommendation_reason: Option<String>,
+    pub apply_result: ApplyResult,
+    pub applied_by: Option<UserId>,
+    pub applied_at: Option<Timestamp>,
+    pub history: Vec<StageDecision>,
+    pub last_modified_date_time: Timestamp,
+}
+
+impl ReviewDecision {
+    /// Whether `user` may decide it now.
+    pub fn is_reviewer(&self, user: UserId) -> bool {
+        self.reviewers.contains(&user)
+    }
+
+    /// Records a reviewer's decision (checked against the settings); replaces an earlier one of
+    /// the same stage, as Graph lets reviewers change their mind until the instance ends.
+    pub fn record(
+        &mut self,
+        by: UserId,
+        r: &Recording,
+        settings: &Settings,
+        now: Timestamp,
+    ) -> Result<(), DomainError> {
+        r.check(settings)?;
+        self.decision = r.decision;
+        self.justification = r.justification.clone().filter(|j| !j.trim().is_empty());
+        self.reviewed_by = Some(by);
+        self.reviewed_at = Some(now);
+        self.last_modified_date_time = now;
+        Ok(())
+    }
+
+    /// Back to NotReviewed (`resetDecisions`).
+    pub fn reset(&mut self, now: Timestamp) {
+        self.decision = Decision::NotReviewed;
+        self.justification = None;
+        self.reviewed_by = None;
+        self.reviewed_at = None;
+        self.last_modified_date_time = now;
+    }
+
+    /// Moves it to the next stage with its reviewers, keeping this stage's decision.
+    pub fn advance(&mut self, reviewers: Vec<UserId>, now: Timestamp) {
+        self.history.push(StageDecision {
+            stage: self.stage,
+            decision: self.decision,
+            justification: self.justification.take(),
+            reviewed_by: self.reviewed_by.take(),
+            reviewed_at: self.reviewed_at.take(),
+        });
+        self.stage = self.stage.saturating_add(1);
+        self.reviewers = reviewers;
+        self.decision = Decision::NotReviewed;
+        self.last_modified_date_time = now;
+    }
 }
 
 #[cfg(test)]

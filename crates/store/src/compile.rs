@@ -7,9 +7,43 @@ use steward_odata::CmpOp;
 
 use crate::driver::Param;
 
-/// Collects parameters and hands out their `$n` placeholders.
+/// Collects parameters and hands out their `$n` placeholders; carries what the query being
+/// compiled tells its conditions (`Hints`).
 #[derive(Default)]
-pub(crate) struct Params(pub Vec<Param>);
+pub(crate) struct Params(pub Vec<Param>, pub Hints);
+
+/// What a list query tells the conditions compiled into it, so a relation's subquery can take
+/// the access path that suits the list (see `Relation::DecisionsToReview` in `relation_sql`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Hints {
+    /// The filter keeps the rows of one access review instance (`instance_id = …` among the
+    /// terms that must all hold).
+    one_instance: bool,
+    /// The page is ordered by `id` alone and starts after this id (before it, descending).
+    after_id: Option<(String, bool)>,
+}
+
+impl Hints {
+    fn of(q: &ListQuery, paging: bool) -> Self {
+        let one_instance = q.filter.as_ref().is_some_and(|f| {
+            let terms = match f {
+                Cond::And(terms) => terms.as_slice(),
+                other => std::slice::from_ref(other),
+            };
+            terms.iter().any(|t| {
+                matches!(t, Cond::Cmp { field, op: CmpOp::Eq, value: Value::Text(_), lower: false }
+                    if field.column == "instance_id")
+            })
+        });
+        let after_id = match (q.order.as_slice(), q.after.as_deref()) {
+            ([only], Some([Value::Text(after)])) if paging && only.field.column == "id" => {
+                Some((after.clone(), only.descending))
+            }
+            _ => None,
+        };
+        Self { one_instance, after_id }
+    }
+}
 
 impl Params {
     pub fn push(&mut self, p: Param) -> String {
@@ -54,7 +88,7 @@ pub(crate) fn like_pattern(kind: Match, value: &str) -> String {
     }
 }
 
-fn relation_sql(r: Relation, p: &str) -> String {
+fn relation_sql(r: Relation, p: &str, ps: &mut Params) -> String {
     match r {
         Relation::GroupMembers => {
             format!("id IN (SELECT user_id FROM group_members WHERE group_id = {p})")
@@ -94,6 +128,30 @@ fn relation_sql(r: Relation, p: &str) -> String {
         Relation::ExternalSponsors => format!(
             "id IN (SELECT user_id FROM organization_sponsors WHERE organization_id = {p} AND kind = 'external')"
         ),
+        Relation::DecisionsToReview => {
+            // The page's own keyset bound, repeated on the reviewer's rows: PostgreSQL does
+            // not carry `id > $n` across the join, and would read the reviewer's rows from the
+            // first. For one instance's decisions the subquery is correlated, so SQLite walks
+            // the instance's decisions in order and probes each reviewer row (a page costs a
+            // page, however many the reviewer has); across instances it is a list of the
+            // reviewer's decisions, which costs what they have (SQLite would otherwise walk
+            // every decision of every instance for a reviewer of few).
+            let bound = match ps.1.after_id.clone() {
+                Some((after, descending)) => {
+                    let a = ps.push(Param::Text(Some(after)));
+                    format!(" AND r.decision_id {} {a}", if descending { "<" } else { ">" })
+                }
+                None => String::new(),
+            };
+            if ps.1.one_instance {
+                format!(
+                    "EXISTS (SELECT 1 FROM review_decision_reviewers r WHERE r.decision_id = review_decisions.id \
+                     AND r.user_id = {p} AND r.instance_id = review_decisions.instance_id{bound})"
+                )
+            } else {
+                format!("id IN (SELECT r.decision_id FROM review_decision_reviewers r WHERE r.user_id = {p}{bound})")
+            }
+        }
     }
 }
 
@@ -147,7 +205,7 @@ pub(crate) fn cond(c: &Cond, ps: &mut Params) -> String {
         }
         Cond::Related { relation, id } => {
             let p = ps.push(Param::Text(Some(id.clone())));
-            relation_sql(*relation, &p)
+            relation_sql(*relation, &p, ps)
         }
     }
 }
@@ -230,7 +288,7 @@ fn start(scope: Option<&Scope>, wh: &mut Vec<String>, counting: bool) -> Params 
     match scope {
         Some(s) => {
             wh.push(if counting { s.count.as_ref().unwrap_or(&s.sql).clone() } else { s.sql.clone() });
-            Params(s.params.clone())
+            Params(s.params.clone(), Hints::default())
         }
         None => Params::default(),
     }
@@ -241,6 +299,7 @@ fn start(scope: Option<&Scope>, wh: &mut Vec<String>, counting: bool) -> Params 
 pub(crate) fn page_sql(q: &ListQuery, columns: &str, scope: Option<&Scope>) -> (String, Vec<Param>) {
     let mut wh: Vec<String> = Vec::new();
     let mut ps = start(scope, &mut wh, false);
+    ps.1 = Hints::of(q, true);
     if let Some(f) = &q.filter {
         wh.push(cond(f, &mut ps));
     }
@@ -281,6 +340,7 @@ pub(crate) fn count_sql(q: &ListQuery, scope: Option<&Scope>) -> (String, Vec<Pa
 pub(crate) fn conditions(q: &ListQuery, scope: Option<&Scope>, counting: bool) -> (Vec<String>, Params) {
     let mut wh: Vec<String> = Vec::new();
     let mut ps = start(scope, &mut wh, counting);
+    ps.1 = Hints::of(q, false);
     if let Some(f) = &q.filter {
         wh.push(cond(f, &mut ps));
     }
@@ -330,6 +390,31 @@ mod tests {
         assert_eq!(sql.matches('(').count(), sql.matches(')').count());
         assert!(!sql.contains("((is_hidden"), "one flat list, not nested pairs: {sql}");
         assert_eq!(params.len(), 152);
+    }
+
+    #[test]
+    fn a_reviewers_decisions_are_bounded_like_the_page() {
+        use steward_app::query::REVIEW_DECISIONS;
+        let user = "0190c3c4-7a5e-7000-8000-000000000001";
+        let instance = "0190c3c4-7a5e-7000-8000-000000000002";
+        let after = "0190c3c4-7a5e-7000-8000-000000000003";
+        let mine = || {
+            let o = steward_odata::parse_query("$top=10").unwrap();
+            ListQuery::from_options(&REVIEW_DECISIONS, &o).unwrap().related(Relation::DecisionsToReview, user)
+        };
+        let mut q = mine().scoped("instance/id", instance).unwrap();
+        q.after = Some(vec![Value::Text(after.into())]);
+        let (sql, params) = page_sql(&q, "id", None);
+        assert!(sql.contains("EXISTS (SELECT 1 FROM review_decision_reviewers r"), "{sql}");
+        assert!(sql.contains("r.decision_id > $3") && sql.contains("id > $4"), "{sql}");
+        assert_eq!(params[2], Param::Text(Some(after.into())));
+        let (count, _) = count_sql(&q, None);
+        assert!(!count.contains("r.decision_id >"), "a count is not bounded: {count}");
+        let (sql, _) = page_sql(&mine(), "id", None);
+        assert!(
+            sql.contains("id IN (SELECT r.decision_id FROM review_decision_reviewers r WHERE r.user_id = $1)"),
+            "{sql}"
+        );
     }
 
     #[test]

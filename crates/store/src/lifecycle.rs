@@ -187,6 +187,9 @@ pub(crate) async fn apply_in(tx: &mut Box<dyn Tx>, arrays: bool, batch: &Batch) 
     // Guests first: an invited guest exists before their assignment, and a reinstated one's
     // lock is taken before anything else of the batch is written.
     crate::sql_store::write_guests(tx, &batch.guests).await?;
+    // Access reviews next: a decision written on an instance that is still in progress locks
+    // the instance's row first, as the writes that move or end the instance do.
+    crate::sql_store::write_reviews(tx, arrays, batch).await?;
     // Changes first: a change can close an open request whose key a new request takes.
     let mut fresh = Vec::new();
     let mut changed = Vec::new();
@@ -376,16 +379,16 @@ pub(crate) async fn record_in(tx: &mut Box<dyn Tx>, event: &AuditEvent) -> Store
 /// Most parameters one multi-row statement binds. Far below both databases' limits on
 /// purpose: the cost per statement grows faster than linearly with its size (measured with
 /// the expiry benchmark: 120–250 parameters is best on both; 4,000 is 5–8 times slower).
-const MAX_PARAMS: usize = 240;
+pub(crate) const MAX_PARAMS: usize = 240;
 
 /// A column's SQL type in a bulk statement: text or bigint.
-const T: &str = "text";
-const I: &str = "bigint";
+pub(crate) const T: &str = "text";
+pub(crate) const I: &str = "bigint";
 
 /// Inserts `rows` (one value per column of `types`): on PostgreSQL (`arrays`) as one
 /// `head SELECT * FROM UNNEST($1::text[], …) tail` per table, elsewhere as
 /// `head VALUES (…), (…) tail` over as many statements as the parameter limit needs.
-async fn insert_many(
+pub(crate) async fn insert_many(
     tx: &mut Box<dyn Tx>,
     arrays: bool,
     head: &str,
@@ -477,9 +480,9 @@ fn push_tuples(sql: &mut String, rows: usize, cols: usize) {
 /// A table's conditional bulk update: the columns written besides `id`, with their types.
 /// The rows given to `update_unchanged` are `id`, these columns in order, then the
 /// `modified_at` the row had when it was read.
-struct Update {
-    table: &'static str,
-    columns: &'static [(&'static str, &'static str)],
+pub(crate) struct Update {
+    pub table: &'static str,
+    pub columns: &'static [(&'static str, &'static str)],
 }
 
 /// What a lifecycle decision changes on an assignment.
@@ -527,7 +530,7 @@ const REQUEST_UPDATE: Update = Update {
 /// One statement per table on PostgreSQL (`UPDATE … FROM UNNEST(…)`), one per
 /// `MAX_PARAMS` elsewhere (`WITH v AS (VALUES …) UPDATE … FROM v`). A unique key refusing a
 /// row is reported as the conflict `unique`.
-async fn update_unchanged(
+pub(crate) async fn update_unchanged(
     tx: &mut Box<dyn Tx>,
     arrays: bool,
     spec: &Update,
@@ -678,6 +681,10 @@ fn job_from(c: &mut Cells<'_>) -> StoreResult<Job> {
 pub(crate) fn inserts_only(batch: &Batch) -> bool {
     // Guests' writes depend on one another's outcome (a lock, then a conditional update).
     batch.guests.is_empty()
+        // Reviews' writes read (the state of an instance) and replace rows (reviewers).
+        && batch.review_definitions.is_empty()
+        && batch.review_instances.is_empty()
+        && batch.review_decisions.is_empty()
         && batch.requests.iter().all(|p| matches!(p, Put::New(_)))
         && batch.assignments.iter().all(|p| matches!(p, Put::New(_)))
         && batch.callouts.iter().all(|p| matches!(p, Put::New(_)))

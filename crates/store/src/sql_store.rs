@@ -20,12 +20,13 @@ use steward_domain::enums::CustomExtensionStage;
 use steward_domain::extension::{CalloutInstance, CustomExtension};
 use steward_domain::ids::{
     AccessPackageId, AssignmentId, CalloutInstanceId, CatalogId, ConnectionId, CustomExtensionId, GroupId, JobId,
-    PolicyId, RequestId, ResourceId, ResourceRoleId, ResourceRoleScopeId, ResourceScopeId, RoleAssignmentId, TokenId,
-    UserId,
+    PolicyId, RequestId, ResourceId, ResourceRoleId, ResourceRoleScopeId, ResourceScopeId, ReviewDecisionId,
+    ReviewDefinitionId, ReviewInstanceId, RoleAssignmentId, TokenId, UserId,
 };
 use steward_domain::package::{self, AccessPackage, PackageContent, ResourceRoleScope};
 use steward_domain::policy::AssignmentPolicy;
 use steward_domain::request::AssignmentRequest;
+use steward_domain::review::{ReviewDecision, ReviewDefinition, ReviewInstance};
 use steward_domain::role::{AppScope, RoleAssignment};
 use steward_domain::rule::MembershipRule;
 use steward_domain::time::to_micros;
@@ -36,10 +37,12 @@ use crate::rows::{Cells, FromRow};
 use crate::{compile, lifecycle, rule_sql};
 
 mod external;
+mod reviews;
 mod scim;
 mod sessions;
 
 pub(crate) use external::write_guests;
+pub(crate) use reviews::write_reviews;
 
 /// Called after a transaction that queued jobs has committed.
 pub type JobsQueued = Arc<dyn Fn(&[JobId]) + Send + Sync>;
@@ -2363,6 +2366,75 @@ impl Store for SqlStore {
 
     async fn sweep_sessions(&self, now: jiff::Timestamp) -> StoreResult<u64> {
         self.sweep_sessions_impl(now).await
+    }
+
+    async fn get_review_definition(&self, d: ReviewDefinitionId) -> StoreResult<Option<ReviewDefinition>> {
+        self.get_review_definition_impl(d).await
+    }
+
+    async fn list_review_definitions(&self, q: &ListQuery) -> StoreResult<Page<ReviewDefinition>> {
+        self.list_review_definitions_impl(q).await
+    }
+
+    async fn review_definition_of_policy(&self, policy: PolicyId) -> StoreResult<Option<ReviewDefinition>> {
+        self.review_definition_of_policy_impl(policy).await
+    }
+
+    async fn delete_review_definition(&self, d: ReviewDefinitionId, event: &AuditEvent) -> StoreResult<()> {
+        self.delete_review_definition_impl(d, event).await
+    }
+
+    async fn due_review_definitions(&self, now: jiff::Timestamp, limit: u32) -> StoreResult<Vec<ReviewDefinition>> {
+        self.due_review_definitions_impl(now, limit).await
+    }
+
+    async fn get_review_instance(&self, i: ReviewInstanceId) -> StoreResult<Option<ReviewInstance>> {
+        self.get_review_instance_impl(i).await
+    }
+
+    async fn list_review_instances(&self, q: &ListQuery) -> StoreResult<Page<ReviewInstance>> {
+        self.list_review_instances_impl(q).await
+    }
+
+    async fn ending_review_instances(&self, now: jiff::Timestamp, limit: u32) -> StoreResult<Vec<ReviewInstance>> {
+        self.ending_review_instances_impl(now, limit).await
+    }
+
+    async fn get_review_decision(&self, d: ReviewDecisionId) -> StoreResult<Option<ReviewDecision>> {
+        self.get_review_decision_impl(d).await
+    }
+
+    async fn list_review_decisions(&self, q: &ListQuery) -> StoreResult<Page<ReviewDecision>> {
+        self.list_review_decisions_impl(q).await
+    }
+
+    async fn review_decisions_of(
+        &self,
+        instance: ReviewInstanceId,
+        after: Option<ReviewDecisionId>,
+        limit: u32,
+    ) -> StoreResult<Vec<ReviewDecision>> {
+        self.review_decisions_of_impl(instance, after, limit).await
+    }
+
+    async fn review_decisions_by_id(&self, ids: &[ReviewDecisionId]) -> StoreResult<Vec<ReviewDecision>> {
+        self.review_decisions_by_id_impl(ids).await
+    }
+
+    async fn review_decisions_of_principals(
+        &self,
+        instance: ReviewInstanceId,
+        principals: &[UserId],
+    ) -> StoreResult<Vec<ReviewDecision>> {
+        self.review_decisions_of_principals_impl(instance, principals).await
+    }
+
+    async fn note_sign_in(&self, user: UserId, at: jiff::Timestamp) -> StoreResult<()> {
+        self.note_sign_in_impl(user, at).await
+    }
+
+    async fn last_sign_ins(&self, users: &[UserId]) -> StoreResult<Vec<(UserId, jiff::Timestamp)>> {
+        self.last_sign_ins_impl(users).await
     }
 }
 

@@ -74,6 +74,7 @@ pub fn api() -> api::Api {
         .merge(routes::extensions::api())
         .merge(routes::connected_orgs::api())
         .merge(routes::roles::api())
+        .merge(routes::reviews::api())
 }
 
 /// The OpenAPI document, generated from the routes themselves.

@@ -1036,47 +1036,65 @@ pub async fn remove_all_access_because(s: &Services, user: UserId, reason: &str)
     let mut n = 0;
     for a in s.store.active_assignments_of(user).await? {
         let now = s.clock.now();
-        let mut req = AssignmentRequest {
-            id: RequestId::new(),
-            request_type: RequestType::SystemRemove,
-            state: RequestState::Delivering,
-            status: RequestStatus::Delivering,
-            access_package_id: a.access_package_id,
-            catalog_id: a.catalog_id,
-            policy_id: a.policy_id,
-            target_id: a.target_id,
-            requestor_id: None,
-            assignment_id: Some(a.id),
-            detail: RequestDetail {
-                reason: Some(reason.to_owned()),
-                extensions: callouts::snapshot_of(s, a.policy_id).await?,
-                ..Default::default()
-            },
-            created_date_time: now,
-            completed_date_time: None,
-            modified_date_time: now,
-            due: None,
-        };
+        let extensions = callouts::snapshot_of(s, a.policy_id).await?;
         let grants = s.store.package_grants(a.access_package_id).await?;
+        let open = s.store.open_request(a.target_id, a.access_package_id).await?;
         let mut batch = Batch::default();
-        if grants.is_empty() {
-            req.set(RequestState::Delivered, RequestStatus::Delivered, now);
-            callouts::queue(&req, CustomExtensionStage::AssignmentRequestRemoved, now, &mut batch);
-        }
-        batch.events.push(request_event(&req, Activity::SystemRemovesRequest, &Actor::System, now));
-        if let Some(mut open) = s.store.open_request(a.target_id, a.access_package_id).await? {
-            let read_at = open.modified_date_time;
-            approval::skip_rest(&mut open.detail.stages, 0);
-            open.detail.reason = Some(reason.to_owned());
-            open.set(RequestState::Canceled, RequestStatus::Canceled, now);
-            batch.requests.push(changed(open, read_at, now));
-        }
-        end_access(&a, &grants, "Removed", Some(&req), now, &mut batch);
-        batch.requests.insert(0, Put::New(req));
+        system_removal(&a, reason, &grants, extensions, open, now, &mut batch);
         s.store.apply(&batch).await?;
         n += 1;
     }
     Ok(n)
+}
+
+/// Writes into `batch` the removal of an active assignment by Steward itself (request type
+/// `systemRemove`, with `reason`): the removal request (delivered at once when the package
+/// grants nothing), its audit event, the cancellation of the target's `open` request for the
+/// package (an extension waiting for approval ends with the assignment), the ended assignment
+/// and the revocation of each of its `grants`. `extensions` are the custom extensions the
+/// assignment's policy runs at each stage. Pure: the caller reads what it needs (once for many
+/// assignments, when it removes many) and applies the batch. Returns the removal request.
+pub(crate) fn system_removal(
+    a: &Assignment,
+    reason: &str,
+    grants: &[crate::ports::RoleGrant],
+    extensions: Vec<steward_domain::extension::StageExtension>,
+    open: Option<AssignmentRequest>,
+    now: Timestamp,
+    batch: &mut Batch,
+) -> AssignmentRequest {
+    let mut req = AssignmentRequest {
+        id: RequestId::new(),
+        request_type: RequestType::SystemRemove,
+        state: RequestState::Delivering,
+        status: RequestStatus::Delivering,
+        access_package_id: a.access_package_id,
+        catalog_id: a.catalog_id,
+        policy_id: a.policy_id,
+        target_id: a.target_id,
+        requestor_id: None,
+        assignment_id: Some(a.id),
+        detail: RequestDetail { reason: Some(reason.to_owned()), extensions, ..Default::default() },
+        created_date_time: now,
+        completed_date_time: None,
+        modified_date_time: now,
+        due: None,
+    };
+    if grants.is_empty() {
+        req.set(RequestState::Delivered, RequestStatus::Delivered, now);
+        callouts::queue(&req, CustomExtensionStage::AssignmentRequestRemoved, now, batch);
+    }
+    batch.events.push(request_event(&req, Activity::SystemRemovesRequest, &Actor::System, now));
+    if let Some(mut open) = open {
+        let read_at = open.modified_date_time;
+        approval::skip_rest(&mut open.detail.stages, 0);
+        open.detail.reason = Some(reason.to_owned());
+        open.set(RequestState::Canceled, RequestStatus::Canceled, now);
+        batch.requests.push(changed(open, read_at, now));
+    }
+    end_access(a, grants, "Removed", Some(&req), now, batch);
+    batch.requests.insert(0, Put::New(req.clone()));
+    req
 }
 
 /// Deletes an ended request (Graph: only completed, denied or cancelled ones).

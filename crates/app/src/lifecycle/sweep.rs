@@ -1,6 +1,7 @@
 //! What the clock makes due, swept by one process at a time (the sweep is a singleton job):
 //! approval escalations and timeouts, scheduled starts, expiries, the deletion of blocked
-//! guests. Each item is its own decision; one that changed meanwhile is left for the next sweep.
+//! guests, access reviews opening and ending (`crate::reviews::sweep`). Each item is its own
+//! decision; one that changed meanwhile is left for the next sweep.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -37,6 +38,8 @@ pub struct Swept {
     pub expired: usize,
     /// Governed guests deleted as planned.
     pub guests_deleted: usize,
+    /// Access review instances opened and stages ended.
+    pub reviews: crate::reviews::Swept,
 }
 
 pub(crate) async fn run(s: &Services, job: &Job, owner: &str) -> Result<Swept, AppError> {
@@ -97,6 +100,11 @@ pub async fn pass(s: &Services, now: Timestamp) -> Result<(Swept, bool), AppErro
             Some(Err(e)) => return Err(StoreError::Internal(format!("an expiry task ended abnormally: {e}")).into()),
             None => break,
         }
+    }
+    // Access reviews: instances whose time came open, stages whose time ran out end.
+    match crate::reviews::sweep(s, now).await {
+        Ok(r) => swept.reviews = r,
+        Err(e) => tracing::warn!(error = %e, "access reviews could not be swept; will retry"),
     }
     // Guests blocked since their last assignment ended, whose deletion has come.
     match super::guests::delete_due(s, now).await {

@@ -6,9 +6,10 @@ use std::cmp::Ordering;
 
 use jiff::Timestamp;
 use steward_app::Store;
+use steward_app::ports::{Batch, Put};
 use steward_app::query::{
     ACCESS_PACKAGES, CATALOGS, FieldType, GROUPS, ListQuery, POLICIES, RESOURCE_ROLES, RESOURCE_SCOPES, RESOURCES,
-    Schema, USERS,
+    REVIEW_DEFINITIONS, Schema, USERS,
 };
 use steward_domain::catalog;
 use steward_domain::directory::{Group, User};
@@ -481,6 +482,9 @@ async fn found(s: &SqlStore, schema: &'static Schema, filter: &str) -> Vec<Strin
         "connected_organizations" => {
             s.list_connected_organizations(&q).await.unwrap().items.iter().map(|x| x.id.to_string()).collect()
         }
+        "review_definitions" => {
+            s.list_review_definitions(&q).await.unwrap().items.iter().map(|x| x.id.to_string()).collect()
+        }
         other => panic!("no list for {other}"),
     }
 }
@@ -685,8 +689,30 @@ pub async fn every_text_property_folds_on_every_write(s: SqlStore) {
     let v = [("displayName", Some(pol2.display_name.as_str())), ("description", None)];
     check_folded(&s, &POLICIES, &pol.id.to_string(), &v, &mut failures).await;
 
+    let mut rd = crate::reviews::definition("ÄRZTE Überprüfung", p.id, None, at(1));
+    let batch = Batch { review_definitions: vec![Put::New(rd.clone())], ..Default::default() };
+    s.apply(&batch).await.unwrap();
+    let query_of = |d: &steward_domain::review::ReviewDefinition| d.input.scope.query();
+    let (name_1, query_1) = (rd.input.display_name.clone(), query_of(&rd));
+    let v = [("displayName", Some(name_1.as_str())), ("scope/query", Some(query_1.as_str()))];
+    check_folded(&s, &REVIEW_DEFINITIONS, &rd.id.to_string(), &v, &mut failures).await;
+    let read_at = rd.last_modified_date_time;
+    rd.input.display_name = "ÖL Überprüfung".into();
+    rd.input.scope.package = None;
+    rd.input.scope.catalog = Some(c.id);
+    rd.last_modified_date_time = at(9);
+    let batch = Batch { review_definitions: vec![Put::Changed { row: rd.clone(), read_at }], ..Default::default() };
+    s.apply(&batch).await.unwrap();
+    let (name_2, query_2) = (rd.input.display_name.clone(), query_of(&rd));
+    let v = [("displayName", Some(name_2.as_str())), ("scope/query", Some(query_2.as_str()))];
+    check_folded(&s, &REVIEW_DEFINITIONS, &rd.id.to_string(), &v, &mut failures).await;
+    if !found(&s, &REVIEW_DEFINITIONS, "contains(displayName,'ärzte')").await.is_empty() {
+        failures.push("review definitions: the folded displayName was not updated".into());
+    }
+
     // every text property of every collection was covered
     let covered: &[(&Schema, usize)] = &[
+        (&REVIEW_DEFINITIONS, 2),
         (&USERS, 9),
         (&GROUPS, 3),
         (&CATALOGS, 2),

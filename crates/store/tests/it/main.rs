@@ -21,6 +21,7 @@ mod listing;
 mod packages;
 mod paging;
 mod requestable;
+mod reviews;
 mod roles;
 mod rules;
 mod scim;
@@ -108,6 +109,14 @@ contract!(
     lifecycle::a_role_held_through_another_package_is_seen,
     lifecycle::jobs_are_leased_by_id,
     lifecycle::changed_requests_are_written_together,
+    reviews::definitions_round_trip,
+    reviews::due_definitions_and_ending_instances,
+    reviews::opening_an_instance_writes_decisions_and_reviewers,
+    reviews::stale_writes_fail_the_whole_batch,
+    reviews::decisions_follow_their_instance,
+    reviews::deleting_a_definition_takes_its_reviews,
+    reviews::sign_ins_only_move_forward,
+    reviews::ten_thousand_decisions_in_one_batch,
 );
 
 #[test]

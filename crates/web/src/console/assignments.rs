@@ -601,20 +601,6 @@ async fn list(State(state): State<AppState>, req: Request) -> Response {
 
 // ---- CSV -------------------------------------------------------------------------------------
 
-/// One CSV field (RFC 4180): quoted when it holds a comma, a quote or a line break, quotes
-/// doubled. A field a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, CR first) is
-/// prefixed with `'`, so a display name cannot smuggle a formula into an export.
-fn csv_field(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}") } else { s.to_owned() };
-    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
-}
-
-fn csv_line(fields: &[&str]) -> String {
-    let mut line = fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(",");
-    line.push_str("\r\n");
-    line
-}
-
 const CSV_HEADER: &[&str] = &[
     "Target",
     "Target user principal name",
@@ -653,7 +639,7 @@ async fn export(State(state): State<AppState>, req: Request) -> Response {
 async fn csv(state: &AppState, v: &Viewer, f: &Filters) -> Result<String, AppError> {
     let scope = v.principal.catalogs_for(Task::ManageAssignments)?;
     let names = Names::of(state, &scope).await?;
-    let mut out = csv_line(CSV_HEADER);
+    let mut out = steward_domain::csv::line(CSV_HEADER);
     let mut written = 0usize;
     let mut page = 1u32;
     let time = |t: Option<Timestamp>| t.map(steward_domain::time::format_datetime).unwrap_or_default();
@@ -662,7 +648,7 @@ async fn csv(state: &AppState, v: &Viewer, f: &Filters) -> Result<String, AppErr
         let users = users_by_id(state, &found.items.iter().map(|a| a.target_id).collect::<Vec<_>>()).await?;
         for a in &found.items {
             let user = users.get(&a.target_id);
-            out.push_str(&csv_line(&[
+            out.push_str(&steward_domain::csv::line(&[
                 user.map_or("", |u| u.display_name.as_str()),
                 user.map_or("", |u| u.user_principal_name.as_str()),
                 &names.package(a.access_package_id),
@@ -835,16 +821,6 @@ async fn submit_assignment(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn csv_fields_are_quoted_only_when_they_need_it_and_formulas_are_defused() {
-        assert_eq!(csv_field("plain"), "plain");
-        assert_eq!(csv_field("Doe, \"Jim\""), "\"Doe, \"\"Jim\"\"\"");
-        assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
-        assert_eq!(csv_field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
-        assert_eq!(csv_field("@sum"), "'@sum");
-        assert_eq!(csv_line(&["a", "b,c"]), "a,\"b,c\"\r\n");
-    }
 
     #[test]
     fn links_leave_out_empty_values_and_encode_the_rest() {

@@ -1,8 +1,7 @@
 //! What waits for my approval (`approvals::my_approvals`), with the requestor, their
 //! justification and answers, what the package grants, how long until the stage times out and
 //! any separation-of-duties conflict of the target; one approval with the approve/deny form
-//! (`approvals::decide`); what I decided before. And the Reviews tab, which has nothing to show
-//! until access reviews exist.
+//! (`approvals::decide`); what I decided before.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -390,22 +389,6 @@ pub(crate) async fn decide(State(state): State<AppState>, Path(id): Path<String>
             };
             again(status, message).await
         }
-    }
-}
-
-#[derive(Template)]
-#[template(path = "reviews.html")]
-struct ReviewsPage {
-    layout: Layout,
-}
-
-/// The Reviews tab: the access reviews assigned to the viewer. Steward has no access reviews
-/// yet, so the page says so rather than pretending to a list.
-pub(crate) async fn reviews(State(state): State<AppState>, req: Request) -> Response {
-    let (parts, _) = req.into_parts();
-    match super::page_viewer(&parts, &state).await {
-        Ok(v) => super::render(StatusCode::OK, &ReviewsPage { layout: v.layout("reviews") }),
-        Err(r) => *r,
     }
 }
 

@@ -10,6 +10,7 @@ mod access;
 mod approvals;
 mod packages;
 pub(crate) mod requests;
+mod reviews;
 
 use askama::Template;
 use axum::Router;
@@ -50,7 +51,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/approvals", get(approvals::list))
         .route("/approvals/{id}", get(approvals::show))
         .route("/approvals/{id}/decide", post(approvals::decide))
-        .route("/reviews", get(approvals::reviews))
+        .route("/reviews", get(reviews::list))
+        .route("/reviews/{definition}/{instance}", get(reviews::show))
+        .route("/reviews/{definition}/{instance}/accept", post(reviews::accept))
+        .route("/reviews/{definition}/{instance}/decisions/{decision}", post(reviews::decide))
         .merge(crate::console::routes())
         .layer(DefaultBodyLimit::max(FORM_LIMIT))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, crate::REQUEST_TIMEOUT))

@@ -278,6 +278,45 @@ fn table() -> BTreeMap<(&'static str, &'static str), Vec<Who>> {
     ] {
         allow(m, p, ADMIN_ONLY);
     }
+    // Access reviews: managed by whoever manages catalog A's packages, read by its readers and
+    // by the reviewer (the Approver reviews the one decision of the world's review).
+    let reviewer_reads: Vec<Who> = READS_A.iter().copied().chain([Approver]).collect();
+    allow("get", "/v1.0/identityGovernance/accessReviews/definitions", READS_SOMEWHERE);
+    allow("post", "/v1.0/identityGovernance/accessReviews/definitions", PACKAGES_A);
+    for p in [
+        "/v1.0/identityGovernance/accessReviews/definitions/{id}",
+        "/v1.0/identityGovernance/accessReviews/definitions/{id}/instances",
+        "/v1.0/identityGovernance/accessReviews/definitions/{id}/instances/{instance}",
+        "/v1.0/identityGovernance/accessReviews/definitions/{id}/instances/{instance}/decisions/{decision}",
+        "/v1.0/identityGovernance/accessReviews/definitions/{id}/instances/{instance}/stages",
+    ] {
+        allow("get", p, &reviewer_reads);
+    }
+    allow("get", "/v1.0/identityGovernance/accessReviews/definitions/{id}/instances/{instance}/decisions", READS_A);
+    allow(
+        "get",
+        "/v1.0/identityGovernance/accessReviews/definitions/{id}/instances/{instance}/contactedReviewers",
+        READS_A,
+    );
+    for (m, p) in [
+        ("put", "/v1.0/identityGovernance/accessReviews/definitions/{id}"),
+        ("patch", "/v1.0/identityGovernance/accessReviews/definitions/{id}"),
+        ("delete", "/v1.0/identityGovernance/accessReviews/definitions/{id}"),
+        ("post", "/v1.0/identityGovernance/accessReviews/definitions/{id}/stop"),
+        ("post", "/v1.0/identityGovernance/accessReviews/definitions/{id}/instances/{instance}/applyDecisions"),
+        ("post", "/v1.0/identityGovernance/accessReviews/definitions/{id}/instances/{instance}/resetDecisions"),
+        ("post", "/v1.0/identityGovernance/accessReviews/definitions/{id}/instances/{instance}/sendReminder"),
+        ("post", "/v1.0/identityGovernance/accessReviews/definitions/{id}/instances/{instance}/stop"),
+    ] {
+        allow(m, p, PACKAGES_A);
+    }
+    for (m, p) in [
+        ("patch", "/v1.0/identityGovernance/accessReviews/definitions/{id}/instances/{instance}/decisions/{decision}"),
+        ("post", "/v1.0/identityGovernance/accessReviews/definitions/{id}/instances/{instance}/batchRecordDecisions"),
+        ("post", "/v1.0/identityGovernance/accessReviews/definitions/{id}/instances/{instance}/acceptRecommendations"),
+    ] {
+        allow(m, p, &[Approver]);
+    }
     // Steward's own administration.
     for (m, p) in [
         ("get", "/v1.0/steward/apiTokens"),
@@ -446,6 +485,21 @@ impl World {
             let r = app.json_as(ADMIN, method, &path, &body).await;
             assert!(r.status.is_success(), "{path}: {}", r.text);
         }
+        // An access review of package A's assignments (the Target's), reviewed by the Approver,
+        // with its instance open.
+        let review = app
+            .post("/v1.0/identityGovernance/accessReviews/definitions", &Self::review_body(&pkg, &users[&Approver]))
+            .await;
+        review.expect(StatusCode::CREATED);
+        let review = review.id();
+        steward_app::reviews::sweep(&app.services, app.services.clock.now()).await.unwrap();
+        let instances =
+            app.get(&format!("/v1.0/identityGovernance/accessReviews/definitions/{review}/instances")).await;
+        let instance = instances.json()["value"][0]["id"].as_str().unwrap().to_owned();
+        let decisions = app
+            .get(&format!("/v1.0/identityGovernance/accessReviews/definitions/{review}/instances/{instance}/decisions"))
+            .await;
+        let decision = decisions.json()["value"][0]["id"].as_str().unwrap().to_owned();
         let spare_group = app.group("Spare").await;
         for kind in ["internalSponsors", "externalSponsors"] {
             let r = app
@@ -477,10 +531,22 @@ impl World {
             ("spareUser", users[&Creator].clone()),
             ("spareGroup", spare_group),
             ("sponsor", users[&Approver].clone()),
+            ("target", target),
+            ("review", review),
+            ("instance", instance),
+            ("decision", decision),
         ] {
             ids.insert(k, v);
         }
         Self { app, tokens, users, ids }
+    }
+
+    /// An access review of `pkg`'s assignments by `reviewer`, opening at once.
+    fn review_body(pkg: &str, reviewer: &str) -> Value {
+        json!({"displayName": "Review of A", "reviewers": [{"query": format!("/users/{reviewer}")}],
+            "settings": {"instanceDurationInDays": 7},
+            "scope": {"query": format!(
+                "/identityGovernance/entitlementManagement/accessPackageAssignments?$filter=(accessPackageId eq '{pkg}')")}})
     }
 
     /// The concrete path of an operation: each placeholder names an object of the world.
@@ -508,6 +574,8 @@ impl World {
             id("token")
         } else if template.contains("/roleAssignments/") {
             id("roleAssignment")
+        } else if template.contains("/accessReviews/") {
+            id("review")
         } else if template.contains("/roleDefinitions/") {
             "ae79f266-94d4-4dab-b730-feca7e132178".to_owned()
         } else {
@@ -524,6 +592,8 @@ impl World {
             .replace("{policy}", &id("policy"))
             .replace("{stage}", &id("stage"))
             .replace("{extension}", &id("extension"))
+            .replace("{instance}", &id("instance"))
+            .replace("{decision}", &id("decision"))
     }
 
     /// A body good enough to get past authorization (what it holds beyond that does not matter:
@@ -560,6 +630,16 @@ impl World {
                 json!({"requestType": "userAdd", "assignment": {"accessPackageId": id("package")}})
             }
             ("patch", t) if t.ends_with("/stages/{stage}") => json!({"reviewResult": "Approve", "justification": "ok"}),
+            ("post" | "put", "/v1.0/identityGovernance/accessReviews/definitions")
+            | ("put", "/v1.0/identityGovernance/accessReviews/definitions/{id}") => {
+                Self::review_body(&id("package"), &id("sponsor"))
+            }
+            ("patch", t) if t.ends_with("/decisions/{decision}") => {
+                json!({"decision": "Approve", "justification": "ok"})
+            }
+            (_, t) if t.ends_with("/batchRecordDecisions") => {
+                json!({"decision": "Approve", "justification": "ok", "principalId": id("target")})
+            }
             _ => json!({}),
         }
     }

@@ -26,6 +26,7 @@ mod ops;
 mod pages;
 mod policies;
 mod portal;
+mod reviews;
 mod scim;
 mod signin;
 mod test_clock;

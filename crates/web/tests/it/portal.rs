@@ -651,3 +651,73 @@ async fn approved_access_that_starts_later_is_listed_as_starting_later_until_its
     );
     assert!(access.text.contains("You have no access packages."), "nothing is active yet: {}", access.text);
 }
+
+#[tokio::test]
+async fn a_manager_decides_a_review_in_the_reviews_tab_with_errors_next_to_the_decision() {
+    let w = world().await;
+    let app = &w.p.app;
+    let policies = app
+        .get(&format!("{EM}/assignmentPolicies?$filter=accessPackage/id eq '{}'", w.hidden).replace(' ', "%20"))
+        .await
+        .json();
+    let policy = policies["value"][0]["id"].as_str().unwrap().to_owned();
+    let body = json!({"requestType": "adminAdd", "assignment": {"targetId": w.alice, "assignmentPolicyId": policy}});
+    app.post(&format!("{EM}/assignmentRequests"), &body).await.expect(StatusCode::CREATED);
+    Worker::new(app.services.clone(), "test").drain(10).await.unwrap();
+    let scope = format!(
+        "/identityGovernance/entitlementManagement/accessPackageAssignments?$filter=(accessPackageId eq '{}')",
+        w.hidden
+    );
+    let definition = json!({"displayName": "CRM admins, quarterly", "descriptionForReviewers": "Still needed?",
+        "scope": {"@odata.type": "#microsoft.graph.accessReviewQueryScope", "query": scope, "queryType": "MicrosoftGraph"},
+        "reviewers": [{"query": "./manager", "queryType": "MicrosoftGraph", "queryRoot": "decisions"}],
+        "settings": {"instanceDurationInDays": 7, "justificationRequiredOnApproval": true, "recommendationsEnabled": true}});
+    app.post("/v1.0/identityGovernance/accessReviews/definitions", &definition).await.expect(StatusCode::CREATED);
+    let later = w.p.clock.now().checked_add(jiff::SignedDuration::from_secs(1)).unwrap();
+    w.p.clock.set(later);
+    steward_app::reviews::sweep(&app.services, later).await.unwrap();
+
+    // Mona, Alice's manager, finds it under Reviews with the recommendation and its reason.
+    let mut mona = signed_in(&w.p, "mona").await;
+    let list = mona.get(app, "/reviews").await;
+    assert!(
+        list.text.contains("CRM admins, quarterly") && list.text.contains("1 to review, 0 decided"),
+        "{}",
+        list.text
+    );
+    let link = list.text.split("href=\"/reviews/").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let page = mona.get(app, &format!("/reviews/{link}")).await;
+    page.expect(StatusCode::OK);
+    assert!(page.text.contains("Alice") && page.text.contains("Secret CRM admin"), "{}", page.text);
+    assert!(page.text.contains("Recommendation: <strong>Deny</strong>: Inactive"), "{}", page.text);
+    let action = page.text.split("action=\"/reviews/").find(|s| s.contains("/decisions/")).unwrap();
+    let action = format!("/reviews/{}", action.split('"').next().unwrap());
+    let csrf = input(&page.text, "csrf_token");
+
+    // Approving without the justification this review requires: the error next to the decision.
+    let r = post_form(&mut mona, app, &action, &format!("csrf_token={}&page=1&decision=Approve", enc(&csrf))).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert!(
+        r.text.contains("requires a justification to approve") && r.text.contains("aria-invalid=\"true\""),
+        "{}",
+        r.text
+    );
+    // No choice at all.
+    let r = post_form(&mut mona, app, &action, &format!("csrf_token={}&page=1", enc(&csrf))).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // Deny, with a reason: recorded.
+    let body = format!("csrf_token={}&page=1&decision=Deny&justification=Moved+to+finance", enc(&csrf));
+    let r = post_form(&mut mona, app, &action, &body).await;
+    r.expect(StatusCode::SEE_OTHER);
+    let shown = mona.get(app, r.header("location")).await;
+    assert!(shown.text.contains("Your decision was recorded.") && shown.text.contains("Denied on"), "{}", shown.text);
+    assert!(shown.text.contains("value=\"Moved to finance\""), "{}", shown.text);
+
+    // Alice reviews nothing, and may not decide her own.
+    let mut alice = signed_in(&w.p, "alice").await;
+    assert!(alice.get(app, "/reviews").await.text.contains("No access review asks you to decide anything."));
+    let csrf = input(&alice.get(app, "/access").await.text, "csrf_token");
+    let body = format!("csrf_token={}&page=1&decision=Approve&justification=Mine", enc(&csrf));
+    let r = post_form(&mut alice, app, &action, &body).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+}
