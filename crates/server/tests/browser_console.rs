@@ -10,6 +10,9 @@
 //! `target/screenshots/browser_console/` and must have no serious or critical axe-core
 //! violation.
 //!
+//! Megan then reviews the package's assignments in the portal's Reviews tab (an access review
+//! made through the API names her) and denies one.
+//!
 //! Real processes and peers only: the `steward` binary, the provider, Chromium, SQLite on disk.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
@@ -276,6 +279,48 @@ async fn an_administrator_sets_up_a_package_in_the_console_and_a_user_requests_i
     chrome.wait_for("#found", wait).await;
     assert!(chrome.text("main").await.contains("Release managers"), "{}", chrome.text("main").await);
     keep(&chrome, "console-connection").await;
+
+    // An access review of the package's assignments (made through the API), with Megan as the
+    // reviewer: she finds it under Reviews, sees Pradeep's access with its recommendation, and
+    // denies it.
+    let users: serde_json::Value = api
+        .get(format!("{base}/v1.0/users?$filter=userPrincipalName%20eq%20'megan.bowen@contoso.example'"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let megan = users["value"][0]["id"].as_str().unwrap().to_owned();
+    let scope = format!(
+        "/identityGovernance/entitlementManagement/accessPackageAssignments?$filter=(accessPackageId eq '{package}')"
+    );
+    let review = api
+        .post(format!("{base}/v1.0/identityGovernance/accessReviews/definitions"))
+        .bearer_auth(&token)
+        .json(&json!({"displayName": "Release readers, monthly", "descriptionForReviewers": "Does this person still need to read production?",
+            "scope": {"@odata.type": "#microsoft.graph.accessReviewQueryScope", "query": scope, "queryType": "MicrosoftGraph"},
+            "reviewers": [{"query": format!("/users/{megan}"), "queryType": "MicrosoftGraph"}],
+            "settings": {"instanceDurationInDays": 7, "recommendationsEnabled": true, "justificationRequiredOnApproval": true}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(review.status(), 201, "{}", review.text().await.unwrap());
+    chrome.reload_until(&format!("{base}/reviews"), "Release readers, monthly", wait).await;
+    keep(&chrome, "reviews-assigned").await;
+    chrome.click("main h3 a").await;
+    chrome.wait_for("input[name=decision][value=Deny]", wait).await;
+    let shown = chrome.text("main").await;
+    assert!(shown.contains("Pradeep Gupta") && shown.contains("Recommendation"), "{shown}");
+    keep(&chrome, "review").await;
+    chrome.click("input[name=decision][value=Deny]").await;
+    chrome.fill("main form[action*='/decisions/'] input[name=justification]", "The release is out").await;
+    chrome.submit("main form[action*='/decisions/']").await;
+    chrome.wait_for("p.notice", wait).await;
+    let saved = chrome.text("main").await;
+    assert!(saved.contains("Your decision was recorded.") && saved.contains("Denied on"), "{saved}");
+    keep(&chrome, "review-decided").await;
     chrome.close().await;
 
     let shots = steward_testpeers::chrome::screenshots_dir().join("browser_console");
