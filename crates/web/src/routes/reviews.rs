@@ -703,56 +703,74 @@ async fn accept_recommendations(
     Ok(no_content())
 }
 
-async fn apply_decisions(
-    State(st): State<AppState>,
-    May(p, ..): May<ManagesPackages>,
-    Path((id, instance)): Path<(String, String)>,
-    headers: HeaderMap,
-    bytes: Bytes,
+/// The administrators' actions on an instance: each a POST with no body, answered 204.
+#[derive(Clone, Copy)]
+enum InstanceAction {
+    Apply,
+    Reset,
+    Remind,
+    Stop,
+}
+
+async fn instance_action(
+    st: &AppState,
+    p: &Principal,
+    (id, instance): (String, String),
+    (headers, bytes): (HeaderMap, Bytes),
+    action: InstanceAction,
 ) -> R {
     let (id, instance) = (path_id(&id)?, path_id(&instance)?);
     no_body(&headers, &bytes)?;
-    reviews::apply_decisions(&st.services, &p, id, instance).await?;
+    let s = &st.services;
+    match action {
+        InstanceAction::Apply => reviews::apply_decisions(s, p, id, instance).await?,
+        InstanceAction::Reset => reviews::reset_decisions(s, p, id, instance).await?,
+        InstanceAction::Remind => {
+            reviews::send_reminder(s, p, id, instance).await?;
+        }
+        InstanceAction::Stop => reviews::stop_instance(s, p, id, instance).await?,
+    }
     Ok(no_content())
+}
+
+async fn apply_decisions(
+    State(st): State<AppState>,
+    May(p, ..): May<ManagesPackages>,
+    Path(ids): Path<(String, String)>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> R {
+    instance_action(&st, &p, ids, (headers, bytes), InstanceAction::Apply).await
 }
 
 async fn reset_decisions(
     State(st): State<AppState>,
     May(p, ..): May<ManagesPackages>,
-    Path((id, instance)): Path<(String, String)>,
+    Path(ids): Path<(String, String)>,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> R {
-    let (id, instance) = (path_id(&id)?, path_id(&instance)?);
-    no_body(&headers, &bytes)?;
-    reviews::reset_decisions(&st.services, &p, id, instance).await?;
-    Ok(no_content())
+    instance_action(&st, &p, ids, (headers, bytes), InstanceAction::Reset).await
 }
 
 async fn send_reminder(
     State(st): State<AppState>,
     May(p, ..): May<ManagesPackages>,
-    Path((id, instance)): Path<(String, String)>,
+    Path(ids): Path<(String, String)>,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> R {
-    let (id, instance) = (path_id(&id)?, path_id(&instance)?);
-    no_body(&headers, &bytes)?;
-    reviews::send_reminder(&st.services, &p, id, instance).await?;
-    Ok(no_content())
+    instance_action(&st, &p, ids, (headers, bytes), InstanceAction::Remind).await
 }
 
 async fn stop_instance(
     State(st): State<AppState>,
     May(p, ..): May<ManagesPackages>,
-    Path((id, instance)): Path<(String, String)>,
+    Path(ids): Path<(String, String)>,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> R {
-    let (id, instance) = (path_id(&id)?, path_id(&instance)?);
-    no_body(&headers, &bytes)?;
-    reviews::stop_instance(&st.services, &p, id, instance).await?;
-    Ok(no_content())
+    instance_action(&st, &p, ids, (headers, bytes), InstanceAction::Stop).await
 }
 
 async fn contacted_reviewers(
