@@ -174,7 +174,10 @@ async fn a_server_killed_mid_delivery_finishes_the_delivery_after_restart_exactl
     first.child.kill().unwrap(); // SIGKILL
     first.child.wait().unwrap();
     slapd.thaw();
-    assert!(!slapd.members(&group).contains(&ada_dn), "the killed process never wrote the member");
+    // The killed worker's modify may or may not reach the directory: a request it had already
+    // written to the socket while slapd was frozen is read when slapd wakes, after the kill.
+    // Either way the request is still delivering, and the restart must end with one member.
+    let written_before = slapd.members(&group).contains(&ada_dn);
 
     // A new process on the same database: once the dead worker's lease has run out, it
     // takes the job over and finishes it.
@@ -193,7 +196,11 @@ async fn a_server_killed_mid_delivery_finishes_the_delivery_after_restart_exactl
     };
     assert_eq!(r["assignment"]["state"], json!("delivered"), "{r}");
     let members = slapd.members(&group);
-    assert_eq!(members.iter().filter(|m| **m == ada_dn).count(), 1, "{members:?}");
+    assert_eq!(
+        members.iter().filter(|m| **m == ada_dn).count(),
+        1,
+        "written before the kill: {written_before}; {members:?}"
+    );
     let a = r["assignment"]["id"].as_str().unwrap();
     let deliveries = second.get(&format!("/v1.0/steward/assignments/{a}/deliveries")).await;
     let d = deliveries["value"].as_array().unwrap();
