@@ -8,7 +8,8 @@ test-only routes (the clock, the job queue). Nothing sleeps: the test moves the 
 the job queue, then looks. The stories share the server's clock with the other SDK tests and
 run after them (file order), so each works relative to the clock's "now".
 
-  1. test_quarterly_review_by_managers_removes_what_was_denied_or_left_unanswered
+  1. test_quarterly_review_by_managers_removes_what_was_denied_or_left_unanswered (and the
+     auditors' history report of it, downloaded as CSV)
   2. test_self_review_and_stopping_an_instance
   3. test_two_stage_review
   4. test_recommendations_follow_sign_ins
@@ -16,8 +17,11 @@ run after them (file order), so each works relative to the clock's "now".
 """
 from __future__ import annotations
 
+import csv
 import dataclasses
 import datetime
+import io
+import urllib.request
 import uuid
 from typing import Optional
 
@@ -30,6 +34,9 @@ from msgraph.generated.models.access_package import AccessPackage
 from msgraph.generated.models.access_package_assignment_policy import AccessPackageAssignmentPolicy
 from msgraph.generated.models.access_package_catalog import AccessPackageCatalog
 from msgraph.generated.models.access_package_assignment_state import AccessPackageAssignmentState
+from msgraph.generated.models.access_review_history_decision_filter import AccessReviewHistoryDecisionFilter
+from msgraph.generated.models.access_review_history_definition import AccessReviewHistoryDefinition
+from msgraph.generated.models.access_review_history_status import AccessReviewHistoryStatus
 from msgraph.generated.models.access_review_instance import AccessReviewInstance
 from msgraph.generated.models.access_review_instance_decision_item import AccessReviewInstanceDecisionItem
 from msgraph.generated.models.access_review_query_scope import AccessReviewQueryScope
@@ -46,6 +53,7 @@ from msgraph.generated.models.recurrence_range import RecurrenceRange
 from msgraph.generated.models.recurrence_range_type import RecurrenceRangeType
 
 from sdk_support import (
+    TOKEN,
     Clients,
     Naming,
     Person,
@@ -248,7 +256,42 @@ def test_quarterly_review_by_managers_removes_what_was_denied_or_left_unanswered
         # Nothing can be decided any more.
         await refused(record(m, d.id, i, of(final, bob).id, "Deny", "Too late"), 409)
 
+        # The auditors' history report over the review's period lists every decision of it.
+        history = c.identity_governance.access_reviews.history_definitions
+        h = await history.post(AccessReviewHistoryDefinition(
+            display_name=f"{RUN} ledger audit",
+            decisions=[AccessReviewHistoryDecisionFilter.Approve, AccessReviewHistoryDecisionFilter.Deny,
+                       AccessReviewHistoryDecisionFilter.NotReviewed],
+            review_history_period_start_date_time=opened[0].start_date_time - DAY,
+            review_history_period_end_date_time=now() + DAY,
+            scopes=[AccessReviewQueryScope(query="/identityGovernance/accessReviews/definitions",
+                                           query_type="MicrosoftGraph")]))
+        assert h.id and h.status == AccessReviewHistoryStatus.Done, h
+        runs = (await history.by_access_review_history_definition_id(h.id).instances.get()).value
+        assert len(runs) == 1 and runs[0].status == AccessReviewHistoryStatus.Done, runs
+        ran = await history.by_access_review_history_definition_id(h.id).instances.by_access_review_history_instance_id(
+            runs[0].id).generate_download_uri.post()
+        assert ran.download_uri and ran.expiration_date_time > ran.run_date_time, ran
+        rows = [r for r in download_csv(ran.download_uri) if r["Review definition id"] == d.id]
+        listed = {r["Principal id"]: r for r in rows}
+        assert set(listed) == {ann.id, bob.id, cid.id, dee.id}, rows
+        for p, decision in ((ann, "Deny"), (bob, "Approve"), (cid, "Deny"), (dee, "Approve")):
+            assert listed[p.id]["Decision"] == decision, listed[p.id]
+            assert listed[p.id]["Principal"] == p.name, listed[p.id]
+            assert listed[p.id]["Access package"] == g.package.display_name, listed[p.id]
+        assert listed[ann.id]["Justification"] == "Moved to another team"
+        assert listed[ann.id]["Reviewed by"] == manager.name and listed[dee.id]["Reviewed by"] == fallback.name
+
     run(story)
+
+
+def download_csv(uri: str) -> list[dict[str, str]]:
+    """A history report's CSV from its downloadUri, with the administrator's token (raw HTTP: the
+    SDK has no request builder for what downloadUri points at)."""
+    req = urllib.request.Request(uri, headers={"Authorization": f"Bearer {TOKEN}"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        assert r.headers.get("Content-Type", "").startswith("text/csv"), r.headers
+        return list(csv.DictReader(io.StringIO(r.read().decode("utf-8"), newline="")))
 
 
 def test_self_review_and_stopping_an_instance(catalog_id: str) -> None:

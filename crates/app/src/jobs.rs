@@ -7,7 +7,7 @@ use steward_domain::assignment::GrantAction;
 use steward_domain::enums::CustomExtensionStage;
 use steward_domain::ids::{
     AssignmentId, CalloutInstanceId, ConnectionId, CustomExtensionId, JobId, PolicyId, RequestId, ResourceRoleId,
-    UserId,
+    ReviewDefinitionId, ReviewInstanceId, UserId,
 };
 
 /// What a job does. Stored as JSON; handlers are idempotent, so running one twice is harmless.
@@ -53,6 +53,10 @@ pub enum JobKind {
     /// their sign-in blocked as the tenant's settings say (`lifecycle::guests`).
     #[serde(rename_all = "camelCase")]
     GuestsLostAccess { users: Vec<UserId> },
+    /// Halfway through a stage of an access review instance: escalate to the fallback
+    /// reviewers what nobody is left to decide, and remind the reviewers (`reviews::remind`).
+    #[serde(rename_all = "camelCase")]
+    ReviewReminder { definition: ReviewDefinitionId, instance: ReviewInstanceId, stage: u32 },
 }
 
 impl JobKind {
@@ -66,6 +70,7 @@ impl JobKind {
             Self::ReconcileConnection { .. } => "reconcileConnection",
             Self::Callout { .. } => "callout",
             Self::GuestsLostAccess { .. } => "guestsLostAccess",
+            Self::ReviewReminder { .. } => "reviewReminder",
         }
     }
 }

@@ -651,6 +651,49 @@ pub trait Store: Send + Sync {
     async fn note_sign_in(&self, user: UserId, at: Timestamp) -> StoreResult<()>;
     /// The last sign-in of each of `users` that has one.
     async fn last_sign_ins(&self, users: &[UserId]) -> StoreResult<Vec<(UserId, Timestamp)>>;
+
+    // Access review history reports (`crate::reviews::history`, migration 0014): one-time
+    // reports, each a definition with one instance whose CSV report is kept beside it.
+    /// Inserts a definition with its instance, the instance's `report` and the audit `event`,
+    /// in one transaction; `Conflict` when an id is taken.
+    async fn insert_review_history(
+        &self,
+        definition: &crate::reviews::history::HistoryDefinition,
+        instance: &crate::reviews::history::HistoryInstance,
+        report: &str,
+        event: &AuditEvent,
+    ) -> StoreResult<()>;
+    async fn get_review_history_definition(
+        &self,
+        id: crate::reviews::history::HistoryDefinitionId,
+    ) -> StoreResult<Option<crate::reviews::history::HistoryDefinition>>;
+    /// The definitions `q` selects (`REVIEW_HISTORY_DEFINITIONS`), in its order, with paging.
+    async fn list_review_history_definitions(
+        &self,
+        q: &ListQuery,
+    ) -> StoreResult<Page<crate::reviews::history::HistoryDefinition>>;
+    /// Deletes a definition with its instances and their reports, recording `event`;
+    /// `NotFound` when there is no such definition.
+    async fn delete_review_history_definition(
+        &self,
+        id: crate::reviews::history::HistoryDefinitionId,
+        event: &AuditEvent,
+    ) -> StoreResult<()>;
+    /// A definition's instances, earliest run first (without their reports).
+    async fn review_history_instances(
+        &self,
+        definition: crate::reviews::history::HistoryDefinitionId,
+    ) -> StoreResult<Vec<crate::reviews::history::HistoryInstance>>;
+    /// One instance, without its report.
+    async fn get_review_history_instance(
+        &self,
+        id: crate::reviews::history::HistoryInstanceId,
+    ) -> StoreResult<Option<crate::reviews::history::HistoryInstance>>;
+    /// One instance with its report (CSV).
+    async fn review_history_report(
+        &self,
+        id: crate::reviews::history::HistoryInstanceId,
+    ) -> StoreResult<Option<(crate::reviews::history::HistoryInstance, String)>>;
 }
 
 /// A write about an external user Steward governs, made in the batch of the assignment that

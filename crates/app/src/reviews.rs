@@ -16,7 +16,9 @@
 
 mod apply;
 mod decide;
+pub mod history;
 pub(crate) mod policy;
+pub(crate) mod remind;
 mod reviewers;
 mod schedule;
 

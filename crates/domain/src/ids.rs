@@ -136,6 +136,10 @@ id_type!(/// One occurrence of an access review (Graph's accessReviewInstance).
 id_type!(/// One assignment's decision in an access review instance (Graph's
     /// accessReviewInstanceDecisionItem).
     ReviewDecisionId, "access review decision");
+id_type!(/// An access review history report (Graph's accessReviewHistoryDefinition).
+    HistoryDefinitionId, "access review history definition");
+id_type!(/// One run of a history report (Graph's accessReviewHistoryInstance).
+    HistoryInstanceId, "access review history instance");
 id_type!(/// A delegated-administration role assignment (Graph's unifiedRoleAssignment).
     RoleAssignmentId, "role assignment");
 

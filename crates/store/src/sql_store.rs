@@ -37,6 +37,7 @@ use crate::rows::{Cells, FromRow};
 use crate::{compile, lifecycle, rule_sql};
 
 mod external;
+mod review_history;
 mod reviews;
 mod scim;
 mod sessions;
@@ -2435,6 +2436,59 @@ impl Store for SqlStore {
 
     async fn last_sign_ins(&self, users: &[UserId]) -> StoreResult<Vec<(UserId, jiff::Timestamp)>> {
         self.last_sign_ins_impl(users).await
+    }
+
+    async fn insert_review_history(
+        &self,
+        d: &steward_app::reviews::history::HistoryDefinition,
+        i: &steward_app::reviews::history::HistoryInstance,
+        report: &str,
+        event: &AuditEvent,
+    ) -> StoreResult<()> {
+        self.insert_review_history_impl(d, i, report, event).await
+    }
+
+    async fn get_review_history_definition(
+        &self,
+        d: steward_app::reviews::history::HistoryDefinitionId,
+    ) -> StoreResult<Option<steward_app::reviews::history::HistoryDefinition>> {
+        self.get_review_history_definition_impl(d).await
+    }
+
+    async fn list_review_history_definitions(
+        &self,
+        q: &ListQuery,
+    ) -> StoreResult<Page<steward_app::reviews::history::HistoryDefinition>> {
+        self.list_review_history_definitions_impl(q).await
+    }
+
+    async fn delete_review_history_definition(
+        &self,
+        d: steward_app::reviews::history::HistoryDefinitionId,
+        event: &AuditEvent,
+    ) -> StoreResult<()> {
+        self.delete_review_history_definition_impl(d, event).await
+    }
+
+    async fn review_history_instances(
+        &self,
+        d: steward_app::reviews::history::HistoryDefinitionId,
+    ) -> StoreResult<Vec<steward_app::reviews::history::HistoryInstance>> {
+        self.review_history_instances_impl(d).await
+    }
+
+    async fn get_review_history_instance(
+        &self,
+        i: steward_app::reviews::history::HistoryInstanceId,
+    ) -> StoreResult<Option<steward_app::reviews::history::HistoryInstance>> {
+        self.get_review_history_instance_impl(i).await
+    }
+
+    async fn review_history_report(
+        &self,
+        i: steward_app::reviews::history::HistoryInstanceId,
+    ) -> StoreResult<Option<(steward_app::reviews::history::HistoryInstance, String)>> {
+        self.review_history_report_impl(i).await
     }
 }
 

@@ -79,6 +79,22 @@ impl Api {
         let op = self.op("post", path, summary, 204, "none");
         self.add(MethodFilter::POST, h, op)
     }
+    /// An action that answers 200 with an entity and takes no body (Graph's
+    /// `generateDownloadUri`).
+    pub fn call<H: Handler<T, AppState>, T: 'static>(self, path: &'static str, h: H, summary: &'static str) -> Self {
+        let op = self.op("post", path, summary, 200, "entity");
+        self.add(MethodFilter::POST, h, op)
+    }
+    /// A GET that answers a CSV file rather than JSON (a report's download).
+    pub fn download<H: Handler<T, AppState>, T: 'static>(
+        self,
+        path: &'static str,
+        h: H,
+        summary: &'static str,
+    ) -> Self {
+        let op = self.op("get", path, summary, 200, "csv");
+        self.add(MethodFilter::GET, h, op)
+    }
     /// An action that answers 202 Accepted (work continues in the background).
     pub fn accepted<H: Handler<T, AppState>, T: 'static>(
         self,
@@ -171,6 +187,9 @@ pub fn openapi(ops: &[Op]) -> Value {
             "count" => {
                 json!({"description": "The number of matching items", "content": {"text/plain": {"schema": {"type": "integer"}}}})
             }
+            "csv" => {
+                json!({"description": "The file", "content": {"text/csv": {"schema": {"type": "string"}}}})
+            }
             _ => json!({"description": "Done"}),
         };
         let mut responses = Map::new();
@@ -189,7 +208,8 @@ pub fn openapi(ops: &[Op]) -> Value {
             "responses": responses,
             "security": [{"bearer": []}],
         });
-        let has_body = matches!(op.method, "patch" | "put") || (op.method == "post" && op.returns != "none");
+        // POSTs that create take a body; actions (204, 202) and calls (200) take none.
+        let has_body = matches!(op.method, "patch" | "put") || (op.method == "post" && op.status == 201);
         if has_body && let Some(o) = operation.as_object_mut() {
             o.insert(
                 "requestBody".into(),

@@ -75,6 +75,7 @@ pub fn api() -> api::Api {
         .merge(routes::connected_orgs::api())
         .merge(routes::roles::api())
         .merge(routes::reviews::api())
+        .merge(routes::review_history::api())
 }
 
 /// The OpenAPI document, generated from the routes themselves.

@@ -179,7 +179,8 @@ impl Worker {
                 | JobKind::RevokeEnded { .. }
                 | JobKind::ReconcileConnection { .. }
                 | JobKind::Callout { .. }
-                | JobKind::GuestsLostAccess { .. } => {
+                | JobKind::GuestsLostAccess { .. }
+                | JobKind::ReviewReminder { .. } => {
                     self.run_lanes(std::mem::take(&mut deliveries), now).await;
                     run_job(&self.s, &self.owner, &job, now).await;
                 }
@@ -252,6 +253,9 @@ async fn run_job(s: &Services, owner: &str, job: &Job, now: Timestamp) {
             super::callouts::run(s, job, owner, spec).await
         }
         JobKind::GuestsLostAccess { users } => super::guests::run(s, job, owner, users).await,
+        JobKind::ReviewReminder { definition, instance, stage } => {
+            crate::reviews::remind::run(s, job, owner, (*definition, *instance, *stage)).await
+        }
     };
     if let Err(e) = r {
         tracing::warn!(job = %job.id, kind = job.kind.name(), error = %e, "job failed; will retry");

@@ -222,8 +222,10 @@ pub(crate) async fn open(s: &Services, d: ReviewDefinition, now: Timestamp) -> R
                 decisions.len(),
                 steward_domain::time::format_datetime(end)
             ));
+    let reminder = super::remind::job(d.id, instance_id, 0, start, stage_end);
     let batch = Batch {
         review_definitions: vec![Put::Changed { row: next, read_at: d.last_modified_date_time }],
+        jobs: vec![reminder],
         review_instances: vec![Put::New(instance)],
         review_decisions: decisions,
         events: vec![event],
@@ -352,10 +354,13 @@ async fn advance(
     let (mut inst, _) = walk(s, inst, now, Advance { d: d.clone(), from, to, resolver: Resolver::default() }).await?;
     let read_at = inst.last_modified_date_time;
     let duration = d.input.stages.get(to).map_or(0, |st| st.duration_in_days);
+    let stage_start = inst.stage_end.min(now);
     inst.stage = u32::try_from(to).unwrap_or(u32::MAX);
     inst.stage_end = inst.stage_end.checked_add(days(duration)).unwrap_or(inst.end).max(now);
     inst.last_modified_date_time = next_modified(read_at, now);
-    let batch = Batch { review_instances: vec![Put::Changed { row: inst, read_at }], ..Batch::default() };
+    let reminder = super::remind::job(d.id, inst.id, inst.stage, stage_start, inst.stage_end);
+    let batch =
+        Batch { review_instances: vec![Put::Changed { row: inst, read_at }], jobs: vec![reminder], ..Batch::default() };
     Ok(s.store.apply(&batch).await?)
 }
 

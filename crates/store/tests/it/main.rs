@@ -21,6 +21,7 @@ mod listing;
 mod packages;
 mod paging;
 mod requestable;
+mod review_history;
 mod reviews;
 mod roles;
 mod rules;
@@ -117,6 +118,7 @@ contract!(
     reviews::deleting_a_definition_takes_its_reviews,
     reviews::sign_ins_only_move_forward,
     reviews::ten_thousand_decisions_in_one_batch,
+    review_history::history_reports_round_trip,
 );
 
 #[test]

@@ -8,6 +8,7 @@ pub mod extensions;
 pub mod lifecycle;
 pub mod ops;
 pub mod policies;
+pub mod review_history;
 pub mod reviews;
 pub mod roles;
 pub mod test_clock;

@@ -317,6 +317,19 @@ fn table() -> BTreeMap<(&'static str, &'static str), Vec<Who>> {
     ] {
         allow(m, p, &[Approver]);
     }
+    // Access review history reports reach across every review: administrators only.
+    for (m, p) in [
+        ("get", "/v1.0/identityGovernance/accessReviews/historyDefinitions"),
+        ("post", "/v1.0/identityGovernance/accessReviews/historyDefinitions"),
+        ("get", "/v1.0/identityGovernance/accessReviews/historyDefinitions/{id}"),
+        ("delete", "/v1.0/identityGovernance/accessReviews/historyDefinitions/{id}"),
+        ("get", "/v1.0/identityGovernance/accessReviews/historyDefinitions/{id}/instances"),
+        ("get", "/v1.0/identityGovernance/accessReviews/historyDefinitions/{id}/instances/{iid}"),
+        ("post", "/v1.0/identityGovernance/accessReviews/historyDefinitions/{id}/instances/{iid}/generateDownloadUri"),
+        ("get", "/v1.0/identityGovernance/accessReviews/historyDefinitions/{id}/instances/{iid}/report.csv"),
+    ] {
+        allow(m, p, ADMIN_ONLY);
+    }
     // Steward's own administration.
     for (m, p) in [
         ("get", "/v1.0/steward/apiTokens"),
@@ -500,6 +513,14 @@ impl World {
             .get(&format!("/v1.0/identityGovernance/accessReviews/definitions/{review}/instances/{instance}/decisions"))
             .await;
         let decision = decisions.json()["value"][0]["id"].as_str().unwrap().to_owned();
+        // A history report over that review, with its one instance.
+        let history =
+            app.post("/v1.0/identityGovernance/accessReviews/historyDefinitions", &Self::history_body()).await;
+        history.expect(StatusCode::CREATED);
+        let history = history.id();
+        let runs =
+            app.get(&format!("/v1.0/identityGovernance/accessReviews/historyDefinitions/{history}/instances")).await;
+        let history_instance = runs.json()["value"][0]["id"].as_str().unwrap().to_owned();
         let spare_group = app.group("Spare").await;
         for kind in ["internalSponsors", "externalSponsors"] {
             let r = app
@@ -535,6 +556,8 @@ impl World {
             ("review", review),
             ("instance", instance),
             ("decision", decision),
+            ("history", history),
+            ("historyInstance", history_instance),
         ] {
             ids.insert(k, v);
         }
@@ -547,6 +570,13 @@ impl World {
             "settings": {"instanceDurationInDays": 7},
             "scope": {"query": format!(
                 "/identityGovernance/entitlementManagement/accessPackageAssignments?$filter=(accessPackageId eq '{pkg}')")}})
+    }
+
+    /// A one-time history report of every review over a few years.
+    fn history_body() -> Value {
+        json!({"displayName": "Audit of A", "reviewHistoryPeriodStartDateTime": "2020-01-01T00:00:00Z",
+            "reviewHistoryPeriodEndDateTime": "2024-01-01T00:00:00Z",
+            "scopes": [{"query": "/identityGovernance/accessReviews/definitions"}]})
     }
 
     /// The concrete path of an operation: each placeholder names an object of the world.
@@ -574,6 +604,8 @@ impl World {
             id("token")
         } else if template.contains("/roleAssignments/") {
             id("roleAssignment")
+        } else if template.contains("/historyDefinitions/") {
+            id("history")
         } else if template.contains("/accessReviews/") {
             id("review")
         } else if template.contains("/roleDefinitions/") {
@@ -594,6 +626,7 @@ impl World {
             .replace("{extension}", &id("extension"))
             .replace("{instance}", &id("instance"))
             .replace("{decision}", &id("decision"))
+            .replace("{iid}", &id("historyInstance"))
     }
 
     /// A body good enough to get past authorization (what it holds beyond that does not matter:
@@ -634,6 +667,7 @@ impl World {
             | ("put", "/v1.0/identityGovernance/accessReviews/definitions/{id}") => {
                 Self::review_body(&id("package"), &id("sponsor"))
             }
+            ("post", "/v1.0/identityGovernance/accessReviews/historyDefinitions") => Self::history_body(),
             ("patch", t) if t.ends_with("/decisions/{decision}") => {
                 json!({"decision": "Approve", "justification": "ok"})
             }

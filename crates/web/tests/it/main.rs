@@ -26,6 +26,8 @@ mod ops;
 mod pages;
 mod policies;
 mod portal;
+mod review_history;
+mod review_support;
 mod reviews;
 mod scim;
 mod signin;

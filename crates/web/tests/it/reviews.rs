@@ -4,151 +4,10 @@
 //! decide what; and bad input, each a clear 4xx in Graph's error shape.
 
 use axum::http::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::app::{EM, TestApp};
-
-const START: &str = "2031-01-05T09:00:00Z";
-const AR: &str = "/v1.0/identityGovernance/accessReviews/definitions";
-
-struct World {
-    app: TestApp,
-    package: String,
-    group: String,
-}
-
-struct Person {
-    id: String,
-    token: String,
-}
-
-/// Runs what is due, after a second has passed (the sweep comes round every second), and what
-/// that queued (revocations).
-async fn drain(app: &TestApp) {
-    advance(app, "PT1S").await;
-    for _ in 0..3 {
-        app.post("/ops/jobs/drain", &json!({})).await.expect(StatusCode::OK);
-    }
-}
-
-async fn advance(app: &TestApp, by: &str) {
-    app.post("/ops/clock", &json!({"advance": by})).await.expect(StatusCode::OK);
-}
-
-/// A catalog with a group, a package granting membership of it, and an administrators' policy.
-async fn world() -> (World, String) {
-    let app = TestApp::with_test_clock(START).await;
-    let cat = app.catalog("Reviews").await;
-    let group = app.group("Ledger users").await;
-    app.add_group(&cat, &group).await.expect(StatusCode::CREATED);
-    let package = app.package(&cat, "Ledger").await;
-    app.post(
-        &format!("{EM}/accessPackages/{package}/resourceRoleScopes"),
-        &json!({"role": {"originId": format!("Member_{group}"), "originSystem": "AadGroup"}}),
-    )
-    .await
-    .expect(StatusCode::CREATED);
-    let policy = app
-        .post(
-            &format!("{EM}/assignmentPolicies"),
-            &json!({"accessPackage": {"id": package}, "displayName": "Direct", "allowedTargetScope": "notSpecified"}),
-        )
-        .await;
-    let policy = policy.expect(StatusCode::CREATED).id();
-    (World { app, package, group }, policy)
-}
-
-impl World {
-    async fn person(&self, upn: &str, manager: Option<&Person>) -> Person {
-        let (id, token) = self.app.person(upn).await;
-        if let Some(m) = manager {
-            let link = json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{}", m.id)});
-            let r = self.app.put(&format!("/v1.0/users/{id}/manager/$ref"), &link).await;
-            assert!(r.status.is_success(), "{}", r.text);
-        }
-        Person { id, token }
-    }
-
-    async fn assign(&self, policy: &str, people: &[&Person]) {
-        for p in people {
-            let body = json!({"requestType": "adminAdd", "assignment": {"accessPackageId": self.package,
-                "assignmentPolicyId": policy, "targetId": p.id}});
-            self.app.post(&format!("{EM}/assignmentRequests"), &body).await.expect(StatusCode::CREATED);
-        }
-        drain(&self.app).await;
-    }
-
-    async fn state_of(&self, p: &Person) -> String {
-        let q = format!("{EM}/assignments?$filter=target/objectId%20eq%20'{}'&$orderby=createdDateTime%20desc", p.id);
-        let v = self.app.get(&q).await.json();
-        v["value"][0]["state"].as_str().unwrap_or_default().to_owned()
-    }
-
-    async fn members(&self) -> Vec<String> {
-        let v = self.app.get(&format!("/v1.0/groups/{}/members", self.group)).await.json();
-        let mut ids: Vec<String> =
-            v["value"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_owned()).collect();
-        ids.sort();
-        ids
-    }
-
-    fn scope(&self) -> Value {
-        json!({"@odata.type": "#microsoft.graph.accessReviewQueryScope", "queryType": "MicrosoftGraph",
-            "query": format!("/identityGovernance/entitlementManagement/accessPackageAssignments?$filter=(accessPackageId eq '{}')", self.package)})
-    }
-
-    async fn create(&self, body: Value) -> String {
-        let r = self.app.post(AR, &body).await;
-        r.expect(StatusCode::CREATED).id()
-    }
-
-    async fn only_instance(&self, d: &str) -> String {
-        let v = self.app.get(&format!("{AR}/{d}/instances")).await.json();
-        let list = v["value"].as_array().unwrap();
-        assert_eq!(list.len(), 1, "{v}");
-        list[0]["id"].as_str().unwrap().to_owned()
-    }
-
-    async fn decisions(&self, token: &str, d: &str, i: &str, mine: bool) -> Vec<Value> {
-        let path = if mine {
-            format!("{AR}/{d}/instances/{i}/decisions/filterByCurrentUser(on='reviewer')")
-        } else {
-            format!("{AR}/{d}/instances/{i}/decisions")
-        };
-        let r = self.app.get_as(token, &path).await;
-        r.expect(StatusCode::OK);
-        r.json()["value"].as_array().unwrap().clone()
-    }
-
-    async fn record(
-        &self,
-        token: &str,
-        d: &str,
-        i: &str,
-        x: &str,
-        decision: &str,
-        why: Option<&str>,
-    ) -> crate::app::Resp {
-        let path = format!("{AR}/{d}/instances/{i}/decisions/{x}");
-        self.app.json_as(token, Method::PATCH, &path, &json!({"decision": decision, "justification": why})).await
-    }
-}
-
-fn of<'a>(decisions: &'a [Value], p: &Person) -> &'a Value {
-    decisions.iter().find(|x| x["principal"]["id"] == p.id.as_str()).unwrap_or_else(|| panic!("{decisions:?}"))
-}
-
-fn principals(decisions: &[Value]) -> Vec<String> {
-    let mut v: Vec<String> = decisions.iter().map(|x| x["principal"]["id"].as_str().unwrap().to_owned()).collect();
-    v.sort();
-    v
-}
-
-fn sorted(ids: &[&Person]) -> Vec<String> {
-    let mut v: Vec<String> = ids.iter().map(|p| p.id.clone()).collect();
-    v.sort();
-    v
-}
+use crate::app::EM;
+use crate::review_support::{AR, Person, advance, drain, of, principals, sorted, world};
 
 #[tokio::test]
 async fn a_quarterly_review_by_managers_removes_what_was_denied_or_left_unanswered() {
@@ -486,4 +345,55 @@ async fn a_policy_s_review_settings_create_keep_and_delete_its_review() {
     w.app.delete(&format!("{EM}/assignmentPolicies/{policy}")).await.expect(StatusCode::NO_CONTENT);
     w.app.get(&format!("{AR}/{id}")).await.expect_error(StatusCode::NOT_FOUND);
     w.app.assert_no_5xx();
+}
+
+#[tokio::test]
+async fn halfway_through_reviewers_are_reminded_and_what_nobody_can_decide_goes_to_the_fallback() {
+    let (w, policy) = world().await;
+    let manager = w.person("hmanager@contoso.com", None).await;
+    let fallback = w.person("hfallback@contoso.com", None).await;
+    let ann = w.person("hann@contoso.com", Some(&manager)).await;
+    let bob = w.person("hbob@contoso.com", Some(&manager)).await;
+    w.assign(&policy, &[&ann, &bob]).await;
+    let d = w
+        .create(json!({"displayName": "Ledger, one-time", "scope": w.scope(),
+            "reviewers": [{"query": "./manager", "queryType": "MicrosoftGraph", "queryRoot": "decisions"}],
+            "fallbackReviewers": [{"query": format!("/users/{}", fallback.id), "queryType": "MicrosoftGraph"}],
+            "settings": {"instanceDurationInDays": 10, "reminderNotificationsEnabled": true}}))
+        .await;
+    drain(&w.app).await;
+    let i = w.only_instance(&d).await;
+    let mine = w.decisions(&manager.token, &d, &i, true).await;
+    assert_eq!(principals(&mine), sorted(&[&ann, &bob]));
+    assert!(w.decisions(&fallback.token, &d, &i, true).await.is_empty());
+    w.record(&manager.token, &d, &i, of(&mine, &bob)["id"].as_str().unwrap(), "Approve", None)
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    // The manager leaves before deciding Ann's access.
+    w.app
+        .patch(&format!("/v1.0/users/{}", manager.id), &json!({"accountEnabled": false}))
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    advance(&w.app, "P4D").await;
+    drain(&w.app).await;
+    assert!(w.decisions(&fallback.token, &d, &i, true).await.is_empty(), "not before halfway");
+
+    advance(&w.app, "P1DT1H").await;
+    drain(&w.app).await;
+    let now_fallback = w.decisions(&fallback.token, &d, &i, true).await;
+    assert_eq!(principals(&now_fallback), sorted(&[&ann]), "only what nobody could decide moves");
+    let every = w.decisions(crate::app::ADMIN, &d, &i, false).await;
+    assert_eq!(of(&every, &bob)["decision"], "Approve", "a decided decision stays as it is");
+    let events = w.app.services.store.events_of(&i).await.unwrap();
+    let reminded: Vec<&str> = events
+        .iter()
+        .filter(|e| e.activity.display_name() == "Send access review reminder" && e.target_id == fallback.id)
+        .filter_map(|e| e.detail.as_deref())
+        .collect();
+    assert!(reminded.iter().any(|d| d.starts_with("Reminder: 1 decisions to review")), "{reminded:?}");
+    // One reminder a stage: the job does not run again.
+    advance(&w.app, "P1D").await;
+    drain(&w.app).await;
+    let again = w.app.services.store.events_of(&i).await.unwrap();
+    assert_eq!(again.len(), events.len(), "nothing more was sent");
 }
