@@ -5,7 +5,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow, PgSslMode};
 use sqlx::{AssertSqlSafe, Column, PgPool, Postgres, Row as _, Transaction, TypeInfo, ValueRef};
 use steward_app::StoreError;
 
@@ -22,8 +22,12 @@ pub struct PgDriver {
 
 impl PgDriver {
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let opts =
+        let mut opts =
             PgConnectOptions::from_str(url).map_err(|e| StoreError::Unavailable(format!("bad PostgreSQL URL: {e}")))?;
+        let chosen = url.contains("sslmode=") || std::env::var_os("PGSSLMODE").is_some();
+        if !chosen && is_loopback(opts.get_host()) {
+            opts = opts.ssl_mode(PgSslMode::Disable);
+        }
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))
@@ -32,6 +36,21 @@ impl PgDriver {
             .map_err(|e| StoreError::Unavailable(format!("cannot connect to PostgreSQL: {e}")))?;
         Ok(Self { pool })
     }
+}
+
+/// Whether `host` is this machine. A PostgreSQL URL naming it without an `sslmode` (nor
+/// `PGSSLMODE`) connects without TLS: TLS on loopback protects nothing, and with sqlx 0.9.0,
+/// which no longer sets `TCP_NODELAY` (sqlx issue #4335), every message larger than one TLS
+/// record waits 40 ms for the server's delayed ACK (docs/BENCHMARKS.md, access reviews). A URL
+/// that says `sslmode=require` (or any mode) keeps it.
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host.starts_with('/')
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn cells(row: &PgRow) -> Result<Row, StoreError> {
@@ -124,5 +143,20 @@ impl Tx for PgTx {
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
         self.0.commit().await.map_err(map_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback;
+
+    #[test]
+    fn only_this_machine_counts_as_loopback() {
+        for h in ["localhost", "127.0.0.1", "127.8.9.1", "::1", "[::1]", "/var/run/postgresql"] {
+            assert!(is_loopback(h), "{h}");
+        }
+        for h in ["db.example.com", "10.0.0.5", "192.168.1.2", "::ffff:10.0.0.1"] {
+            assert!(!is_loopback(h), "{h}");
+        }
     }
 }
