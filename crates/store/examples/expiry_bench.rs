@@ -16,6 +16,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::print_stderr)]
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -24,39 +26,19 @@ use steward_app::lifecycle::{sweep, worker::Worker};
 use steward_app::ports::{Batch, ManualClock, Put};
 use steward_app::{Services, Store};
 use steward_domain::assignment::Assignment;
-use steward_domain::audit::{Activity, AuditEvent, Initiator};
-use steward_domain::catalog::{self, Catalog, ResourceRequest};
-use steward_domain::directory::{Group, User};
-use steward_domain::enums::{AssignmentState, CatalogState, CatalogType, RequestState, RequestType, UserType};
-use steward_domain::ids::{
-    AccessPackageId, AssignmentId, CatalogId, GroupId, PolicyId, ResourceRequestId, ResourceRoleScopeId, UserId,
-};
-use steward_domain::package::{AccessPackage, ResourceRoleScope};
-use steward_domain::policy::{AssignmentPolicy, PolicySettings};
+use steward_domain::directory::User;
+use steward_domain::enums::{AssignmentState, UserType};
+use steward_domain::ids::{AssignmentId, UserId};
 use steward_domain::schedule::Window;
 use steward_domain::text::DisplayName;
-
-/// The audit event of one set-up write (every catalog, package and policy write records one).
-fn setup_event(at: Timestamp, activity: Activity, target_type: &str, id: impl ToString) -> AuditEvent {
-    let id = id.to_string();
-    AuditEvent::new(at, activity, Initiator::App("expiry-bench".into()), target_type, &id, &id)
-}
-
-fn arg(args: &[String], name: &str, default: usize) -> usize {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map(|v| v.replace('_', "").parse().expect("a number"))
-        .unwrap_or(default)
-}
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let url = args.get(1).filter(|a| !a.starts_with("--")).expect("usage: expiry_bench <database-url> [options]");
-    let total = arg(&args, "--assignments", 1_000_000);
-    let ending = arg(&args, "--ending", 100_000).min(total);
-    let revoke = arg(&args, "--revoke", 20_000).min(ending);
+    let total = support::arg(&args, "--assignments", 1_000_000);
+    let ending = support::arg(&args, "--ending", 100_000).min(total);
+    let revoke = support::arg(&args, "--revoke", 20_000).min(ending);
     let store = Arc::new(steward_store::open(url, true).await.expect("open the store"));
     let start: Timestamp = "2031-01-01T00:00:00Z".parse().unwrap();
     let end: Timestamp = "2031-02-01T00:00:00Z".parse().unwrap();
@@ -64,88 +46,8 @@ async fn main() {
     let clock = Arc::new(ManualClock::new(start));
     let s = Services::new(store.clone(), clock.clone());
 
-    // A catalog, a group as its resource, a package granting Member, a policy.
-    let cat = Catalog {
-        id: CatalogId::new(),
-        display_name: DisplayName::parse("Bench").unwrap(),
-        description: None,
-        catalog_type: CatalogType::UserManaged,
-        state: CatalogState::Published,
-        is_externally_visible: false,
-        created_date_time: start,
-        modified_date_time: start,
-    };
-    store
-        .insert_catalog(&cat, None, &setup_event(start, Activity::CreateCatalog, "AccessPackageCatalog", cat.id))
-        .await
-        .unwrap();
-    let group = Group {
-        id: GroupId::new(),
-        display_name: DisplayName::parse("Bench group").unwrap(),
-        description: None,
-        mail_nickname: "bench".into(),
-        mail_enabled: false,
-        security_enabled: true,
-        created_date_time: start,
-    };
-    store.insert_group(&group).await.unwrap();
-    let added = catalog::group_resource(cat.id, &group, start);
-    let rr = ResourceRequest {
-        id: ResourceRequestId::new(),
-        catalog_id: cat.id,
-        resource_id: Some(added.resource.id),
-        request_type: RequestType::AdminAdd,
-        state: RequestState::Delivered,
-        created_date_time: start,
-    };
-    store
-        .add_resource(
-            &added,
-            &rr,
-            &setup_event(start, Activity::CreateResourceRequest, "AccessPackageResourceRequest", rr.id),
-        )
-        .await
-        .unwrap();
-    let pkg = AccessPackage {
-        id: AccessPackageId::new(),
-        catalog_id: cat.id,
-        display_name: DisplayName::parse("Bench package").unwrap(),
-        description: None,
-        is_hidden: false,
-        created_date_time: start,
-        modified_date_time: start,
-    };
-    store.insert_package(&pkg, &setup_event(start, Activity::CreatePackage, "AccessPackage", pkg.id)).await.unwrap();
-    let member = added.roles.iter().find(|r| r.display_name == "Member").unwrap();
-    store
-        .add_role_scope(
-            &ResourceRoleScope {
-                id: ResourceRoleScopeId::new(),
-                access_package_id: pkg.id,
-                role_id: member.id,
-                scope_id: added.scope.id,
-                created_date_time: start,
-            },
-            &setup_event(start, Activity::UpdatePackage, "AccessPackage", pkg.id),
-        )
-        .await
-        .unwrap();
-    let settings: PolicySettings =
-        serde_json::from_value(serde_json::json!({"allowedTargetScope": "notSpecified"})).unwrap();
-    let policy = AssignmentPolicy {
-        id: PolicyId::new(),
-        access_package_id: pkg.id,
-        catalog_id: cat.id,
-        display_name: DisplayName::parse("Bench policy").unwrap(),
-        description: None,
-        settings,
-        created_date_time: start,
-        modified_date_time: start,
-    };
-    store
-        .insert_policy(&policy, &setup_event(start, Activity::CreatePolicy, "AccessPackageAssignmentPolicy", policy.id))
-        .await
-        .unwrap();
+    // A catalog, a group as its resource, a package granting Member, an admin-only policy.
+    let support::Seeded { cat, group, pkg, policy } = support::seed(&*store, start).await;
 
     // Users with a real membership for the first `revoke` ending assignments.
     let t = Instant::now();
