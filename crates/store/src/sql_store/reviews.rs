@@ -283,8 +283,9 @@ const DECISION_UPDATE: Update = Update {
     ],
 };
 
+/// Every column of a new decision: what never changes, then `decision_changes`.
 fn decision_params(d: &ReviewDecision, reviewers: &str) -> Vec<Param> {
-    vec![
+    let mut params = vec![
         id(d.id),
         id(d.instance_id),
         id(d.definition_id),
@@ -292,20 +293,9 @@ fn decision_params(d: &ReviewDecision, reviewers: &str) -> Vec<Param> {
         id(d.principal_id),
         id(d.access_package_id),
         opt_id(d.policy_id),
-        i64::from(d.stage).into(),
-        d.decision.as_str().into(),
-        d.justification.clone().into(),
-        opt_id(d.reviewed_by),
-        opt_ts(d.reviewed_at),
-        d.recommendation.as_str().into(),
-        d.recommendation_reason.clone().into(),
-        d.apply_result.as_str().into(),
-        opt_id(d.applied_by),
-        opt_ts(d.applied_at),
-        history_json(&d.history).into(),
-        reviewers.into(),
-        ts(d.last_modified_date_time),
-    ]
+    ];
+    params.extend(decision_changes(d, reviewers).into_iter().skip(1));
+    params
 }
 
 /// What updates of instances and decisions never run into (they change no unique column).
