@@ -21,7 +21,6 @@ use steward_odata::ExpandItem;
 use crate::AppState;
 use crate::api::Api;
 use crate::auth::Admin;
-use crate::body::require_json;
 use crate::error::ApiError;
 use crate::odata::{Cx, GraphEntity, OData, check_shape, entity_response, page_response};
 use crate::routes::{no_body, no_content, path_id};
@@ -181,25 +180,9 @@ fn instances_set(id: HistoryDefinitionId) -> String {
     format!("{SET}('{id}')/instances")
 }
 
-/// A history definition body: a JSON object, parsed by the domain (which names what is wrong).
+/// A history definition body, parsed by the domain (which names what is wrong).
 fn definition_input(headers: &HeaderMap, bytes: &Bytes) -> Result<HistoryInput, ApiError> {
-    require_json(headers, bytes)?;
-    let v: Value = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request(format!("The body is not valid JSON: {e}.")))?;
-    let Value::Object(map) = v else {
-        return Err(ApiError::invalid_model(
-            "The body must be a JSON object describing an accessReviewHistoryDefinition.",
-        ));
-    };
-    if let Some(Value::String(t)) = map.get("@odata.type") {
-        let t = t.strip_prefix('#').unwrap_or(t);
-        if !t.eq_ignore_ascii_case("microsoft.graph.accessReviewHistoryDefinition") {
-            return Err(ApiError::invalid_model(format!(
-                "@odata.type '{}' is not valid here; expected '#microsoft.graph.accessReviewHistoryDefinition'.",
-                steward_domain::text::clip(t, 120)
-            )));
-        }
-    }
+    let map = super::reviews::typed_object(headers, bytes, "accessReviewHistoryDefinition")?;
     Ok(HistoryInput::parse(&map).map_err(steward_app::AppError::from)?)
 }
 

@@ -12,7 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::{Serialize, Serializer};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use steward_app::auth::Principal;
 use steward_app::ports::Page;
 use steward_app::query::{ListQuery, REVIEW_DECISIONS, REVIEW_DEFINITIONS, REVIEW_INSTANCES};
@@ -386,25 +386,34 @@ fn me(p: &Principal) -> Result<UserId, ApiError> {
     Ok(p.user()?.id())
 }
 
-/// A definition body: a JSON object, parsed by the domain (which names what is wrong).
-fn definition_input(headers: &HeaderMap, bytes: &Bytes) -> Result<DefinitionInput, ApiError> {
+/// A body that must be a JSON object of Graph type `graph_type` (`@odata.type` optional, and
+/// checked when given), as a map for the domain to parse.
+pub(crate) fn typed_object(
+    headers: &HeaderMap,
+    bytes: &Bytes,
+    graph_type: &str,
+) -> Result<Map<String, Value>, ApiError> {
     require_json(headers, bytes)?;
     let v: Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::bad_request(format!("The body is not valid JSON: {e}.")))?;
     let Value::Object(map) = v else {
-        return Err(ApiError::invalid_model(
-            "The body must be a JSON object describing an accessReviewScheduleDefinition.",
-        ));
+        return Err(ApiError::invalid_model(format!("The body must be a JSON object describing an {graph_type}.")));
     };
     if let Some(Value::String(t)) = map.get("@odata.type") {
         let t = t.strip_prefix('#').unwrap_or(t);
-        if !t.eq_ignore_ascii_case("microsoft.graph.accessReviewScheduleDefinition") {
+        if !t.eq_ignore_ascii_case(&format!("microsoft.graph.{graph_type}")) {
             return Err(ApiError::invalid_model(format!(
-                "@odata.type '{}' is not valid here; expected '#microsoft.graph.accessReviewScheduleDefinition'.",
+                "@odata.type '{}' is not valid here; expected '#microsoft.graph.{graph_type}'.",
                 steward_domain::text::clip(t, 120)
             )));
         }
     }
+    Ok(map)
+}
+
+/// A definition body, parsed by the domain (which names what is wrong).
+fn definition_input(headers: &HeaderMap, bytes: &Bytes) -> Result<DefinitionInput, ApiError> {
+    let map = typed_object(headers, bytes, "accessReviewScheduleDefinition")?;
     Ok(DefinitionInput::parse(&map).map_err(steward_app::AppError::from)?)
 }
 
