@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Creates (once) the Python virtualenv the test command uses, with the packages pinned in
 # tests/sdk/requirements.txt (Microsoft's msgraph-sdk, pytest, scim2-server, scim2-cli, authlib for
-# the test OpenID Connect provider), and prints its path on stdout (everything else goes to stderr).
+# the test OpenID Connect provider, aiosmtpd for the test SMTP server), and prints its path on stdout (everything else goes to stderr).
 #
 #   venv=$(scripts/python-venv.sh)        # ${STEWARD_VENV:-<repo>/.venv}
 #

@@ -1,11 +1,17 @@
 //! The audit events of administrators' changes to catalogs, their resources, access packages
 //! and assignment policies. Use cases build the event here and hand it to the store's write,
 //! which records it in the transaction of the change; this module builds, it never writes.
+//! Its submodules own the rest of the trail: where a change came from (`origin`), the hash
+//! chain and its checkpoints (`chain`), and reading it as Graph's directoryAudits (`trail`).
+
+pub mod chain;
+pub mod origin;
+pub mod trail;
 
 use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::Value;
-use steward_domain::audit::{Activity, AuditEvent};
+use steward_domain::audit::{Activity, AuditEvent, ModifiedProperty};
 use steward_domain::text::clip;
 
 use crate::auth::{AdminCap, CatalogCap, CreatorCap};
@@ -81,6 +87,46 @@ pub(crate) fn changed_properties<T: Serialize>(before: &T, after: &T) -> String 
     if names.is_empty() { "changed: nothing".to_owned() } else { format!("changed: {}", names.join(", ")) }
 }
 
+/// How much of one value a modified property keeps.
+const VALUE_MAX: usize = 2_000;
+
+/// Property names whose values never enter the trail, whatever object they belong to.
+fn is_secret(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    ["secret", "password", "token", "credential", "key"].iter().any(|s| n.contains(s))
+}
+
+/// The top-level properties whose JSON form differs between `before` and `after`
+/// (`modifiedDateTime` aside), with both values as JSON texts, as Graph's `modifiedProperties`
+/// carry them; a secret's values are replaced by `"[REDACTED]"`.
+pub(crate) fn modified<T: Serialize>(before: &T, after: &T) -> Vec<ModifiedProperty> {
+    let (Ok(Value::Object(a)), Ok(Value::Object(b))) = (serde_json::to_value(before), serde_json::to_value(after))
+    else {
+        return Vec::new();
+    };
+    let mut names: Vec<&String> =
+        a.keys().chain(b.keys()).filter(|k| k.as_str() != "modifiedDateTime" && a.get(*k) != b.get(*k)).collect();
+    names.sort_unstable();
+    names.dedup();
+    let shown = |name: &str, v: Option<&Value>| {
+        v.map(|v| if is_secret(name) { "\"[REDACTED]\"".to_owned() } else { clip(&v.to_string(), VALUE_MAX) })
+    };
+    names
+        .into_iter()
+        .map(|name| ModifiedProperty {
+            display_name: name.clone(),
+            old_value: shown(name, a.get(name)),
+            new_value: shown(name, b.get(name)),
+        })
+        .collect()
+}
+
+/// An update's event: the names of what changed in its detail, the values in its modified
+/// properties.
+pub(crate) fn with_changes<T: Serialize>(event: AuditEvent, before: &T, after: &T) -> AuditEvent {
+    event.with_detail(changed_properties(before, after)).with_changes(modified(before, after))
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -93,6 +139,23 @@ mod tests {
         let after = json!({"displayName": "B", "description": "d", "modifiedDateTime": "2", "isHidden": true});
         assert_eq!(changed_properties(&before, &after), "changed: displayName, isHidden, state");
         assert_eq!(changed_properties(&before, &before), "changed: nothing");
+    }
+
+    #[test]
+    fn modified_properties_carry_json_values_and_hide_secrets() {
+        let before = json!({"displayName": "A", "isHidden": false, "clientSecret": "s1", "modifiedDateTime": "1"});
+        let after = json!({"displayName": "B", "isHidden": false, "clientSecret": "s2", "state": "x"});
+        let m = modified(&before, &after);
+        let shown: Vec<(&str, Option<&str>, Option<&str>)> =
+            m.iter().map(|p| (p.display_name.as_str(), p.old_value.as_deref(), p.new_value.as_deref())).collect();
+        assert_eq!(
+            shown,
+            [
+                ("clientSecret", Some("\"[REDACTED]\""), Some("\"[REDACTED]\"")),
+                ("displayName", Some("\"A\""), Some("\"B\"")),
+                ("state", None, Some("\"x\"")),
+            ]
+        );
     }
 
     #[test]

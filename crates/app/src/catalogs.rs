@@ -8,7 +8,7 @@ use steward_domain::ids::{CatalogId, GroupId, ResourceId, ResourceRequestId};
 use steward_domain::role::Task;
 use steward_domain::text::{DESCRIPTION_MAX, DisplayName, bounded};
 
-use crate::audit::{CATALOG, RESOURCE_REQUEST, admin_event, changed_properties, named};
+use crate::audit::{CATALOG, RESOURCE_REQUEST, admin_event, named, with_changes};
 use crate::auth::{CatalogCap, CatalogScope, CreatorCap};
 use crate::ports::Page;
 use crate::query::{ListQuery, RESOURCES, Relation};
@@ -87,8 +87,7 @@ pub async fn update_catalog(
         }
         let now = s.clock.now();
         c.modified_date_time = steward_domain::time::next_modified(read_at, now);
-        let event =
-            admin_event(cap, Activity::UpdateCatalog, CATALOG, id, now).with_detail(changed_properties(&before, &c));
+        let event = with_changes(admin_event(cap, Activity::UpdateCatalog, CATALOG, id, now), &before, &c);
         match s.store.update_catalog(&c, read_at, &event).await {
             Ok(()) => return Ok(c),
             Err(e) => crate::lost_race(e, if_match, "catalog")?,

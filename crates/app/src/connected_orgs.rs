@@ -14,7 +14,7 @@ use steward_domain::external::EntitlementSettings;
 use steward_domain::ids::{ConnectedOrganizationId, UserId};
 use steward_domain::text::{DESCRIPTION_MAX, DisplayName, bounded};
 
-use crate::audit::{admin_event, changed_properties, named};
+use crate::audit::{admin_event, named, with_changes};
 use crate::auth::AdminCap;
 use crate::ports::Page;
 use crate::query::{ListQuery, Relation};
@@ -119,8 +119,11 @@ pub async fn update_organization(
         }
         let now = s.clock.now();
         o.modified_date_time = steward_domain::time::next_modified(read_at, now);
-        let event = admin_event(cap, Activity::UpdateConnectedOrganization, CONNECTED_ORGANIZATION, id, now)
-            .with_detail(changed_properties(&before, &o));
+        let event = with_changes(
+            admin_event(cap, Activity::UpdateConnectedOrganization, CONNECTED_ORGANIZATION, id, now),
+            &before,
+            &o,
+        );
         match s.store.update_connected_organization(&o, read_at, &event).await {
             Ok(()) => return Ok(o),
             Err(e) => crate::lost_race(e, if_match, "connected organization")?,
@@ -228,9 +231,11 @@ pub async fn update_settings(s: &Services, cap: AdminCap, p: SettingsPatch) -> R
         after.duration_until_external_user_deleted_after_blocked = v;
     }
     after.check()?;
-    let event =
-        admin_event(cap, Activity::UpdateTenantSetting, SETTINGS, steward_domain::external::SETTINGS_ID, s.clock.now())
-            .with_detail(changed_properties(&before, &after));
+    let event = with_changes(
+        admin_event(cap, Activity::UpdateTenantSetting, SETTINGS, steward_domain::external::SETTINGS_ID, s.clock.now()),
+        &before,
+        &after,
+    );
     s.store.put_entitlement_settings(&after, &event).await?;
     Ok(after)
 }

@@ -12,7 +12,7 @@ use steward_domain::enums::ConnectionKind;
 use steward_domain::ids::ConnectionId;
 use steward_domain::text::{DESCRIPTION_MAX, DisplayName, bounded};
 
-use crate::audit::{CONNECTION, admin_event, changed_properties, named};
+use crate::audit::{CONNECTION, admin_event, changed_properties, modified, named};
 use crate::auth::AdminCap;
 use crate::connector::{Connector, ConnectorError, ConnectorFactory, DiscoveredResource};
 use crate::secrets::Sealer;
@@ -198,7 +198,9 @@ pub async fn update_connection(
         if matches!(sealed, Some(Some(_))) {
             detail.push_str("; credentials replaced");
         }
-        let event = admin_event(cap, Activity::UpdateConnection, CONNECTION, id, now).with_detail(detail);
+        let event = admin_event(cap, Activity::UpdateConnection, CONNECTION, id, now)
+            .with_detail(detail)
+            .with_changes(modified(&before, &c));
         match s.store.update_connection(&c, sealed.as_ref().map(|v| v.as_deref()), read_at, &event).await {
             Ok(()) => {
                 // A new interval counts from now.

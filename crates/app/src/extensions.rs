@@ -14,7 +14,7 @@ use steward_domain::ids::CustomExtensionId;
 use steward_domain::role::Task;
 use steward_domain::text::{DESCRIPTION_MAX, DisplayName, bounded};
 
-use crate::audit::{admin_event, changed_properties, named};
+use crate::audit::{admin_event, named, with_changes};
 use crate::auth::CatalogCap;
 use crate::catalogs::require_catalog;
 use crate::{AppError, Services};
@@ -203,8 +203,11 @@ pub async fn update_extension(
         }
         let now = s.clock.now();
         x.last_modified_date_time = steward_domain::time::next_modified(read_at, now);
-        let event = admin_event(cap, Activity::UpdateCustomExtension, CUSTOM_EXTENSION, id, now)
-            .with_detail(changed_properties(&before.to_json(), &x.to_json()));
+        let event = with_changes(
+            admin_event(cap, Activity::UpdateCustomExtension, CUSTOM_EXTENSION, id, now),
+            &before.to_json(),
+            &x.to_json(),
+        );
         match s.store.update_extension(&x, read_at, &event).await {
             Ok(()) => return Ok(x),
             Err(e) => crate::lost_race(e, if_match, "custom extension")?,

@@ -60,6 +60,18 @@ pub enum JobKind {
 }
 
 impl JobKind {
+    /// Every kind's `name`, for gauges that must show the kinds without jobs at zero.
+    pub const NAMES: &'static [&'static str] = &[
+        "deliver",
+        "sweep",
+        "reconcile",
+        "revokeEnded",
+        "reconcileConnection",
+        "callout",
+        "guestsLostAccess",
+        "reviewReminder",
+    ];
+
     /// A short name for the store's `kind` column and for logs.
     pub fn name(&self) -> &'static str {
         match self {
@@ -113,4 +125,52 @@ pub struct Job {
     pub kind: JobKind,
     /// How many times it has been claimed, this claim included.
     pub attempts: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_is_named_in_names() {
+        let kinds = [
+            JobKind::Deliver {
+                assignment: AssignmentId::new(),
+                role: ResourceRoleId::new(),
+                action: GrantAction::Grant,
+                request: None,
+            },
+            JobKind::Sweep,
+            JobKind::Reconcile { policy: PolicyId::new() },
+            JobKind::RevokeEnded { assignments: vec![] },
+            JobKind::ReconcileConnection { connection: ConnectionId::new() },
+            JobKind::Callout {
+                instance: CalloutInstanceId::new(),
+                extension: CustomExtensionId::new(),
+                stage: CustomExtensionStage::AssignmentRequestCreated,
+                request: None,
+                assignment: None,
+            },
+            JobKind::GuestsLostAccess { users: vec![] },
+            JobKind::ReviewReminder {
+                definition: ReviewDefinitionId::new(),
+                instance: ReviewInstanceId::new(),
+                stage: 0,
+            },
+        ];
+        for k in &kinds {
+            // No wildcard: a new kind stops this compiling until it is listed here and in NAMES.
+            match k {
+                JobKind::Deliver { .. }
+                | JobKind::Sweep
+                | JobKind::Reconcile { .. }
+                | JobKind::RevokeEnded { .. }
+                | JobKind::ReconcileConnection { .. }
+                | JobKind::Callout { .. }
+                | JobKind::GuestsLostAccess { .. }
+                | JobKind::ReviewReminder { .. } => assert!(JobKind::NAMES.contains(&k.name()), "{}", k.name()),
+            }
+        }
+        assert_eq!(kinds.len(), JobKind::NAMES.len());
+    }
 }

@@ -1,6 +1,6 @@
 //! Steward's use cases behind ports: the `Store` and `Clock` traits, the query schema of every
-//! collection, authentication of API tokens and the capability values that authorize actions.
-//! Knows nothing of SQL or HTTP.
+//! collection, authentication of API tokens and the capability values that authorize actions;
+//! the `Mailer` port for notification email (`mail`). Knows nothing of SQL, HTTP or SMTP.
 
 pub mod audit;
 pub mod auth;
@@ -8,12 +8,15 @@ pub mod catalogs;
 pub mod connected_orgs;
 pub mod connections;
 pub mod connector;
+pub mod decision_links;
 pub mod directory;
 pub mod error;
 pub mod extensions;
 pub mod identity;
 pub mod jobs;
 pub mod lifecycle;
+pub mod mail;
+pub mod metrics;
 pub mod packages;
 pub mod policies;
 pub mod ports;
@@ -68,6 +71,16 @@ pub struct Services {
     pub connection_setup: connections::ConnectionSetup,
     /// Sends custom extensions' callouts; without one, callouts fail with a clear detail.
     pub callouts: Option<Arc<dyn extensions::CalloutSender>>,
+    /// Signs the audit chain's checkpoints; without one, checkpoints are taken unsigned.
+    pub audit_key: Option<steward_domain::audit_chain::CheckpointKey>,
+    /// Signs one-click decision links in approvers' mail; without one, mail links to the
+    /// approval page instead.
+    pub decision_key: Option<steward_domain::decision_link::LinkKey>,
+    /// Where people reach Steward (`https://steward.example.com`): the base of the links in
+    /// notifications. Without it, notifications carry no links.
+    pub public_url: Option<String>,
+    /// Sends notification email; without one, no email is sent.
+    pub mailer: Option<Arc<dyn mail::Mailer>>,
 }
 
 impl Services {
@@ -80,12 +93,40 @@ impl Services {
             connectors: connector::Connectors::new(vec![directory]),
             connection_setup: connections::ConnectionSetup::default(),
             callouts: None,
+            audit_key: None,
+            decision_key: None,
+            public_url: None,
+            mailer: None,
         }
+    }
+
+    /// The same services, signing the audit chain's checkpoints with `key`.
+    pub fn with_audit_key(mut self, key: steward_domain::audit_chain::CheckpointKey) -> Self {
+        self.audit_key = Some(key);
+        self
+    }
+
+    /// The same services, signing one-click decision links with `key`.
+    pub fn with_decision_key(mut self, key: steward_domain::decision_link::LinkKey) -> Self {
+        self.decision_key = Some(key);
+        self
+    }
+
+    /// The same services, linking to Steward at `url` in notifications.
+    pub fn with_public_url(mut self, url: impl Into<String>) -> Self {
+        self.public_url = Some(url.into().trim_end_matches('/').to_owned());
+        self
     }
 
     /// The same services, sending custom extensions' callouts through `sender`.
     pub fn with_callouts(mut self, sender: Arc<dyn extensions::CalloutSender>) -> Self {
         self.callouts = Some(sender);
+        self
+    }
+
+    /// The same services, sending notification email through `mailer`.
+    pub fn with_mailer(mut self, mailer: Arc<dyn mail::Mailer>) -> Self {
+        self.mailer = Some(mailer);
         self
     }
 

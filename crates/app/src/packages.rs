@@ -11,7 +11,7 @@ use steward_domain::role::Task;
 use steward_domain::text::{DESCRIPTION_MAX, DisplayName, bounded};
 use steward_odata::CmpOp;
 
-use crate::audit::{PACKAGE, admin_event, changed_properties, named};
+use crate::audit::{PACKAGE, admin_event, named, with_changes};
 use crate::auth::{CatalogCap, CatalogScope};
 use crate::catalogs::require_catalog;
 use crate::ports::Page;
@@ -109,8 +109,7 @@ pub async fn update_package(
         }
         let now = s.clock.now();
         ap.modified_date_time = steward_domain::time::next_modified(read_at, now);
-        let event =
-            admin_event(cap, Activity::UpdatePackage, PACKAGE, id, now).with_detail(changed_properties(&before, &ap));
+        let event = with_changes(admin_event(cap, Activity::UpdatePackage, PACKAGE, id, now), &before, &ap);
         match s.store.update_package(&ap, read_at, &event).await {
             Ok(()) => return Ok(ap),
             Err(e) => crate::lost_race(e, if_match, "access package")?,

@@ -9,7 +9,7 @@ use steward_domain::policy::{AssignmentPolicy, PolicySettings};
 use steward_domain::role::Task;
 use steward_domain::text::{DESCRIPTION_MAX, DisplayName, bounded};
 
-use crate::audit::{POLICY, admin_event, changed_properties, named};
+use crate::audit::{POLICY, admin_event, named, with_changes};
 use crate::auth::{CatalogCap, CatalogScope};
 use crate::packages::require_package;
 use crate::ports::Page;
@@ -136,7 +136,7 @@ pub async fn replace_policy(
         modified_date_time: steward_domain::time::next_modified(read_at, now),
         ..current.clone()
     };
-    let event = admin_event(cap, Activity::UpdatePolicy, POLICY, id, now).with_detail(changed_properties(&current, &p));
+    let event = with_changes(admin_event(cap, Activity::UpdatePolicy, POLICY, id, now), &current, &p);
     let review = crate::reviews::input_of_policy(&p)?;
     match s.store.update_policy(&p, read_at, &event).await {
         Ok(()) => {

@@ -6,15 +6,16 @@ use jiff::Timestamp;
 use steward_domain::DomainError;
 use steward_domain::assignment::{Assignment, Delivery};
 use steward_domain::audit::AuditEvent;
+use steward_domain::audit_chain::{Anchor, Checkpoint, Link};
 use steward_domain::catalog::{Catalog, GroupResource, Resource, ResourceRequest, ResourceRole, ResourceScope};
 use steward_domain::connection::Connection;
 use steward_domain::directory::{Group, User};
 use steward_domain::enums::CustomExtensionStage;
 use steward_domain::extension::{CalloutInstance, CustomExtension};
 use steward_domain::ids::{
-    AccessPackageId, AssignmentId, CalloutInstanceId, CatalogId, ConnectionId, CustomExtensionId, GroupId, JobId,
-    PolicyId, RequestId, ResourceId, ResourceRoleId, ResourceRoleScopeId, ResourceScopeId, ReviewDecisionId,
-    ReviewDefinitionId, ReviewInstanceId, RoleAssignmentId, TokenId, UserId,
+    AccessPackageId, AssignmentId, AuditEventId, CalloutInstanceId, CatalogId, ConnectionId, CustomExtensionId,
+    GroupId, JobId, PolicyId, RequestId, ResourceId, ResourceRoleId, ResourceRoleScopeId, ResourceScopeId,
+    ReviewDecisionId, ReviewDefinitionId, ReviewInstanceId, RoleAssignmentId, TokenId, UserId,
 };
 use steward_domain::package::{AccessPackage, ResourceRoleScope};
 use steward_domain::policy::AssignmentPolicy;
@@ -72,6 +73,25 @@ impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
         self.0.lock().map(|g| *g).unwrap_or(Timestamp::UNIX_EPOCH)
     }
+}
+
+/// What one pass of the audit chainer did: how many events it chained, and the head after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainProgress {
+    pub chained: u32,
+    pub head: Anchor,
+}
+
+/// The audit chain as it stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainState {
+    /// The last chained record (seq 0 and the genesis hash before the first).
+    pub head: Anchor,
+    /// Where a verification starts: before the first record, or after the last pruned one.
+    pub anchor: Anchor,
+    pub last_checkpoint: Option<Checkpoint>,
+    /// Events written but not chained yet.
+    pub unchained: u64,
 }
 
 /// A page of a list: the rows, the total when asked for, and the sort key of the last row when
@@ -332,6 +352,33 @@ pub trait Store: Send + Sync {
     /// The audit events of one correlation id (a request, or the object an administrator
     /// changed), in order.
     async fn events_of(&self, correlation_id: &str) -> StoreResult<Vec<AuditEvent>>;
+
+    // The audit trail (`audit::trail`) and its hash chain (`audit::chain`).
+    /// A page of audit events (`/auditLogs/directoryAudits`).
+    async fn list_audit_events(&self, q: &ListQuery) -> StoreResult<Page<AuditEvent>>;
+    async fn get_audit_event(&self, id: AuditEventId) -> StoreResult<Option<AuditEvent>>;
+    /// Chains up to `limit` of the events not chained yet, oldest (`at`, then id) first, after
+    /// the chain's head, holding the head's lock so that chainers in several processes take
+    /// turns; returns how many it chained and the new head. Writers never wait for it.
+    async fn chain_audit(&self, limit: u32) -> StoreResult<ChainProgress>;
+    /// The chain's head and anchor, the newest checkpoint and how many events wait to be chained.
+    async fn audit_chain_state(&self) -> StoreResult<ChainState>;
+    /// Records a checkpoint; a second one for the same record is ignored.
+    async fn insert_audit_checkpoint(&self, c: &Checkpoint) -> StoreResult<()>;
+    async fn audit_checkpoints(&self) -> StoreResult<Vec<Checkpoint>>;
+    /// Up to `limit` chained records with `seq` above `after`, in `seq` order, every column as
+    /// stored: what `steward audit verify` walks.
+    async fn audit_links(&self, after: i64, limit: u32) -> StoreResult<Vec<Link>>;
+    /// Whether the one-click decision link with `nonce` was used.
+    async fn decision_link_used(&self, nonce: &str) -> StoreResult<bool>;
+    /// Records that `user` used the link with `nonce` on `request`; false when it was already.
+    async fn use_decision_link(
+        &self,
+        nonce: &str,
+        request: RequestId,
+        user: UserId,
+        at: Timestamp,
+    ) -> StoreResult<bool>;
 
     // Bulk reads, for the job runner's rounds: the rows that exist among `ids`, in no
     // particular order (missing ids are simply absent).
@@ -694,6 +741,12 @@ pub trait Store: Send + Sync {
         &self,
         id: crate::reviews::history::HistoryInstanceId,
     ) -> StoreResult<Option<(crate::reviews::history::HistoryInstance, String)>>;
+
+    // Metrics (`crate::metrics`): the gauges read at scrape time, so they are right however
+    // many processes share the database.
+    /// Assignment requests by state, jobs by kind (due at `now` or later) with the age of the
+    /// oldest due job no worker holds, and the decisions of review instances in progress.
+    async fn metrics_snapshot(&self, now: Timestamp) -> StoreResult<crate::metrics::MetricsSnapshot>;
 }
 
 /// A write about an external user Steward governs, made in the batch of the assignment that

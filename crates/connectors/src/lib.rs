@@ -1,13 +1,15 @@
 //! Delivery targets outside Steward's own directory, each an implementation of the app's
 //! `Connector` port: PostgreSQL roles (`postgres_roles`), LDAP groups (`ldap`) and SCIM 2.0
 //! groups (`scim`). `Factory` builds them for configured connections. `callout` sends custom
-//! extensions' signed callouts (the app's `CalloutSender` port) over HTTP.
+//! extensions' signed callouts (the app's `CalloutSender` port) over HTTP; `smtp` sends
+//! notification email (the app's `Mailer` port) through an SMTP relay.
 
 pub mod callout;
 pub mod ident;
 pub mod ldap;
 pub mod postgres_roles;
 pub mod scim;
+pub mod smtp;
 
 use std::sync::Arc;
 

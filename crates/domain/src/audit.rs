@@ -234,6 +234,21 @@ pub struct AuditEvent {
     pub result: String,
     /// What changed, in words or values, for the record.
     pub detail: Option<String>,
+    /// The address the initiator's HTTP request came from, when a person or an application
+    /// caused the event through the API or the portal (never for Steward's own work).
+    pub ip_address: Option<String>,
+    /// The properties the event changed, with their values before and after.
+    pub modified_properties: Vec<ModifiedProperty>,
+}
+
+/// One property an event changed: Graph's `modifiedProperty`, whose values are JSON texts
+/// (`"\"False\""` for the string `False`); absent before a creation and after a deletion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModifiedProperty {
+    pub display_name: String,
+    pub old_value: Option<String>,
+    pub new_value: Option<String>,
 }
 
 impl AuditEvent {
@@ -256,7 +271,14 @@ impl AuditEvent {
             correlation_id: correlation_id.to_string(),
             result: "success".to_owned(),
             detail: None,
+            ip_address: None,
+            modified_properties: Vec::new(),
         }
+    }
+
+    pub fn with_changes(mut self, changes: Vec<ModifiedProperty>) -> Self {
+        self.modified_properties = changes;
+        self
     }
 
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {

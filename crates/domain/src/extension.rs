@@ -572,7 +572,7 @@ pub fn payload(c: &Callout<'_>) -> Value {
 }
 
 /// HMAC-SHA256 of `message` under `key`, as lowercase hex.
-fn hmac_hex(key: &[u8], message: &[&[u8]]) -> Result<String, DomainError> {
+pub(crate) fn hmac_hex(key: &[u8], message: &[&[u8]]) -> Result<String, DomainError> {
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key)
         .map_err(|_| DomainError::invalid("the signing key cannot be used for HMAC-SHA256."))?;
     for part in message {
@@ -581,7 +581,7 @@ fn hmac_hex(key: &[u8], message: &[&[u8]]) -> Result<String, DomainError> {
     Ok(hex(&mac.finalize().into_bytes()))
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {

@@ -4,11 +4,13 @@
 pub mod approval;
 pub mod assignment;
 pub mod audit;
+pub mod audit_chain;
 pub mod catalog;
 pub mod condition;
 pub mod connected;
 pub mod connection;
 pub mod csv;
+pub mod decision_link;
 pub mod directory;
 pub mod duration;
 pub mod eligibility;

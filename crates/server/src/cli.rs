@@ -1,4 +1,5 @@
-//! The command line: `serve`, `migrate`, `check-config`, `healthcheck`, `jobs` and `token`.
+//! The command line: `serve`, `migrate`, `check-config`, `healthcheck`, `jobs`, `token`,
+//! `connection` and `audit` (in `audit_cli`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -56,6 +57,11 @@ pub enum Command {
     Connection {
         #[command(subcommand)]
         command: ConnectionCommand,
+    },
+    /// Verify the audit trail's hash chain, or export a period of it.
+    Audit {
+        #[command(subcommand)]
+        command: crate::audit_cli::AuditCommand,
     },
 }
 
@@ -231,7 +237,7 @@ fn test_clock(a: &ServeArgs) -> anyhow::Result<Option<jiff::Timestamp>> {
     test_clock_start(a.test_clock.as_deref(), allow.as_deref())
 }
 
-fn db_overrides(a: &DbArgs) -> Overrides {
+pub(crate) fn db_overrides(a: &DbArgs) -> Overrides {
     Overrides { data_dir: a.data_dir.clone(), database_url: a.database_url.clone(), ..Overrides::default() }
 }
 
@@ -289,6 +295,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Token { command } => token(file, command).await?,
         Command::Connection { command } => return connection(file, command).await,
+        Command::Audit { command } => return crate::audit_cli::run(file, command).await,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -54,6 +54,11 @@ pub struct Config {
     /// credentials cannot be stored. Keep it out of the file: `STEWARD_SECRETS_KEY`.
     #[serde(default)]
     pub secrets_key: Option<SecretString>,
+    /// The bearer token Prometheus sends to read `/metrics`. Without it metrics are off (the
+    /// endpoint answers 404): they reveal counts. Keep it out of the file:
+    /// `STEWARD_METRICS_TOKEN`. At least 16 characters, and not another token of this server.
+    #[serde(default)]
+    pub metrics_token: Option<SecretString>,
     /// The background job worker (`[worker]` in the file, `STEWARD_WORKER__*` in the environment).
     pub worker: WorkerConfig,
     /// Sign-in through an OpenID Connect provider (`[oidc]`): the portal's sign-in at
@@ -254,6 +259,9 @@ const DEFAULTS: Defaults = Defaults {
 /// guessable.
 const MIN_SCIM_TOKEN: usize = 16;
 
+/// The shortest metrics token accepted: Prometheus holds it, and it must not be guessable.
+const MIN_METRICS_TOKEN: usize = 16;
+
 /// The longest accepted poll interval: a worker that looks less often than this delays
 /// deliveries noticeably.
 const MAX_POLL_INTERVAL_MS: u64 = 60_000;
@@ -294,6 +302,19 @@ impl Config {
             }
             if cfg.bootstrap_admin_token.as_ref().is_some_and(|b| b.expose_secret() == t) {
                 bail!("scim_token must differ from bootstrap_admin_token: the SCIM client is not an administrator");
+            }
+        }
+        if let Some(t) = cfg.metrics_token.as_ref().map(|t| t.expose_secret()).filter(|t| !t.is_empty()) {
+            if t.chars().count() < MIN_METRICS_TOKEN {
+                bail!(
+                    "metrics_token must be at least {MIN_METRICS_TOKEN} characters long (for example: openssl rand -hex 32)"
+                );
+            }
+            let same = |other: &Option<SecretString>| other.as_ref().is_some_and(|o| o.expose_secret() == t);
+            if same(&cfg.bootstrap_admin_token) || same(&cfg.scim_token) {
+                bail!(
+                    "metrics_token must differ from bootstrap_admin_token and scim_token: Prometheus may only read metrics"
+                );
             }
         }
         if !(1..=1440).contains(&cfg.session.idle_minutes) {
@@ -382,6 +403,9 @@ impl Config {
         if self.secrets_key.is_some() {
             out.push_str("secrets_key = \"[REDACTED]\"\n");
         }
+        if self.metrics_token.is_some() {
+            out.push_str("metrics_token = \"[REDACTED]\"\n");
+        }
         if !self.trusted_proxies.is_empty() {
             out.push_str(&format!("trusted_proxies = {:?}\n", self.trusted_proxies));
         }
@@ -432,6 +456,7 @@ impl fmt::Debug for Config {
             .field("bootstrap_admin_token", &self.bootstrap_admin_token.as_ref().map(|_| "[REDACTED]"))
             .field("scim_token", &self.scim_token.as_ref().map(|_| "[REDACTED]"))
             .field("secrets_key", &self.secrets_key.as_ref().map(|_| "[REDACTED]"))
+            .field("metrics_token", &self.metrics_token.as_ref().map(|_| "[REDACTED]"))
             .field("worker", &self.worker)
             .field("oidc", &self.oidc)
             .field("session", &self.session)
@@ -439,6 +464,15 @@ impl fmt::Debug for Config {
             .field("tls", &self.tls)
             .finish()
     }
+}
+
+/// The key that signs the audit chain's checkpoints: derived from `secrets_key`, so the
+/// server that signs and `steward audit verify` that checks hold the same one; none without it.
+pub fn audit_key(cfg: &Config) -> Option<steward_domain::audit_chain::CheckpointKey> {
+    use secrecy::ExposeSecret;
+    cfg.secrets_key
+        .as_ref()
+        .map(|k| steward_domain::audit_chain::CheckpointKey::derive(k.expose_secret().trim().as_bytes()))
 }
 
 /// The connectors this binary builds and, when `secrets_key` is set, the sealer for their
@@ -623,6 +657,33 @@ mod tests {
             jail.set_env("STEWARD_BOOTSTRAP_ADMIN_TOKEN", "the-same-token-for-both");
             let e = Config::load(None, Overrides::default()).err().map(|e| e.to_string()).unwrap_or_default();
             assert!(e.contains("differ"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_metrics_token_comes_from_the_environment_redacted_and_checked() {
+        figment::Jail::expect_with(|jail| {
+            let c = Config::load(None, Overrides::default()).map_err(|e| e.to_string())?;
+            assert!(c.metrics_token.is_none(), "metrics are off by default");
+            assert!(!c.redacted_toml().contains("metrics_token"));
+            jail.set_env("STEWARD_METRICS_TOKEN", "metrics-token-very-secret-1234");
+            let c = Config::load(None, Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(c.metrics_token.as_ref().map(|t| t.expose_secret()), Some("metrics-token-very-secret-1234"));
+            for shown in [format!("{c:?}"), c.redacted_toml()] {
+                assert!(!shown.contains("very-secret") && shown.contains("metrics_token"), "{shown}");
+            }
+            jail.set_env("STEWARD_METRICS_TOKEN", "short");
+            let e = Config::load(None, Overrides::default()).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(e.contains("at least 16") && !e.contains("short"), "{e}");
+            jail.set_env("STEWARD_METRICS_TOKEN", "the-same-token-for-both");
+            jail.set_env("STEWARD_SCIM_TOKEN", "the-same-token-for-both");
+            let e = Config::load(None, Overrides::default()).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(e.contains("differ") && e.contains("metrics_token"), "{e}");
+            jail.set_env("STEWARD_SCIM_TOKEN", "another-token-for-scim");
+            jail.set_env("STEWARD_BOOTSTRAP_ADMIN_TOKEN", "the-same-token-for-both");
+            let e = Config::load(None, Overrides::default()).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(e.contains("differ") && e.contains("metrics_token"), "{e}");
             Ok(())
         });
     }

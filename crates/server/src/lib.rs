@@ -1,6 +1,7 @@
 //! The `steward` command: CLI, configuration, wiring of ports to adapters, start-up, demo
 //! data and graceful shutdown. No business rules live here.
 
+pub mod audit_cli;
 pub mod cli;
 pub mod config;
 pub mod demo;

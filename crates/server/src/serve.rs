@@ -47,9 +47,12 @@ pub async fn serve(cfg: Config, test_clock: Option<Timestamp>) -> anyhow::Result
         None => Arc::new(SystemClock),
     };
     let callouts = steward_connectors::callout::HttpCallouts::new().map_err(|e| anyhow::anyhow!(e))?;
-    let services = Services::new(Arc::new(store), clock)
+    let mut services = Services::new(Arc::new(store), clock)
         .with_connection_setup(crate::config::connection_setup(&cfg)?)
         .with_callouts(Arc::new(callouts));
+    if let Some(key) = crate::config::audit_key(&cfg) {
+        services = services.with_audit_key(key);
+    }
     // One worker per process: the background loops and the test drain share its round lock.
     // SQLite takes one writer at a time: deliveries side by side would only queue for it.
     let (parallel, loops) = if cfg.database_url().starts_with("postgres") { (PARALLEL, 2) } else { (1, 1) };
@@ -59,9 +62,18 @@ pub async fn serve(cfg: Config, test_clock: Option<Timestamp>) -> anyhow::Result
         let n = crate::demo::seed(&services).await.context("seeding demo data failed")?;
         tracing::info!(created = n, "demo organization ready");
     }
-    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .install_recorder()
-        .map_err(|e| anyhow::anyhow!("cannot install the metrics recorder: {e}"))?;
+    // Metrics reveal counts: collected and served only when a token to read them is set.
+    let metrics_token = steward_app::metrics::ScrapeAuthenticator::new(cfg.metrics_token.as_ref());
+    let metrics = if metrics_token.is_enabled() {
+        let handle = steward_web::routes::ops::prometheus_builder()
+            .and_then(|b| b.install_recorder())
+            .map_err(|e| anyhow::anyhow!("cannot install the metrics recorder: {e}"))?;
+        steward_app::metrics::describe();
+        tracing::info!("Prometheus metrics at /metrics (bearer: metrics_token)");
+        Some(handle)
+    } else {
+        None
+    };
     let mut auth = Authenticator::new(cfg.bootstrap_admin_token.as_ref().map(|s| s.expose_secret()));
     let mut portal = steward_web::signin::Portal { sign_in: None, sessions: cfg.session.policy() };
     if let Some(o) = &cfg.oidc {
@@ -94,14 +106,19 @@ pub async fn serve(cfg: Config, test_clock: Option<Timestamp>) -> anyhow::Result
         scim,
         portal,
         security,
+        metrics_token,
     };
-    let app = steward_web::app_with(services, auth, cfg.public_url.clone(), Some(metrics), options);
+    let upkeep = metrics.clone();
+    let app = steward_web::app_with(services, auth, cfg.public_url.clone(), metrics, options);
     let listener =
         tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening on {}://{addr}", if tls.is_some() { "https" } else { "http" });
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
+    if let Some(handle) = upkeep {
+        tasks.spawn(metrics_upkeep(handle, shutdown.clone()));
+    }
     let signal = shutdown.clone();
     tasks.spawn(async move {
         tokio::select! {
@@ -139,6 +156,20 @@ pub async fn serve(cfg: Config, test_clock: Option<Timestamp>) -> anyhow::Result
     served.context("server failed")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Drains the recorder's histogram samples into their buckets now and then, so memory stays
+/// bounded however rarely Prometheus scrapes (the exporter leaves this to its user when it
+/// runs no listener of its own).
+async fn metrics_upkeep(handle: metrics_exporter_prometheus::PrometheusHandle, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => handle.run_upkeep(),
+            () = shutdown.cancelled() => return,
+        }
+    }
 }
 
 async fn wait_for_signal() {

@@ -19,6 +19,8 @@ use steward_testpeers::{Slapd, free_port, pause, wait_for_port};
 
 const KEY: &str = "c2VjcmV0LWtleS1vZi0zMi1ieXRlcy1mb3ItdGVzdHM=";
 const TOKEN: &str = "crash-test-admin-token-0123456789abcdef";
+/// Prometheus' token for `/metrics` (metrics are off without one).
+const METRICS_TOKEN: &str = "crash-test-metrics-token-0123456789";
 const EM: &str = "/v1.0/identityGovernance/entitlementManagement";
 
 /// One `steward serve` process on the test's database, on a test clock.
@@ -44,6 +46,7 @@ impl Server {
             .env("STEWARD_BOOTSTRAP_ADMIN_TOKEN", TOKEN)
             .env("STEWARD_ALLOW_TEST_CLOCK", "1")
             .env("STEWARD_SECRETS_KEY", KEY)
+            .env("STEWARD_METRICS_TOKEN", METRICS_TOKEN)
             .env("STEWARD_LOG", "warn")
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -214,9 +217,16 @@ async fn a_server_killed_mid_delivery_finishes_the_delivery_after_restart_exactl
     assert_eq!((report["restored"].as_u64(), report["drift"].as_u64()), (Some(0), Some(1)), "{report}");
     let drift = second.get(&format!("/v1.0/steward/connections/{cid}/drift")).await;
     assert_eq!(drift["value"][0]["holder"], json!(format!("cn=nobody,{BASE}")), "{drift}");
-    let metrics = second.http.get(format!("{}/metrics", second.base)).send().await.unwrap().text().await.unwrap();
+    let metrics = second.http.get(format!("{}/metrics", second.base)).bearer_auth(METRICS_TOKEN).send().await.unwrap();
+    assert_eq!(metrics.status(), 200);
+    let metrics = metrics.text().await.unwrap();
     let line = format!("steward_reconciliation_drift{{connection=\"{cid}\"}} 1");
     assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
+    // The delivery the second process finished, labelled with its connection; the request's
+    // state is read from the database, which both processes share.
+    let line = format!("steward_delivery_latency_seconds_count{{connection=\"{cid}\"}} 1");
+    assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
+    assert!(metrics.lines().any(|l| l == "steward_requests{state=\"delivered\"} 1"), "{metrics}");
     drop(second);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -10,7 +10,7 @@ use steward_app::StoreError;
 use steward_app::jobs::{Job, JobKind, NewJob};
 use steward_app::ports::{Batch, Put, StoreResult};
 use steward_domain::assignment::{Assignment, Delivery};
-use steward_domain::audit::AuditEvent;
+use steward_domain::audit::{AuditEvent, Initiator};
 use steward_domain::ids::JobId;
 use steward_domain::request::{AssignmentRequest, RequestDetail};
 use steward_domain::schedule::Window;
@@ -109,8 +109,8 @@ impl FromRow for Delivery {
 }
 
 impl FromRow for AuditEvent {
-    const COLUMNS: &'static str =
-        "id, at, activity, category, initiator, target_type, target_id, correlation_id, result, detail";
+    const COLUMNS: &'static str = "id, at, activity, category, initiator, target_type, target_id, correlation_id, \
+         result, detail, ip_address, modified_properties";
     fn from_cells(c: &mut Cells<'_>) -> Result<Self, StoreError> {
         Ok(AuditEvent {
             id: c.parse()?,
@@ -124,6 +124,12 @@ impl FromRow for AuditEvent {
             correlation_id: c.text()?,
             result: c.text()?,
             detail: c.opt_text()?,
+            ip_address: c.opt_text()?,
+            modified_properties: match c.opt_text()? {
+                Some(m) => serde_json::from_str(&m)
+                    .map_err(|e| StoreError::Internal(format!("stored modified properties do not parse: {e}")))?,
+                None => Vec::new(),
+            },
         })
     }
 }
@@ -333,10 +339,25 @@ pub(crate) async fn apply_in(tx: &mut Box<dyn Tx>, arrays: bool, batch: &Batch) 
 }
 
 /// Inserts audit events inside an open transaction, in bulk (see `insert_many`).
+///
+/// Events a person or an application caused carry the client address of the request being
+/// served (`audit::origin`) unless they name one already. They are written unchained: the
+/// worker's chainer gives them their place in the hash chain (`Store::chain_audit`).
 pub(crate) async fn insert_events(tx: &mut Box<dyn Tx>, arrays: bool, events: &[AuditEvent]) -> StoreResult<()> {
+    let origin = steward_app::audit::origin::current_ip();
     let rows = events
         .iter()
         .map(|e| {
+            let ip = match (&e.ip_address, &e.initiator) {
+                (Some(ip), _) => Some(ip.clone()),
+                (None, Initiator::System) => None,
+                (None, _) => origin.clone(),
+            };
+            let modified = if e.modified_properties.is_empty() { None } else { Some(json(&e.modified_properties)?) };
+            let initiator_user = match &e.initiator {
+                Initiator::User(u) => Some(u.clone()),
+                _ => None,
+            };
             Ok(vec![
                 id(e.id),
                 ts(e.at),
@@ -349,6 +370,10 @@ pub(crate) async fn insert_events(tx: &mut Box<dyn Tx>, arrays: bool, events: &[
                 e.correlation_id.clone().into(),
                 e.result.clone().into(),
                 e.detail.clone().into(),
+                ip.into(),
+                modified.into(),
+                e.activity.display_name().to_lowercase().into(),
+                initiator_user.into(),
             ])
         })
         .collect::<StoreResult<Vec<_>>>()?;
@@ -356,8 +381,8 @@ pub(crate) async fn insert_events(tx: &mut Box<dyn Tx>, arrays: bool, events: &[
         tx,
         arrays,
         "INSERT INTO audit_events (id, at, activity, display_name, category, initiator, target_type, target_id, \
-         correlation_id, result, detail)",
-        &[T, I, T, T, T, T, T, T, T, T, T],
+         correlation_id, result, detail, ip_address, modified_properties, display_name_fold, initiator_user_id)",
+        &[T, I, T, T, T, T, T, T, T, T, T, T, T, T, T],
         rows,
         "",
     )

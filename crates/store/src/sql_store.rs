@@ -36,7 +36,9 @@ use crate::requestors::{self, RuleCache};
 use crate::rows::{Cells, FromRow};
 use crate::{compile, lifecycle, rule_sql};
 
+mod audit;
 mod external;
+mod metrics;
 mod review_history;
 mod reviews;
 mod scim;
@@ -1598,6 +1600,57 @@ impl Store for SqlStore {
         self.rows(&sql, &[correlation_id.into()]).await
     }
 
+    async fn list_audit_events(&self, q: &ListQuery) -> StoreResult<Page<AuditEvent>> {
+        self.list_audit_events_impl(q).await
+    }
+
+    async fn get_audit_event(&self, id: steward_domain::ids::AuditEventId) -> StoreResult<Option<AuditEvent>> {
+        self.get_audit_event_impl(id).await
+    }
+
+    async fn chain_audit(&self, limit: u32) -> StoreResult<steward_app::ports::ChainProgress> {
+        self.chain_audit_impl(limit).await
+    }
+
+    async fn audit_chain_state(&self) -> StoreResult<steward_app::ports::ChainState> {
+        self.audit_chain_state_impl().await
+    }
+
+    async fn insert_audit_checkpoint(&self, c: &steward_domain::audit_chain::Checkpoint) -> StoreResult<()> {
+        self.insert_audit_checkpoint_impl(c).await
+    }
+
+    async fn audit_checkpoints(&self) -> StoreResult<Vec<steward_domain::audit_chain::Checkpoint>> {
+        self.audit_checkpoints_impl().await
+    }
+
+    async fn audit_links(&self, after: i64, limit: u32) -> StoreResult<Vec<steward_domain::audit_chain::Link>> {
+        self.audit_links_impl(after, limit).await
+    }
+
+    async fn decision_link_used(&self, nonce: &str) -> StoreResult<bool> {
+        let rows = self.driver.fetch("SELECT nonce FROM decision_link_uses WHERE nonce = $1", &[nonce.into()]).await?;
+        Ok(!rows.is_empty())
+    }
+
+    async fn use_decision_link(
+        &self,
+        nonce: &str,
+        request: RequestId,
+        user: UserId,
+        at: jiff::Timestamp,
+    ) -> StoreResult<bool> {
+        let n = self
+            .driver
+            .execute(
+                "INSERT INTO decision_link_uses (nonce, request_id, user_id, used_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (nonce) DO NOTHING",
+                &[nonce.into(), id(request), id(user), ts(at)],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
     async fn assignments_by_id(&self, ids: &[AssignmentId]) -> StoreResult<Vec<Assignment>> {
         let sql = format!("SELECT {} FROM assignments WHERE id", Assignment::COLUMNS);
         self.rows_in(&sql, ids.iter().map(ToString::to_string).collect(), "").await
@@ -2489,6 +2542,10 @@ impl Store for SqlStore {
         i: steward_app::reviews::history::HistoryInstanceId,
     ) -> StoreResult<Option<(steward_app::reviews::history::HistoryInstance, String)>> {
         self.review_history_report_impl(i).await
+    }
+
+    async fn metrics_snapshot(&self, now: jiff::Timestamp) -> StoreResult<steward_app::metrics::MetricsSnapshot> {
+        self.metrics_snapshot_impl(now).await
     }
 }
 

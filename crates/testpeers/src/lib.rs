@@ -1,9 +1,11 @@
 //! Test harness only: the real peers Steward's tests deliver into, started on loopback for
 //! one test and stopped when dropped. `Slapd` is Debian's OpenLDAP server seeded from an LDIF;
 //! `Scim2Server` is PyPI's `scim2-server`; `OidcProvider` is an OpenID Connect provider built
-//! on PyPI's authlib (`tests/oidc/provider.py`); `Chrome` is Debian's headless Chromium under
-//! chromedriver, with screenshots and npm's axe-core, for the portal's browser tests. A missing
-//! peer panics with how to install it: tests that need a peer never skip.
+//! on PyPI's authlib (`tests/oidc/provider.py`); `SmtpServer` is PyPI's aiosmtpd
+//! (`tests/smtp/server.py`) storing the mail it receives in a maildir; `Chrome` is Debian's
+//! headless Chromium under chromedriver, with screenshots and npm's axe-core, for the portal's
+//! browser tests. A missing peer panics with how to install it: tests that need a peer never
+//! skip.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
@@ -11,11 +13,13 @@ pub mod chrome;
 pub mod oidc;
 pub mod scim;
 pub mod slapd;
+pub mod smtp;
 
 pub use chrome::{AxeViolation, Chrome};
 pub use oidc::{AuthorizationResponse, MintOptions, OidcProvider};
 pub use scim::Scim2Server;
 pub use slapd::Slapd;
+pub use smtp::{ReceivedMail, SmtpOptions, SmtpServer, SmtpTls};
 
 use std::time::{Duration, Instant};
 

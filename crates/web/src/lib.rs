@@ -53,6 +53,8 @@ pub struct AppState {
     /// unset, the request's Host header is used.
     pub public_url: Option<String>,
     pub metrics: Option<PrometheusHandle>,
+    /// Who may read `/metrics` (the metrics token); off by default.
+    pub metrics_access: steward_app::metrics::ScrapeAuthenticator,
     pub openapi: Arc<serde_json::Value>,
     /// Set only when the server runs on a manual clock for tests (`/ops/clock` is mounted).
     pub test_clock: Option<TestClock>,
@@ -76,6 +78,7 @@ pub fn api() -> api::Api {
         .merge(routes::roles::api())
         .merge(routes::reviews::api())
         .merge(routes::review_history::api())
+        .merge(routes::audit::api())
 }
 
 /// The OpenAPI document, generated from the routes themselves.
@@ -107,6 +110,9 @@ pub struct Options {
     pub portal: signin::Portal,
     /// Trusted proxies, TLS, rate limits.
     pub security: security::SecurityOptions,
+    /// The metrics token's checker; disabled (the default), `/metrics` answers 404 saying how
+    /// to turn metrics on, whatever recorder handle the application was given.
+    pub metrics_token: steward_app::metrics::ScrapeAuthenticator,
 }
 
 /// The application with `options`.
@@ -140,7 +146,7 @@ fn build(
     metrics: Option<PrometheusHandle>,
     options: Options,
 ) -> Router {
-    let Options { test_clock, scim: scim_auth, portal, security } = options;
+    let Options { test_clock, scim: scim_auth, portal, security, metrics_token } = options;
     let provider_origin = portal.sign_in.as_ref().and_then(|s| origin(s.provider.issuer()));
     let security = Arc::new(security::Security::new(&security, public_url.as_deref(), provider_origin.as_deref()));
     let scim_state = scim::ScimState { services: services.clone(), auth: scim_auth, public_url: public_url.clone() };
@@ -155,6 +161,7 @@ fn build(
         auth,
         public_url,
         metrics,
+        metrics_access: metrics_token,
         openapi: Arc::new(api::openapi(&ops)),
         test_clock,
         security: security.clone(),
@@ -197,6 +204,7 @@ fn build(
         .nest(signin::PREFIX, sign_in)
         .merge(my_access)
         .fallback_service(graph)
+        .layer(middleware::from_fn_with_state(security.clone(), security::audit_origin))
         .layer(middleware::from_fn(request_id::assign))
         .layer(middleware::from_fn_with_state(security, security::headers))
 }

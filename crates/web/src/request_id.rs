@@ -38,8 +38,12 @@ pub async fn assign(mut req: Request, next: Next) -> Response {
     let status = resp.status().as_u16();
     let elapsed = started.elapsed();
     span.in_scope(|| tracing::info!(status, elapsed_ms = elapsed.as_secs_f64() * 1000.0, "request finished"));
-    metrics::histogram!("steward_http_request_duration_seconds", "method" => method.to_string(), "status" => status.to_string())
-        .record(elapsed.as_secs_f64());
+    metrics::histogram!(
+        steward_app::metrics::HTTP_REQUEST_DURATION,
+        "method" => method_label(&method),
+        "status" => status.to_string()
+    )
+    .record(elapsed.as_secs_f64());
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         h.insert("request-id", v);
@@ -48,4 +52,11 @@ pub async fn assign(mut req: Request, next: Next) -> Response {
         h.insert("client-request-id", v);
     }
     resp
+}
+
+/// The `method` label: a client may send any extension method, and each would be a new series
+/// in the recorder, so only the standard ones are named.
+fn method_label(m: &axum::http::Method) -> &'static str {
+    const STANDARD: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+    STANDARD.into_iter().find(|s| *s == m.as_str()).unwrap_or("other")
 }

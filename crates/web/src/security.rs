@@ -225,6 +225,13 @@ fn canonical(ip: IpAddr) -> IpAddr {
 }
 
 /// Adds the security headers to every response (keeping any a handler set itself).
+/// Runs the request inside its audit origin (`steward_app::audit::origin`): the events it
+/// causes record the client's address.
+pub async fn audit_origin(State(security): State<std::sync::Arc<Security>>, req: Request, next: Next) -> Response {
+    let ip = client_ip_of(req.headers(), req.extensions(), &security.trusted_proxies).map(|ip| ip.to_string());
+    steward_app::audit::origin::scope(steward_app::audit::origin::Origin { ip }, next.run(req)).await
+}
+
 pub async fn headers(State(security): State<std::sync::Arc<Security>>, req: Request, next: Next) -> Response {
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();

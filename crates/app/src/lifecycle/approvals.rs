@@ -4,6 +4,7 @@
 
 use steward_domain::approval::{self, DecisionError, Outcome};
 use steward_domain::audit::Activity;
+use steward_domain::enums::RequestState;
 use steward_domain::ids::{ApprovalStageId, RequestId};
 use steward_domain::request::{AssignmentRequest, RequestStatus};
 use steward_domain::role::Task;
@@ -12,6 +13,7 @@ use super::requests::{approved, deny, extend};
 use super::{Actor, approvers, changed, request_event, require_request, separation};
 use crate::auth::{Principal, UserCap};
 use crate::identity::SignInFacts;
+use crate::metrics::ApprovalEnd;
 use crate::ports::{Batch, Page};
 use crate::query::ListQuery;
 use crate::{AppError, Services, StoreError, WRITE_ATTEMPTS};
@@ -58,6 +60,19 @@ fn decision_error(e: DecisionError) -> AppError {
 }
 
 /// Records `me`'s decision on stage `stage` of request `id`.
+/// The stage of `r` that waits for `me`: open, `me` among its approvers, not yet decided by
+/// `me`.
+pub fn waiting_stage(
+    r: &AssignmentRequest,
+    me: steward_domain::ids::UserId,
+) -> Option<(usize, &approval::StageRecord)> {
+    r.detail.stages.iter().enumerate().find(|(_, st)| {
+        matches!(st.status, approval::StageStatus::InProgress | approval::StageStatus::Escalated)
+            && st.approvers.contains(&me)
+            && !st.decisions.iter().any(|d| d.by == me)
+    })
+}
+
 pub async fn decide(
     s: &Services,
     me: UserCap,
@@ -91,9 +106,22 @@ pub async fn decide(
         let actor = Actor::User(me.id());
         let mut batch = Batch::default();
         advance(s, &mut req, outcome, &actor, now, &mut batch).await?;
+        // The approval ended: every stage approved, or denied (by this decision, or because
+        // the next stage found nobody to ask, or by separation of duties after approval).
+        let ended = match (outcome, req.state) {
+            (_, RequestState::Denied) => Some(ApprovalEnd::Denied),
+            (Outcome::Approved, _) => Some(ApprovalEnd::Approved),
+            _ => None,
+        };
+        let created = req.created_date_time;
         batch.requests.insert(0, changed(req, read_at, now));
         match s.store.apply(&batch).await {
-            Ok(()) => return Ok(()),
+            Ok(()) => {
+                if let Some(end) = ended {
+                    crate::metrics::approval_ended(end, created, now);
+                }
+                return Ok(());
+            }
             // Someone else wrote the request meanwhile: decide again on what it is now.
             Err(StoreError::Conflict(m)) if m.contains("changed by someone else") => {}
             Err(e) => return Err(e.into()),

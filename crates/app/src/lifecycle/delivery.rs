@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
 use steward_domain::assignment::{self, Assignment, Delivery, DeliveryState, GrantAction};
@@ -53,11 +54,13 @@ pub(crate) async fn run(
         Some(_) => s.store.get_user(a.target_id).await?,
         None => None,
     };
-    let outcome = attempt(s, &a, grant.as_ref(), user.as_ref(), action, job.attempts, None).await?;
+    let (outcome, took) = attempt(s, &a, grant.as_ref(), user.as_ref(), action, job.attempts, None).await?;
     let now = s.clock.now();
+    let connection = connection_label(grant.as_ref());
     let (state, detail) = match outcome {
         Result_::Retry(why) => {
             tracing::warn!(job = %job.id, attempts = job.attempts, error = %why, "delivery failed; retrying");
+            crate::metrics::delivery_retried(&connection);
             give_back(s, owner, job, now, &why).await;
             return Ok(());
         }
@@ -73,7 +76,10 @@ pub(crate) async fn run(
     let done = Done { role, action, state, detail, attempts: job.attempts };
     record(&a, req, all, grant.as_ref(), done, now, &mut batch);
     match s.store.finish_job(job.id, owner, &batch).await {
-        Ok(()) => Ok(()),
+        Ok(()) => {
+            crate::metrics::delivery_ended(&connection, state == DeliveryState::Failed, took);
+            Ok(())
+        }
         // Another delivery of the same assignment wrote first: run again on fresh rows (the
         // connector call is idempotent).
         Err(StoreError::Conflict(m)) if m.contains("changed by someone else") => {
@@ -119,6 +125,8 @@ pub(crate) async fn run_wave(s: &Services, owner: &str, jobs: Vec<Job>, parallel
     }
 
     let mut outcomes: Vec<Option<Result<Result_, AppError>>> = specs.iter().map(|_| None).collect();
+    // How long each delivery's connector call took (a call of several grants: all of it).
+    let mut took: Vec<Option<Duration>> = specs.iter().map(|_| None).collect();
 
     // Grants: the checks, then each connector once with all of its grants.
     let mut calls: Vec<(Arc<dyn Connector>, Vec<usize>)> = Vec::new();
@@ -149,9 +157,15 @@ pub(crate) async fn run_wave(s: &Services, owner: &str, jobs: Vec<Job>, parallel
                 kept.push((k, job.attempts));
             }
         }
-        for ((k, attempts), r) in kept.into_iter().zip(connector.grant_all(&items).await) {
+        let started = Instant::now();
+        let results = connector.grant_all(&items).await;
+        let elapsed = started.elapsed();
+        for ((k, attempts), r) in kept.into_iter().zip(results) {
             if let Some(slot) = outcomes.get_mut(k) {
                 *slot = Some(Ok(outcome(r, attempts)));
+            }
+            if let Some(slot) = took.get_mut(k) {
+                *slot = Some(elapsed);
             }
         }
     }
@@ -178,8 +192,15 @@ pub(crate) async fn run_wave(s: &Services, owner: &str, jobs: Vec<Job>, parallel
         }
         match running.join_next().await {
             Some(Ok((k, r))) => {
+                let (r, call) = match r {
+                    Ok((r, call)) => (Ok(r), call),
+                    Err(e) => (Err(e), None),
+                };
                 if let Some(slot) = outcomes.get_mut(k) {
                     *slot = Some(r);
+                }
+                if let Some(slot) = took.get_mut(k) {
+                    *slot = call;
                 }
             }
             Some(Err(e)) => tracing::warn!(error = %e, "a delivery task ended abnormally; its lease will run out"),
@@ -204,11 +225,14 @@ pub(crate) async fn run_wave(s: &Services, owner: &str, jobs: Vec<Job>, parallel
 
     let mut batch = Batch::default();
     let mut finished: Vec<Job> = Vec::new();
-    for ((job, aid, role, action, request), outcome) in specs.into_iter().zip(outcomes) {
+    // (connection, failed, call time) of each delivery written, observed once it is.
+    let mut ended: Vec<(String, bool, Option<Duration>)> = Vec::new();
+    for (((job, aid, role, action, request), outcome), call) in specs.into_iter().zip(outcomes).zip(took) {
         let Some(a) = assignments.get(&aid) else {
             finished.push(job); // the assignment is gone: nothing to deliver
             continue;
         };
+        let connection = connection_label(grants.get(&role));
         let (state, detail) = match outcome {
             None => continue, // the task panicked: the lease runs out and the job comes back
             Some(Err(e)) => {
@@ -217,12 +241,14 @@ pub(crate) async fn run_wave(s: &Services, owner: &str, jobs: Vec<Job>, parallel
             }
             Some(Ok(Result_::Retry(why))) => {
                 tracing::warn!(job = %job.id, attempts = job.attempts, error = %why, "delivery failed; retrying");
+                crate::metrics::delivery_retried(&connection);
                 give_back(s, owner, &job, now, &why).await;
                 continue;
             }
             Some(Ok(Result_::Done(d))) => (DeliveryState::Done, d),
             Some(Ok(Result_::Failed(why))) => (DeliveryState::Failed, Some(why)),
         };
+        ended.push((connection, state == DeliveryState::Failed, call));
         let req = request.and_then(|r| requests.remove(&r));
         let done = Done { role, action, state, detail, attempts: job.attempts };
         record(a, req, all.remove(&aid).unwrap_or_default(), grants.get(&role), done, now, &mut batch);
@@ -233,7 +259,12 @@ pub(crate) async fn run_wave(s: &Services, owner: &str, jobs: Vec<Job>, parallel
     }
     let ids: Vec<JobId> = finished.iter().map(|j| j.id).collect();
     match s.store.finish_jobs(&ids, owner, &batch).await {
-        Ok(()) => Ok(Vec::new()),
+        Ok(()) => {
+            for (connection, failed, call) in ended {
+                crate::metrics::delivery_ended(&connection, failed, call);
+            }
+            Ok(Vec::new())
+        }
         Err(StoreError::Conflict(m)) => {
             tracing::debug!(jobs = ids.len(), reason = %m, "a delivery round conflicted; running its jobs one by one");
             Ok(finished)
@@ -418,6 +449,7 @@ fn outcome(r: Result<(), ConnectorError>, attempts: u32) -> Result_ {
     }
 }
 
+/// One delivery, with how long its connector call took (`None`: decided without one).
 async fn attempt(
     s: &Services,
     a: &Assignment,
@@ -426,19 +458,34 @@ async fn attempt(
     action: GrantAction,
     attempts: u32,
     declared: Option<&Declared>,
-) -> Result<Result_, AppError> {
+) -> Result<(Result_, Option<Duration>), AppError> {
     let connector = match before_call(s, a, grant, user, action, declared).await? {
-        Step::Decided(r) => return Ok(r),
+        Step::Decided(r) => return Ok((r, None)),
         Step::Call(c) => c,
     };
     let (Some(grant), Some(user)) = (grant, user) else {
-        return Ok(Result_::Failed("The delivery lost its role or user.".into()));
+        return Ok((Result_::Failed("The delivery lost its role or user.".into()), None));
     };
+    let started = Instant::now();
     let r = match action {
         GrantAction::Grant => connector.grant(grant, user).await,
         GrantAction::Revoke => connector.revoke(grant, user).await,
     };
-    Ok(outcome(r, attempts))
+    Ok((outcome(r, attempts), Some(started.elapsed())))
+}
+
+/// The `connection` label of a delivery's metrics: the connection its role's resource comes
+/// from, `directory` for the built-in directory. Bounded by the connections configured.
+fn connection_label(grant: Option<&RoleGrant>) -> String {
+    match grant {
+        Some(g) if g.origin_system.eq_ignore_ascii_case(steward_domain::catalog::ORIGIN_AAD_GROUP) => {
+            crate::metrics::DIRECTORY.to_owned()
+        }
+        Some(g) => steward_domain::connection::split_origin_id(&g.resource_origin_id)
+            .map_or_else(|| "other".to_owned(), |(c, _)| c.to_string()),
+        // The role is gone: the delivery fails (a grant) or is done (a revoke) without a call.
+        None => "unknown".to_owned(),
+    }
 }
 
 /// Completes a delivering request once none of its deliveries of `action` is pending.
@@ -485,4 +532,32 @@ fn complete_request(r: AssignmentRequest, all: &[Delivery], action: GrantAction,
     }
     batch.events.push(ev);
     batch.requests.push(changed(r2, read_at, now));
+}
+
+#[cfg(test)]
+mod tests {
+    use steward_domain::ids::ConnectionId;
+
+    use super::*;
+
+    fn grant(origin_system: &str, resource_origin_id: &str) -> RoleGrant {
+        RoleGrant {
+            role_id: ResourceRoleId::new(),
+            role_name: "Member".into(),
+            role_origin_id: "Member_x".into(),
+            origin_system: origin_system.into(),
+            resource_origin_id: resource_origin_id.into(),
+            resource_name: "Readers".into(),
+        }
+    }
+
+    #[test]
+    fn the_connection_label_names_a_connection_never_an_object() {
+        let c = ConnectionId::new();
+        let origin = steward_domain::connection::origin_id(c, "cn=Readers,ou=groups,dc=example,dc=test");
+        assert_eq!(connection_label(Some(&grant("LdapGroup", &origin))), c.to_string());
+        assert_eq!(connection_label(Some(&grant("AadGroup", &GroupId::new().to_string()))), "directory");
+        assert_eq!(connection_label(Some(&grant("SomethingElse", "cn=Readers"))), "other");
+        assert_eq!(connection_label(None), "unknown");
+    }
 }

@@ -172,9 +172,11 @@ async fn on_due_request(s: &Services, r: AssignmentRequest, now: Timestamp) -> R
             Err(e) => Err(e.into()),
         };
     }
+    let mut timed_out = None;
     match req.state {
         RequestState::PendingApproval => match approval::due(&req.detail.stages, now) {
             Timer::TimeOut(i) => {
+                timed_out = Some(req.created_date_time);
                 approval::time_out(&mut req.detail.stages, i, now);
                 deny(
                     &mut req,
@@ -218,7 +220,13 @@ async fn on_due_request(s: &Services, r: AssignmentRequest, now: Timestamp) -> R
     }
     batch.requests.insert(0, changed(req, read_at, now));
     match s.store.apply(&batch).await {
-        Ok(()) | Err(StoreError::Conflict(_)) => Ok(()),
+        Ok(()) => {
+            if let Some(created) = timed_out {
+                crate::metrics::approval_ended(crate::metrics::ApprovalEnd::TimedOut, created, now);
+            }
+            Ok(())
+        }
+        Err(StoreError::Conflict(_)) => Ok(()),
         Err(e) => Err(e.into()),
     }
 }

@@ -187,7 +187,16 @@ impl Worker {
             }
         }
         self.run_lanes(deliveries, now).await;
-        Ok(n)
+        // The events this round's jobs (and every request since the last round) wrote join the
+        // audit chain; a failure leaves them for the next round.
+        let chained = match crate::audit::chain::pass(&*self.s.store, self.s.audit_key.as_ref(), now).await {
+            Ok(c) => c as usize,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not chain the audit trail's new events; will retry");
+                0
+            }
+        };
+        Ok(n + chained)
     }
 
     /// Runs the lanes' deliveries in waves: the first job of every lane together (one

@@ -18,6 +18,7 @@ mod external;
 mod fixtures;
 mod lifecycle;
 mod listing;
+mod metrics;
 mod packages;
 mod paging;
 mod requestable;
@@ -81,6 +82,7 @@ contract!(
     audit::every_admin_write_records_its_event,
     audit::refused_admin_writes_record_nothing,
     audit::an_event_that_cannot_be_written_undoes_the_change,
+    audit::chainers_and_writers_side_by_side_chain_every_event_once,
     listing::filters_match_an_oracle,
     listing::ordering_top_skip_and_count,
     listing::text_is_ordered_bytewise_on_every_column,
@@ -119,6 +121,7 @@ contract!(
     reviews::sign_ins_only_move_forward,
     reviews::ten_thousand_decisions_in_one_batch,
     review_history::history_reports_round_trip,
+    metrics::metrics_snapshot_counts_requests_jobs_and_reviews,
 );
 
 #[test]

@@ -12,9 +12,10 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use jiff::Timestamp;
 use steward_app::AppError;
+use steward_app::decision_links;
 use steward_app::lifecycle::approvals;
 use steward_app::ports::Conflicting;
-use steward_domain::approval::{StageRecord, StageStatus};
+use steward_domain::approval::StageRecord;
 use steward_domain::ids::{AccessPackageId, ApprovalStageId, GroupId, PolicyId, RequestId, UserId};
 use steward_domain::request::AssignmentRequest;
 
@@ -55,15 +56,6 @@ struct ListPage {
     waiting: Vec<ApprovalRow>,
     decided: Vec<DecidedRow>,
     banner: Option<String>,
-}
-
-/// The stage that waits for `me`: open, `me` among its approvers, not yet decided by `me`.
-fn waiting_stage(r: &AssignmentRequest, me: UserId) -> Option<(usize, &StageRecord)> {
-    r.detail.stages.iter().enumerate().find(|(_, st)| {
-        matches!(st.status, StageStatus::InProgress | StageStatus::Escalated)
-            && st.approvers.contains(&me)
-            && !st.decisions.iter().any(|d| d.by == me)
-    })
 }
 
 /// How long until `deny_at`, in words: "times out in 13 days" (whole days, hours or minutes
@@ -170,7 +162,7 @@ async fn waiting_rows(
 ) -> Result<Vec<ApprovalRow>, AppError> {
     let now = state.services.clock.now();
     let waiting: Vec<(&AssignmentRequest, usize, &StageRecord)> =
-        requests.iter().filter_map(|r| waiting_stage(r, me).map(|(i, st)| (*r, i, st))).collect();
+        requests.iter().filter_map(|r| approvals::waiting_stage(r, me).map(|(i, st)| (*r, i, st))).collect();
     let packages: Vec<AccessPackageId> = waiting.iter().map(|(r, ..)| r.access_package_id).collect();
     let policies: Vec<PolicyId> =
         waiting.iter().filter(|(r, ..)| !r.detail.answers.is_empty()).filter_map(|(r, ..)| r.policy_id).collect();
@@ -299,6 +291,15 @@ struct DetailPage {
     justification_required: bool,
     justification: String,
     error: Option<String>,
+    /// Opened from a one-click link in the approver's mail: the decision it carries, confirmed
+    /// with one button.
+    link: Option<LinkForm>,
+}
+
+/// A one-click link's form: its token and the decision it names.
+struct LinkForm {
+    token: String,
+    approve: bool,
 }
 
 async fn detail_page(
@@ -313,7 +314,7 @@ async fn detail_page(
     let mut names = Names::default();
     read_names(state, &mut names, &[r]).await?;
     let waiting = waiting_rows(state, &mut names, v.id(), &[r]).await?.into_iter().next();
-    let (stage_id, justification_required) = match waiting_stage(r, v.id()) {
+    let (stage_id, justification_required) = match approvals::waiting_stage(r, v.id()) {
         Some((_, st)) => (st.id.to_string(), st.justification_required),
         None => (String::new(), false),
     };
@@ -328,6 +329,7 @@ async fn detail_page(
         justification_required,
         justification,
         error,
+        link: None,
     })
 }
 
@@ -388,6 +390,87 @@ pub(crate) async fn decide(State(state): State<AppState>, Path(id): Path<String>
                 e => e.to_string(),
             };
             again(status, message).await
+        }
+    }
+}
+
+/// The `t` query parameter of a link.
+fn token_of(parts: &axum::http::request::Parts) -> String {
+    let query = parts.uri.query().unwrap_or("");
+    super::form_fields(query.as_bytes()).into_iter().find(|(k, _)| k == "t").map(|(_, v)| v).unwrap_or_default()
+}
+
+/// `GET /approvals/{id}/link?t=…`: a one-click link from an approver's mail. Signing in comes
+/// first (and back here); the link must be this deployment's, unexpired, unused and sent to the
+/// one signed in. Nothing is decided by opening it (mail scanners open links): the page asks to
+/// confirm the decision it names, with the justification field when the stage requires one.
+pub(crate) async fn link(State(state): State<AppState>, Path(id): Path<String>, req: Request) -> Response {
+    let (parts, _) = req.into_parts();
+    let v = match super::page_viewer(&parts, &state).await {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    let id: RequestId = match super::path_id(&id) {
+        Ok(id) => id,
+        Err(r) => return *r,
+    };
+    let token = token_of(&parts);
+    let refused = |e: AppError| super::app_error_page(e, Some(v.layout("approvals")));
+    let link = match decision_links::check(&state.services, id, v.id(), &token) {
+        Ok(l) => l,
+        Err(e) => return refused(e),
+    };
+    match state.services.store.decision_link_used(&link.nonce).await {
+        Ok(false) => {}
+        Ok(true) => return refused(AppError::Conflict(decision_links::USED.into())),
+        Err(e) => return refused(e.into()),
+    }
+    match detail_page(&state, &v, id, String::new(), None).await {
+        Ok(mut p) => {
+            p.link = Some(LinkForm { token, approve: link.approve });
+            super::render(StatusCode::OK, &p)
+        }
+        Err(e) => refused(e),
+    }
+}
+
+/// `POST /approvals/{id}/link`: the confirmed one-click decision (CSRF checked as every form).
+pub(crate) async fn link_decide(State(state): State<AppState>, Path(id): Path<String>, req: Request) -> Response {
+    let id: RequestId = match super::path_id(&id) {
+        Ok(id) => id,
+        Err(r) => return *r,
+    };
+    let back = format!("/approvals/{id}");
+    let (_, fields, v) = match super::form_viewer(&state, req, &back).await {
+        Ok(x) => x,
+        Err(r) => return *r,
+    };
+    let token = super::field(&fields, "t").unwrap_or("").to_owned();
+    let justification = super::field(&fields, "justification").unwrap_or("").to_owned();
+    let why = Some(justification.clone()).filter(|j| !j.trim().is_empty());
+    match decision_links::decide(&state.services, v.me, v.principal.sign_in(), id, &token, why).await {
+        Ok(_) => super::see_other("/approvals?decided=1"),
+        Err(e @ (AppError::Invalid(_) | AppError::Forbidden(_) | AppError::NotFound { .. })) => {
+            super::app_error_page(e, Some(v.layout("approvals")))
+        }
+        Err(AppError::Conflict(m)) => super::app_error_page(AppError::Conflict(m), Some(v.layout("approvals"))),
+        Err(e) => {
+            // What the stage itself refused (a justification it requires, a condition unmet):
+            // the same page again, with the message and the link kept.
+            let status = super::form_status(&e);
+            let message = match &e {
+                AppError::Store(_) | AppError::Upstream(_) => "Something went wrong; try again in a moment.".to_owned(),
+                e => e.to_string(),
+            };
+            match detail_page(&state, &v, id, justification, Some(message)).await {
+                Ok(mut p) => {
+                    // The link checked a moment ago (the use case checks it first).
+                    let approve = decision_links::check(&state.services, id, v.id(), &token).is_ok_and(|l| l.approve);
+                    p.link = Some(LinkForm { token, approve });
+                    super::render(status, &p)
+                }
+                Err(e) => super::app_error_page(e, Some(v.layout("approvals"))),
+            }
         }
     }
 }

@@ -51,6 +51,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/approvals", get(approvals::list))
         .route("/approvals/{id}", get(approvals::show))
         .route("/approvals/{id}/decide", post(approvals::decide))
+        .route("/approvals/{id}/link", get(approvals::link).post(approvals::link_decide))
         .route("/reviews", get(reviews::list))
         .route("/reviews/{definition}/{instance}", get(reviews::show))
         .route("/reviews/{definition}/{instance}/accept", post(reviews::accept))

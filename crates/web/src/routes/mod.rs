@@ -1,5 +1,6 @@
 //! The API's routes, one module per area; each exposes `api() -> Api`.
 
+pub mod audit;
 pub mod connected_orgs;
 pub mod connections;
 pub mod directory;

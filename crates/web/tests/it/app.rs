@@ -20,6 +20,8 @@ use tower::ServiceExt;
 pub const ADMIN: &str = "admin-secret";
 pub const EM: &str = "/v1.0/identityGovernance/entitlementManagement";
 /// A well-formed GUID that names nothing.
+/// The secret the portal harness's one-click decision links are signed under.
+pub const DECISION_LINK_SECRET: &[u8] = b"decision-link-secret-of-the-tests";
 pub const UNKNOWN: &str = "6f1c2d3e-0000-4000-8000-00000000000a";
 
 pub struct TestApp {
@@ -161,7 +163,11 @@ impl TestApp {
         options: steward_web::Options,
     ) -> Self {
         let (store, dir) = Self::store().await;
-        let services = Services::new(store, clock);
+        let mut services = Services::new(store, clock)
+            .with_decision_key(steward_domain::decision_link::LinkKey::derive(DECISION_LINK_SECRET));
+        if let Some(url) = public_url {
+            services = services.with_public_url(url);
+        }
         let router = steward_web::app_with(services.clone(), auth, public_url.map(str::to_owned), None, options);
         Self { router, services, statuses: Arc::default(), next_crid: AtomicU64::new(1), _dir: dir }
     }
@@ -206,6 +212,28 @@ impl TestApp {
             steward_web::TestClock::new(clock, worker),
         );
         Self { router, services, statuses: Arc::default(), next_crid: AtomicU64::new(1), _dir: dir }
+    }
+
+    /// The app on a manual clock starting at `start` (returned, to move it), with the test-only
+    /// routes, metrics rendered by `handle` and read with `token` (either may be absent).
+    pub async fn with_metrics(
+        start: &str,
+        handle: Option<metrics_exporter_prometheus::PrometheusHandle>,
+        token: Option<&str>,
+    ) -> (Self, Arc<ManualClock>) {
+        let (store, dir) = Self::store().await;
+        let clock = Arc::new(ManualClock::new(start.parse().unwrap()));
+        let services = Services::new(store, clock.clone());
+        let worker = Worker::new(services.clone(), "web-it-metrics");
+        let token = token.map(|t| secrecy::SecretString::from(t.to_owned()));
+        let options = steward_web::Options {
+            test_clock: Some(steward_web::TestClock::new(clock.clone(), worker)),
+            metrics_token: steward_app::metrics::ScrapeAuthenticator::new(token.as_ref()),
+            ..Default::default()
+        };
+        let router = steward_web::app_with(services.clone(), Authenticator::new(Some(ADMIN)), None, handle, options);
+        let app = Self { router, services, statuses: Arc::default(), next_crid: AtomicU64::new(1), _dir: dir };
+        (app, clock)
     }
 
     async fn store() -> (Arc<dyn Store>, TempDir) {

@@ -330,6 +330,10 @@ fn table() -> BTreeMap<(&'static str, &'static str), Vec<Who>> {
     ] {
         allow(m, p, ADMIN_ONLY);
     }
+    // The audit trail reaches across every catalog and person: administrators only.
+    for (m, p) in [("get", "/v1.0/auditLogs/directoryAudits"), ("get", "/v1.0/auditLogs/directoryAudits/{id}")] {
+        allow(m, p, ADMIN_ONLY);
+    }
     // Steward's own administration.
     for (m, p) in [
         ("get", "/v1.0/steward/apiTokens"),

@@ -20,6 +20,7 @@ mod em;
 mod extensions;
 mod external;
 mod lifecycle;
+mod metrics_endpoint;
 mod odata;
 mod oidc;
 mod ops;

@@ -721,3 +721,94 @@ async fn a_manager_decides_a_review_in_the_reviews_tab_with_errors_next_to_the_d
     let r = post_form(&mut alice, app, &action, &body).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
 }
+
+/// One-click links from an approver's mail: opening one decides nothing (the page asks to
+/// confirm), only after signing in, only for the approver it was sent to; it decides once; a
+/// reused, expired or altered link is refused, and a link whose stage was decided finds nothing
+/// to decide.
+#[tokio::test]
+async fn a_one_click_link_approves_once_for_its_approver_and_a_reused_expired_or_altered_one_is_refused() {
+    use steward_app::decision_links;
+    use steward_domain::ids::{RequestId, UserId};
+
+    let w = world().await;
+    let app = &w.p.app;
+    let mut alice = signed_in(&w.p, "alice").await;
+    let page = alice.get(app, &format!("/access-packages/{}", w.package)).await;
+    let body = format!("csrf_token={}&answer.ticket=FIN-7&justification=Audit", enc(&input(&page.text, "csrf_token")));
+    let r = post_form(&mut alice, app, &format!("/access-packages/{}/request", w.package), &body).await;
+    r.expect(StatusCode::SEE_OTHER);
+    let rid: RequestId =
+        r.header("location").trim_start_matches("/requests/").split('?').next().unwrap().parse().unwrap();
+    let mona: UserId = w.mona.parse().unwrap();
+    let now = w.p.clock.now();
+    let day = jiff::SignedDuration::from_hours(24);
+    let links = decision_links::urls(&app.services, rid, mona, now.checked_add(day).unwrap()).unwrap();
+    assert!(links.approve.starts_with(&format!("https://steward.test/approvals/{rid}/link?t=")), "{}", links.approve);
+    let path = |url: &str| crate::app::path_of(url);
+
+    // Not signed in: off to sign in first, nothing decided.
+    let mut stranger = crate::signin::Browser::default();
+    let r = stranger.get(app, &path(&links.approve)).await;
+    assert!(r.status.is_redirection(), "{} {}", r.status, r.text);
+    // Someone else's link.
+    let mut sam = signed_in(&w.p, "sam").await;
+    let r = sam.get(app, &path(&links.approve)).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    assert!(r.text.contains("sent to another approver"), "{}", r.text);
+
+    let mut mona_b = signed_in(&w.p, "mona").await;
+    // Altered: the deny link's decision letter changed, or its expiry moved.
+    let altered = path(&links.deny).replacen(".d.", ".a.", 1);
+    let r = mona_b.get(app, &altered).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(r.text.contains("altered"), "{}", r.text);
+    // Expired.
+    let old = decision_links::urls(&app.services, rid, mona, now.checked_sub(day).unwrap()).unwrap();
+    let r = mona_b.get(app, &path(&old.approve)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(r.text.contains("expired"), "{}", r.text);
+
+    // Opening decides nothing: a page to confirm.
+    let confirm = mona_b.get(app, &path(&links.approve)).await;
+    confirm.expect(StatusCode::OK);
+    assert!(
+        confirm.text.contains("You opened the <strong>Approve</strong> link")
+            && confirm.text.contains("Confirm: approve")
+    );
+    let pending = alice.get(app, &format!("/requests/{rid}")).await;
+    assert!(pending.text.contains("Waiting for approval"), "{}", pending.text);
+    // The form's token is the link's; a forged CSRF token is refused.
+    let form = |csrf: &str| {
+        format!("csrf_token={}&t={}&justification=Looks+right", enc(csrf), enc(&input(&confirm.text, "t")))
+    };
+    let link_path = format!("/approvals/{rid}/link");
+    post_form(&mut mona_b, app, &link_path, &form("forged")).await.expect(StatusCode::FORBIDDEN);
+    let r = post_form(&mut mona_b, app, &link_path, &form(&input(&confirm.text, "csrf_token"))).await;
+    r.expect(StatusCode::SEE_OTHER);
+    let done = alice.get(app, &format!("/requests/{rid}")).await;
+    assert!(done.text.contains("Approved by Mona"), "{}", done.text);
+
+    // Reused: refused when opened and when posted again.
+    let r = mona_b.get(app, &path(&links.approve)).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    assert!(r.text.contains("used already"), "{}", r.text);
+    let r = post_form(&mut mona_b, app, &link_path, &form(&input(&confirm.text, "csrf_token"))).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    // The other link of the pair finds nothing left to decide.
+    let r = mona_b.get(app, &path(&links.deny)).await;
+    r.expect(StatusCode::OK);
+    let r = post_form(
+        &mut mona_b,
+        app,
+        &link_path,
+        &format!(
+            "csrf_token={}&t={}",
+            enc(&input(&r.text, "csrf_token")),
+            enc(path(&links.deny).split("t=").nth(1).unwrap())
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    assert!(r.text.contains("Nothing on this request waits for your decision"), "{}", r.text);
+}
