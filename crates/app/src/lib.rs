@@ -1,6 +1,7 @@
 //! Steward's use cases behind ports: the `Store` and `Clock` traits, the query schema of every
 //! collection, authentication of API tokens and the capability values that authorize actions;
-//! the `Mailer` port for notification email (`mail`). Knows nothing of SQL, HTTP or SMTP.
+//! the `Mailer` port for notification email (`mail`) and the engine that derives, renders and
+//! sends it (`notify`). Knows nothing of SQL, HTTP or SMTP.
 
 pub mod audit;
 pub mod auth;
@@ -17,6 +18,7 @@ pub mod jobs;
 pub mod lifecycle;
 pub mod mail;
 pub mod metrics;
+pub mod notify;
 pub mod packages;
 pub mod policies;
 pub mod ports;
@@ -73,6 +75,8 @@ pub struct Services {
     pub callouts: Option<Arc<dyn extensions::CalloutSender>>,
     /// Signs the audit chain's checkpoints; without one, checkpoints are taken unsigned.
     pub audit_key: Option<steward_domain::audit_chain::CheckpointKey>,
+    /// How long audit records are kept; `None` (the default) keeps them forever.
+    pub audit_retention: Option<jiff::SignedDuration>,
     /// Signs one-click decision links in approvers' mail; without one, mail links to the
     /// approval page instead.
     pub decision_key: Option<steward_domain::decision_link::LinkKey>,
@@ -81,6 +85,8 @@ pub struct Services {
     pub public_url: Option<String>,
     /// Sends notification email; without one, no email is sent.
     pub mailer: Option<Arc<dyn mail::Mailer>>,
+    /// Which notifications are turned off everywhere, and when expiry warnings go out.
+    pub notify: notify::Settings,
 }
 
 impl Services {
@@ -94,15 +100,23 @@ impl Services {
             connection_setup: connections::ConnectionSetup::default(),
             callouts: None,
             audit_key: None,
+            audit_retention: None,
             decision_key: None,
             public_url: None,
             mailer: None,
+            notify: notify::Settings::default(),
         }
     }
 
     /// The same services, signing the audit chain's checkpoints with `key`.
     pub fn with_audit_key(mut self, key: steward_domain::audit_chain::CheckpointKey) -> Self {
         self.audit_key = Some(key);
+        self
+    }
+
+    /// The same services, deleting audit records older than `retention`.
+    pub fn with_audit_retention(mut self, retention: jiff::SignedDuration) -> Self {
+        self.audit_retention = Some(retention);
         self
     }
 
@@ -127,6 +141,12 @@ impl Services {
     /// The same services, sending notification email through `mailer`.
     pub fn with_mailer(mut self, mailer: Arc<dyn mail::Mailer>) -> Self {
         self.mailer = Some(mailer);
+        self
+    }
+
+    /// The same services, notifying as `settings` say.
+    pub fn with_notify_settings(mut self, settings: notify::Settings) -> Self {
+        self.notify = settings;
         self
     }
 

@@ -80,6 +80,8 @@ impl Clock for ManualClock {
 pub struct ChainProgress {
     pub chained: u32,
     pub head: Anchor,
+    /// The newest checkpoint, when the pass chained anything (read in its transaction).
+    pub last_checkpoint: Option<Checkpoint>,
 }
 
 /// The audit chain as it stands.
@@ -369,6 +371,15 @@ pub trait Store: Send + Sync {
     /// Up to `limit` chained records with `seq` above `after`, in `seq` order, every column as
     /// stored: what `steward audit verify` walks.
     async fn audit_links(&self, after: i64, limit: u32) -> StoreResult<Vec<Link>>;
+    /// How far a prune of the records older than `before` can go: the last record of the run
+    /// after the anchor whose records are all older, at most `limit` records on; `None` when
+    /// the record after the anchor is not older.
+    async fn audit_prune_point(&self, before: Timestamp, limit: u32) -> StoreResult<Option<Anchor>>;
+    /// Deletes the records after the anchor `from` up to `to`, with `vouch` (the checkpoint at
+    /// `to`, so a verification can trust the new anchor) written first, and makes `to` the
+    /// anchor, under the head's lock; false, with nothing done, when the anchor is no longer
+    /// `from` (another process pruned).
+    async fn prune_audit(&self, from: &Anchor, to: &Anchor, vouch: &Checkpoint) -> StoreResult<bool>;
     /// Whether the one-click decision link with `nonce` was used.
     async fn decision_link_used(&self, nonce: &str) -> StoreResult<bool>;
     /// Records that `user` used the link with `nonce` on `request`; false when it was already.
@@ -747,6 +758,65 @@ pub trait Store: Send + Sync {
     /// Assignment requests by state, jobs by kind (due at `now` or later) with the age of the
     /// oldest due job no worker holds, and the decisions of review instances in progress.
     async fn metrics_snapshot(&self, now: Timestamp) -> StoreResult<crate::metrics::MetricsSnapshot>;
+
+    // Notifications (`crate::notify`, migration 0016): an outbox of rendered mails, fed from
+    // the audit chain (a cursor on its `seq`) and from the sweep's timers (a watermark each),
+    // sent by leasing due notices as jobs are leased. Writing a notice whose id exists leaves
+    // the one there untouched, so each notice is queued at most once.
+    /// The last chained audit record turned into notices.
+    async fn notify_cursor(&self) -> StoreResult<i64>;
+    /// Moves the cursor to the audit chain's head, deriving nothing (no mailer configured).
+    async fn notify_cursor_to_head(&self) -> StoreResult<()>;
+    /// Up to `limit` chained audit events with `seq` above `after`, in `seq` order.
+    async fn chained_events(&self, after: i64, limit: u32) -> StoreResult<Vec<(i64, AuditEvent)>>;
+    /// Queues `notices` and moves the cursor from `from` to `to`, in one transaction; false,
+    /// with nothing written, when the cursor is no longer at `from` (another process took
+    /// that stretch of the chain).
+    async fn queue_notices(&self, notices: &[crate::notify::Notice], from: i64, to: i64) -> StoreResult<bool>;
+    /// How far timer `name` has looked (`None`: never).
+    async fn notify_timer(&self, name: &str) -> StoreResult<Option<Timestamp>>;
+    /// Queues `notices` and moves timer `name` from `read` (as `notify_timer` said) to
+    /// `until`, in one transaction; false, with nothing written, when it was moved meanwhile.
+    async fn queue_timer_notices(
+        &self,
+        name: &str,
+        read: Option<Timestamp>,
+        until: Timestamp,
+        notices: &[crate::notify::Notice],
+    ) -> StoreResult<bool>;
+    /// Leases up to `limit` pending notices due at `now` to `owner` until `lease_until`
+    /// (a notice whose lease ran out is due again), earliest first.
+    async fn claim_notices(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::notify::Notice>>;
+    /// Marks a notice `owner` holds as sent at `at` (one more attempt); false when the lease
+    /// was lost.
+    async fn notice_sent(&self, id: &str, owner: &str, at: Timestamp) -> StoreResult<bool>;
+    /// Gives a notice `owner` holds back to be tried at `next_at`, after a failed attempt.
+    async fn notice_retry(&self, id: &str, owner: &str, next_at: Timestamp, error: &str) -> StoreResult<bool>;
+    /// Gives a notice `owner` holds up after a failed attempt.
+    async fn notice_failed(&self, id: &str, owner: &str, error: &str) -> StoreResult<bool>;
+    /// Gives a notice `owner` holds back untried, due at `next_at` (its attempts unchanged).
+    async fn notice_postpone(&self, id: &str, owner: &str, next_at: Timestamp) -> StoreResult<bool>;
+    async fn get_notice(&self, id: &str) -> StoreResult<Option<crate::notify::Notice>>;
+    /// Active assignments whose end is after `after` and at most `until`, earliest end first.
+    async fn assignments_ending_between(
+        &self,
+        after: Timestamp,
+        until: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<Assignment>>;
+    /// Open requests whose `due` time is after `after` and at most `until`, earliest first.
+    async fn requests_due_between(
+        &self,
+        after: Timestamp,
+        until: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<AssignmentRequest>>;
 }
 
 /// A write about an external user Steward governs, made in the batch of the assignment that

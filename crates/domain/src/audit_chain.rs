@@ -182,6 +182,10 @@ pub enum Tamper {
     /// The last records were deleted: a checkpoint vouches for record `vouched`, the trail ends
     /// at `last`.
     Truncated { last: i64, vouched: i64 },
+    /// The trail starts after record `seq` (the records before it were pruned), but no
+    /// checkpoint (signed, when a key is given) vouches for that record: records were deleted
+    /// from the trail's start.
+    UnvouchedAnchor { seq: i64 },
 }
 
 impl fmt::Display for Tamper {
@@ -216,6 +220,11 @@ impl fmt::Display for Tamper {
                     "the checkpoint at record {seq} has a signature this key did not make: it was forged or edited"
                 )
             }
+            Self::UnvouchedAnchor { seq } => write!(
+                f,
+                "the trail starts after record {seq}, but no checkpoint vouches for record {seq}: \
+                 records were deleted from its start"
+            ),
             Self::Truncated { last, vouched } => write!(
                 f,
                 "records after {last} were deleted: a checkpoint vouches for record {vouched}, the trail ends at {last}"
@@ -245,13 +254,24 @@ pub struct Verifier {
     next_checkpoint: usize,
     key: Option<CheckpointKey>,
     signed: u64,
+    /// What is wrong with the anchor itself, reported first.
+    anchor_error: Option<Tamper>,
 }
 
 impl Verifier {
     /// A verifier starting after `anchor`, checking `checkpoints` (any order) and, with `key`,
     /// their signatures (checkpoints signed with another key, or unsigned ones, are then
-    /// refused as forged).
+    /// refused as forged). An anchor after pruning must be vouched for by the checkpoint taken
+    /// at it.
     pub fn new(anchor: Anchor, mut checkpoints: Vec<Checkpoint>, key: Option<CheckpointKey>) -> Self {
+        let anchor_error = (anchor.seq > 0)
+            .then(|| {
+                let vouched = checkpoints
+                    .iter()
+                    .any(|c| c.seq == anchor.seq && c.hash == anchor.hash && signature_ok(key.as_ref(), c).is_ok());
+                (!vouched).then_some(Tamper::UnvouchedAnchor { seq: anchor.seq })
+            })
+            .flatten();
         checkpoints.retain(|c| c.seq > anchor.seq);
         checkpoints.sort_by_key(|c| c.seq);
         Self {
@@ -262,11 +282,15 @@ impl Verifier {
             next_checkpoint: 0,
             key,
             signed: 0,
+            anchor_error,
         }
     }
 
     /// Checks the next stored record.
     pub fn feed(&mut self, link: &Link) -> Result<(), Tamper> {
+        if let Some(e) = &self.anchor_error {
+            return Err(e.clone());
+        }
         if link.seq != self.expected {
             if link.seq > self.expected {
                 return Err(Tamper::Deleted {
@@ -309,6 +333,9 @@ impl Verifier {
 
     /// Ends the walk: checkpoints beyond the last record mean the trail was cut short.
     pub fn finish(self) -> Result<Verified, Tamper> {
+        if let Some(e) = self.anchor_error {
+            return Err(e);
+        }
         let last = self.expected.saturating_sub(1);
         let vouched = self.checkpoints.get(self.next_checkpoint..).unwrap_or_default();
         for c in vouched {
@@ -461,13 +488,23 @@ mod tests {
     }
 
     #[test]
-    fn a_pruned_trail_verifies_from_its_anchor() {
+    fn a_pruned_trail_verifies_from_its_vouched_anchor() {
         let links = trail(8);
-        let mut v = Verifier::new(Anchor { seq: 3, hash: links[2].hash.clone() }, vec![], None);
+        let k = key();
+        let anchor = Anchor { seq: 3, hash: links[2].hash.clone() };
+        let vouch = Checkpoint::new(3, &links[2].hash, 1, Some(&k));
+        let mut v = Verifier::new(anchor.clone(), vec![vouch.clone()], Some(k.clone()));
         for l in &links[3..] {
             v.feed(l).unwrap();
         }
         assert_eq!(v.finish().unwrap().records, 5);
+        // Without the checkpoint, or with one the key did not sign, the anchor is not vouched
+        // for: someone deleted the start and moved the anchor.
+        let unvouched = Tamper::UnvouchedAnchor { seq: 3 };
+        assert_eq!(Verifier::new(anchor.clone(), vec![], Some(k.clone())).finish(), Err(unvouched.clone()));
+        let forged = Checkpoint { signature: Some("00".into()), ..vouch };
+        let mut v = Verifier::new(anchor, vec![forged], Some(k));
+        assert_eq!(v.feed(&links[3]), Err(unvouched));
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod error;
 pub mod extension;
 pub mod external;
 pub mod ids;
+pub mod notification;
 pub mod package;
 pub mod policy;
 pub mod request;

@@ -244,7 +244,8 @@ pub struct PolicySettings {
     /// Stored and returned now; acted on by access reviews.
     #[serde(default)]
     pub review_settings: Option<Value>,
-    /// Stored and returned now; acted on by notifications.
+    /// Graph's `isAssignmentNotificationDisabled` and Steward's `disabledNotifications`
+    /// (`notification::PolicySwitches`), checked by `check`, acted on by notifications.
     #[serde(default)]
     pub notification_settings: Option<Value>,
     /// Which catalog custom extension runs at which stage (one per stage); the application
@@ -363,6 +364,7 @@ impl PolicySettings {
         for (i, q) in self.questions.iter_mut().enumerate() {
             check_question(i + 1, q)?;
         }
+        crate::notification::PolicySwitches::parse(self.notification_settings.as_ref())?;
         crate::extension::check_stage_settings(&mut self.custom_extension_stage_settings)
     }
 

@@ -61,6 +61,9 @@ pub struct Config {
     pub metrics_token: Option<SecretString>,
     /// The background job worker (`[worker]` in the file, `STEWARD_WORKER__*` in the environment).
     pub worker: WorkerConfig,
+    /// The audit trail (`[audit]`): how long its records are kept.
+    #[serde(default)]
+    pub audit: AuditConfig,
     /// Sign-in through an OpenID Connect provider (`[oidc]`): the portal's sign-in at
     /// `/auth/login` and the provider's access tokens on the API. Off when absent.
     #[serde(default)]
@@ -75,6 +78,134 @@ pub struct Config {
     /// HTTPS served by Steward itself (`[tls]`): a PEM certificate chain and its private key.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// The SMTP relay notification email goes through (`[smtp]`). Without it no mail is sent.
+    #[serde(default)]
+    pub smtp: Option<SmtpConfig>,
+    /// Which notifications are sent, and when (`[notifications]`).
+    #[serde(default)]
+    pub notifications: NotificationsConfig,
+}
+
+/// How the connection to the SMTP relay is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurityConfig {
+    /// Plain SMTP, to a relay on this machine only.
+    None,
+    /// STARTTLS, required (usually port 587).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (usually port 465).
+    Tls,
+}
+
+/// The SMTP relay (`[smtp]`, `STEWARD_SMTP__*`).
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// A host name or IP address (not a URL).
+    pub host: String,
+    /// Default: 587 for starttls, 465 for tls, 25 for none.
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub security: SmtpSecurityConfig,
+    /// Authenticate as this user (needs `password`).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Keep it out of the file: `STEWARD_SMTP__PASSWORD`.
+    #[serde(default)]
+    pub password: Option<SecretString>,
+    /// The sender address of every mail.
+    pub from: String,
+    /// The name shown with it (default: Steward).
+    #[serde(default)]
+    pub from_name: Option<String>,
+    /// The longest one send may take (default 30).
+    #[serde(default)]
+    pub timeout_seconds: Option<u64>,
+    /// A PEM file of the CA that issued the relay's certificate, trusted instead of the public
+    /// ones.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+impl SmtpConfig {
+    /// The mailer's settings, checked: what is wrong is said with the setting's name.
+    pub fn settings(&self) -> anyhow::Result<steward_connectors::smtp::SmtpSettings> {
+        use steward_connectors::smtp::{SmtpSecurity, SmtpSettings};
+        let security = match self.security {
+            SmtpSecurityConfig::None => SmtpSecurity::None,
+            SmtpSecurityConfig::Starttls => SmtpSecurity::StartTls,
+            SmtpSecurityConfig::Tls => SmtpSecurity::Tls,
+        };
+        let name = Some(self.from_name.clone().unwrap_or_else(|| "Steward".to_owned()));
+        let from = steward_app::mail::Address::new(name, self.from.trim())
+            .map_err(|e| anyhow::anyhow!("[smtp] from / from_name: {e}"))?;
+        let mut s = SmtpSettings::new(self.host.trim(), security, from);
+        if let Some(p) = self.port {
+            s.port = p;
+        }
+        s.username = self.username.clone();
+        s.password = self.password.clone();
+        if let Some(t) = self.timeout_seconds {
+            s.timeout_seconds = t;
+        }
+        if let Some(f) = &self.ca_file {
+            s.ca_certificate = Some(
+                std::fs::read_to_string(f).with_context(|| format!("[smtp] ca_file: cannot read {}", f.display()))?,
+            );
+        }
+        s.check().map_err(|e| anyhow::anyhow!("[smtp]: {e}"))?;
+        Ok(s)
+    }
+}
+
+impl fmt::Debug for SmtpConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmtpConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("security", &self.security)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "[REDACTED]"))
+            .field("from", &self.from)
+            .field("from_name", &self.from_name)
+            .field("timeout_seconds", &self.timeout_seconds)
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
+}
+
+/// Which notifications are sent (`[notifications]`, `STEWARD_NOTIFICATIONS__*`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotificationsConfig {
+    /// Kinds never sent, by name (`accessEnded`, `expiryWarning`, …; see the README).
+    pub disabled: Vec<String>,
+    /// How many days before an assignment ends its holder is warned (each 1 to 365).
+    pub expiry_warning_days: Vec<u32>,
+}
+
+impl Default for NotificationsConfig {
+    fn default() -> Self {
+        Self { disabled: Vec::new(), expiry_warning_days: vec![14, 1] }
+    }
+}
+
+impl NotificationsConfig {
+    /// The engine's settings, checked.
+    pub fn settings(&self) -> anyhow::Result<steward_app::notify::Settings> {
+        let disabled = steward_domain::notification::NotificationKind::parse_list(
+            self.disabled.iter().map(String::as_str),
+            "notifications.disabled",
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if let Some(d) = self.expiry_warning_days.iter().find(|d| !(1..=365).contains(*d)) {
+            bail!("notifications.expiry_warning_days must each be between 1 and 365, got {d}");
+        }
+        Ok(steward_app::notify::Settings { disabled, expiry_warning_days: self.expiry_warning_days.clone() })
+    }
 }
 
 /// The OpenID Connect provider (`[oidc]`, `STEWARD_OIDC__*`).
@@ -193,6 +324,21 @@ pub struct WorkerConfig {
 impl WorkerConfig {
     pub fn poll_interval(&self) -> Duration {
         Duration::from_millis(self.poll_interval_ms)
+    }
+}
+
+/// The audit trail's settings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditConfig {
+    /// Delete audit records older than this many days (with a signed checkpoint at the new
+    /// start, so `steward audit verify` still trusts the trail); absent: keep everything.
+    #[serde(default)]
+    pub retention_days: Option<u32>,
+}
+
+impl AuditConfig {
+    pub fn retention(&self) -> Option<jiff::SignedDuration> {
+        self.retention_days.map(|d| jiff::SignedDuration::from_hours(24 * i64::from(d)))
     }
 }
 
@@ -332,6 +478,13 @@ impl Config {
                 );
             }
         }
+        if let Some(smtp) = &cfg.smtp {
+            smtp.settings()?;
+        }
+        cfg.notifications.settings()?;
+        if cfg.audit.retention_days == Some(0) {
+            anyhow::bail!("audit.retention_days must be at least 1 (leave it out to keep every record)");
+        }
         if !(1..=MAX_POLL_INTERVAL_MS).contains(&cfg.worker.poll_interval_ms) {
             bail!(
                 "worker.poll_interval_ms must be between 1 and {MAX_POLL_INTERVAL_MS}, got {}",
@@ -409,6 +562,9 @@ impl Config {
         if !self.trusted_proxies.is_empty() {
             out.push_str(&format!("trusted_proxies = {:?}\n", self.trusted_proxies));
         }
+        if let Some(d) = self.audit.retention_days {
+            out.push_str(&format!("\n[audit]\nretention_days = {d}\n"));
+        }
         out.push_str("\n[worker]\n");
         out.push_str(&format!("enabled = {}\n", self.worker.enabled));
         out.push_str(&format!("poll_interval_ms = {}\n", self.worker.poll_interval_ms));
@@ -420,6 +576,38 @@ impl Config {
             out.push_str(&format!("cert_file = {:?}\n", t.cert_file.display().to_string()));
             out.push_str(&format!("key_file = {:?}\n", t.key_file.display().to_string()));
         }
+        if let Some(m) = &self.smtp {
+            out.push_str("\n[smtp]\n");
+            out.push_str(&format!("host = {:?}\n", m.host));
+            if let Some(p) = m.port {
+                out.push_str(&format!("port = {p}\n"));
+            }
+            let security = match m.security {
+                SmtpSecurityConfig::None => "none",
+                SmtpSecurityConfig::Starttls => "starttls",
+                SmtpSecurityConfig::Tls => "tls",
+            };
+            out.push_str(&format!("security = \"{security}\"\n"));
+            if let Some(u) = &m.username {
+                out.push_str(&format!("username = {u:?}\n"));
+            }
+            if m.password.is_some() {
+                out.push_str("password = \"[REDACTED]\"\n");
+            }
+            out.push_str(&format!("from = {:?}\n", m.from));
+            if let Some(n) = &m.from_name {
+                out.push_str(&format!("from_name = {n:?}\n"));
+            }
+            if let Some(t) = m.timeout_seconds {
+                out.push_str(&format!("timeout_seconds = {t}\n"));
+            }
+            if let Some(f) = &m.ca_file {
+                out.push_str(&format!("ca_file = {:?}\n", f.display().to_string()));
+            }
+        }
+        out.push_str("\n[notifications]\n");
+        out.push_str(&format!("disabled = {:?}\n", self.notifications.disabled));
+        out.push_str(&format!("expiry_warning_days = {:?}\n", self.notifications.expiry_warning_days));
         if let Some(o) = &self.oidc {
             out.push_str("\n[oidc]\n");
             out.push_str(&format!("issuer = {:?}\n", o.issuer));
@@ -458,10 +646,13 @@ impl fmt::Debug for Config {
             .field("secrets_key", &self.secrets_key.as_ref().map(|_| "[REDACTED]"))
             .field("metrics_token", &self.metrics_token.as_ref().map(|_| "[REDACTED]"))
             .field("worker", &self.worker)
+            .field("audit", &self.audit)
             .field("oidc", &self.oidc)
             .field("session", &self.session)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("tls", &self.tls)
+            .field("smtp", &self.smtp)
+            .field("notifications", &self.notifications)
             .finish()
     }
 }
@@ -473,6 +664,15 @@ pub fn audit_key(cfg: &Config) -> Option<steward_domain::audit_chain::Checkpoint
     cfg.secrets_key
         .as_ref()
         .map(|k| steward_domain::audit_chain::CheckpointKey::derive(k.expose_secret().trim().as_bytes()))
+}
+
+/// The key that signs one-click decision links in approvers' mail: derived from
+/// `secrets_key` (as `audit_key`); without it, mail links to the approval page instead.
+pub fn decision_key(cfg: &Config) -> Option<steward_domain::decision_link::LinkKey> {
+    use secrecy::ExposeSecret;
+    cfg.secrets_key
+        .as_ref()
+        .map(|k| steward_domain::decision_link::LinkKey::derive(k.expose_secret().trim().as_bytes()))
 }
 
 /// The connectors this binary builds and, when `secrets_key` is set, the sealer for their
@@ -725,6 +925,49 @@ mod tests {
             jail.set_env("STEWARD_OIDC__ISSUER", "http://login.example");
             let e = Config::load(None, Overrides::default()).err().map(|e| e.to_string()).unwrap_or_default();
             assert!(e.contains("https"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn smtp_and_notifications_are_read_checked_and_redacted() {
+        figment::Jail::expect_with(|jail| {
+            let c = Config::load(None, Overrides::default()).map_err(|e| e.to_string())?;
+            assert!(c.smtp.is_none(), "no mail by default");
+            let n = c.notifications.settings().map_err(|e| e.to_string())?;
+            assert_eq!(n.expiry_warning_days, vec![14, 1]);
+            jail.create_file(
+                "steward.toml",
+                "version = 1\npublic_url = \"https://steward.example\"\n\
+                 [smtp]\nhost = \"smtp.example.com\"\nusername = \"steward\"\nfrom = \"steward@example.com\"\n\
+                 [notifications]\ndisabled = [\"accessEnded\"]\nexpiry_warning_days = [7]\n",
+            )?;
+            jail.set_env("STEWARD_SMTP__PASSWORD", "smtp-very-secret");
+            let c = Config::load(None, Overrides::default()).map_err(|e| e.to_string())?;
+            let smtp = c.smtp.as_ref().unwrap().settings().map_err(|e| e.to_string())?;
+            assert_eq!(smtp.port, 587, "starttls by default, on its usual port");
+            assert_eq!(smtp.password.as_ref().map(|p| p.expose_secret()), Some("smtp-very-secret"));
+            assert_eq!(smtp.from.to_string(), "Steward <steward@example.com>");
+            for shown in [format!("{c:?}"), c.redacted_toml()] {
+                assert!(!shown.contains("smtp-very-secret") && shown.contains("password"), "{shown}");
+            }
+            let n = c.notifications.settings().map_err(|e| e.to_string())?;
+            assert_eq!(n.disabled, vec![steward_domain::notification::NotificationKind::AccessEnded]);
+            assert_eq!(n.expiry_warning_days, vec![7]);
+
+            jail.set_env("STEWARD_SMTP__SECURITY", "none");
+            let e = Config::load(None, Overrides::default()).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(e.contains("[smtp]") && e.contains("this machine"), "{e}");
+            jail.set_env("STEWARD_SMTP__HOST", "127.0.0.1");
+            let c = Config::load(None, Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(c.smtp.unwrap().settings().map_err(|e| e.to_string())?.port, 25);
+            jail.set_env("STEWARD_NOTIFICATIONS__DISABLED", "[\"teaTime\"]");
+            let e = Config::load(None, Overrides::default()).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(e.contains("teaTime"), "{e}");
+            jail.set_env("STEWARD_NOTIFICATIONS__DISABLED", "[]");
+            jail.set_env("STEWARD_SMTP__FROM", "not an address");
+            let e = Config::load(None, Overrides::default()).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(e.contains("from"), "{e}");
             Ok(())
         });
     }

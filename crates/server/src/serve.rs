@@ -53,6 +53,27 @@ pub async fn serve(cfg: Config, test_clock: Option<Timestamp>) -> anyhow::Result
     if let Some(key) = crate::config::audit_key(&cfg) {
         services = services.with_audit_key(key);
     }
+    if let Some(retention) = cfg.audit.retention() {
+        services = services.with_audit_retention(retention);
+    }
+    // Notification email: rendered with links into the portal, one-click decision links signed
+    // under a key from `secrets_key`, sent by the worker through the relay.
+    services = services.with_notify_settings(cfg.notifications.settings()?);
+    if let Some(url) = &cfg.public_url {
+        services = services.with_public_url(url.clone());
+    }
+    if let Some(key) = crate::config::decision_key(&cfg) {
+        services = services.with_decision_key(key);
+    }
+    if let Some(smtp) = &cfg.smtp {
+        let settings = smtp.settings()?;
+        tracing::info!(host = %settings.host, port = settings.port, "notification email through the SMTP relay");
+        if cfg.public_url.is_none() {
+            tracing::warn!("[smtp] is set without public_url: notification email will carry no links");
+        }
+        let mailer = steward_connectors::smtp::SmtpMailer::new(settings).map_err(|e| anyhow::anyhow!("[smtp]: {e}"))?;
+        services = services.with_mailer(Arc::new(mailer));
+    }
     // One worker per process: the background loops and the test drain share its round lock.
     // SQLite takes one writer at a time: deliveries side by side would only queue for it.
     let (parallel, loops) = if cfg.database_url().starts_with("postgres") { (PARALLEL, 2) } else { (1, 1) };

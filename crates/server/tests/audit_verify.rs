@@ -182,6 +182,7 @@ async fn verify_finds_tampering_in_sqlite() {
     let url = format!("sqlite://{}?mode=rwc", dir.join("steward.db").display());
     tamper_and_verify(&url).await;
     truncation(&format!("sqlite://{}?mode=rwc", dir.join("cut.db").display())).await;
+    pruning(&format!("sqlite://{}?mode=rwc", dir.join("pruned.db").display())).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -189,7 +190,7 @@ async fn verify_finds_tampering_in_sqlite() {
 async fn verify_finds_tampering_in_postgres() {
     let admin = std::env::var("DATABASE_URL")
         .expect("DATABASE_URL must name a PostgreSQL server for this test (scripts/test.sh sets it)");
-    for name in ["steward_audit_verify", "steward_audit_cut"] {
+    for name in ["steward_audit_verify", "steward_audit_cut", "steward_audit_pruned"] {
         let db = format!("{name}_{}", std::process::id());
         exec(&admin, &format!("DROP DATABASE IF EXISTS {db}")).await;
         exec(&admin, &format!("CREATE DATABASE {db}")).await;
@@ -199,10 +200,10 @@ async fn verify_finds_tampering_in_postgres() {
             Some(q) => format!("{server}/{db}?{q}"),
             None => format!("{server}/{db}"),
         };
-        if name == "steward_audit_verify" {
-            tamper_and_verify(&url).await;
-        } else {
-            truncation(&url).await;
+        match name {
+            "steward_audit_verify" => tamper_and_verify(&url).await,
+            "steward_audit_cut" => truncation(&url).await,
+            _ => pruning(&url).await,
         }
         exec(&admin, &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).await;
     }
@@ -214,4 +215,25 @@ async fn truncation(url: &str) {
     assert_intact(url, EVENTS);
     exec(url, "DELETE FROM audit_events WHERE seq > 18").await;
     assert_tampered(url, "records after 18 were deleted");
+}
+
+/// Retention: the records older than it go, behind a signed checkpoint at the new start, and
+/// the rest still verifies; deleting more from the start and moving the anchor by hand does not.
+async fn pruning(url: &str) {
+    seed(url).await;
+    let store = steward_store::open(url, false).await.unwrap();
+    let key = CheckpointKey::derive(KEY.as_bytes());
+    let day = jiff::SignedDuration::from_hours(24);
+    // Ten days and ten seconds after the first event: the first ten are older than ten days.
+    let now = jiff::Timestamp::from_second(1_790_000_010).unwrap().checked_add(day * 10).unwrap();
+    assert_eq!(chain::prune(&store, Some(&key), now, day * 10).await.unwrap(), 10);
+    assert_eq!(chain::prune(&store, Some(&key), now, day * 10).await.unwrap(), 0, "nothing more is that old");
+    let (ok, text) = verify(url);
+    assert!(ok && text.contains("audit trail intact: 10 records (11–20)"), "{text}");
+    // Someone deletes record 11 too and moves the anchor onto it: no signed checkpoint vouches.
+    exec(url, "DELETE FROM audit_events WHERE seq = 11").await;
+    let eleven =
+        "UPDATE audit_chain SET anchor_seq = 11, anchor_hash = (SELECT hash FROM audit_checkpoints WHERE seq = 10)";
+    exec(url, eleven).await;
+    assert_tampered(url, "no checkpoint vouches for record 11");
 }

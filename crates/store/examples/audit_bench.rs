@@ -4,8 +4,9 @@
 //! the chain, in the same run. Each writer records events one transaction at a time
 //! (`Store::apply` with one event, as every change writes its event in its own transaction).
 //! Without the chain the events are only inserted; with it, a chainer runs beside the writers
-//! as the worker does (`audit::chain::pass`, 1,000 events a transaction, signed checkpoints),
-//! and the clock stops when the last event is chained, not merely written. Variants alternate
+//! as the worker does (`audit::chain::pass`, up to 1,000 events a transaction, signed
+//! checkpoints, the worker's 200 ms poll interval after a pass that left nothing waiting), and
+//! the clock stops when the last event is chained, not merely written. Variants alternate
 //! over `--rounds`, each on a new database.
 //!
 //! `verify`: `audit::chain::verify` (what `steward audit verify` runs) over a chain of
@@ -82,13 +83,13 @@ async fn append(admin: &str, name: &str, writers: usize, each: usize, chained: b
             loop {
                 let finished = done.load(Ordering::Acquire);
                 let n = chain::pass(&store, Some(&key), t0).await.unwrap();
-                if n == 0 {
-                    if finished {
-                        return;
-                    }
-                    // The worker's idle wait is its poll interval (200 ms by default); a round
-                    // also runs after every batch of jobs. Look again soon.
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+                if n == 0 && finished {
+                    return;
+                }
+                if n < chain::BATCH {
+                    // As the worker: a pass that left nothing waiting is followed by the poll
+                    // interval (200 ms by default) when no job is due.
+                    tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             }
         })

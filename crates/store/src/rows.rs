@@ -43,6 +43,13 @@ impl<'a> Cells<'a> {
     pub fn text(&mut self) -> Result<String, StoreError> {
         self.opt_text()?.ok_or_else(|| corrupt("text", self.i - 1))
     }
+    pub fn opt_int(&mut self) -> Result<Option<i64>, StoreError> {
+        match self.next() {
+            Cell::Null => Ok(None),
+            Cell::Int(v) => Ok(Some(*v)),
+            _ => Err(corrupt("integer", self.i - 1)),
+        }
+    }
     pub fn int(&mut self) -> Result<i64, StoreError> {
         match self.next() {
             Cell::Int(v) => Ok(*v),

@@ -39,6 +39,7 @@ use crate::{compile, lifecycle, rule_sql};
 mod audit;
 mod external;
 mod metrics;
+mod notify;
 mod review_history;
 mod reviews;
 mod scim;
@@ -1628,6 +1629,23 @@ impl Store for SqlStore {
         self.audit_links_impl(after, limit).await
     }
 
+    async fn audit_prune_point(
+        &self,
+        before: jiff::Timestamp,
+        limit: u32,
+    ) -> StoreResult<Option<steward_domain::audit_chain::Anchor>> {
+        self.audit_prune_point_impl(before, limit).await
+    }
+
+    async fn prune_audit(
+        &self,
+        from: &steward_domain::audit_chain::Anchor,
+        to: &steward_domain::audit_chain::Anchor,
+        vouch: &steward_domain::audit_chain::Checkpoint,
+    ) -> StoreResult<bool> {
+        self.prune_audit_impl(from, to, vouch).await
+    }
+
     async fn decision_link_used(&self, nonce: &str) -> StoreResult<bool> {
         let rows = self.driver.fetch("SELECT nonce FROM decision_link_uses WHERE nonce = $1", &[nonce.into()]).await?;
         Ok(!rows.is_empty())
@@ -2546,6 +2564,84 @@ impl Store for SqlStore {
 
     async fn metrics_snapshot(&self, now: jiff::Timestamp) -> StoreResult<steward_app::metrics::MetricsSnapshot> {
         self.metrics_snapshot_impl(now).await
+    }
+
+    async fn notify_cursor(&self) -> StoreResult<i64> {
+        self.notify_cursor_impl().await
+    }
+
+    async fn notify_cursor_to_head(&self) -> StoreResult<()> {
+        self.notify_cursor_to_head_impl().await
+    }
+
+    async fn chained_events(&self, after: i64, limit: u32) -> StoreResult<Vec<(i64, AuditEvent)>> {
+        self.chained_events_impl(after, limit).await
+    }
+
+    async fn queue_notices(&self, notices: &[steward_app::notify::Notice], from: i64, to: i64) -> StoreResult<bool> {
+        self.queue_notices_impl(notices, from, to).await
+    }
+
+    async fn notify_timer(&self, name: &str) -> StoreResult<Option<jiff::Timestamp>> {
+        self.notify_timer_impl(name).await
+    }
+
+    async fn queue_timer_notices(
+        &self,
+        name: &str,
+        read: Option<jiff::Timestamp>,
+        until: jiff::Timestamp,
+        notices: &[steward_app::notify::Notice],
+    ) -> StoreResult<bool> {
+        self.queue_timer_notices_impl(name, read, until, notices).await
+    }
+
+    async fn claim_notices(
+        &self,
+        owner: &str,
+        now: jiff::Timestamp,
+        lease_until: jiff::Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<steward_app::notify::Notice>> {
+        self.claim_notices_impl(owner, now, lease_until, limit).await
+    }
+
+    async fn notice_sent(&self, nid: &str, owner: &str, at: jiff::Timestamp) -> StoreResult<bool> {
+        self.notice_sent_impl(nid, owner, at).await
+    }
+
+    async fn notice_retry(&self, nid: &str, owner: &str, next_at: jiff::Timestamp, error: &str) -> StoreResult<bool> {
+        self.notice_retry_impl(nid, owner, next_at, error).await
+    }
+
+    async fn notice_failed(&self, nid: &str, owner: &str, error: &str) -> StoreResult<bool> {
+        self.notice_failed_impl(nid, owner, error).await
+    }
+
+    async fn notice_postpone(&self, nid: &str, owner: &str, next_at: jiff::Timestamp) -> StoreResult<bool> {
+        self.notice_postpone_impl(nid, owner, next_at).await
+    }
+
+    async fn get_notice(&self, nid: &str) -> StoreResult<Option<steward_app::notify::Notice>> {
+        self.get_notice_impl(nid).await
+    }
+
+    async fn assignments_ending_between(
+        &self,
+        after: jiff::Timestamp,
+        until: jiff::Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<Assignment>> {
+        self.assignments_ending_between_impl(after, until, limit).await
+    }
+
+    async fn requests_due_between(
+        &self,
+        after: jiff::Timestamp,
+        until: jiff::Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<AssignmentRequest>> {
+        self.requests_due_between_impl(after, until, limit).await
     }
 }
 

@@ -19,27 +19,81 @@ pub const CHECKPOINT_AFTER: SignedDuration = SignedDuration::from_hours(1);
 /// How many records `verify` reads at a time.
 const READ: u32 = 10_000;
 
+/// How many records one prune deletes at most (one transaction's worth).
+pub const PRUNE_BATCH: u32 = 10_000;
+
 /// Chains what waits to be chained (up to `BATCH` events) and takes a checkpoint when one is
 /// due; returns how many events it chained.
 pub async fn pass(store: &dyn Store, key: Option<&CheckpointKey>, now: Timestamp) -> Result<u32, AppError> {
+    Ok(chain_and_check(store, key, now).await?.0)
+}
+
+/// What each worker round does for the trail: `pass`, and, when it took a checkpoint and a
+/// retention is configured (`Services::audit_retention`), `prune`: so pruning follows the
+/// checkpoints' rhythm (every 10,000 records, or hourly while anything is written).
+pub async fn upkeep(s: &crate::Services, now: Timestamp) -> Result<u32, AppError> {
+    let (chained, checkpointed) = chain_and_check(&*s.store, s.audit_key.as_ref(), now).await?;
+    if let (true, Some(retention)) = (checkpointed, s.audit_retention) {
+        let pruned = prune(&*s.store, s.audit_key.as_ref(), now, retention).await?;
+        if pruned > 0 {
+            tracing::info!(pruned, "audit records older than the retention deleted");
+        }
+    }
+    Ok(chained)
+}
+
+/// Deletes the chained records older than `retention`, from the start of the trail, each batch
+/// behind a checkpoint at the new start (signed with `key`), so a verification trusts the new
+/// anchor and still catches records deleted from the start by anyone else. Returns how many.
+pub async fn prune(
+    store: &dyn Store,
+    key: Option<&CheckpointKey>,
+    now: Timestamp,
+    retention: SignedDuration,
+) -> Result<u64, AppError> {
+    let before = now.checked_sub(retention).unwrap_or(Timestamp::MIN);
+    let mut total = 0u64;
+    loop {
+        let from = store.audit_chain_state().await?.anchor;
+        let Some(to) = store.audit_prune_point(before, PRUNE_BATCH).await? else {
+            return Ok(total);
+        };
+        let vouch = Checkpoint::new(to.seq, &to.hash, to_micros(now), key);
+        if !store.prune_audit(&from, &to, &vouch).await? {
+            // Another process pruned meanwhile.
+            return Ok(total);
+        }
+        let n = to.seq.saturating_sub(from.seq);
+        total += u64::try_from(n).unwrap_or(0);
+        if n < i64::from(PRUNE_BATCH) {
+            return Ok(total);
+        }
+    }
+}
+
+/// Chains, then takes a checkpoint if one is due: how many were chained, whether it took one.
+async fn chain_and_check(
+    store: &dyn Store,
+    key: Option<&CheckpointKey>,
+    now: Timestamp,
+) -> Result<(u32, bool), AppError> {
     let progress = store.chain_audit(BATCH).await?;
     if progress.chained == 0 {
-        return Ok(0);
+        return Ok((0, false));
     }
-    let state = store.audit_chain_state().await?;
-    let due = match &state.last_checkpoint {
+    let head = &progress.head;
+    let due = match &progress.last_checkpoint {
         None => true,
         Some(c) => {
-            state.head.seq.saturating_sub(c.seq) >= CHECKPOINT_EVERY
-                || (state.head.seq > c.seq
-                    && to_micros(now).saturating_sub(c.at) >= CHECKPOINT_AFTER.as_micros() as i64)
+            head.seq.saturating_sub(c.seq) >= CHECKPOINT_EVERY
+                || (head.seq > c.seq && to_micros(now).saturating_sub(c.at) >= CHECKPOINT_AFTER.as_micros() as i64)
         }
     };
     if due {
-        let c = Checkpoint::new(state.head.seq, &state.head.hash, to_micros(now), key);
+        let c = Checkpoint::new(head.seq, &head.hash, to_micros(now), key);
         store.insert_audit_checkpoint(&c).await?;
     }
-    Ok(progress.chained)
+    Ok((progress.chained, due))
 }
 
 /// Chains everything waiting, pass after pass (for shutdown, tests and benchmarks).

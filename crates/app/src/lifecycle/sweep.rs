@@ -1,7 +1,8 @@
 //! What the clock makes due, swept by one process at a time (the sweep is a singleton job):
 //! approval escalations and timeouts, scheduled starts, expiries, the deletion of blocked
-//! guests, access reviews opening and ending (`crate::reviews::sweep`). Each item is its own
-//! decision; one that changed meanwhile is left for the next sweep.
+//! guests, access reviews opening and ending (`crate::reviews::sweep`), notices the clock
+//! brings (`crate::notify::timers`). Each item is its own decision; one that changed meanwhile
+//! is left for the next sweep.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -106,6 +107,8 @@ pub async fn pass(s: &Services, now: Timestamp) -> Result<(Swept, bool), AppErro
         Ok(r) => swept.reviews = r,
         Err(e) => tracing::warn!(error = %e, "access reviews could not be swept; will retry"),
     }
+    // Notices the clock brings: expiry warnings, approval reminders, reviews ending, the digest.
+    crate::notify::timers::queue(s, now).await;
     // Guests blocked since their last assignment ended, whose deletion has come.
     match super::guests::delete_due(s, now).await {
         Ok(n) => swept.guests_deleted = n,

@@ -189,14 +189,25 @@ impl Worker {
         self.run_lanes(deliveries, now).await;
         // The events this round's jobs (and every request since the last round) wrote join the
         // audit chain; a failure leaves them for the next round.
-        let chained = match crate::audit::chain::pass(&*self.s.store, self.s.audit_key.as_ref(), now).await {
-            Ok(c) => c as usize,
+        let chained = match crate::audit::chain::upkeep(&self.s, now).await {
+            Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "could not chain the audit trail's new events; will retry");
                 0
             }
         };
-        Ok(n + chained)
+        // The chained events become notices, and due notices are sent (`notify`).
+        let notified = match crate::notify::round(&self.s, &self.owner, now, chained).await {
+            Ok(r) => r.events + r.tried,
+            Err(e) => {
+                tracing::warn!(error = %e, "notifications could not be derived or sent; will retry");
+                0
+            }
+        };
+        // A pass that chained less than a batch left nothing waiting: that alone is no reason
+        // for another round at once (a steady trickle of events is chained a round at a time).
+        let backlog = if chained >= crate::audit::chain::BATCH { chained as usize } else { 0 };
+        Ok(n + backlog + notified)
     }
 
     /// Runs the lanes' deliveries in waves: the first job of every lane together (one

@@ -102,7 +102,7 @@ impl SqlStore {
         if probe.is_empty() {
             let sql = format!("SELECT {} FROM audit_chain WHERE id = 1", Head::COLUMNS);
             let head = self.rows::<Head>(&sql, &[]).await?.into_iter().next().ok_or_else(no_head)?.head;
-            return Ok(ChainProgress { chained: 0, head });
+            return Ok(ChainProgress { chained: 0, head, last_checkpoint: None });
         }
         let mut tx = self.driver.begin().await?;
         // The head row's lock makes chainers take turns; what one chained, the next sees as
@@ -120,7 +120,7 @@ impl SqlStore {
             .collect::<StoreResult<Vec<_>>>()?;
         let links = audit_chain::chain(head.seq, &head.hash, records);
         let Some(last) = links.last().map(|l| Anchor { seq: l.seq, hash: l.hash.clone() }) else {
-            return Ok(ChainProgress { chained: 0, head });
+            return Ok(ChainProgress { chained: 0, head, last_checkpoint: None });
         };
         let values: Vec<Vec<Param>> = links
             .iter()
@@ -139,8 +139,11 @@ impl SqlStore {
             &[Param::Int(Some(last.seq)), last.hash.clone().into()],
         )
         .await?;
+        let newest = format!("SELECT {} FROM audit_checkpoints ORDER BY seq DESC LIMIT 1", Checkpoint::COLUMNS);
+        let rows = tx.fetch(&newest, &[]).await?;
+        let last_checkpoint = rows.first().map(|r| Checkpoint::from_cells(&mut Cells::new(r))).transpose()?;
         tx.commit().await?;
-        Ok(ChainProgress { chained: u32::try_from(links.len()).unwrap_or(u32::MAX), head: last })
+        Ok(ChainProgress { chained: u32::try_from(links.len()).unwrap_or(u32::MAX), head: last, last_checkpoint })
     }
 
     pub(super) async fn audit_chain_state_impl(&self) -> StoreResult<ChainState> {
@@ -173,6 +176,70 @@ impl SqlStore {
 
     pub(super) async fn audit_checkpoints_impl(&self) -> StoreResult<Vec<Checkpoint>> {
         self.rows(&format!("SELECT {} FROM audit_checkpoints ORDER BY seq", Checkpoint::COLUMNS), &[]).await
+    }
+
+    pub(super) async fn audit_prune_point_impl(
+        &self,
+        before: jiff::Timestamp,
+        limit: u32,
+    ) -> StoreResult<Option<Anchor>> {
+        let sql = format!("SELECT {} FROM audit_chain WHERE id = 1", Head::COLUMNS);
+        let Head { head, anchor } = self.rows::<Head>(&sql, &[]).await?.into_iter().next().ok_or_else(no_head)?;
+        // The first record after the anchor that is not older than `before` ends the run.
+        let young = self
+            .driver
+            .fetch(
+                "SELECT MIN(seq) FROM audit_events WHERE seq > $1 AND at >= $2",
+                &[Param::Int(Some(anchor.seq)), ts(before)],
+            )
+            .await?;
+        let first_young = young.first().map(|r| Cells::new(r).opt_int()).transpose()?.flatten();
+        let end =
+            first_young.map_or(head.seq, |s| s.saturating_sub(1)).min(anchor.seq.saturating_add(i64::from(limit)));
+        if end <= anchor.seq {
+            return Ok(None);
+        }
+        let rows = self.driver.fetch("SELECT hash FROM audit_events WHERE seq = $1", &[Param::Int(Some(end))]).await?;
+        let hash = rows.first().map(|r| Cells::new(r).opt_text()).transpose()?.flatten();
+        // A record missing there is the verification's to report; nothing is pruned past it.
+        Ok(hash.map(|hash| Anchor { seq: end, hash }))
+    }
+
+    pub(super) async fn prune_audit_impl(&self, from: &Anchor, to: &Anchor, vouch: &Checkpoint) -> StoreResult<bool> {
+        let mut tx = self.driver.begin().await?;
+        if tx.execute("UPDATE audit_chain SET id = id WHERE id = 1", &[]).await? == 0 {
+            return Err(no_head());
+        }
+        let rows = tx.fetch(&format!("SELECT {} FROM audit_chain WHERE id = 1", Head::COLUMNS), &[]).await?;
+        let now = rows.first().map(|r| Head::from_cells(&mut Cells::new(r))).transpose()?.ok_or_else(no_head)?;
+        if now.anchor != *from {
+            return Ok(false);
+        }
+        tx.execute(
+            "INSERT INTO audit_checkpoints (seq, hash, at, signature, key_fingerprint) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (seq) DO NOTHING",
+            &[
+                Param::Int(Some(vouch.seq)),
+                vouch.hash.clone().into(),
+                Param::Int(Some(vouch.at)),
+                vouch.signature.clone().into(),
+                vouch.key_fingerprint.clone().into(),
+            ],
+        )
+        .await?;
+        tx.execute(
+            "DELETE FROM audit_events WHERE seq > $1 AND seq <= $2",
+            &[Param::Int(Some(from.seq)), Param::Int(Some(to.seq))],
+        )
+        .await?;
+        tx.execute("DELETE FROM audit_checkpoints WHERE seq < $1", &[Param::Int(Some(to.seq))]).await?;
+        tx.execute(
+            "UPDATE audit_chain SET anchor_seq = $1, anchor_hash = $2 WHERE id = 1",
+            &[Param::Int(Some(to.seq)), to.hash.clone().into()],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     pub(super) async fn audit_links_impl(&self, after: i64, limit: u32) -> StoreResult<Vec<Link>> {

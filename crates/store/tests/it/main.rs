@@ -19,6 +19,7 @@ mod fixtures;
 mod lifecycle;
 mod listing;
 mod metrics;
+mod notify;
 mod packages;
 mod paging;
 mod requestable;
@@ -122,6 +123,11 @@ contract!(
     reviews::ten_thousand_decisions_in_one_batch,
     review_history::history_reports_round_trip,
     metrics::metrics_snapshot_counts_requests_jobs_and_reviews,
+    notify::notices_are_queued_once_as_the_cursor_moves,
+    notify::timer_watermarks_move_by_compare_and_set,
+    notify::notices_are_leased_sent_retried_and_given_up,
+    notify::concurrent_senders_claim_each_notice_once,
+    notify::timers_read_ending_assignments_and_due_requests,
 );
 
 #[test]

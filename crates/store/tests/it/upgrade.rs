@@ -2,7 +2,7 @@
 //! columns empty (neither database lowercases like Rust), and opening the store fills them, so
 //! case-insensitive filters find rows written before the upgrade; migration 0005 adds the index
 //! of who may request each policy's package, and opening the store fills it for the policies
-//! already there.
+//! already there; migration 0016 starts the notification cursor at the audit chain's head.
 
 use steward_app::Store;
 use steward_app::query::{ACCESS_PACKAGES, GROUPS, USERS};
@@ -210,4 +210,30 @@ async fn sqlite_policies_written_before_0005_are_indexed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_policies_written_before_0005_are_indexed() {
     upgrade_policies(Kind::Postgres).await;
+}
+
+/// Migration 0016 starts the notification cursor at the audit chain's head, so a database
+/// upgraded with history in its audit trail does not mail about that history.
+async fn upgrade_notify_cursor(kind: Kind) {
+    let (url, cleanup) = empty_database(kind).await;
+    let outcome = tokio::spawn(async move {
+        migrate_and_seed(kind, &url, 15, vec!["UPDATE audit_chain SET seq = 7 WHERE id = 1".into()]).await;
+        let s = steward_store::open(&url, true).await.unwrap();
+        assert_eq!(s.notify_cursor().await.unwrap(), 7);
+    })
+    .await;
+    cleanup.run().await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_the_notification_cursor_starts_at_the_chain_head() {
+    upgrade_notify_cursor(Kind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_the_notification_cursor_starts_at_the_chain_head() {
+    upgrade_notify_cursor(Kind::Postgres).await;
 }

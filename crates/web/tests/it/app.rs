@@ -214,6 +214,34 @@ impl TestApp {
         Self { router, services, statuses: Arc::default(), next_crid: AtomicU64::new(1), _dir: dir }
     }
 
+    /// The app on a manual clock starting at `start`, with the test-only routes, sending
+    /// notification email into an in-memory outbox through `mailer`, linking to
+    /// `https://steward.test` and signing one-click links with `link_key` (all returned).
+    pub async fn with_mail(
+        start: &str,
+        mailer: Arc<dyn steward_app::mail::Mailer>,
+        link_key: &[u8],
+        notify: steward_app::notify::Settings,
+    ) -> (Self, Arc<ManualClock>) {
+        let (store, dir) = Self::store().await;
+        let clock = Arc::new(ManualClock::new(start.parse().unwrap()));
+        let services = Services::new(store, clock.clone())
+            .with_mailer(mailer)
+            .with_public_url("https://steward.test")
+            .with_decision_key(steward_domain::decision_link::LinkKey::derive(link_key))
+            .with_notify_settings(notify);
+        let worker = Worker::new(services.clone(), "web-it-mail");
+        let router = steward_web::app_with_test_clock(
+            services.clone(),
+            Authenticator::new(Some(ADMIN)),
+            Some("https://steward.test".to_owned()),
+            None,
+            steward_web::TestClock::new(clock.clone(), worker),
+        );
+        let app = Self { router, services, statuses: Arc::default(), next_crid: AtomicU64::new(1), _dir: dir };
+        (app, clock)
+    }
+
     /// The app on a manual clock starting at `start` (returned, to move it), with the test-only
     /// routes, metrics rendered by `handle` and read with `token` (either may be absent).
     pub async fn with_metrics(

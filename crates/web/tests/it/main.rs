@@ -21,6 +21,7 @@ mod extensions;
 mod external;
 mod lifecycle;
 mod metrics_endpoint;
+mod notify;
 mod odata;
 mod oidc;
 mod ops;
