@@ -349,15 +349,31 @@ pub(crate) async fn show(State(state): State<AppState>, Path(id): Path<String>, 
     }
 }
 
-pub(crate) async fn decide(State(state): State<AppState>, Path(id): Path<String>, req: Request) -> Response {
-    let id: RequestId = match super::path_id(&id) {
-        Ok(id) => id,
-        Err(r) => return *r,
-    };
+/// A decision form's request, fields and viewer (CSRF checked), or the response to give instead.
+async fn decision_form(
+    state: &AppState,
+    id: &str,
+    req: Request,
+) -> Result<(RequestId, Vec<(String, String)>, Viewer), Response> {
+    let id: RequestId = super::path_id(id).map_err(|r| *r)?;
     let back = format!("/approvals/{id}");
-    let (_, fields, v) = match super::form_viewer(&state, req, &back).await {
+    let (_, fields, v) = super::form_viewer(state, req, &back).await.map_err(|r| *r)?;
+    Ok((id, fields, v))
+}
+
+/// What a refused decision says on the page: the app's words, except for the database's or a
+/// peer's trouble.
+fn refusal_text(e: &AppError) -> String {
+    match e {
+        AppError::Store(_) | AppError::Upstream(_) => "Something went wrong; try again in a moment.".to_owned(),
+        e => e.to_string(),
+    }
+}
+
+pub(crate) async fn decide(State(state): State<AppState>, Path(id): Path<String>, req: Request) -> Response {
+    let (id, fields, v) = match decision_form(&state, &id, req).await {
         Ok(x) => x,
-        Err(r) => return *r,
+        Err(r) => return r,
     };
     let justification = super::field(&fields, "justification").unwrap_or("").to_owned();
     let again = |status: StatusCode, message: String| {
@@ -383,14 +399,7 @@ pub(crate) async fn decide(State(state): State<AppState>, Path(id): Path<String>
     match approvals::decide(&state.services, v.me, v.principal.sign_in(), id, stage, approve, why).await {
         Ok(()) => super::see_other("/approvals?decided=1"),
         Err(e @ AppError::NotFound { .. }) => super::app_error_page(e, Some(v.layout("approvals"))),
-        Err(e) => {
-            let status = super::form_status(&e);
-            let message = match &e {
-                AppError::Store(_) | AppError::Upstream(_) => "Something went wrong; try again in a moment.".to_owned(),
-                e => e.to_string(),
-            };
-            again(status, message).await
-        }
+        Err(e) => again(super::form_status(&e), refusal_text(&e)).await,
     }
 }
 
@@ -436,14 +445,9 @@ pub(crate) async fn link(State(state): State<AppState>, Path(id): Path<String>, 
 
 /// `POST /approvals/{id}/link`: the confirmed one-click decision (CSRF checked as every form).
 pub(crate) async fn link_decide(State(state): State<AppState>, Path(id): Path<String>, req: Request) -> Response {
-    let id: RequestId = match super::path_id(&id) {
-        Ok(id) => id,
-        Err(r) => return *r,
-    };
-    let back = format!("/approvals/{id}");
-    let (_, fields, v) = match super::form_viewer(&state, req, &back).await {
+    let (id, fields, v) = match decision_form(&state, &id, req).await {
         Ok(x) => x,
-        Err(r) => return *r,
+        Err(r) => return r,
     };
     let token = super::field(&fields, "t").unwrap_or("").to_owned();
     let justification = super::field(&fields, "justification").unwrap_or("").to_owned();
@@ -458,11 +462,7 @@ pub(crate) async fn link_decide(State(state): State<AppState>, Path(id): Path<St
             // What the stage itself refused (a justification it requires, a condition unmet):
             // the same page again, with the message and the link kept.
             let status = super::form_status(&e);
-            let message = match &e {
-                AppError::Store(_) | AppError::Upstream(_) => "Something went wrong; try again in a moment.".to_owned(),
-                e => e.to_string(),
-            };
-            match detail_page(&state, &v, id, justification, Some(message)).await {
+            match detail_page(&state, &v, id, justification, Some(refusal_text(&e))).await {
                 Ok(mut p) => {
                     // The link checked a moment ago (the use case checks it first).
                     let approve = decision_links::check(&state.services, id, v.id(), &token).is_ok_and(|l| l.approve);
