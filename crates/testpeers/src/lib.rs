@@ -30,6 +30,21 @@ pub fn pause() {
     std::thread::sleep(Duration::from_millis(50));
 }
 
+/// The Python of `$STEWARD_VENV`, else of the repository's `.venv`; panics saying how to
+/// install it when missing, naming `needs` (what the peer needs from it).
+pub fn venv_python(needs: &str) -> std::path::PathBuf {
+    let venv = std::env::var_os("STEWARD_VENV")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv"));
+    let p = venv.join("bin/python");
+    assert!(
+        p.exists(),
+        "{} is missing: run `bash scripts/python-venv.sh` (the test command does) to install {needs}",
+        p.display()
+    );
+    p
+}
+
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()

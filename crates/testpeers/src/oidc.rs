@@ -25,16 +25,7 @@ pub struct OidcProvider {
 
 /// The Python of `$STEWARD_VENV`, else of the repository's `.venv`, with authlib installed.
 fn python() -> PathBuf {
-    let venv = std::env::var_os("STEWARD_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv"));
-    let p = venv.join("bin/python");
-    assert!(
-        p.exists(),
-        "{} is missing: run `bash scripts/python-venv.sh` (the test command does) to install PyPI's authlib for the OpenID Connect provider",
-        p.display()
-    );
-    p
+    crate::venv_python("PyPI's authlib for the OpenID Connect provider")
 }
 
 fn script() -> PathBuf {

@@ -154,16 +154,7 @@ impl ReceivedMail {
 
 /// The Python of `$STEWARD_VENV`, else of the repository's `.venv`.
 fn python() -> PathBuf {
-    let venv = std::env::var_os("STEWARD_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv"));
-    let p = venv.join("bin/python");
-    assert!(
-        p.exists(),
-        "{} is missing: run `bash scripts/python-venv.sh` (the test command does) to install PyPI's aiosmtpd",
-        p.display()
-    );
-    p
+    crate::venv_python("PyPI's aiosmtpd")
 }
 
 impl SmtpServer {
