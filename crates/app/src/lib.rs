@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod auth;
 pub mod catalogs;
+pub mod chat;
 pub mod connected_orgs;
 pub mod connections;
 pub mod connector;
@@ -85,6 +86,8 @@ pub struct Services {
     pub public_url: Option<String>,
     /// Sends notification email; without one, no email is sent.
     pub mailer: Option<Arc<dyn mail::Mailer>>,
+    /// Posts to catalogs' chat webhooks; without one, no chat message is sent.
+    pub chat: Option<Arc<dyn chat::ChatSender>>,
     /// Which notifications are turned off everywhere, and when expiry warnings go out.
     pub notify: notify::Settings,
 }
@@ -104,6 +107,7 @@ impl Services {
             decision_key: None,
             public_url: None,
             mailer: None,
+            chat: None,
             notify: notify::Settings::default(),
         }
     }
@@ -141,6 +145,12 @@ impl Services {
     /// The same services, sending notification email through `mailer`.
     pub fn with_mailer(mut self, mailer: Arc<dyn mail::Mailer>) -> Self {
         self.mailer = Some(mailer);
+        self
+    }
+
+    /// The same services, posting to catalogs' chat webhooks through `sender`.
+    pub fn with_chat(mut self, sender: Arc<dyn chat::ChatSender>) -> Self {
+        self.chat = Some(sender);
         self
     }
 

@@ -42,6 +42,10 @@ pub const DELIVERY_RETRIES: &str = "steward_delivery_retries_total";
 pub const EMAILS_SENT: &str = "steward_emails_sent_total";
 /// Emails that could not be sent, by `reason` (`transient`: tried again; `permanent`).
 pub const EMAILS_FAILED: &str = "steward_emails_failed_total";
+/// Chat messages a webhook accepted.
+pub const CHAT_SENT: &str = "steward_chat_messages_sent_total";
+/// Chat messages that could not be posted, by `reason` (`transient`: tried again; `permanent`).
+pub const CHAT_FAILED: &str = "steward_chat_messages_failed_total";
 /// Time to answer an HTTP request, by `method` and `status` (recorded by the web layer).
 pub const HTTP_REQUEST_DURATION: &str = "steward_http_request_duration_seconds";
 
@@ -105,6 +109,12 @@ pub fn describe() {
     );
     describe_counter!(EMAILS_SENT, Unit::Count, "Emails handed to the mail server.");
     describe_counter!(EMAILS_FAILED, Unit::Count, "Emails that could not be sent, by reason (transient, permanent).");
+    describe_counter!(CHAT_SENT, Unit::Count, "Chat messages a webhook accepted.");
+    describe_counter!(
+        CHAT_FAILED,
+        Unit::Count,
+        "Chat messages that could not be posted, by reason (transient, permanent)."
+    );
     describe_histogram!(HTTP_REQUEST_DURATION, Unit::Seconds, "Time to answer an HTTP request, by method and status.");
     describe_counter!(
         "steward_http_server_errors_total",
@@ -139,6 +149,16 @@ pub fn mail_sent() {
 /// One email could not be sent: `transient` when it will be tried again. For the mail sender.
 pub fn mail_failed(transient: bool) {
     counter!(EMAILS_FAILED, "reason" => if transient { "transient" } else { "permanent" }).increment(1);
+}
+
+/// One chat message was accepted by its webhook. For the notice sender.
+pub fn chat_sent() {
+    counter!(CHAT_SENT).increment(1);
+}
+
+/// One chat message could not be posted: `transient` when it will be tried again.
+pub fn chat_failed(transient: bool) {
+    counter!(CHAT_FAILED, "reason" => if transient { "transient" } else { "permanent" }).increment(1);
 }
 
 /// How a request's approval ended, for `steward_approval_latency_seconds`.

@@ -47,13 +47,36 @@ impl NoticeState {
     }
 }
 
-/// One rendered mail in the outbox.
+/// How a notice goes out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    /// An email to `recipient`.
+    Mail,
+    /// A message to the chat webhook whose id is `recipient`; `text_body` is its JSON body.
+    Chat,
+}
+
+impl Channel {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Mail => "mail",
+            Self::Chat => "chat",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Mail, Self::Chat].into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+/// One rendered mail or chat message in the outbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notice {
     /// `key(kind, source, recipient)`: the same notice is queued at most once.
     pub id: String,
     pub kind: NotificationKind,
-    /// The recipient's email address.
+    pub channel: Channel,
+    /// The recipient's email address, or the chat webhook's id.
     pub recipient: String,
     pub recipient_name: Option<String>,
     /// The directory user it is for.
@@ -134,21 +157,13 @@ pub(crate) fn notices(
     now: Timestamp,
 ) -> Vec<Notice> {
     let mut out: Vec<Notice> = Vec::new();
-    let mut switches: HashMap<PolicyId, PolicySwitches> = HashMap::new();
+    if s.mailer.is_none() {
+        return out;
+    }
+    let switches = Switches::new(s, policies);
     for d in drafts {
-        if !s.notify.allows(d.kind) {
+        if !switches.allow(d) {
             continue;
-        }
-        if let Some(p) = d.policy.and_then(|p| policies.get(&p)) {
-            let sw = switches.entry(p.id).or_insert_with(|| {
-                PolicySwitches::parse(p.settings.notification_settings.as_ref()).unwrap_or_else(|e| {
-                    tracing::warn!(policy = %p.id, error = %e, "a policy's notificationSettings do not parse; nothing is turned off");
-                    PolicySwitches::default()
-                })
-            });
-            if !sw.allows(d.kind) {
-                continue;
-            }
         }
         let Some(user) = users.get(&d.to) else { continue };
         let Some(email) = user.mail.as_deref().map(str::trim).filter(|m| !m.is_empty()) else {
@@ -175,25 +190,57 @@ pub(crate) fn notices(
     out
 }
 
+/// The global switches and the policies' `notificationSettings`, each policy's parsed once.
+pub(crate) struct Switches<'a> {
+    settings: &'a Settings,
+    policies: &'a HashMap<PolicyId, AssignmentPolicy>,
+    parsed: std::sync::Mutex<HashMap<PolicyId, PolicySwitches>>,
+}
+
+impl<'a> Switches<'a> {
+    pub(crate) fn new(s: &'a Services, policies: &'a HashMap<PolicyId, AssignmentPolicy>) -> Self {
+        Self { settings: &s.notify, policies, parsed: std::sync::Mutex::default() }
+    }
+
+    /// Whether `d` is switched on, globally and by its policy.
+    pub(crate) fn allow(&self, d: &compose::Draft) -> bool {
+        if !self.settings.allows(d.kind) {
+            return false;
+        }
+        let Some(p) = d.policy.and_then(|p| self.policies.get(&p)) else { return true };
+        let mut parsed = self.parsed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        parsed
+            .entry(p.id)
+            .or_insert_with(|| {
+                PolicySwitches::parse(p.settings.notification_settings.as_ref()).unwrap_or_else(|e| {
+                    tracing::warn!(policy = %p.id, error = %e, "a policy's notificationSettings do not parse; nothing is turned off");
+                    PolicySwitches::default()
+                })
+            })
+            .allows(d.kind)
+    }
+}
+
 /// Said once per process when no mailer is configured.
 static NO_MAILER_SAID: AtomicBool = AtomicBool::new(false);
 
-/// One round of the engine, after the audit chain's pass: derive notices from the events
-/// chained since the last round, then send what is due. Without a mailer nothing is derived
-/// (the cursor moves on, so configuring SMTP later does not mail about the past).
-/// `chained` is how many events the round's chain pass chained.
+/// One round of the engine, after the audit chain's pass: derive notices (mail, and chat
+/// messages for catalogs' webhooks) from the events chained since the last round, then send
+/// what is due. With neither a mailer nor a chat sender nothing is derived (the cursor moves
+/// on, so configuring them later does not notify about the past). `chained` is how many
+/// events the round's chain pass chained.
 pub async fn round(s: &Services, owner: &str, now: Timestamp, chained: u32) -> Result<Round, AppError> {
-    let Some(mailer) = s.mailer.clone() else {
-        if !NO_MAILER_SAID.swap(true, Ordering::Relaxed) {
-            tracing::info!("no SMTP relay is configured ([smtp]): notification email is off");
-        }
+    if s.mailer.is_none() && !NO_MAILER_SAID.swap(true, Ordering::Relaxed) {
+        tracing::info!("no SMTP relay is configured ([smtp]): notification email is off");
+    }
+    if s.mailer.is_none() && s.chat.is_none() {
         if chained > 0 {
             derive::skip(s).await?;
         }
         return Ok(Round::default());
-    };
+    }
     let events = derive::pass(s, now).await?;
-    let tried = send::pass(s, &*mailer, owner, now).await?;
+    let tried = send::pass(s, owner, now).await?;
     Ok(Round { events, tried })
 }
 

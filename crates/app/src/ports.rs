@@ -8,14 +8,15 @@ use steward_domain::assignment::{Assignment, Delivery};
 use steward_domain::audit::AuditEvent;
 use steward_domain::audit_chain::{Anchor, Checkpoint, Link};
 use steward_domain::catalog::{Catalog, GroupResource, Resource, ResourceRequest, ResourceRole, ResourceScope};
+use steward_domain::chat::ChatWebhook;
 use steward_domain::connection::Connection;
 use steward_domain::directory::{Group, User};
 use steward_domain::enums::CustomExtensionStage;
 use steward_domain::extension::{CalloutInstance, CustomExtension};
 use steward_domain::ids::{
-    AccessPackageId, AssignmentId, AuditEventId, CalloutInstanceId, CatalogId, ConnectionId, CustomExtensionId,
-    GroupId, JobId, PolicyId, RequestId, ResourceId, ResourceRoleId, ResourceRoleScopeId, ResourceScopeId,
-    ReviewDecisionId, ReviewDefinitionId, ReviewInstanceId, RoleAssignmentId, TokenId, UserId,
+    AccessPackageId, AssignmentId, AuditEventId, CalloutInstanceId, CatalogId, ChatWebhookId, ConnectionId,
+    CustomExtensionId, GroupId, JobId, PolicyId, RequestId, ResourceId, ResourceRoleId, ResourceRoleScopeId,
+    ResourceScopeId, ReviewDecisionId, ReviewDefinitionId, ReviewInstanceId, RoleAssignmentId, TokenId, UserId,
 };
 use steward_domain::package::{AccessPackage, ResourceRoleScope};
 use steward_domain::policy::AssignmentPolicy;
@@ -472,6 +473,17 @@ pub trait Store: Send + Sync {
     async fn list_connections(&self) -> StoreResult<Vec<Connection>>;
     /// A connection's sealed credentials (`None`: none stored, or no such connection).
     async fn connection_credentials(&self, id: ConnectionId) -> StoreResult<Option<String>>;
+
+    // Chat webhooks of catalogs, with their sealed addresses kept apart.
+    /// Inserts a webhook with its sealed address and the audit `event`; `NotFound` when its
+    /// catalog does not exist.
+    async fn insert_chat_webhook(&self, w: &ChatWebhook, sealed_url: &str, event: &AuditEvent) -> StoreResult<()>;
+    /// A catalog's webhooks, oldest first.
+    async fn chat_webhooks(&self, catalog: CatalogId) -> StoreResult<Vec<ChatWebhook>>;
+    /// A webhook with its sealed address.
+    async fn chat_webhook(&self, id: ChatWebhookId) -> StoreResult<Option<(ChatWebhook, String)>>;
+    /// Deletes a webhook with the audit `event`; `NotFound` when there is none.
+    async fn delete_chat_webhook(&self, id: ChatWebhookId, event: &AuditEvent) -> StoreResult<()>;
 
     // Reconciliation.
     /// Connections whose reconciliation pass is due at `now`.

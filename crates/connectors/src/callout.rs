@@ -1,13 +1,16 @@
-//! Custom extension callouts over HTTP: the app's `CalloutSender` port on reqwest. One POST of
-//! the signed JSON body to the extension's target URL, no redirect followed (the URL was checked
-//! when the extension was written, a redirect could lead anywhere), within the extension's
-//! timeout. Timeouts, connection failures, 408, 429 and 5xx answers are worth retrying; any
-//! other answer is a refusal. Errors never carry the URL's query or the body.
+//! Outgoing webhooks over HTTP on reqwest: custom extension callouts (the app's `CalloutSender`
+//! port) and chat messages (`ChatSender`). One POST of the JSON body, no redirect followed (the
+//! URL was checked when it was written, a redirect could lead anywhere), within a timeout.
+//! Timeouts, connection failures, 408, 429 and 5xx answers are worth retrying; any other
+//! answer is a refusal. Errors never carry the URL or the body.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+use steward_app::chat::ChatSender;
 use steward_app::extensions::{CalloutError, CalloutSender, Outgoing};
+use steward_app::mail::MailError;
 use steward_domain::extension::SIGNATURE_HEADER;
 
 /// The longest part of an error answer repeated in a callout's detail.
@@ -51,25 +54,36 @@ fn transport(e: &reqwest::Error) -> String {
     }
 }
 
-#[async_trait]
-impl CalloutSender for HttpCallouts {
-    async fn send(&self, out: &Outgoing<'_>) -> Result<u16, CalloutError> {
-        let resp = self
-            .http
-            .post(out.url)
-            .timeout(out.timeout)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(SIGNATURE_HEADER, out.signature)
-            .body(out.body.to_vec())
-            .send()
-            .await
-            .map_err(|e| CalloutError::Transient(transport(&e)))?;
+/// How long a chat webhook has to answer.
+const CHAT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Why a POST failed: whether it is worth retrying, and what happened in words.
+struct Failed {
+    retry: bool,
+    why: String,
+}
+
+impl HttpCallouts {
+    /// POSTs `body` as JSON (with the `signature`, if any); the status of a 2xx answer.
+    async fn post(
+        &self,
+        url: &str,
+        timeout: Duration,
+        signature: Option<&str>,
+        body: Vec<u8>,
+        redirect_hint: &str,
+    ) -> Result<u16, Failed> {
+        let mut req = self.http.post(url).timeout(timeout).header(reqwest::header::CONTENT_TYPE, "application/json");
+        if let Some(sig) = signature {
+            req = req.header(SIGNATURE_HEADER, sig);
+        }
+        let resp = req.body(body).send().await.map_err(|e| Failed { retry: true, why: transport(&e) })?;
         let status = resp.status();
         if status.is_success() {
             return Ok(status.as_u16());
         }
         let text = if status.is_redirection() {
-            "a redirect, which Steward does not follow; set targetUrl to the final address".to_owned()
+            format!("a redirect, which Steward does not follow; {redirect_hint}")
         } else {
             let body = tokio::time::timeout(Duration::from_secs(2), resp.text()).await.ok().and_then(Result::ok);
             clean(&body.unwrap_or_default())
@@ -82,6 +96,27 @@ impl CalloutSender for HttpCallouts {
         let retry = status.is_server_error()
             || status == reqwest::StatusCode::TOO_MANY_REQUESTS
             || status == reqwest::StatusCode::REQUEST_TIMEOUT;
-        Err(if retry { CalloutError::Transient(why) } else { CalloutError::Permanent(why) })
+        Err(Failed { retry, why })
+    }
+}
+
+#[async_trait]
+impl CalloutSender for HttpCallouts {
+    async fn send(&self, out: &Outgoing<'_>) -> Result<u16, CalloutError> {
+        let hint = "set targetUrl to the final address";
+        self.post(out.url, out.timeout, Some(out.signature), out.body.to_vec(), hint)
+            .await
+            .map_err(|f| if f.retry { CalloutError::Transient(f.why) } else { CalloutError::Permanent(f.why) })
+    }
+}
+
+#[async_trait]
+impl ChatSender for HttpCallouts {
+    async fn post(&self, url: &SecretString, body: &str) -> Result<(), MailError> {
+        let hint = "give the webhook's final address";
+        let sent = HttpCallouts::post(self, url.expose_secret(), CHAT_TIMEOUT, None, body.as_bytes().to_vec(), hint);
+        sent.await
+            .map(|_| ())
+            .map_err(|f| if f.retry { MailError::Transient(f.why) } else { MailError::Permanent(f.why) })
     }
 }

@@ -63,6 +63,9 @@ pub enum Activity {
     CreateConnection,
     UpdateConnection,
     DeleteConnection,
+    // Chat webhooks of catalogs: Steward's own names.
+    CreateChatWebhook,
+    DeleteChatWebhook,
     // Reconciliation of a target with what Steward granted there.
     RestoreResource,
     RemoveUngrantedHolder,
@@ -160,6 +163,8 @@ impl Activity {
             Self::CreateConnection => "Create connection",
             Self::UpdateConnection => "Update connection",
             Self::DeleteConnection => "Delete connection",
+            Self::CreateChatWebhook => "Create chat webhook",
+            Self::DeleteChatWebhook => "Delete chat webhook",
             Self::RestoreResource => "Restore resource access removed outside Steward",
             Self::RemoveUngrantedHolder => "Remove access not granted through Steward",
             Self::CreateCustomExtension => "Create custom extension",
@@ -355,6 +360,8 @@ mod tests {
         (CreateConnection, "CreateConnection", "Create connection"),
         (UpdateConnection, "UpdateConnection", "Update connection"),
         (DeleteConnection, "DeleteConnection", "Delete connection"),
+        (CreateChatWebhook, "CreateChatWebhook", "Create chat webhook"),
+        (DeleteChatWebhook, "DeleteChatWebhook", "Delete chat webhook"),
         (RestoreResource, "RestoreResource", "Restore resource access removed outside Steward"),
         (RemoveUngrantedHolder, "RemoveUngrantedHolder", "Remove access not granted through Steward"),
         (AddUser, "AddUser", "Add user"),

@@ -91,6 +91,8 @@ fn parse_uuid(s: &str) -> Option<Uuid> {
 id_type!(/// A configured connection to a delivery target (an LDAP directory, a SCIM application,
     /// a PostgreSQL server).
     ConnectionId, "connection");
+id_type!(/// A catalog's chat webhook (`chat::ChatWebhook`).
+    ChatWebhookId, "chat webhook");
 id_type!(/// A directory user.
     UserId, "user");
 id_type!(/// A directory group.

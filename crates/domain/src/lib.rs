@@ -6,6 +6,7 @@ pub mod assignment;
 pub mod audit;
 pub mod audit_chain;
 pub mod catalog;
+pub mod chat;
 pub mod condition;
 pub mod connected;
 pub mod connection;

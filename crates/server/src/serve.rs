@@ -49,7 +49,8 @@ pub async fn serve(cfg: Config, test_clock: Option<Timestamp>) -> anyhow::Result
     let callouts = steward_connectors::callout::HttpCallouts::new().map_err(|e| anyhow::anyhow!(e))?;
     let mut services = Services::new(Arc::new(store), clock)
         .with_connection_setup(crate::config::connection_setup(&cfg)?)
-        .with_callouts(Arc::new(callouts));
+        .with_callouts(Arc::new(callouts.clone()))
+        .with_chat(Arc::new(callouts));
     if let Some(key) = crate::config::audit_key(&cfg) {
         services = services.with_audit_key(key);
     }

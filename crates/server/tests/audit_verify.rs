@@ -71,9 +71,21 @@ async fn text_of(url: &str, sql: &str) -> String {
     }
 }
 
+/// The condition on `audit_events` that picks the record at `seq`.
+fn at_seq(seq: i64) -> String {
+    format!("id = (SELECT event_id FROM audit_links WHERE seq = {seq})")
+}
+
+/// Writes `detail` into the event of link `l` and the link's hashes, as a tamperer would.
+async fn rewrite(url: &str, l: &audit_chain::Link, detail: &str) {
+    exec(url, &format!("UPDATE audit_events SET detail = '{detail}' WHERE {}", at_seq(l.seq))).await;
+    let (prev, hash, seq) = (&l.prev_hash, &l.hash, l.seq);
+    exec(url, &format!("UPDATE audit_links SET prev_hash = '{prev}', hash = '{hash}' WHERE seq = {seq}")).await;
+}
+
 /// The id of the record at `seq`.
 async fn id_at(url: &str, seq: i64) -> String {
-    text_of(url, &format!("SELECT id FROM audit_events WHERE seq = {seq}")).await
+    text_of(url, &format!("SELECT event_id FROM audit_links WHERE seq = {seq}")).await
 }
 
 /// Writes `EVENTS` events and chains them as the server's worker does, with the key the
@@ -107,20 +119,20 @@ async fn tamper_and_verify(url: &str) {
 
     // Edited: one column of record 5.
     let id5 = id_at(url, 5).await;
-    exec(url, "UPDATE audit_events SET detail = 'approved by someone else' WHERE seq = 5").await;
+    exec(url, &format!("UPDATE audit_events SET detail = 'approved by someone else' WHERE {}", at_seq(5))).await;
     assert_tampered(url, &format!("record 5 (audit event {id5}) was edited"));
-    exec(url, "UPDATE audit_events SET detail = 'stage 1' WHERE seq = 5").await;
+    exec(url, &format!("UPDATE audit_events SET detail = 'stage 1' WHERE {}", at_seq(5))).await;
     assert_intact(url, EVENTS);
 
     // Reordered: records 3 and 8 exchange places.
     let id8 = id_at(url, 8).await;
-    exec(url, "UPDATE audit_events SET seq = -3 WHERE seq = 3").await;
-    exec(url, "UPDATE audit_events SET seq = 3 WHERE seq = 8").await;
-    exec(url, "UPDATE audit_events SET seq = 8 WHERE seq = -3").await;
+    exec(url, "UPDATE audit_links SET seq = -3 WHERE seq = 3").await;
+    exec(url, "UPDATE audit_links SET seq = 3 WHERE seq = 8").await;
+    exec(url, "UPDATE audit_links SET seq = 8 WHERE seq = -3").await;
     assert_tampered(url, &format!("record 3 (audit event {id8}) is out of order"));
-    exec(url, "UPDATE audit_events SET seq = -8 WHERE seq = 8").await;
-    exec(url, "UPDATE audit_events SET seq = 8 WHERE seq = 3").await;
-    exec(url, "UPDATE audit_events SET seq = 3 WHERE seq = -8").await;
+    exec(url, "UPDATE audit_links SET seq = -8 WHERE seq = 8").await;
+    exec(url, "UPDATE audit_links SET seq = 8 WHERE seq = 3").await;
+    exec(url, "UPDATE audit_links SET seq = 3 WHERE seq = -8").await;
     assert_intact(url, EVENTS);
 
     // Rewritten: record 4 edited and every hash from it on recomputed, as someone who knows the
@@ -131,29 +143,15 @@ async fn tamper_and_verify(url: &str) {
     records[3].detail = Some("rewritten".into());
     for l in audit_chain::chain(0, audit_chain::GENESIS, records) {
         let detail = l.record.detail.clone().unwrap_or_default();
-        exec(
-            url,
-            &format!(
-                "UPDATE audit_events SET detail = '{detail}', prev_hash = '{}', hash = '{}' WHERE seq = {}",
-                l.prev_hash, l.hash, l.seq
-            ),
-        )
-        .await;
+        rewrite(url, &l, &detail).await;
     }
-    exec(url, &format!("UPDATE audit_chain SET hash = (SELECT hash FROM audit_events WHERE seq = {EVENTS})")).await;
+    exec(url, &format!("UPDATE audit_chain SET hash = (SELECT hash FROM audit_links WHERE seq = {EVENTS})")).await;
     assert_tampered(url, &format!("records at or before {EVENTS} were rewritten"));
     for l in &links {
         let detail = l.record.detail.clone().unwrap_or_default();
-        exec(
-            url,
-            &format!(
-                "UPDATE audit_events SET detail = '{detail}', prev_hash = '{}', hash = '{}' WHERE seq = {}",
-                l.prev_hash, l.hash, l.seq
-            ),
-        )
-        .await;
+        rewrite(url, l, &detail).await;
     }
-    exec(url, &format!("UPDATE audit_chain SET hash = (SELECT hash FROM audit_events WHERE seq = {EVENTS})")).await;
+    exec(url, &format!("UPDATE audit_chain SET hash = (SELECT hash FROM audit_links WHERE seq = {EVENTS})")).await;
     assert_intact(url, EVENTS);
 
     // Export: the period's events, oldest first, in both formats.
@@ -169,9 +167,16 @@ async fn tamper_and_verify(url: &str) {
     assert_eq!(csv.lines().count(), EVENTS as usize + 1, "{csv}");
     assert!(csv.starts_with("activityDateTime,id,category,activityDisplayName"), "{csv}");
 
-    // Deleted: record 7 goes.
+    // Deleted: the link of record 9 goes (its event stays, now unchained in all but name)…
+    let id10 = id_at(url, 10).await;
+    exec(url, "DELETE FROM audit_links WHERE seq = 9").await;
+    assert_tampered(
+        url,
+        &format!("record 9 is missing (deleted); the trail resumes at record 10 (audit event {id10})"),
+    );
+    // …and then the event of record 7, which comes first.
     let id8 = id_at(url, 8).await;
-    exec(url, "DELETE FROM audit_events WHERE seq = 7").await;
+    exec(url, &format!("DELETE FROM audit_events WHERE {}", at_seq(7))).await;
     assert_tampered(url, &format!("record 7 is missing (deleted); the trail resumes at record 8 (audit event {id8})"));
 }
 
@@ -213,7 +218,7 @@ async fn verify_finds_tampering_in_postgres() {
 async fn truncation(url: &str) {
     seed(url).await;
     assert_intact(url, EVENTS);
-    exec(url, "DELETE FROM audit_events WHERE seq > 18").await;
+    exec(url, "DELETE FROM audit_events WHERE id IN (SELECT event_id FROM audit_links WHERE seq > 18)").await;
     assert_tampered(url, "records after 18 were deleted");
 }
 
@@ -231,7 +236,7 @@ async fn pruning(url: &str) {
     let (ok, text) = verify(url);
     assert!(ok && text.contains("audit trail intact: 10 records (11–20)"), "{text}");
     // Someone deletes record 11 too and moves the anchor onto it: no signed checkpoint vouches.
-    exec(url, "DELETE FROM audit_events WHERE seq = 11").await;
+    exec(url, &format!("DELETE FROM audit_events WHERE {}", at_seq(11))).await;
     let eleven =
         "UPDATE audit_chain SET anchor_seq = 11, anchor_hash = (SELECT hash FROM audit_checkpoints WHERE seq = 10)";
     exec(url, eleven).await;

@@ -51,10 +51,7 @@ impl<'a> Cells<'a> {
         }
     }
     pub fn int(&mut self) -> Result<i64, StoreError> {
-        match self.next() {
-            Cell::Int(v) => Ok(*v),
-            _ => Err(corrupt("integer", self.i - 1)),
-        }
+        self.opt_int()?.ok_or_else(|| corrupt("integer", self.i - 1))
     }
     pub fn bool(&mut self) -> Result<bool, StoreError> {
         match self.next() {

@@ -37,6 +37,7 @@ use crate::rows::{Cells, FromRow};
 use crate::{compile, lifecycle, rule_sql};
 
 mod audit;
+mod chat;
 mod external;
 mod metrics;
 mod notify;
@@ -1970,6 +1971,30 @@ impl Store for SqlStore {
     async fn connection_credentials(&self, cid: ConnectionId) -> StoreResult<Option<String>> {
         let rows = self.driver.fetch("SELECT credentials FROM connections WHERE id = $1", &[id(cid)]).await?;
         rows.first().map(|r| Cells::new(r).opt_text()).transpose().map(Option::flatten)
+    }
+
+    async fn insert_chat_webhook(
+        &self,
+        w: &steward_domain::chat::ChatWebhook,
+        sealed_url: &str,
+        event: &AuditEvent,
+    ) -> StoreResult<()> {
+        self.insert_chat_webhook_impl(w, sealed_url, event).await
+    }
+
+    async fn chat_webhooks(&self, catalog: CatalogId) -> StoreResult<Vec<steward_domain::chat::ChatWebhook>> {
+        self.chat_webhooks_impl(catalog).await
+    }
+
+    async fn chat_webhook(
+        &self,
+        w: steward_domain::ids::ChatWebhookId,
+    ) -> StoreResult<Option<(steward_domain::chat::ChatWebhook, String)>> {
+        self.chat_webhook_impl(w).await
+    }
+
+    async fn delete_chat_webhook(&self, w: steward_domain::ids::ChatWebhookId, event: &AuditEvent) -> StoreResult<()> {
+        self.delete_chat_webhook_impl(w, event).await
     }
 
     async fn due_reconciliations(&self, now: jiff::Timestamp) -> StoreResult<Vec<Connection>> {

@@ -73,6 +73,7 @@ pub fn api() -> api::Api {
         .merge(routes::lifecycle::api())
         .merge(routes::tokens::api())
         .merge(routes::connections::api())
+        .merge(routes::chat::api())
         .merge(routes::extensions::api())
         .merge(routes::connected_orgs::api())
         .merge(routes::roles::api())

@@ -96,14 +96,26 @@ async fn chain_and_check(
     Ok((progress.chained, due))
 }
 
-/// Chains everything waiting, pass after pass (for shutdown, tests and benchmarks).
+/// How long `catch_up` waits for events the chainer cannot take yet.
+const CATCH_UP_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Chains everything written before the call, pass after pass (for shutdown, tests and
+/// benchmarks). On PostgreSQL an event waits for every transaction older than its own, even
+/// one in another database of the server, to end before it can be chained; `catch_up` waits
+/// for those too, up to `CATCH_UP_PATIENCE`, and leaves the rest to the worker.
 pub async fn catch_up(store: &dyn Store, key: Option<&CheckpointKey>, now: Timestamp) -> Result<u64, AppError> {
     let mut total = 0u64;
+    let started = std::time::Instant::now();
     loop {
         let n = pass(store, key, now).await?;
         total += u64::from(n);
         if n < BATCH {
-            return Ok(total);
+            if store.audit_chain_state().await?.unchained == 0 || started.elapsed() > CATCH_UP_PATIENCE {
+                return Ok(total);
+            }
+            if n == 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
         }
     }
 }

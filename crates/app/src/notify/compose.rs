@@ -468,6 +468,7 @@ pub fn notice(draft: &Draft, to: &User, email: &str, links: &Links, now: Timesta
     Ok(Notice {
         id: key(draft.kind, &draft.source, email),
         kind: draft.kind,
+        channel: super::Channel::Mail,
         recipient: email.to_owned(),
         recipient_name: Some(to.display_name.as_str().to_owned()),
         user_id: Some(to.id),

@@ -1,15 +1,17 @@
-//! Sending the outbox: each round leases up to `CLAIM` due notices, sends each through the
-//! `Mailer` outside any transaction, and records the outcome: sent; deferred with backoff
-//! (30 s doubling to an hour) after a transient failure, given up after `GIVE_UP_AFTER`;
-//! failed at once on a permanent one. After a transient failure the rest of the round's
-//! notices go back untried, due when the failed one is tried again: the relay is likely down,
-//! and each would wait for its timeout while the worker's round waits for them.
+//! Sending the outbox: each round leases up to `CLAIM` due notices, sends each outside any
+//! transaction (mail through the `Mailer`, chat messages through the `ChatSender`), and
+//! records the outcome: sent; deferred with backoff (30 s doubling to an hour) after a
+//! transient failure, given up after `GIVE_UP_AFTER`; failed at once on a permanent one. After
+//! a transient failure of the mail relay the rest of the round's mail goes back untried, due
+//! when the failed one is tried again: the relay is likely down, and each would wait for its
+//! timeout while the worker's round waits for them. Chat webhooks are each their own service,
+//! so one that fails holds back only its own messages.
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::Notice;
-use crate::mail::{Address, MailError, Mailer, OutgoingMail};
-use crate::{AppError, Services, metrics};
+use super::{Channel, Notice};
+use crate::mail::{Address, MailError, OutgoingMail};
+use crate::{AppError, Services, chat, metrics};
 
 /// Notices leased per round.
 pub const CLAIM: u32 = 50;
@@ -42,27 +44,48 @@ fn outgoing(n: &Notice) -> Result<OutgoingMail, MailError> {
     })
 }
 
+/// Sends one notice through its channel.
+async fn deliver(s: &Services, n: &Notice) -> Result<(), MailError> {
+    match n.channel {
+        Channel::Mail => {
+            let mailer = s.mailer.as_ref().ok_or_else(|| MailError::Transient("no SMTP relay is configured".into()))?;
+            mailer.send(&outgoing(n)?).await
+        }
+        Channel::Chat => {
+            let sender =
+                s.chat.as_ref().ok_or_else(|| MailError::Transient("this server sends no chat messages".into()))?;
+            chat::send(s, &**sender, n).await
+        }
+    }
+}
+
 /// Sends what is due at `now` as `owner`; returns how many notices were tried.
-pub(crate) async fn pass(s: &Services, mailer: &dyn Mailer, owner: &str, now: Timestamp) -> Result<usize, AppError> {
+pub(crate) async fn pass(s: &Services, owner: &str, now: Timestamp) -> Result<usize, AppError> {
     let lease_until = now.saturating_add(LEASE).unwrap_or(now);
     let claimed = s.store.claim_notices(owner, now, lease_until, CLAIM).await?;
     let mut tried = 0;
-    let mut relay_down: Option<Timestamp> = None;
+    // When the mail relay, or a chat webhook (by id), failed for now: the retry time.
+    let mut down: std::collections::HashMap<String, Timestamp> = std::collections::HashMap::new();
     for n in &claimed {
-        if let Some(again) = relay_down {
-            s.store.notice_postpone(&n.id, owner, again.max(n.next_at)).await?;
+        let service = match n.channel {
+            Channel::Mail => String::new(),
+            Channel::Chat => n.recipient.clone(),
+        };
+        if let Some(again) = down.get(&service) {
+            s.store.notice_postpone(&n.id, owner, (*again).max(n.next_at)).await?;
             continue;
         }
         tried += 1;
-        let result = match outgoing(n) {
-            Ok(mail) => mailer.send(&mail).await,
-            Err(e) => Err(e),
-        };
+        let result = deliver(s, n).await;
         // The time of the outcome: a send may take a while.
         let at = s.clock.now();
+        let (sent, failed): (fn(), fn(bool)) = match n.channel {
+            Channel::Mail => (metrics::mail_sent, metrics::mail_failed),
+            Channel::Chat => (metrics::chat_sent, metrics::chat_failed),
+        };
         match result {
             Ok(()) => {
-                metrics::mail_sent();
+                sent();
                 if !s.store.notice_sent(&n.id, owner, at).await? {
                     tracing::warn!(notice = %n.id, "a notice was sent after its lease ran out; it may be sent twice");
                 }
@@ -70,21 +93,21 @@ pub(crate) async fn pass(s: &Services, mailer: &dyn Mailer, owner: &str, now: Ti
             Err(MailError::Transient(why)) => {
                 let attempts = n.attempts.saturating_add(1);
                 let next = at.saturating_add(backoff(attempts)).unwrap_or(at);
-                relay_down = Some(next);
+                down.insert(service, next);
                 if next.duration_since(n.created_at) > GIVE_UP_AFTER {
-                    metrics::mail_failed(false);
+                    failed(false);
                     tracing::warn!(notice = %n.id, kind = %n.kind, attempts, error = %why, "giving up on a notice");
                     let why = format!("given up after {attempts} attempts: {why}");
                     s.store.notice_failed(&n.id, owner, &why).await?;
                 } else {
-                    metrics::mail_failed(true);
-                    tracing::info!(notice = %n.id, kind = %n.kind, attempts, error = %why, retry_at = %next, "mail deferred");
+                    failed(true);
+                    tracing::info!(notice = %n.id, kind = %n.kind, attempts, error = %why, retry_at = %next, "notice deferred");
                     s.store.notice_retry(&n.id, owner, next, &why).await?;
                 }
             }
             Err(MailError::Permanent(why)) => {
-                metrics::mail_failed(false);
-                tracing::warn!(notice = %n.id, kind = %n.kind, error = %why, "mail refused for good");
+                failed(false);
+                tracing::warn!(notice = %n.id, kind = %n.kind, error = %why, "notice refused for good");
                 s.store.notice_failed(&n.id, owner, &why).await?;
             }
         }

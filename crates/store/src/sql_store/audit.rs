@@ -6,6 +6,8 @@ use steward_app::ports::{ChainProgress, ChainState};
 use steward_domain::audit_chain::{self, Anchor, Checkpoint, Link, Record};
 use steward_domain::ids::AuditEventId;
 
+use crate::Row;
+
 use super::*;
 
 /// Every column the chain covers, in `Record`'s order.
@@ -28,15 +30,6 @@ fn record(c: &mut Cells<'_>) -> StoreResult<Record> {
         detail: c.opt_text()?,
         modified_properties: c.opt_text()?,
     })
-}
-
-struct Unchained(Record);
-
-impl FromRow for Unchained {
-    const COLUMNS: &'static str = RECORD_COLUMNS;
-    fn from_cells(c: &mut Cells<'_>) -> Result<Self, StoreError> {
-        Ok(Self(record(c)?))
-    }
 }
 
 struct Stored(Link);
@@ -95,11 +88,9 @@ impl SqlStore {
     }
 
     pub(super) async fn chain_audit_impl(&self, limit: u32) -> StoreResult<ChainProgress> {
-        let pending_sql =
-            format!("SELECT {RECORD_COLUMNS} FROM audit_events WHERE seq IS NULL ORDER BY at, id LIMIT {limit}");
+        let pending = Pending::of(self.driver.concurrent_writers());
         // Look first without the lock: most rounds find nothing, and take no lock for it.
-        let probe = self.driver.fetch("SELECT id FROM audit_events WHERE seq IS NULL LIMIT 1", &[]).await?;
-        if probe.is_empty() {
+        if !pending.any(&*self.driver).await? {
             let sql = format!("SELECT {} FROM audit_chain WHERE id = 1", Head::COLUMNS);
             let head = self.rows::<Head>(&sql, &[]).await?.into_iter().next().ok_or_else(no_head)?.head;
             return Ok(ChainProgress { chained: 0, head, last_checkpoint: None });
@@ -113,32 +104,37 @@ impl SqlStore {
         let head_rows = tx.fetch(&format!("SELECT {} FROM audit_chain WHERE id = 1", Head::COLUMNS), &[]).await?;
         let head =
             head_rows.first().map(|r| Head::from_cells(&mut Cells::new(r))).transpose()?.ok_or_else(no_head)?.head;
-        let rows = tx.fetch(&pending_sql, &[]).await?;
-        let records = rows
-            .iter()
-            .map(|r| Unchained::from_cells(&mut Cells::new(r)).map(|u| u.0))
-            .collect::<StoreResult<Vec<_>>>()?;
-        let links = audit_chain::chain(head.seq, &head.hash, records);
+        let waiting = pending.take(&mut tx, limit).await?;
+        let Some(cursor) = waiting.last().map(|w| w.cursor.clone()) else {
+            return Ok(ChainProgress { chained: 0, head, last_checkpoint: None });
+        };
+        let ids: Vec<String> = waiting.iter().map(|w| w.record.id.clone()).collect();
+        let links = audit_chain::chain(head.seq, &head.hash, waiting.into_iter().map(|w| w.record).collect());
         let Some(last) = links.last().map(|l| Anchor { seq: l.seq, hash: l.hash.clone() }) else {
             return Ok(ChainProgress { chained: 0, head, last_checkpoint: None });
         };
-        let values: Vec<Vec<Param>> = links
+        let rows: Vec<Vec<Param>> = links
             .iter()
             .map(|l| {
                 vec![
-                    l.record.id.clone().into(),
                     Param::Int(Some(l.seq)),
+                    l.record.id.clone().into(),
                     l.prev_hash.clone().into(),
                     l.hash.clone().into(),
                 ]
             })
             .collect();
-        update_links(&mut tx, self.driver.arrays(), values).await?;
-        tx.execute(
-            "UPDATE audit_chain SET seq = $1, hash = $2 WHERE id = 1",
-            &[Param::Int(Some(last.seq)), last.hash.clone().into()],
+        let (arrays, set) = (self.driver.arrays(), self.driver.text_set("$1"));
+        lifecycle::insert_many(
+            &mut tx,
+            arrays,
+            "INSERT INTO audit_links (seq, event_id, prev_hash, hash)",
+            &[lifecycle::I, lifecycle::T, lifecycle::T, lifecycle::T],
+            rows,
+            "",
         )
         .await?;
+        pending.advance(&mut tx, &last, &cursor, &ids, &set).await?;
         let newest = format!("SELECT {} FROM audit_checkpoints ORDER BY seq DESC LIMIT 1", Checkpoint::COLUMNS);
         let rows = tx.fetch(&newest, &[]).await?;
         let last_checkpoint = rows.first().map(|r| Checkpoint::from_cells(&mut Cells::new(r))).transpose()?;
@@ -151,9 +147,7 @@ impl SqlStore {
         let Head { head, anchor } = h.into_iter().next().ok_or_else(no_head)?;
         let last = format!("SELECT {} FROM audit_checkpoints ORDER BY seq DESC LIMIT 1", Checkpoint::COLUMNS);
         let last_checkpoint = self.rows::<Checkpoint>(&last, &[]).await?.into_iter().next();
-        let unchained = self.driver.fetch("SELECT COUNT(*) FROM audit_events WHERE seq IS NULL", &[]).await?;
-        let unchained = unchained.first().map(|r| Cells::new(r).int()).transpose()?.unwrap_or(0);
-        let unchained = u64::try_from(unchained).unwrap_or(0);
+        let unchained = Pending::of(self.driver.concurrent_writers()).count(&*self.driver).await?;
         Ok(ChainState { head, anchor, last_checkpoint, unchained })
     }
 
@@ -186,20 +180,22 @@ impl SqlStore {
         let sql = format!("SELECT {} FROM audit_chain WHERE id = 1", Head::COLUMNS);
         let Head { head, anchor } = self.rows::<Head>(&sql, &[]).await?.into_iter().next().ok_or_else(no_head)?;
         // The first record after the anchor that is not older than `before` ends the run.
+        // Walked in `seq` order and no further than one batch (and the record after it).
+        let most = anchor.seq.saturating_add(i64::from(limit));
         let young = self
             .driver
             .fetch(
-                "SELECT MIN(seq) FROM audit_events WHERE seq > $1 AND at >= $2",
-                &[Param::Int(Some(anchor.seq)), ts(before)],
+                "SELECT l.seq FROM audit_links l JOIN audit_events e ON e.id = l.event_id \
+                 WHERE l.seq > $1 AND l.seq <= $2 AND e.at >= $3 ORDER BY l.seq LIMIT 1",
+                &[Param::Int(Some(anchor.seq)), Param::Int(Some(most.saturating_add(1))), ts(before)],
             )
             .await?;
-        let first_young = young.first().map(|r| Cells::new(r).opt_int()).transpose()?.flatten();
-        let end =
-            first_young.map_or(head.seq, |s| s.saturating_sub(1)).min(anchor.seq.saturating_add(i64::from(limit)));
+        let first_young = young.first().map(|r| Cells::new(r).int()).transpose()?;
+        let end = first_young.map_or(head.seq, |s| s.saturating_sub(1)).min(most);
         if end <= anchor.seq {
             return Ok(None);
         }
-        let rows = self.driver.fetch("SELECT hash FROM audit_events WHERE seq = $1", &[Param::Int(Some(end))]).await?;
+        let rows = self.driver.fetch("SELECT hash FROM audit_links WHERE seq = $1", &[Param::Int(Some(end))]).await?;
         let hash = rows.first().map(|r| Cells::new(r).opt_text()).transpose()?.flatten();
         // A record missing there is the verification's to report; nothing is pruned past it.
         Ok(hash.map(|hash| Anchor { seq: end, hash }))
@@ -227,11 +223,13 @@ impl SqlStore {
             ],
         )
         .await?;
+        let range = [Param::Int(Some(from.seq)), Param::Int(Some(to.seq))];
         tx.execute(
-            "DELETE FROM audit_events WHERE seq > $1 AND seq <= $2",
-            &[Param::Int(Some(from.seq)), Param::Int(Some(to.seq))],
+            "DELETE FROM audit_events WHERE id IN (SELECT event_id FROM audit_links WHERE seq > $1 AND seq <= $2)",
+            &range,
         )
         .await?;
+        tx.execute("DELETE FROM audit_links WHERE seq > $1 AND seq <= $2", &range).await?;
         tx.execute("DELETE FROM audit_checkpoints WHERE seq < $1", &[Param::Int(Some(to.seq))]).await?;
         tx.execute(
             "UPDATE audit_chain SET anchor_seq = $1, anchor_hash = $2 WHERE id = 1",
@@ -243,47 +241,156 @@ impl SqlStore {
     }
 
     pub(super) async fn audit_links_impl(&self, after: i64, limit: u32) -> StoreResult<Vec<Link>> {
-        let sql = format!("SELECT {} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT {limit}", Stored::COLUMNS);
+        // A link whose event is gone is left out: the walk sees a gap and names it.
+        let sql = format!(
+            "SELECT {} FROM audit_links JOIN audit_events ON audit_events.id = audit_links.event_id \
+             WHERE seq > $1 ORDER BY seq LIMIT {limit}",
+            Stored::COLUMNS
+        );
         Ok(self.rows::<Stored>(&sql, &[Param::Int(Some(after))]).await?.into_iter().map(|s| s.0).collect())
     }
 }
 
-/// Writes the links' `seq`, `prev_hash` and `hash` (rows of id, seq, prev_hash, hash): one
-/// `UPDATE … FROM UNNEST` on PostgreSQL, `UPDATE … FROM (VALUES …)` in chunks elsewhere.
-async fn update_links(tx: &mut Box<dyn Tx>, arrays: bool, rows: Vec<Vec<Param>>) -> StoreResult<()> {
-    const SET: &str = "UPDATE audit_events SET seq = v.seq, prev_hash = v.prev_hash, hash = v.hash FROM ";
-    const WHERE: &str = " WHERE audit_events.id = v.id";
-    if arrays {
-        let (mut ids, mut seqs, mut prevs, mut hashes) = (vec![], vec![], vec![], vec![]);
-        for r in rows {
-            let mut r = r.into_iter();
-            if let (Some(Param::Text(i)), Some(Param::Int(s)), Some(Param::Text(p)), Some(Param::Text(h))) =
-                (r.next(), r.next(), r.next(), r.next())
-            {
-                ids.push(i);
-                seqs.push(s);
-                prevs.push(p);
-                hashes.push(h);
+/// An event waiting to be chained, with where the chainer's cursor stands once it is.
+struct Waiting {
+    record: Record,
+    cursor: Cursor,
+}
+
+/// The PostgreSQL chainer's cursor: the last chained event's writing transaction, time and id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Cursor {
+    xid: i64,
+    at: i64,
+    id: String,
+}
+
+impl Cursor {
+    fn from_cells(c: &mut Cells<'_>) -> Result<Self, StoreError> {
+        Ok(Self { xid: c.int()?, at: c.int()?, id: c.text()? })
+    }
+}
+
+/// How the chainer finds the events waiting for it (migration 0017). With concurrent writers
+/// (PostgreSQL) a cursor over (writing transaction, time, id) that only moves past
+/// transactions older than every one still running, so the writers never touch an event again;
+/// with one writer at a time (SQLite) a flag that the chainer sets.
+#[derive(Debug, Clone, Copy)]
+enum Pending {
+    Cursor,
+    Flag,
+}
+
+impl Pending {
+    fn of(concurrent_writers: bool) -> Self {
+        if concurrent_writers { Self::Cursor } else { Self::Flag }
+    }
+
+    const CURSOR: &str = "SELECT cursor_xid, cursor_at, cursor_id FROM audit_chain WHERE id = 1";
+
+    fn cursor(rows: &[Row]) -> StoreResult<Cursor> {
+        rows.first().map(|r| Cursor::from_cells(&mut Cells::new(r))).transpose()?.ok_or_else(no_head)
+    }
+
+    fn after(c: &Cursor) -> [Param; 3] {
+        [Param::Int(Some(c.xid)), Param::Int(Some(c.at)), c.id.clone().into()]
+    }
+
+    /// Whether any event was written after the last one chained (on PostgreSQL, including
+    /// events of transactions the chainer must still wait for).
+    async fn any(self, driver: &dyn Driver) -> StoreResult<bool> {
+        let rows = match self {
+            Self::Cursor => {
+                let c = Self::cursor(&driver.fetch(Self::CURSOR, &[]).await?)?;
+                let sql = "SELECT 1 FROM audit_events WHERE (chain_xid, at, id) > ($1, $2, $3) LIMIT 1";
+                driver.fetch(sql, &Self::after(&c)).await?
+            }
+            Self::Flag => driver.fetch("SELECT 1 FROM audit_events WHERE chained IS NULL LIMIT 1", &[]).await?,
+        };
+        Ok(!rows.is_empty())
+    }
+
+    /// How many events were written after the last one chained.
+    async fn count(self, driver: &dyn Driver) -> StoreResult<u64> {
+        let rows = match self {
+            Self::Cursor => {
+                let c = Self::cursor(&driver.fetch(Self::CURSOR, &[]).await?)?;
+                let sql = "SELECT COUNT(*) FROM audit_events WHERE (chain_xid, at, id) > ($1, $2, $3)";
+                driver.fetch(sql, &Self::after(&c)).await?
+            }
+            Self::Flag => driver.fetch("SELECT COUNT(*) FROM audit_events WHERE chained IS NULL", &[]).await?,
+        };
+        let n = rows.first().map(|r| Cells::new(r).int()).transpose()?.unwrap_or(0);
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Up to `limit` events to chain next, in chain order, under the head row's lock.
+    async fn take(self, tx: &mut Box<dyn Tx>, limit: u32) -> StoreResult<Vec<Waiting>> {
+        let rows = match self {
+            Self::Cursor => {
+                let c = Self::cursor(&tx.fetch(Self::CURSOR, &[]).await?)?;
+                // Transactions older than the statement's snapshot's xmin have all ended: their
+                // events are all visible now, and whatever commits later sorts after them.
+                let sql = format!(
+                    "SELECT chain_xid, {RECORD_COLUMNS} FROM audit_events WHERE (chain_xid, at, id) > ($1, $2, $3) \
+                     AND chain_xid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint \
+                     ORDER BY chain_xid, at, id LIMIT {limit}"
+                );
+                tx.fetch(&sql, &Self::after(&c)).await?
+            }
+            Self::Flag => {
+                let sql = format!(
+                    "SELECT 0, {RECORD_COLUMNS} FROM audit_events WHERE chained IS NULL ORDER BY at, id LIMIT {limit}"
+                );
+                tx.fetch(&sql, &[]).await?
+            }
+        };
+        rows.iter()
+            .map(|r| {
+                let mut c = Cells::new(r);
+                let xid = c.int()?;
+                let record = record(&mut c)?;
+                Ok(Waiting { cursor: Cursor { xid, at: record.at, id: record.id.clone() }, record })
+            })
+            .collect()
+    }
+
+    /// Moves the head to `last` and past the events just chained (`ids`, whose last one is at
+    /// `cursor`); `set` is the driver's subquery over a JSON list bound at `$1`.
+    async fn advance(
+        self,
+        tx: &mut Box<dyn Tx>,
+        last: &Anchor,
+        cursor: &Cursor,
+        ids: &[String],
+        set: &str,
+    ) -> StoreResult<()> {
+        match self {
+            Self::Cursor => {
+                tx.execute(
+                    "UPDATE audit_chain SET seq = $1, hash = $2, cursor_xid = $3, cursor_at = $4, cursor_id = $5 \
+                     WHERE id = 1",
+                    &[
+                        Param::Int(Some(last.seq)),
+                        last.hash.clone().into(),
+                        Param::Int(Some(cursor.xid)),
+                        Param::Int(Some(cursor.at)),
+                        cursor.id.clone().into(),
+                    ],
+                )
+                .await?;
+            }
+            Self::Flag => {
+                let list = serde_json::to_string(ids)
+                    .map_err(|e| StoreError::Internal(format!("cannot encode a list: {e}")))?;
+                tx.execute(&format!("UPDATE audit_events SET chained = 1 WHERE id IN ({set})"), &[list.into()]).await?;
+                tx.execute(
+                    "UPDATE audit_chain SET seq = $1, hash = $2 WHERE id = 1",
+                    &[Param::Int(Some(last.seq)), last.hash.clone().into()],
+                )
+                .await?;
             }
         }
-        let sql = format!(
-            "{SET}UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[]) AS v (id, seq, prev_hash, hash){WHERE}"
-        );
-        tx.execute(&sql, &[Param::Texts(ids), Param::Ints(seqs), Param::Texts(prevs), Param::Texts(hashes)]).await?;
-        return Ok(());
+        Ok(())
     }
-    for chunk in rows.chunks(lifecycle::MAX_PARAMS / 4) {
-        let mut tuples = Vec::with_capacity(chunk.len());
-        for k in 0..chunk.len() {
-            let b = k * 4;
-            tuples.push(format!("(${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4));
-        }
-        let sql = format!(
-            "{SET}(SELECT column1 AS id, column2 AS seq, column3 AS prev_hash, column4 AS hash FROM (VALUES {})) AS v{WHERE}",
-            tuples.join(", ")
-        );
-        let params: Vec<Param> = chunk.iter().flatten().cloned().collect();
-        tx.execute(&sql, &params).await?;
-    }
-    Ok(())
 }

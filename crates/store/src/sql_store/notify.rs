@@ -4,13 +4,13 @@
 //! (`notify_timers`), leases on due notices (as on jobs: `FOR UPDATE SKIP LOCKED` where writers
 //! run concurrently), and the reads the timers need.
 
-use steward_app::notify::{Notice, NoticeState, NotificationKind};
+use steward_app::notify::{Channel, Notice, NoticeState, NotificationKind};
 
 use super::*;
 use crate::lifecycle::{I, T, insert_many};
 
 const NOTICE_COLUMNS: &str = "id, kind, recipient, recipient_name, user_id, subject, text_body, html_body, source, \
-     created_at, next_at, attempts, state, last_error, sent_at";
+     created_at, next_at, attempts, state, last_error, sent_at, channel";
 
 impl FromRow for Notice {
     const COLUMNS: &'static str = NOTICE_COLUMNS;
@@ -31,9 +31,13 @@ impl FromRow for Notice {
         let attempts = u32::try_from(c.int()?).unwrap_or(u32::MAX);
         let state = c.text()?;
         let state = NoticeState::parse(&state).ok_or_else(|| bad("state", &state))?;
+        let (last_error, sent_at) = (c.opt_text()?, c.opt_time()?);
+        let channel = c.text()?;
+        let channel = Channel::parse(&channel).ok_or_else(|| bad("channel", &channel))?;
         Ok(Notice {
             id,
             kind,
+            channel,
             recipient,
             recipient_name,
             user_id,
@@ -45,8 +49,8 @@ impl FromRow for Notice {
             next_at,
             attempts,
             state,
-            last_error: c.opt_text()?,
-            sent_at: c.opt_time()?,
+            last_error,
+            sent_at,
         })
     }
 }
@@ -85,6 +89,7 @@ async fn insert_notices(tx: &mut Box<dyn Tx>, arrays: bool, notices: &[Notice]) 
                 n.state.as_str().into(),
                 n.last_error.clone().into(),
                 opt_ts(n.sent_at),
+                n.channel.as_str().into(),
             ]
         })
         .collect();
@@ -92,8 +97,8 @@ async fn insert_notices(tx: &mut Box<dyn Tx>, arrays: bool, notices: &[Notice]) 
         tx,
         arrays,
         "INSERT INTO notifications (id, kind, recipient, recipient_name, user_id, subject, text_body, html_body, \
-         source, created_at, next_at, attempts, state, last_error, sent_at)",
-        &[T, T, T, T, T, T, T, T, T, I, I, I, T, T, I],
+         source, created_at, next_at, attempts, state, last_error, sent_at, channel)",
+        &[T, T, T, T, T, T, T, T, T, I, I, I, T, T, I, T],
         rows,
         "ON CONFLICT (id) DO NOTHING",
     )
@@ -107,7 +112,7 @@ const CLAIM: &str = "UPDATE notifications SET lease_owner = $1, lease_until = $2
      AND (lease_until IS NULL OR lease_until <= $3) ORDER BY next_at, id LIMIT $4) \
      AND state = 'pending' AND (lease_until IS NULL OR lease_until <= $3) \
      RETURNING id, kind, recipient, recipient_name, user_id, subject, text_body, html_body, source, created_at, \
-     next_at, attempts, state, last_error, sent_at";
+     next_at, attempts, state, last_error, sent_at, channel";
 /// Claims due notices on PostgreSQL: the pick is materialized once, locking what it takes and
 /// skipping what another claimer holds (a `LIMIT … SKIP LOCKED` subquery inside `IN` may be
 /// run more than once by the planner, each run skipping the rows the last one locked, and so
@@ -117,7 +122,7 @@ const CLAIM_SKIP_LOCKED: &str = "WITH picked AS MATERIALIZED (SELECT id FROM not
      ORDER BY next_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) \
      UPDATE notifications n SET lease_owner = $1, lease_until = $2 FROM picked WHERE n.id = picked.id \
      RETURNING n.id, n.kind, n.recipient, n.recipient_name, n.user_id, n.subject, n.text_body, n.html_body, \
-     n.source, n.created_at, n.next_at, n.attempts, n.state, n.last_error, n.sent_at";
+     n.source, n.created_at, n.next_at, n.attempts, n.state, n.last_error, n.sent_at, n.channel";
 
 impl SqlStore {
     pub(super) async fn notify_cursor_impl(&self) -> StoreResult<i64> {
@@ -138,7 +143,11 @@ impl SqlStore {
     }
 
     pub(super) async fn chained_events_impl(&self, after: i64, limit: u32) -> StoreResult<Vec<(i64, AuditEvent)>> {
-        let sql = format!("SELECT seq, {} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2", AuditEvent::COLUMNS);
+        let sql = format!(
+            "SELECT seq, {} FROM audit_links JOIN audit_events ON audit_events.id = audit_links.event_id \
+             WHERE seq > $1 ORDER BY seq LIMIT $2",
+            AuditEvent::COLUMNS
+        );
         let rows: Vec<Chained> = self.rows(&sql, &[after.into(), i64::from(limit).into()]).await?;
         Ok(rows.into_iter().map(|Chained(seq, e)| (seq, e)).collect())
     }

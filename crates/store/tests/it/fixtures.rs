@@ -194,3 +194,20 @@ pub fn sorted<K: Ord>(mut v: Vec<K>) -> Vec<K> {
 pub fn bytes(a: &str, b: &str) -> Ordering {
     a.as_bytes().cmp(b.as_bytes())
 }
+
+/// Chains every event written so far, pass after pass, and returns how many it chained. On
+/// PostgreSQL an event waits to be chained until every transaction older than its own has
+/// ended, in any database of the server (other tests run beside this one), so a pass may
+/// chain none while events wait: this waits for them, up to ten seconds.
+pub async fn chain_everything(s: &SqlStore) -> u64 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut total = 0u64;
+    loop {
+        total += u64::from(s.chain_audit(100).await.unwrap().chained);
+        if s.audit_chain_state().await.unwrap().unchained == 0 {
+            return total;
+        }
+        assert!(std::time::Instant::now() < deadline, "events still wait to be chained after ten seconds");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}

@@ -10,6 +10,7 @@
 
 mod audit;
 mod catalogs;
+mod chat;
 mod concurrency;
 mod connections;
 mod directory;
@@ -128,6 +129,7 @@ contract!(
     notify::notices_are_leased_sent_retried_and_given_up,
     notify::concurrent_senders_claim_each_notice_once,
     notify::timers_read_ending_assignments_and_due_requests,
+    chat::chat_webhooks_round_trip_and_go_with_their_catalog,
 );
 
 #[test]

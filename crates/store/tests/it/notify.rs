@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use jiff::{SignedDuration, Timestamp};
 use steward_app::Store;
-use steward_app::notify::{Notice, NoticeState, NotificationKind, key};
+use steward_app::notify::{Channel, Notice, NoticeState, NotificationKind, key};
 use steward_app::ports::{Batch, Put};
 use steward_domain::assignment::Assignment;
 use steward_domain::audit::{Activity, AuditEvent, Initiator};
@@ -25,6 +25,7 @@ fn notice(source: &str, next_at: Timestamp) -> Notice {
     Notice {
         id: key(NotificationKind::AccessDelivered, source, recipient),
         kind: NotificationKind::AccessDelivered,
+        channel: Channel::Mail,
         recipient: recipient.into(),
         recipient_name: Some("Ada Lovelace".into()),
         user_id: Some(UserId::new()),
@@ -56,7 +57,7 @@ pub async fn notices_are_queued_once_as_the_cursor_moves(s: SqlStore) {
         .collect();
     s.apply(&Batch { events: events.clone(), ..Batch::default() }).await.unwrap();
     assert!(s.chained_events(0, 10).await.unwrap().is_empty(), "only chained events are read");
-    assert_eq!(s.chain_audit(100).await.unwrap().chained, 3);
+    assert_eq!(chain_everything(&s).await, 3);
     let read = s.chained_events(0, 10).await.unwrap();
     assert_eq!(read.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(), [1, 2, 3]);
     assert_eq!(read.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>(), events, "read back as written");
@@ -83,7 +84,7 @@ pub async fn notices_are_queued_once_as_the_cursor_moves(s: SqlStore) {
     // Without a mailer the cursor follows the chain's head, never going back.
     let more = AuditEvent::new(at(9), Activity::Deny, Initiator::System, "AccessPackageAssignmentRequest", 9, 9);
     s.apply(&Batch { events: vec![more], ..Batch::default() }).await.unwrap();
-    s.chain_audit(100).await.unwrap();
+    chain_everything(&s).await;
     s.notify_cursor_to_head().await.unwrap();
     assert_eq!(s.notify_cursor().await.unwrap(), 4);
     assert!(s.queue_notices(&[], 4, 9).await.unwrap());
@@ -108,8 +109,11 @@ pub async fn timer_watermarks_move_by_compare_and_set(s: SqlStore) {
 pub async fn notices_are_leased_sent_retried_and_given_up(s: SqlStore) {
     let now = later(100);
     let lease = later(400);
-    let (due1, due2, due3, tomorrow) =
+    let (due1, due2, mut due3, tomorrow) =
         (notice("1", later(10)), notice("2", later(20)), notice("3", later(30)), notice("4", later(86_400)));
+    // A chat message rides in the same outbox.
+    due3.channel = Channel::Chat;
+    due3.recipient = "webhook-id".into();
     s.queue_notices(&[due2.clone(), due1.clone(), tomorrow.clone(), due3.clone()], 0, 0).await.unwrap();
 
     let mine = s.claim_notices("w1", now, lease, 2).await.unwrap();
@@ -120,6 +124,8 @@ pub async fn notices_are_leased_sent_retried_and_given_up(s: SqlStore) {
     );
     let theirs = s.claim_notices("w2", now, lease, 10).await.unwrap();
     assert_eq!(theirs.iter().map(|n| n.id.as_str()).collect::<Vec<_>>(), [due3.id.as_str()], "leased ones are skipped");
+    assert_eq!((theirs[0].channel, theirs[0].recipient.as_str()), (Channel::Chat, "webhook-id"));
+    assert_eq!(mine[0].channel, Channel::Mail);
     assert!(s.claim_notices("w3", now, lease, 10).await.unwrap().is_empty());
 
     // Sent: only by its holder.

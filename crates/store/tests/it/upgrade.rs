@@ -237,3 +237,115 @@ async fn sqlite_the_notification_cursor_starts_at_the_chain_head() {
 async fn postgres_the_notification_cursor_starts_at_the_chain_head() {
     upgrade_notify_cursor(Kind::Postgres).await;
 }
+
+/// Events as the 0016 schema holds them: `count` of them, the first `chained` with their
+/// place and hashes in `audit_events` itself, and the chain's head after those.
+fn trail_sql(count: usize, chained: usize) -> Vec<String> {
+    use steward_domain::audit_chain::{self, Record};
+    let records: Vec<Record> = (0..count)
+        .map(|i| Record {
+            id: format!("50000000-0000-4000-8000-{i:012}"),
+            at: 1_790_000_000_000_000 + i as i64,
+            activity: "approve".into(),
+            display_name: "Approve access package assignment request".into(),
+            category: "EntitlementManagement".into(),
+            initiator: format!(r#"{{"user":"u-{i}"}}"#),
+            ip_address: Some("192.0.2.7".into()),
+            target_type: "AccessPackageAssignmentRequest".into(),
+            target_id: format!("r-{i}"),
+            correlation_id: format!("r-{i}"),
+            result: "success".into(),
+            detail: (i % 2 == 0).then(|| format!("stage {i}")),
+            modified_properties: None,
+        })
+        .collect();
+    let links = audit_chain::chain(0, audit_chain::GENESIS, records.clone());
+    let text = |v: &Option<String>| v.as_ref().map_or("NULL".to_owned(), |s| format!("'{s}'"));
+    let rows: Vec<String> = records
+        .iter()
+        .zip(&links)
+        .enumerate()
+        .map(|(i, (r, l))| {
+            let (seq, prev, hash) = if i < chained {
+                (l.seq.to_string(), format!("'{}'", l.prev_hash), format!("'{}'", l.hash))
+            } else {
+                ("NULL".into(), "NULL".into(), "NULL".into())
+            };
+            format!(
+                "('{}', {}, '{}', '{}', '{}', '{}', {}, '{}', '{}', '{}', '{}', {}, NULL, '{}', 'u-{i}', {seq}, {prev}, {hash})",
+                r.id,
+                r.at,
+                r.activity,
+                r.display_name,
+                r.category,
+                r.initiator,
+                text(&r.ip_address),
+                r.target_type,
+                r.target_id,
+                r.correlation_id,
+                r.result,
+                text(&r.detail),
+                r.display_name.to_lowercase(),
+            )
+        })
+        .collect();
+    let head =
+        links.get(chained.wrapping_sub(1)).map_or((0, audit_chain::GENESIS.to_owned()), |l| (l.seq, l.hash.clone()));
+    vec![
+        format!(
+            "INSERT INTO audit_events (id, at, activity, display_name, category, initiator, ip_address, target_type, \
+             target_id, correlation_id, result, detail, modified_properties, display_name_fold, initiator_user_id, \
+             seq, prev_hash, hash) VALUES {}",
+            rows.join(", ")
+        ),
+        format!("UPDATE audit_chain SET seq = {}, hash = '{}' WHERE id = 1", head.0, head.1),
+    ]
+}
+
+/// Migration 0017 moves the chain out of `audit_events` into `audit_links`: what was chained
+/// keeps its place and still verifies, what was not is chained after it.
+async fn upgrade_audit_links(kind: Kind) {
+    let (url, cleanup) = empty_database(kind).await;
+    let outcome = tokio::spawn(async move {
+        migrate_and_seed(kind, &url, 16, trail_sql(5, 3)).await;
+        let s = steward_store::open(&url, true).await.unwrap();
+        let state = s.audit_chain_state().await.unwrap();
+        assert_eq!((state.head.seq, state.unchained), (3, 2));
+        let now = jiff::Timestamp::from_second(1_790_000_100).unwrap();
+        assert_eq!(steward_app::audit::chain::catch_up(&s, None, now).await.unwrap(), 2);
+        let links = s.audit_links(0, 10).await.unwrap();
+        let ids: Vec<String> = links.iter().map(|l| l.record.id.clone()).collect();
+        let want: Vec<String> = (0..5).map(|i| format!("50000000-0000-4000-8000-{i:012}")).collect();
+        assert_eq!(ids, want, "the chained three first, in their places, then the other two");
+        let report = steward_app::audit::chain::verify(&s, None, |_| {}).await.unwrap();
+        assert_eq!(report.outcome.map(|v| (v.records, v.last_seq)), Ok((5, 5)));
+        // Written after the upgrade: chained after those.
+        let late = steward_domain::audit::AuditEvent::new(
+            now,
+            steward_domain::audit::Activity::Approve,
+            steward_domain::audit::Initiator::User("u-9".into()),
+            "AccessPackageAssignmentRequest",
+            "r-9",
+            "r-9",
+        );
+        s.apply(&steward_app::ports::Batch { events: vec![late], ..Default::default() }).await.unwrap();
+        assert_eq!(steward_app::audit::chain::catch_up(&s, None, now).await.unwrap(), 1);
+        let report = steward_app::audit::chain::verify(&s, None, |_| {}).await.unwrap();
+        assert_eq!(report.outcome.map(|v| v.records), Ok(6));
+    })
+    .await;
+    cleanup.run().await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_the_audit_chain_moves_to_its_own_table() {
+    upgrade_audit_links(Kind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_the_audit_chain_moves_to_its_own_table() {
+    upgrade_audit_links(Kind::Postgres).await;
+}

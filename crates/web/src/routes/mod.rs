@@ -1,6 +1,7 @@
 //! The API's routes, one module per area; each exposes `api() -> Api`.
 
 pub mod audit;
+pub mod chat;
 pub mod connected_orgs;
 pub mod connections;
 pub mod directory;

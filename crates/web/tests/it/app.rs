@@ -242,6 +242,33 @@ impl TestApp {
         (app, clock)
     }
 
+    /// The app posting to catalogs' chat webhooks over HTTP (their addresses sealed by
+    /// `connections::KEY`), sending no mail, linking to `https://steward.test`, on a manual
+    /// clock starting at `start` (returned, to move it), with the test-only routes.
+    pub async fn with_chat(start: &str) -> (Self, Arc<ManualClock>) {
+        let (store, dir) = Self::store().await;
+        let clock = Arc::new(ManualClock::new(start.parse().unwrap()));
+        let key = secrecy::SecretString::from(crate::connections::KEY.to_owned());
+        let setup = steward_app::connections::ConnectionSetup {
+            factory: None,
+            sealer: Some(steward_app::secrets::Sealer::from_base64(&key).unwrap()),
+        };
+        let services = Services::new(store, clock.clone())
+            .with_connection_setup(setup)
+            .with_chat(Arc::new(steward_connectors::callout::HttpCallouts::new().unwrap()))
+            .with_public_url("https://steward.test");
+        let worker = Worker::new(services.clone(), "web-it-chat");
+        let router = steward_web::app_with_test_clock(
+            services.clone(),
+            Authenticator::new(Some(ADMIN)),
+            Some("https://steward.test".to_owned()),
+            None,
+            steward_web::TestClock::new(clock.clone(), worker),
+        );
+        let app = Self { router, services, statuses: Arc::default(), next_crid: AtomicU64::new(1), _dir: dir };
+        (app, clock)
+    }
+
     /// The app on a manual clock starting at `start` (returned, to move it), with the test-only
     /// routes, metrics rendered by `handle` and read with `token` (either may be absent).
     pub async fn with_metrics(

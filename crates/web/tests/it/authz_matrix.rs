@@ -348,6 +348,10 @@ fn table() -> BTreeMap<(&'static str, &'static str), Vec<Who>> {
         ("get", "/v1.0/steward/connections/{id}/discover"),
         ("post", "/v1.0/steward/connections/{id}/reconcile"),
         ("get", "/v1.0/steward/connections/{id}/drift"),
+        ("get", "/v1.0/steward/catalogs/{id}/chatWebhooks"),
+        ("post", "/v1.0/steward/catalogs/{id}/chatWebhooks"),
+        ("delete", "/v1.0/steward/chatWebhooks/{id}"),
+        ("post", "/v1.0/steward/chatWebhooks/{id}/test"),
         ("get", "/v1.0/steward/separationOfDuties/violations"),
     ] {
         allow(m, p, ADMIN_ONLY);
@@ -463,6 +467,13 @@ impl World {
             )
             .await;
         connection.expect(StatusCode::CREATED);
+        let chat = app
+            .post(
+                &format!("/v1.0/steward/catalogs/{cat}/chatWebhooks"),
+                &json!({"displayName": "Approvers", "flavor": "teams", "url": "https://hooks.example.test/x"}),
+            )
+            .await;
+        chat.expect(StatusCode::CREATED);
         let token = app.post("/v1.0/steward/apiTokens", &json!({"displayName": "spare"})).await;
         token.expect(StatusCode::CREATED);
         // The delegated roles.
@@ -562,6 +573,7 @@ impl World {
             ("decision", decision),
             ("history", history),
             ("historyInstance", history_instance),
+            ("chatWebhook", chat.id()),
         ] {
             ids.insert(k, v);
         }
@@ -602,6 +614,8 @@ impl World {
             id("assignment")
         } else if template.contains("/connectedOrganizations/") {
             id("connectedOrganization")
+        } else if template.contains("/chatWebhooks/") {
+            id("chatWebhook")
         } else if template.contains("/connections/") {
             id("connection")
         } else if template.contains("/apiTokens/") {

@@ -9,6 +9,7 @@ mod audit;
 mod authz;
 mod authz_matrix;
 mod bad_input;
+mod chat;
 mod concurrency;
 mod conditions;
 mod connections;
