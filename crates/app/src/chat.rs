@@ -20,7 +20,7 @@ use steward_domain::text::DisplayName;
 use crate::audit::{admin_event, named};
 use crate::auth::AdminCap;
 use crate::mail::MailError;
-use crate::notify::{Channel, Notice, NoticeState, compose, key};
+use crate::notify::{Channel, Notice, compose};
 use crate::{AppError, Services};
 
 /// The audit target type of a webhook.
@@ -154,27 +154,15 @@ pub(crate) async fn notices(
             link: m.actions.first().map(|a| (a.label.clone(), a.url.clone())),
         };
         for w in targets {
-            let id = key(d.kind, &d.source, &format!("chat:{}", w.id));
-            if out.iter().any(|n| n.id == id) {
+            let due = Notice::due(d.kind, Channel::Chat, w.id.to_string(), &d.source, now);
+            if out.iter().any(|n| n.id == due.id) {
                 continue;
             }
             out.push(Notice {
-                id,
-                kind: d.kind,
-                channel: Channel::Chat,
-                recipient: w.id.to_string(),
                 recipient_name: Some(w.display_name.as_str().to_owned()),
-                user_id: None,
                 subject: message.title.clone(),
                 text_body: chat::payload(w.flavor, &message).to_string(),
-                html_body: String::new(),
-                source: d.source.clone(),
-                created_at: now,
-                next_at: now,
-                attempts: 0,
-                state: NoticeState::Pending,
-                last_error: None,
-                sent_at: None,
+                ..due
             });
         }
     }

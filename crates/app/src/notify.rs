@@ -97,6 +97,29 @@ pub struct Notice {
 }
 
 impl Notice {
+    /// A notice of `kind` through `channel` to `recipient`, from `source`, with its id (`key`)
+    /// and no content yet, due at `now` and not tried: the caller fills in what it says.
+    pub fn due(kind: NotificationKind, channel: Channel, recipient: String, source: &str, now: Timestamp) -> Self {
+        Self {
+            id: key(kind, source, &recipient),
+            kind,
+            channel,
+            recipient,
+            recipient_name: None,
+            user_id: None,
+            subject: String::new(),
+            text_body: String::new(),
+            html_body: String::new(),
+            source: source.to_owned(),
+            created_at: now,
+            next_at: now,
+            attempts: 0,
+            state: NoticeState::Pending,
+            last_error: None,
+            sent_at: None,
+        }
+    }
+
     /// The mail's Message-ID: the same for every attempt, so a mail sent again is recognisable.
     pub fn message_id(&self) -> String {
         format!("<{}@steward>", self.id)

@@ -9,7 +9,7 @@ use steward_domain::directory::User;
 use steward_domain::ids::{AccessPackageId, PolicyId, RequestId, ReviewDefinitionId, ReviewInstanceId, UserId};
 use steward_domain::notification::NotificationKind as K;
 
-use super::{Notice, NoticeState, key};
+use super::Notice;
 use crate::decision_links::DecisionUrls;
 
 /// A request as its mails tell it.
@@ -466,22 +466,12 @@ pub fn notice(draft: &Draft, to: &User, email: &str, links: &Links, now: Timesta
     let m = mail(draft.kind, &draft.topic, to, links, now);
     let (text_body, html_body) = render(&m)?;
     Ok(Notice {
-        id: key(draft.kind, &draft.source, email),
-        kind: draft.kind,
-        channel: super::Channel::Mail,
-        recipient: email.to_owned(),
         recipient_name: Some(to.display_name.as_str().to_owned()),
         user_id: Some(to.id),
         subject: m.subject,
         text_body,
         html_body,
-        source: draft.source.clone(),
-        created_at: now,
-        next_at: now,
-        attempts: 0,
-        state: NoticeState::Pending,
-        last_error: None,
-        sent_at: None,
+        ..Notice::due(draft.kind, super::Channel::Mail, email.to_owned(), &draft.source, now)
     })
 }
 

@@ -230,16 +230,7 @@ impl TestApp {
             .with_public_url("https://steward.test")
             .with_decision_key(steward_domain::decision_link::LinkKey::derive(link_key))
             .with_notify_settings(notify);
-        let worker = Worker::new(services.clone(), "web-it-mail");
-        let router = steward_web::app_with_test_clock(
-            services.clone(),
-            Authenticator::new(Some(ADMIN)),
-            Some("https://steward.test".to_owned()),
-            None,
-            steward_web::TestClock::new(clock.clone(), worker),
-        );
-        let app = Self { router, services, statuses: Arc::default(), next_crid: AtomicU64::new(1), _dir: dir };
-        (app, clock)
+        (Self::linking_on_test_clock(services, &clock, "web-it-mail", dir), clock)
     }
 
     /// The app posting to catalogs' chat webhooks over HTTP (their addresses sealed by
@@ -257,7 +248,13 @@ impl TestApp {
             .with_connection_setup(setup)
             .with_chat(Arc::new(steward_connectors::callout::HttpCallouts::new().unwrap()))
             .with_public_url("https://steward.test");
-        let worker = Worker::new(services.clone(), "web-it-chat");
+        (Self::linking_on_test_clock(services, &clock, "web-it-chat", dir), clock)
+    }
+
+    /// The app over `services` linking to `https://steward.test`, with the test-only routes on
+    /// `clock` and a worker named `worker`.
+    fn linking_on_test_clock(services: Services, clock: &Arc<ManualClock>, worker: &str, dir: TempDir) -> Self {
+        let worker = Worker::new(services.clone(), worker);
         let router = steward_web::app_with_test_clock(
             services.clone(),
             Authenticator::new(Some(ADMIN)),
@@ -265,8 +262,7 @@ impl TestApp {
             None,
             steward_web::TestClock::new(clock.clone(), worker),
         );
-        let app = Self { router, services, statuses: Arc::default(), next_crid: AtomicU64::new(1), _dir: dir };
-        (app, clock)
+        Self { router, services, statuses: Arc::default(), next_crid: AtomicU64::new(1), _dir: dir }
     }
 
     /// The app on a manual clock starting at `start` (returned, to move it), with the test-only
@@ -403,6 +399,20 @@ impl TestApp {
     pub async fn user(&self, name: &str, upn: &str) -> String {
         let body = json!({"displayName": name, "userPrincipalName": upn});
         self.post("/v1.0/users", &body).await.expect(StatusCode::CREATED).id()
+    }
+    /// A new group `group` added to `catalog`, and a new package `package` there granting
+    /// membership of it: (group id, package id).
+    pub async fn group_package(&self, catalog: &str, group: &str, package: &str) -> (String, String) {
+        let group = self.group(group).await;
+        self.add_group(catalog, &group).await.expect(StatusCode::CREATED);
+        let package = self.package(catalog, package).await;
+        self.post(
+            &format!("{EM}/accessPackages/{package}/resourceRoleScopes"),
+            &json!({"role": {"originId": format!("Member_{group}"), "originSystem": "AadGroup"}}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+        (group, package)
     }
     /// `resourceRequests` adminAdd of a group into a catalog.
     pub async fn add_group(&self, catalog: &str, group: &str) -> Resp {

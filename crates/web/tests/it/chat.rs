@@ -64,15 +64,7 @@ async fn a_request_waiting_for_approval_is_announced_once_to_each_webhook_of_its
     let (app, _clock) = TestApp::with_chat(START).await;
     let catalog = app.catalog("Finance").await;
     let other = app.catalog("Marketing").await;
-    let group = app.group("Ledger users").await;
-    app.add_group(&catalog, &group).await.expect(StatusCode::CREATED);
-    let package = app.package(&catalog, "Ledger").await;
-    app.post(
-        &format!("{EM}/accessPackages/{package}/resourceRoleScopes"),
-        &json!({"role": {"originId": format!("Member_{group}"), "originSystem": "AadGroup"}}),
-    )
-    .await
-    .expect(StatusCode::CREATED);
+    let (_, package) = app.group_package(&catalog, "Ledger users", "Ledger").await;
 
     // Administrators add webhooks; the address is a secret and never comes back.
     let hooks = format!("/v1.0/steward/catalogs/{catalog}/chatWebhooks");

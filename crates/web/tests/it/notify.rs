@@ -53,15 +53,7 @@ async fn world(settings: Settings) -> World {
     let outbox = Arc::new(Outbox::default());
     let (app, clock) = TestApp::with_mail(START, outbox.clone(), LINK_KEY, settings).await;
     let catalog = app.catalog("Finance").await;
-    let group = app.group("Ledger users").await;
-    app.add_group(&catalog, &group).await.expect(StatusCode::CREATED);
-    let package = app.package(&catalog, "Ledger").await;
-    app.post(
-        &format!("{EM}/accessPackages/{package}/resourceRoleScopes"),
-        &json!({"role": {"originId": format!("Member_{group}"), "originSystem": "AadGroup"}}),
-    )
-    .await
-    .expect(StatusCode::CREATED);
+    let (_, package) = app.group_package(&catalog, "Ledger users", "Ledger").await;
     World { app, clock, outbox, catalog, package }
 }
 

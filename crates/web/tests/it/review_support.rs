@@ -38,15 +38,7 @@ pub async fn advance(app: &TestApp, by: &str) {
 pub async fn world() -> (World, String) {
     let app = TestApp::with_test_clock(START).await;
     let cat = app.catalog("Reviews").await;
-    let group = app.group("Ledger users").await;
-    app.add_group(&cat, &group).await.expect(StatusCode::CREATED);
-    let package = app.package(&cat, "Ledger").await;
-    app.post(
-        &format!("{EM}/accessPackages/{package}/resourceRoleScopes"),
-        &json!({"role": {"originId": format!("Member_{group}"), "originSystem": "AadGroup"}}),
-    )
-    .await
-    .expect(StatusCode::CREATED);
+    let (group, package) = app.group_package(&cat, "Ledger users", "Ledger").await;
     let policy = app
         .post(
             &format!("{EM}/assignmentPolicies"),
