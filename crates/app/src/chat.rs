@@ -12,7 +12,6 @@ use jiff::Timestamp;
 use secrecy::{ExposeSecret, SecretString};
 use steward_domain::audit::Activity;
 use steward_domain::chat::{self, ChatFlavor, ChatMessage, ChatWebhook};
-use steward_domain::directory::User;
 use steward_domain::ids::{AccessPackageId, CatalogId, ChatWebhookId};
 use steward_domain::notification::NotificationKind as K;
 use steward_domain::text::DisplayName;
@@ -123,7 +122,6 @@ pub async fn test_webhook(s: &Services, _cap: AdminCap, id: ChatWebhookId) -> Re
 pub(crate) async fn notices(
     s: &Services,
     drafts: &[compose::Draft],
-    users: &HashMap<steward_domain::ids::UserId, User>,
     allowed: impl Fn(&compose::Draft) -> bool,
     now: Timestamp,
 ) -> Result<Vec<Notice>, AppError> {
@@ -134,7 +132,6 @@ pub(crate) async fn notices(
     let mut out: Vec<Notice> = Vec::new();
     for d in drafts.iter().filter(|d| KINDS.contains(&d.kind) && allowed(d)) {
         let compose::Topic::Request(r) = &d.topic else { continue };
-        let Some(user) = users.get(&d.to) else { continue };
         let targets = match hooks.entry(r.package_id) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => e.insert(match s.store.get_package(r.package_id).await? {
@@ -142,31 +139,71 @@ pub(crate) async fn notices(
                 None => Vec::new(),
             }),
         };
-        if targets.is_empty() {
-            continue;
-        }
-        let links = compose::Links { base: s.public_url.clone(), decision: None };
-        let m = compose::mail(d.kind, &d.topic, user, &links, now);
-        let message = ChatMessage {
-            title: m.subject.clone(),
-            lines: m.paragraphs.clone(),
-            facts: m.facts.iter().map(|f| (f.label.clone(), f.value.clone())).collect(),
-            link: m.actions.first().map(|a| (a.label.clone(), a.url.clone())),
-        };
-        for w in targets {
+        let mut message = None;
+        for w in targets.iter() {
             let due = Notice::due(d.kind, Channel::Chat, w.id.to_string(), &d.source, now);
             if out.iter().any(|n| n.id == due.id) {
                 continue;
             }
+            let m = message.get_or_insert_with(|| self::message(d.kind, r, s.public_url.as_deref()));
             out.push(Notice {
                 recipient_name: Some(w.display_name.as_str().to_owned()),
-                subject: message.title.clone(),
-                text_body: chat::payload(w.flavor, &message).to_string(),
+                subject: m.title.clone(),
+                text_body: chat::payload(w.flavor, m).to_string(),
                 ..due
             });
         }
     }
     Ok(out)
+}
+
+/// What a channel is told of a request: in the third person (a channel is not the approver nor
+/// the requestor a mail would address), with the request's facts and, for approvals, a link
+/// to the approval page (never a one-click decision link).
+fn message(kind: K, r: &compose::RequestTopic, base: Option<&str>) -> ChatMessage {
+    let subject = format!("{}'s request for {}", r.target, r.package);
+    let mut facts = vec![("Access package".to_owned(), r.package.clone()), ("For".to_owned(), r.target.clone())];
+    if let Some(by) = &r.on_behalf_of {
+        facts.push(("Asked by".into(), by.clone()));
+    }
+    if let Some(j) = &r.justification {
+        facts.push(("Justification".into(), j.clone()));
+    }
+    if let Some((n, of)) = r.stage.filter(|(_, of)| *of > 1) {
+        facts.push(("Approval".into(), format!("stage {n} of {of}")));
+    }
+    let approvals = base.map(|b| ("Open the approval".to_owned(), format!("{b}/approvals/{}", r.request)));
+    let (title, line, link) = match kind {
+        K::Escalated => (
+            format!("Escalated: {subject}"),
+            "Its approvers did not decide in time; the escalation approvers decide now.".to_owned(),
+            approvals,
+        ),
+        K::RequestCancelled => (
+            format!("Cancelled: {subject}"),
+            "The request was cancelled: no decision is needed any more.".to_owned(),
+            None,
+        ),
+        K::DeliveryFailed => {
+            if !r.resources.is_empty() {
+                facts.push(("What failed".into(), r.resources.join(", ")));
+            }
+            (
+                format!("Delivery failed: {subject}"),
+                "The request was approved, but some of the access could not be set up; an administrator can \
+                 try again."
+                    .to_owned(),
+                None,
+            )
+        }
+        _ => {
+            if let Some(d) = r.deadline {
+                facts.push(("Decide by".into(), compose::when(d)));
+            }
+            (format!("Approval needed: {subject}"), "It waits for its approvers' decision.".to_owned(), approvals)
+        }
+    };
+    ChatMessage { title, lines: vec![line], facts, link }
 }
 
 /// Posts a chat notice: its webhook's address opened, its body as queued.
@@ -181,4 +218,45 @@ pub(crate) async fn send(s: &Services, sender: &dyn ChatSender, n: &Notice) -> R
         .and_then(|sl| sl.open(&w.id.to_string(), &sealed).map_err(|e| AppError::Conflict(e.to_string())))
         .map_err(|e| MailError::Permanent(e.to_string()))?;
     sender.post(&url, &n.text_body).await
+}
+
+#[cfg(test)]
+mod tests {
+    use steward_domain::ids::RequestId;
+
+    use super::*;
+
+    fn topic() -> compose::RequestTopic {
+        compose::RequestTopic {
+            request: RequestId::new(),
+            package: "Ledger".into(),
+            package_id: AccessPackageId::new(),
+            target: "Ada".into(),
+            on_behalf_of: None,
+            extension: false,
+            justification: Some("Quarter close".into()),
+            stage: Some((1, 2)),
+            by: None,
+            reason: None,
+            resources: vec!["Ledger users (Member)".into()],
+            start: None,
+            end: None,
+            deadline: None,
+        }
+    }
+
+    #[test]
+    fn channels_are_told_in_the_third_person_with_links_only_to_approvals() {
+        let r = topic();
+        let m = message(K::ActionRequired, &r, Some("https://steward.test"));
+        assert_eq!(m.title, "Approval needed: Ada's request for Ledger");
+        assert!(m.facts.contains(&("Approval".into(), "stage 1 of 2".into())), "{m:?}");
+        assert_eq!(m.link, Some(("Open the approval".into(), format!("https://steward.test/approvals/{}", r.request))));
+        let failed = message(K::DeliveryFailed, &r, Some("https://steward.test"));
+        assert_eq!(failed.title, "Delivery failed: Ada's request for Ledger");
+        assert!(!format!("{failed:?}").to_lowercase().contains("your"), "{failed:?}");
+        assert!(failed.facts.contains(&("What failed".into(), "Ledger users (Member)".into())), "{failed:?}");
+        assert_eq!(message(K::RequestCancelled, &r, None).link, None);
+        assert_eq!(message(K::Escalated, &r, None).link, None, "no public URL, no link");
+    }
 }

@@ -445,7 +445,7 @@ pub(crate) async fn pass(s: &Services, now: Timestamp) -> Result<usize, AppError
     let drafts: Vec<Draft> = events.iter().flat_map(|(_, e)| plan(e, &facts)).collect();
     let mut notices = super::notices(s, &drafts, &facts.users, &facts.policies, now);
     let switches = super::Switches::new(s, &facts.policies);
-    notices.extend(crate::chat::notices(s, &drafts, &facts.users, |d| switches.allow(d), now).await?);
+    notices.extend(crate::chat::notices(s, &drafts, |d| switches.allow(d), now).await?);
     if !s.store.queue_notices(&notices, from, to).await? {
         tracing::debug!(from, to, "another process turned these audit events into notices");
     }
