@@ -106,6 +106,9 @@ impl SqlStore {
             head_rows.first().map(|r| Head::from_cells(&mut Cells::new(r))).transpose()?.ok_or_else(no_head)?.head;
         let waiting = pending.take(&mut tx, limit).await?;
         let Some(cursor) = waiting.last().map(|w| w.cursor.clone()) else {
+            // Nothing can be chained yet (on PostgreSQL: the events wait for older transactions).
+            // Ended at once rather than dropped, so the lock goes with this call, not later.
+            tx.commit().await?;
             return Ok(ChainProgress { chained: 0, head, last_checkpoint: None });
         };
         let ids: Vec<String> = waiting.iter().map(|w| w.record.id.clone()).collect();
